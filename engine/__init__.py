@@ -1,0 +1,47 @@
+"""gradtrace's scalar autograd engine and small neural-network library.
+
+    >>> from engine import Value, MLP
+    >>> a, b = Value(2.0, "a"), Value(-3.0, "b")
+    >>> L = a * b + 10.0
+    >>> L.backward(); (a.grad, b.grad)
+    (-3.0, 2.0)
+
+Pure Python; imports nothing from the rest of gradtrace.
+"""
+
+from engine import data, losses, optim
+from engine.data import make_circles, make_moons, toy
+from engine.graph import to_dot
+from engine.losses import accuracy, binary_cross_entropy, hinge, l2, mse
+from engine.nn import MLP, Layer, Module, Neuron
+from engine.optim import SGD, Adam, Optimizer, constant, cosine, linear_decay, step_decay
+from engine.value import OPS, Value, topo
+
+__all__ = [
+    "OPS",
+    "Value",
+    "topo",
+    "to_dot",
+    "Module",
+    "Neuron",
+    "Layer",
+    "MLP",
+    "mse",
+    "hinge",
+    "binary_cross_entropy",
+    "l2",
+    "accuracy",
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "constant",
+    "linear_decay",
+    "step_decay",
+    "cosine",
+    "make_moons",
+    "make_circles",
+    "toy",
+    "data",
+    "losses",
+    "optim",
+]

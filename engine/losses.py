@@ -1,0 +1,54 @@
+"""Loss functions over lists of :class:`Value` predictions.
+
+>>> from engine import Value
+>>> mse([Value(0.5), Value(-1.0)], [1.0, -1.0]).data
+0.125
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from engine.value import Number, Value
+
+
+def _check(preds: Sequence, targets: Sequence) -> None:
+    if len(preds) != len(targets):
+        raise ValueError(f"{len(preds)} predictions but {len(targets)} targets")
+    if not preds:
+        raise ValueError("a loss needs at least one prediction")
+
+
+def mse(preds: Sequence[Value], targets: Sequence[Number]) -> Value:
+    """Mean squared error: ``sum((p - t)**2) / n``."""
+    _check(preds, targets)
+    return sum((p - t) ** 2 for p, t in zip(preds, targets)) * (1.0 / len(preds))
+
+
+def hinge(scores: Sequence[Value], targets: Sequence[Number]) -> Value:
+    """The SVM max-margin loss of micrograd's moons demo: ``mean(relu(1 - y * s))``.
+
+    Targets are -1 or +1. Written as ``1 + -y*s`` to build micrograd's exact graph.
+    """
+    _check(scores, targets)
+    losses = [(1 + -y * s).relu() for y, s in zip(targets, scores)]
+    return sum(losses) * (1.0 / len(losses))
+
+
+def binary_cross_entropy(probs: Sequence[Value], targets: Sequence[Number]) -> Value:
+    """``mean(-t log p - (1 - t) log(1 - p))`` for probabilities ``p`` and targets in {0, 1}."""
+    _check(probs, targets)
+    terms = [-(t * p.log() + (1 - t) * (1 - p).log()) for p, t in zip(probs, targets)]
+    return sum(terms) * (1.0 / len(terms))
+
+
+def l2(params: Sequence[Value], alpha: float = 1e-4) -> Value:
+    """L2 regularisation ``alpha * sum(p*p)``, as in micrograd's demo."""
+    return alpha * sum(p * p for p in params)
+
+
+def accuracy(scores: Sequence[Value | float], targets: Sequence[Number]) -> float:
+    """Fraction of scores on the right side of zero for targets in {-1, +1}."""
+    _check(scores, targets)
+    data = [s.data if isinstance(s, Value) else s for s in scores]
+    return sum((y > 0) == (s > 0) for y, s in zip(targets, data)) / len(data)
