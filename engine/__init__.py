@@ -15,12 +15,13 @@ from engine.graph import to_dot
 from engine.losses import accuracy, binary_cross_entropy, hinge, l2, mse
 from engine.nn import MLP, Layer, Module, Neuron
 from engine.optim import SGD, Adam, Optimizer, constant, cosine, linear_decay, step_decay
-from engine.value import OPS, Value, topo
+from engine.value import OPS, Value, structure, topo
 
 __all__ = [
     "OPS",
     "Value",
     "topo",
+    "structure",
     "to_dot",
     "Module",
     "Neuron",

@@ -24,7 +24,9 @@ the NaN a diverging run produces, not a Python exception in its place.
 from __future__ import annotations
 
 import math
+from array import array
 from numbers import Real
+from operator import attrgetter
 from typing import Union
 
 Number = Union[int, float]
@@ -38,10 +40,28 @@ OPS: tuple[str, ...] = (LEAF, ADD, SUB, MUL, DIV, POW, NEG, RELU, TANH, EXP, LOG
 
 _new = object.__new__
 _EXPANDED = object()  # stack marker used by Value.topo
+
+
+class _NoParent:
+    """Stands in the parent slots of leaves (and ``_b`` of unary nodes).
+
+    Its ``_index`` of -1 lets :func:`structure` read every parent index with one
+    C-level ``attrgetter`` pass, no per-node ``if`` in Python.
+    """
+
+    __slots__ = ("_index",)
+
+    def __repr__(self) -> str:
+        return "<no parent>"
+
+
+_NO = _NoParent()
+_NO._index = -1
+_last_traversal: list[object] = [None]  # token of the most recent topo(); see structure()
 _inf, _nan = math.inf, math.nan
 
 
-def _node(data: float, op: str, a: Value, b: Value | None = None) -> Value:
+def _node(data: float, op: str, a: Value, b: Value | _NoParent = _NO) -> Value:
     """Make an inner node without the checks of the public constructor (hot path)."""
     v = _new(Value)
     v.data = data
@@ -50,7 +70,7 @@ def _node(data: float, op: str, a: Value, b: Value | None = None) -> Value:
     v.label = ""
     v._a = a
     v._b = b
-    v._mark = None
+    v._seen = None
     return v
 
 
@@ -113,7 +133,7 @@ class Value:
     12.0
     """
 
-    __slots__ = ("data", "grad", "op", "label", "_a", "_b", "_arg", "_mark", "_topo")
+    __slots__ = ("data", "grad", "op", "label", "_a", "_b", "_arg", "_seen", "_index", "_topo")
 
     def __init__(self, data: Number, label: str = "") -> None:
         if isinstance(data, Value):
@@ -129,17 +149,19 @@ class Value:
         self.grad = 0.0
         self.op = LEAF
         self.label = label
-        self._a: Value | None = None  # parents; two slots, not a tuple: one object per node
-        self._b: Value | None = None
-        self._mark: object = None  # which traversal last visited this node
+        # Parents: two slots, not a tuple, so a node is one object for the GC.
+        self._a: Value | _NoParent = _NO
+        self._b: Value | _NoParent = _NO
+        self._seen: object = None  # token of the traversal that last visited this node
+        self._index = -1  # position in that traversal's order
 
     @property
     def parents(self) -> tuple[Value, ...]:
         """The operands this node was computed from, in argument order."""
         a, b = self._a, self._b
-        if a is None:
+        if a is _NO:
             return ()
-        return (a,) if b is None else (a, b)
+        return (a,) if b is _NO else (a, b)
 
     @property
     def exponent(self) -> float | None:
@@ -219,39 +241,50 @@ class Value:
         """
         cached = getattr(self, "_topo", None)
         if cached is not None:
-            return cached + [self]
+            return [*cached[1], self]
+        return self._traverse()
+
+    def _traverse(self) -> list[Value]:
         # Iterative DFS (no recursion limit). A node is pushed, then _EXPANDED,
         # then its parents; meeting _EXPANDED again means all its parents are
-        # emitted, so the node below it is emitted too. Visited nodes carry this
-        # traversal's token in ``_mark``, cheaper than a set of ids.
+        # emitted, so the node below it is emitted too. A visited node carries
+        # this traversal's token in ``_seen`` (cheaper than a set of ids) and its
+        # position in ``_index``.
         token = object()
+        _last_traversal[0] = token
         order: list[Value] = []
         stack: list[Value | object] = [self]
         push, pop, emit = stack.append, stack.pop, order.append
+        i = 0
         while stack:
             v = pop()
             if v is _EXPANDED:
-                emit(pop())
+                v = pop()
+                v._index = i
+                i += 1
+                emit(v)
                 continue
-            if v._mark is token:
+            if v._seen is token:
                 continue
-            v._mark = token
+            v._seen = token
             a = v._a
-            if a is None:
+            if a is _NO:
+                v._index = i
+                i += 1
                 emit(v)
                 continue
             push(v)
             push(_EXPANDED)
             b = v._b
-            if b is not None and b._mark is not token:
+            if b is not _NO and b._seen is not token:
                 push(b)
-            if a._mark is not token:
+            if a._seen is not token:
                 push(a)
         # Cache without the root itself: the root holding a list that holds the
         # root would be a reference cycle, exactly what this engine avoids.
         order.pop()
-        self._topo = order
-        return order + [self]
+        self._topo = (token, order)
+        return [*order, self]
 
     def backward(self) -> None:
         """Fill ``.grad`` of every node below with d(self)/d(node), accumulating.
@@ -309,3 +342,32 @@ class Value:
 def topo(root: Value) -> list[Value]:
     """The deterministic topological order of ``root``'s graph (see :meth:`Value.topo`)."""
     return root.topo()
+
+
+_get_a_index = attrgetter("_a._index")
+_get_b_index = attrgetter("_b._index")
+_get_op = attrgetter("op")
+
+
+def structure(root: Value) -> tuple[list[Value], list[str], array, array]:
+    """``root``'s graph as arrays: ``(nodes, ops, parent_a, parent_b)``.
+
+        >>> x = Value(3.0)
+        >>> nodes, ops, a, b = structure(x * x + 1)
+        >>> ops, a.tolist(), b.tolist()
+        (['', '*', '', '+'], [-1, 0, -1, 1], [-1, 0, -1, 2])
+
+    ``nodes`` is ``root.topo()``; ``parent_a[i]``/``parent_b[i]`` are the
+    positions of node i's operands in it, -1 where there is none. Two graphs
+    built by the same program give equal ``ops`` and parent arrays, so node i of
+    one step is node i of the next. Made for the tracer: the loops run in C.
+    """
+    cached = getattr(root, "_topo", None)
+    if cached is not None and cached[0] is _last_traversal[0]:
+        nodes = [*cached[1], root]
+    else:
+        # No traversal yet, or another one ran since and may have renumbered
+        # shared nodes (parameters): number this graph again.
+        nodes = root._traverse()
+    ops = list(map(_get_op, nodes))
+    return nodes, ops, array("q", map(_get_a_index, nodes)), array("q", map(_get_b_index, nodes))
