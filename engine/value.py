@@ -1,7 +1,7 @@
 """The scalar autograd node.
 
     >>> a, b = Value(-4.0, "a"), Value(2.0, "b")
-    >>> g = (a * b + b**3).relu()
+    >>> g = a * b + b**3
     >>> g.backward()
     >>> a.grad, b.grad
     (2.0, 8.0)
@@ -24,7 +24,6 @@ the NaN a diverging run produces, not a Python exception in its place.
 from __future__ import annotations
 
 import math
-from array import array
 from numbers import Real
 from operator import attrgetter
 from typing import Union
@@ -349,12 +348,12 @@ _get_b_index = attrgetter("_b._index")
 _get_op = attrgetter("op")
 
 
-def structure(root: Value) -> tuple[list[Value], list[str], array, array]:
+def structure(root: Value) -> tuple[list[Value], list[str], list[int], list[int]]:
     """``root``'s graph as arrays: ``(nodes, ops, parent_a, parent_b)``.
 
         >>> x = Value(3.0)
         >>> nodes, ops, a, b = structure(x * x + 1)
-        >>> ops, a.tolist(), b.tolist()
+        >>> ops, a, b
         (['', '*', '', '+'], [-1, 0, -1, 1], [-1, 0, -1, 2])
 
     ``nodes`` is ``root.topo()``; ``parent_a[i]``/``parent_b[i]`` are the
@@ -370,4 +369,4 @@ def structure(root: Value) -> tuple[list[Value], list[str], array, array]:
         # shared nodes (parameters): number this graph again.
         nodes = root._traverse()
     ops = list(map(_get_op, nodes))
-    return nodes, ops, array("q", map(_get_a_index, nodes)), array("q", map(_get_b_index, nodes))
+    return nodes, ops, list(map(_get_a_index, nodes)), list(map(_get_b_index, nodes))

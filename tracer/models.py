@@ -1,0 +1,202 @@
+"""The database schema: one typed SQLAlchemy class per table.
+
+Every schema change is an Alembic revision in ``migrations/versions``; a test
+runs ``alembic check`` so these classes and the migrations never drift apart.
+
+Floats and non-finite numbers
+-----------------------------
+Float columns are REAL (``double precision`` on PostgreSQL). SQL has no NaN that
+compares sanely (SQLite turns it into NULL, PostgreSQL sorts it above every
+number), so NaN is stored as NULL: ``value < 0.1`` and ``value > 1`` both skip a
+NaN loss, and ``value IS NULL`` finds it. SQLite also drops the sign of -0.0.
+Where a row holds a NaN or a -0.0, its ``raw`` column keeps the row's float
+columns as little-endian float64 bytes, so the query API gives back every bit.
+Infinities are stored as they are.
+
+Node traces
+-----------
+``traces.data`` and ``traces.grad`` hold one step's node values and gradients as
+little-endian IEEE-754 float64 arrays: node ``i`` (in the order of
+``graph_nodes.node``) at bytes ``[8*i, 8*i + 8)``. NaN payloads and -0.0 survive.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints, so migrations can refer to them on every backend
+# (SQLite batch mode needs names to alter a table).
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Float = Double()
+# Small-row tables are clustered on their primary key in SQLite: one B-tree, and
+# a range read (one weight over all steps) touches consecutive pages.
+CLUSTERED = {"sqlite_with_rowid": False}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def run_fk() -> ForeignKey:
+    """A fresh foreign key to ``runs.run_key`` (a ForeignKey object belongs to one column)."""
+    return ForeignKey("runs.run_key", ondelete="CASCADE")
+
+
+class Run(Base):
+    """One training run: who wrote it, how it was configured, how it ended."""
+
+    __tablename__ = "runs"
+
+    run_key: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True, comment="uuid4 hex; public id")
+    name: Mapped[str] = mapped_column(String(200))
+    experiment: Mapped[str] = mapped_column(String(200), default="default", index=True)
+    status: Mapped[str] = mapped_column(
+        String(16), comment="running | finished | failed | interrupted"
+    )
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="last commit by the writer"
+    )
+    steps: Mapped[int] = mapped_column(Integer, default=0, comment="steps logged so far")
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    seed: Mapped[int | None] = mapped_column(Integer)
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    model: Mapped[dict | None] = mapped_column(JSON, comment="engine model spec, if known")
+    capture: Mapped[str] = mapped_column(String(32), comment="nodes | params, and every k")
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    pid_started: Mapped[float | None] = mapped_column(
+        Float, comment="writer process start time, to tell a reused pid"
+    )
+    version: Mapped[str] = mapped_column(String(32), comment="gradtrace version of the writer")
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Parameter(Base):
+    """A watched parameter of a run, numbered in ``model.parameters()`` order."""
+
+    __tablename__ = "parameters"
+    __table_args__ = (CLUSTERED,)
+
+    run_key: Mapped[int] = mapped_column(run_fk(), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Step(Base):
+    """One logged step: when, and where its node trace stands."""
+
+    __tablename__ = "steps"
+    __table_args__ = (CLUSTERED,)
+
+    run_key: Mapped[int] = mapped_column(run_fk(), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    wall_time: Mapped[float] = mapped_column(Float, comment="seconds since the epoch")
+    graph_key: Mapped[int | None] = mapped_column(
+        ForeignKey("graphs.graph_key"), comment="NULL when the step's nodes were not traced"
+    )
+    first_nonfinite: Mapped[int | None] = mapped_column(
+        Integer, comment="first node whose value or grad is NaN/inf"
+    )
+
+
+class Metric(Base):
+    """A scalar logged at a step: loss, acc, lr or anything the user names."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (Index("ix_metrics_run_key_step", "run_key", "step"), CLUSTERED)
+
+    run_key: Mapped[int] = mapped_column(run_fk(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float, comment="NULL means NaN")
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary, comment="exact bits if NaN or -0.0")
+
+
+class Update(Base):
+    """What one step did to one parameter: value before, gradient, value after.
+
+    The primary key leads with (run, param) so one weight's history over all
+    steps is a single range read.
+    """
+
+    __tablename__ = "updates"
+    __table_args__ = (CLUSTERED,)
+
+    run_key: Mapped[int] = mapped_column(run_fk(), primary_key=True)
+    param: Mapped[int] = mapped_column(Integer, primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value_before: Mapped[float | None] = mapped_column(Float)
+    grad: Mapped[float | None] = mapped_column(Float)
+    value_after: Mapped[float | None] = mapped_column(Float)
+    lr: Mapped[float | None] = mapped_column(Float)
+    raw: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="the four floats' exact bits if any is NaN or -0.0"
+    )
+
+
+class Graph(Base):
+    """One distinct computation-graph shape of a run, stored once."""
+
+    __tablename__ = "graphs"
+    __table_args__ = (Index("ix_graphs_run_key_fingerprint", "run_key", "fingerprint"),)
+
+    graph_key: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_key: Mapped[int] = mapped_column(run_fk())
+    fingerprint: Mapped[str] = mapped_column(String(64), comment="sha256 of the structure")
+    n_nodes: Mapped[int] = mapped_column(Integer)
+    first_step: Mapped[int] = mapped_column(Integer)
+
+
+class GraphNode(Base):
+    """A node of a stored graph: its op, its operands, and what it stands for."""
+
+    __tablename__ = "graph_nodes"
+    __table_args__ = (CLUSTERED,)
+
+    graph_key: Mapped[int] = mapped_column(
+        ForeignKey("graphs.graph_key", ondelete="CASCADE"), primary_key=True
+    )
+    node: Mapped[int] = mapped_column(Integer, primary_key=True)
+    op: Mapped[str] = mapped_column(String(16), comment="'' for a leaf")
+    a: Mapped[int | None] = mapped_column(Integer, comment="first operand's node index")
+    b: Mapped[int | None] = mapped_column(Integer, comment="second operand's node index")
+    arg: Mapped[float | None] = mapped_column(Float, comment="exponent of a ** node")
+    label: Mapped[str] = mapped_column(String(200), default="")
+    param: Mapped[int | None] = mapped_column(Integer, comment="parameter idx for a leaf")
+
+
+class Trace(Base):
+    """Every node's value and gradient at one step (see the module docstring)."""
+
+    __tablename__ = "traces"
+
+    run_key: Mapped[int] = mapped_column(run_fk(), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    graph_key: Mapped[int] = mapped_column(ForeignKey("graphs.graph_key"))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    grad: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,327 @@
+"""Recording a training run: three added lines in a plain training loop.
+
+    import tracer
+    with tracer.record("moons", db="runs.db", config={"lr": 1.0}) as run:
+        run.watch(model)                      # names the parameters
+        for k in range(steps):
+            loss = ...; model.zero_grad(); loss.backward()
+            run.log(loss, acc=acc, lr=lr)     # every node's value and grad, the metrics
+            opt.step()                        # the update is captured (before, grad, after)
+
+How updates are captured: ``log`` at step k snapshots every watched parameter
+(its value and gradient); the next ``log`` (or the end of the run) reads the
+values again. Whatever changed them in between, an engine optimizer or a hand
+written ``p.data += -lr * p.grad``, is step k's update.
+
+How a run ends: leaving the ``with`` block normally marks it ``finished``;
+Ctrl-C marks it ``interrupted`` and an exception ``failed`` (with the error
+text), both keeping every completed step. A killed process leaves the run
+``running``; readers report it as ``crashed`` once its writer pid is gone.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+import uuid
+import warnings
+import weakref
+from array import array
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from numbers import Real
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine import Value
+from tracer.capture import GraphCapture, metric_row, update_rows
+from tracer.db import open_database
+from tracer.errors import ConfigError, RecorderError
+from tracer.models import Parameter, Run
+from tracer.procinfo import process_start_time
+from tracer.writer import BackgroundWriter, Final, StepBatch, Writer
+
+CAPTURES = ("nodes", "params")
+_NAME_MAX = 200
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gradtrace")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _check_json(config: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"config must be a dict, got {type(config).__name__}")
+    for key, value in config.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"config keys must be strings, got {key!r}")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(
+                f"config[{key!r}] = {value!r} cannot be stored as JSON ({e}); "
+                "use numbers, strings, booleans, lists and dicts (NaN/inf as strings)"
+            ) from None
+    return dict(config)
+
+
+def _check_name(what: str, name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{what} must be a non-empty string, got {name!r}")
+    if len(name) > _NAME_MAX:
+        raise ConfigError(f"{what} is {len(name)} characters long; the limit is {_NAME_MAX}")
+    return name
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, Value):
+        return value.data
+    if isinstance(value, Real):
+        return float(value)
+    try:  # numpy scalars, 0-d arrays
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"metric {name!r} must be a number or a Value, got {type(value).__name__} {value!r}"
+        ) from None
+
+
+class Recorder:
+    """A run being recorded. Made by :func:`record`; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str = "run",
+        db: str | os.PathLike | None = None,
+        *,
+        experiment: str = "default",
+        config: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        tags: Iterable[str] = (),
+        notes: str = "",
+        capture: str = "nodes",
+        every: int = 1,
+        background: bool = False,
+        queue_size: int = 8,
+    ):
+        # Everything that can be wrong with the arguments is checked before
+        # anything is written, so a bad call leaves no half-made run behind.
+        self.name = _check_name("the run name", name)
+        self.experiment = _check_name("the experiment name", experiment)
+        self.config = _check_json(config or {})
+        if capture not in CAPTURES:
+            raise ConfigError(f"capture must be one of {CAPTURES}, got {capture!r}")
+        if not isinstance(every, int) or every < 1:
+            raise ConfigError(f"every must be a positive int, got {every!r}")
+        if seed is not None and not isinstance(seed, int):
+            raise ConfigError(f"seed must be an int, got {seed!r}")
+        tags = [_check_name("a tag", t) for t in tags]
+        self.capture, self.every = capture, every
+        self.id = uuid.uuid4().hex
+        self.engine = open_database(db)
+        self.url = self.engine.url
+        with self.engine.begin() as conn:
+            self.run_key: int = conn.execute(
+                sa.insert(Run)
+                .values(
+                    id=self.id,
+                    name=self.name,
+                    experiment=self.experiment,
+                    status="running",
+                    started_at=datetime.now(UTC),
+                    config=self.config,
+                    seed=seed,
+                    tags=tags,
+                    notes=notes,
+                    capture=capture if every == 1 else f"{capture}/{every}",
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    pid_started=process_start_time(os.getpid()),
+                    version=_version(),
+                    steps=0,
+                )
+                .returning(Run.run_key)
+            ).scalar_one()
+        writer_cls = BackgroundWriter if background else Writer
+        kwargs = {"queue_size": queue_size} if background else {}
+        self.writer: Writer = writer_cls(self.engine, self.run_key, **kwargs)
+        self.params: list[Value] = []
+        self.optimizer: Any = None
+        self.graphs = GraphCapture({})
+        self.steps_logged = 0
+        self.last_step: int | None = None
+        self._pending: tuple[int, array, array, float | None] | None = None
+        self._warned_nonfinite = False
+        self.closed = False
+        # A script that never closes its run still ends it properly.
+        atexit.register(_close_at_exit, weakref.ref(self))
+
+    # -- the public API ----------------------------------------------------
+    def watch(self, model: Any, optimizer: Any = None) -> Any:
+        """Name the parameters whose updates are captured; returns ``model``.
+
+        ``model`` is an engine ``Module`` (names from ``named_parameters()``) or a
+        list of Values (named ``p0``, ``p1``, ...). ``optimizer``, if given,
+        supplies the learning rate of each update when ``lr`` is not logged.
+        """
+        self._check_open()
+        if self.params:
+            raise RecorderError("watch() was already called for this run; call it once")
+        if self.last_step is not None:
+            raise RecorderError("call watch() before the first log()")
+        if hasattr(model, "named_parameters"):
+            named = list(model.named_parameters())
+        else:
+            named = [(f"p{i}", p) for i, p in enumerate(model)]
+        if not named or not all(isinstance(p, Value) for _, p in named):
+            raise ConfigError("watch() takes a model with Value parameters or a list of Values")
+        self.params = [p for _, p in named]
+        self.optimizer = optimizer
+        self.graphs = GraphCapture({id(p): i for i, p in enumerate(self.params)})
+        spec = model.spec() if hasattr(model, "spec") else None
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(Parameter),
+                [{"run_key": self.run_key, "idx": i, "name": n} for i, (n, _) in enumerate(named)],
+            )
+            if spec is not None:
+                conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(model=spec))
+        return model
+
+    def log(
+        self, loss: Value | float | None = None, *, step: int | None = None, **metrics: Any
+    ) -> int:
+        """Record one step: the loss's graph (every node), the metrics, the parameters.
+
+        Call it after ``loss.backward()`` and before the update. Returns the step.
+        """
+        self._check_open()
+        if step is None:
+            step = 0 if self.last_step is None else self.last_step + 1
+        elif not isinstance(step, int) or (self.last_step is not None and step <= self.last_step):
+            raise RecorderError(
+                f"step {step!r} must be an int greater than the last logged step "
+                f"({self.last_step}); omit step= to number steps automatically"
+            )
+        now = time.time()
+        values: dict[str, float] = {}
+        if loss is not None:
+            values["loss"] = _as_float("loss", loss)
+        for name, value in metrics.items():
+            values[_check_name("a metric name", name)] = _as_float(name, value)
+        lr = values.get("lr")
+        if lr is None and self.optimizer is not None:
+            lr = float(self.optimizer.lr)
+        batch = StepBatch(
+            step, now, [metric_row(self.run_key, n, step, v) for n, v in values.items()]
+        )
+        batch.updates = self._take_updates()
+        if self.params:
+            self._pending = (
+                step,
+                array("d", [p.data for p in self.params]),
+                array("d", [p.grad for p in self.params]),
+                lr,
+            )
+        if isinstance(loss, Value) and self.capture == "nodes" and step % self.every == 0:
+            batch.snapshot = self.graphs.capture(loss, step)
+            self._warn_nonfinite(step, batch.snapshot.first_nonfinite)
+        self.last_step = step
+        self.steps_logged += 1
+        batch.steps_logged = self.steps_logged
+        self.writer.submit(batch)
+        return step
+
+    def close(self, status: str = "finished", error: str | None = None) -> None:
+        """End the run: write the last step's update and the final status. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        final = Final(status, error, self._take_updates())
+        try:
+            self.writer.submit(final)
+            self.writer.close()
+        except RecorderError:
+            # The background thread died; the final status still goes in directly.
+            Writer(self.engine, self.run_key).submit(final)
+            raise
+        finally:
+            self.engine.dispose()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.close("finished")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.close("interrupted", "KeyboardInterrupt")
+        else:
+            self.close("failed", "".join(traceback.format_exception(exc_type, exc, tb)))
+        return False
+
+    def __repr__(self) -> str:
+        return f"<Recorder {self.name!r} id={self.id[:8]} steps={self.steps_logged}>"
+
+    # -- internals ---------------------------------------------------------
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RecorderError(f"run {self.name!r} is closed; start a new one with record()")
+
+    def _take_updates(self) -> list[tuple]:
+        """Rows for the pending step's update, now that its after-values are known."""
+        if self._pending is None:
+            return []
+        step, before, grad, lr = self._pending
+        self._pending = None
+        after = array("d", [p.data for p in self.params])
+        return update_rows(self.run_key, step, before, grad, after, lr)
+
+    def _warn_nonfinite(self, step: int, node: int | None) -> None:
+        if node is not None and not self._warned_nonfinite:
+            self._warned_nonfinite = True
+            warnings.warn(
+                f"gradtrace: a value or gradient became NaN/inf at step {step} (node {node}); "
+                "recording goes on, `gradtrace show` points at the first one",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+
+def _close_at_exit(ref: weakref.ref) -> None:
+    rec = ref()
+    if rec is None or rec.closed:
+        return
+    last = getattr(sys, "last_value", None)  # set when an uncaught exception ends the script
+    if last is None:
+        rec.close("finished")
+    elif isinstance(last, KeyboardInterrupt):
+        rec.close("interrupted", "KeyboardInterrupt")
+    else:
+        rec.close("failed", "".join(traceback.format_exception(last)))
+
+
+def record(name: str = "run", db: str | os.PathLike | None = None, **options: Any) -> Recorder:
+    """Start recording a run into ``db`` (a path or SQLAlchemy URL; default ``$GRADTRACE_DB``
+    or ``./gradtrace.db``).
+
+        >>> with record("moons", db="runs.db", config={"lr": 1.0}) as run:  # doctest: +SKIP
+        ...     run.watch(model)
+
+    Options: ``experiment``, ``config`` (JSON-able dict), ``seed``, ``tags``,
+    ``notes``; ``capture="nodes"`` (every node, default) or ``"params"``
+    (parameters and metrics only); ``every=k`` traces nodes every k-th step;
+    ``background=True`` writes on a thread behind a bounded queue.
+    """
+    return Recorder(name, db, **options)
