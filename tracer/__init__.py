@@ -23,6 +23,8 @@ from tracer.errors import (
     SchemaTooNew,
 )
 from tracer.recorder import Recorder, record
+from tracer.runview import RunView
+from tracer.store import Store, connect
 
 __all__ = [
     "AmbiguousRun",
@@ -31,6 +33,9 @@ __all__ = [
     "GradtraceError",
     "NotAGradtraceDatabase",
     "Recorder",
+    "RunView",
+    "Store",
+    "connect",
     "RecorderError",
     "RunNotFound",
     "SchemaOutdated",

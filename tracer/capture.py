@@ -32,6 +32,11 @@ _get_exponent = attrgetter("exponent")
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
+def int32_bytes(values: list[int]) -> bytes:
+    """Little-endian int32 bytes (node indices)."""
+    return np.asarray(values, dtype="<i4").tobytes()
+
+
 def float_bytes(values: array) -> bytes:
     """``values`` as little-endian float64 bytes, the on-disk format of traces."""
     if _BIG_ENDIAN:
@@ -70,16 +75,38 @@ class Shape:
             h.update(array("q", ints).tobytes())
         return h.hexdigest()
 
+    def node_params(self) -> list[int]:
+        """Parameter idx of every node, -1 where it is not a watched parameter."""
+        params = [-1] * self.n_nodes
+        for i, p in zip(self.leaves, self.leaf_params, strict=True):
+            params[i] = p
+        return params
+
+    def columns(self) -> dict[str, Any]:
+        """The column-wise form stored in ``graphs`` (see ``tracer.models.Graph``)."""
+        return {
+            "ops": " ".join(op or "." for op in self.ops),
+            "a": int32_bytes(self.a),
+            "b": int32_bytes(self.b),
+            "params": int32_bytes(self.node_params()),
+            "labels": {str(i): s for i, s in enumerate(self.labels) if s},
+            "args": {str(i): x for i, x in enumerate(self.exponents) if x is not None},
+        }
+
     def rows(self) -> list[tuple[Any, ...]]:
         """``(node, op, a, b, arg, label, param)`` per node, for ``graph_nodes``."""
-        params = [None] * self.n_nodes
-        for i, p in zip(self.leaves, self.leaf_params):
-            if p >= 0:
-                params[i] = p
         return [
-            (i, op, a if a >= 0 else None, b if b >= 0 else None, arg, label, params[i])
-            for i, (op, a, b, arg, label) in enumerate(
-                zip(self.ops, self.a, self.b, self.exponents, self.labels)
+            (i, op, a if a >= 0 else None, b if b >= 0 else None, arg, label, p if p >= 0 else None)
+            for i, (op, a, b, arg, label, p) in enumerate(
+                zip(
+                    self.ops,
+                    self.a,
+                    self.b,
+                    self.exponents,
+                    self.labels,
+                    self.node_params(),
+                    strict=True,
+                )
             )
         ]
 

@@ -127,7 +127,9 @@ def create_db_engine(url: URL, readonly: bool = False) -> Engine:
             url = url.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
         kwargs["connect_args"] = {"check_same_thread": False}
     elif readonly:
-        kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
+        options = f"{url.query.get('options', '')} -c default_transaction_read_only=on"
+        url = url.difference_update_query(["options"])
+        kwargs["connect_args"] = {"options": options.strip()}
     try:
         engine = sa.create_engine(url, **kwargs)
     except (NoSuchModuleError, ModuleNotFoundError, ImportError) as e:
@@ -137,9 +139,21 @@ def create_db_engine(url: URL, readonly: bool = False) -> Engine:
         ) from e
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect(readonly))
-        begin = "BEGIN" if readonly else "BEGIN IMMEDIATE"
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # Writers take the write lock up front (BEGIN IMMEDIATE): a deferred
+    # transaction that reads and then writes can fail at once with "database
+    # is locked" when another process writes, instead of waiting its turn.
+    immediate = conn.get_execution_options().get("gradtrace_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def writing(engine: Engine) -> Engine:
+    """The same engine, for transactions that write (SQLite: BEGIN IMMEDIATE)."""
+    return engine.execution_options(gradtrace_write=True)
 
 
 def alembic_config() -> Config:
@@ -205,7 +219,7 @@ def migrate(engine: Engine, url: URL) -> str:
     from alembic import command
 
     head = head_revision()
-    with engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE is the lock
+    with writing(engine).begin() as conn:  # SQLite: BEGIN IMMEDIATE is the lock
         if engine.dialect.name == "postgresql":
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
         current = _state(conn, url)

@@ -108,7 +108,12 @@ class Parameter(Base):
 
 
 class Step(Base):
-    """One logged step: when, and where its node trace stands."""
+    """One logged step: when, where its node trace stands, and all parameters at once.
+
+    ``param_data``/``param_grad`` repeat what ``updates`` holds, as one array per
+    step, so "all weights at step k" (histograms, heatmaps, the decision
+    boundary) is one row read instead of a scan of the updates table.
+    """
 
     __tablename__ = "steps"
     __table_args__ = (CLUSTERED,)
@@ -121,6 +126,12 @@ class Step(Base):
     )
     first_nonfinite: Mapped[int | None] = mapped_column(
         Integer, comment="first node whose value or grad is NaN/inf"
+    )
+    param_data: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="every watched parameter's value at log time, float64 LE"
+    )
+    param_grad: Mapped[bytes | None] = mapped_column(
+        LargeBinary, comment="every watched parameter's gradient, float64 LE"
     )
 
 
@@ -170,6 +181,14 @@ class Graph(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), comment="sha256 of the structure")
     n_nodes: Mapped[int] = mapped_column(Integer)
     first_step: Mapped[int] = mapped_column(Integer)
+    # The same structure as graph_nodes, column-wise, so a reader loads a
+    # 65,000-node shape in one row instead of 65,000 (int32 LE arrays, -1 = none).
+    ops: Mapped[str] = mapped_column(Text, comment="node ops separated by spaces; '.' = leaf")
+    a: Mapped[bytes] = mapped_column(LargeBinary, comment="first operand per node, int32 LE")
+    b: Mapped[bytes] = mapped_column(LargeBinary, comment="second operand per node, int32 LE")
+    params: Mapped[bytes] = mapped_column(LargeBinary, comment="parameter idx per node, int32 LE")
+    labels: Mapped[dict] = mapped_column(JSON, comment="{node: label} for labelled nodes")
+    args: Mapped[dict] = mapped_column(JSON, comment="{node: exponent} for ** nodes")
 
 
 class GraphNode(Base):

@@ -40,8 +40,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine import Value
-from tracer.capture import GraphCapture, metric_row, update_rows
-from tracer.db import open_database
+from tracer.capture import GraphCapture, float_bytes, metric_row, update_rows
+from tracer.db import open_database, writing
 from tracer.errors import ConfigError, RecorderError
 from tracer.models import Parameter, Run
 from tracer.procinfo import process_start_time
@@ -129,7 +129,7 @@ class Recorder:
         tags = [_check_name("a tag", t) for t in tags]
         self.capture, self.every = capture, every
         self.id = uuid.uuid4().hex
-        self.engine = open_database(db)
+        self.engine = writing(open_database(db))
         self.url = self.engine.url
         with self.engine.begin() as conn:
             self.run_key: int = conn.execute(
@@ -228,12 +228,10 @@ class Recorder:
         )
         batch.updates = self._take_updates()
         if self.params:
-            self._pending = (
-                step,
-                array("d", [p.data for p in self.params]),
-                array("d", [p.grad for p in self.params]),
-                lr,
-            )
+            before = array("d", [p.data for p in self.params])
+            grad = array("d", [p.grad for p in self.params])
+            self._pending = (step, before, grad, lr)
+            batch.param_data, batch.param_grad = float_bytes(before), float_bytes(grad)
         if isinstance(loss, Value) and self.capture == "nodes" and step % self.every == 0:
             batch.snapshot = self.graphs.capture(loss, step)
             self._warn_nonfinite(step, batch.snapshot.first_nonfinite)

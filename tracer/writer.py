@@ -37,6 +37,8 @@ class StepBatch:
     metrics: list[tuple[Any, ...]] = field(default_factory=list)
     updates: list[tuple[Any, ...]] = field(default_factory=list)
     snapshot: Snapshot | None = None
+    param_data: bytes | None = None
+    param_grad: bytes | None = None
     steps_logged: int = 0
 
 
@@ -106,19 +108,17 @@ class Writer:
                 self._graph(conn, snap.shape)
             graph_key = snap.shape.key
         ins = self.stmts.insert
-        ins(
-            conn,
-            Step,
-            [
-                (
-                    self.run_key,
-                    batch.step,
-                    batch.wall_time,
-                    graph_key,
-                    snap.first_nonfinite if snap else None,
-                )
-            ],
+        first_bad = snap.first_nonfinite if snap else None
+        step_row = (
+            self.run_key,
+            batch.step,
+            batch.wall_time,
+            graph_key,
+            first_bad,
+            batch.param_data,
+            batch.param_grad,
         )
+        ins(conn, Step, [step_row])
         ins(conn, Metric, batch.metrics)
         ins(conn, Update, batch.updates)
         if snap is not None:
@@ -137,6 +137,7 @@ class Writer:
                 fingerprint=shape.fingerprint(),
                 n_nodes=shape.n_nodes,
                 first_step=shape.first_step,
+                **shape.columns(),
             )
             .returning(Graph.graph_key)
         ).scalar_one()

@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:48:51.932853
+Create Date: 2026-11-23 19:56:34.633266
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -76,6 +77,20 @@ def upgrade() -> None:
         ),
         sa.Column("n_nodes", sa.Integer(), nullable=False),
         sa.Column("first_step", sa.Integer(), nullable=False),
+        sa.Column(
+            "ops", sa.Text(), nullable=False, comment="node ops separated by spaces; '.' = leaf"
+        ),
+        sa.Column(
+            "a", sa.LargeBinary(), nullable=False, comment="first operand per node, int32 LE"
+        ),
+        sa.Column(
+            "b", sa.LargeBinary(), nullable=False, comment="second operand per node, int32 LE"
+        ),
+        sa.Column(
+            "params", sa.LargeBinary(), nullable=False, comment="parameter idx per node, int32 LE"
+        ),
+        sa.Column("labels", sa.JSON(), nullable=False, comment="{node: label} for labelled nodes"),
+        sa.Column("args", sa.JSON(), nullable=False, comment="{node: exponent} for ** nodes"),
         sa.ForeignKeyConstraint(
             ["run_key"], ["runs.run_key"], name=op.f("fk_graphs_run_key_runs"), ondelete="CASCADE"
         ),
@@ -172,6 +187,18 @@ def upgrade() -> None:
             sa.Integer(),
             nullable=True,
             comment="first node whose value or grad is NaN/inf",
+        ),
+        sa.Column(
+            "param_data",
+            sa.LargeBinary(),
+            nullable=True,
+            comment="every watched parameter's value at log time, float64 LE",
+        ),
+        sa.Column(
+            "param_grad",
+            sa.LargeBinary(),
+            nullable=True,
+            comment="every watched parameter's gradient, float64 LE",
         ),
         sa.ForeignKeyConstraint(
             ["graph_key"], ["graphs.graph_key"], name=op.f("fk_steps_graph_key_graphs")
