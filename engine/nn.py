@@ -81,7 +81,7 @@ class Neuron(Module):
         for wi, xi in zip(self.w, x):
             act += wi.data * xi
         if self.activation == "relu":
-            return act if act > 0.0 else 0.0
+            return 0.0 if act <= 0.0 else act  # NaN passes through, as in __call__
         if self.activation == "tanh":
             import math
 

@@ -94,6 +94,8 @@ def _pow(a: float, k: float) -> float:
     except ZeroDivisionError:  # 0.0 ** negative
         return _inf if (k % 2 != 1 or math.copysign(1.0, a) > 0) else -_inf
     except OverflowError:
+        if a < 0.0 and k % 1.0:  # negative base, fractional exponent: no real result
+            return _nan
         return _inf if a > 0 or k % 2 == 0 else -_inf
     if type(r) is complex:  # negative base, fractional exponent
         return _nan
@@ -217,7 +219,8 @@ class Value:
 
     def relu(self) -> Value:
         d = self.data
-        return _node(d if d > 0.0 else 0.0, RELU, self)  # max(0, self)
+        # Written so NaN passes through (NaN <= 0 is False), as in micrograd.
+        return _node(0.0 if d <= 0.0 else d, RELU, self)  # max(0, self)
 
     def tanh(self) -> Value:
         return _node(math.tanh(self.data), TANH, self)  # tanh(self)
@@ -319,9 +322,10 @@ class Value:
             elif op is NEG:
                 v._a.grad -= g
             elif op is POW:
-                a = v._a
                 k = v._arg
-                a.grad += k * _pow(a.data, k - 1.0) * g
+                if k:  # d(x**0)/dx is 0, not 0 * x**-1 (NaN at x = 0)
+                    a = v._a
+                    a.grad += k * _pow(a.data, k - 1.0) * g
             elif op is DIV:
                 a, b = v._a, v._b
                 a.grad += _div(g, b.data)  # d(a/b)/da = 1/b
