@@ -1,0 +1,264 @@
+"""Speed of gradtrace's engine against micrograd on micrograd's own moons demo step.
+
+Run from the repository root (needs ``pip install micrograd==0.1.0``, the ``bench`` extra)::
+
+    python benchmarks/engine.py                 # 20 steps, seed 1
+    python benchmarks/engine.py --steps 50 --seed 3
+    python benchmarks/engine.py --with-deps     # in a process that imported pandas & co.
+
+One step is the whole of micrograd's demo loop body: MLP 2-16-16-1 (relu), 100
+points of ``engine.make_moons(100, 0.1, seed)``, SVM hinge loss
+``(1 + -yi*scorei).relu()`` averaged plus ``1e-4 * sum(p*p)``, ``zero_grad``,
+``backward`` and ``p.data -= lr * p.grad`` with ``lr = 1.0 - 0.9*k/steps``.
+
+Three variants train side by side in one process, from the same initial weights
+(gradtrace's seeded weights copied into micrograd's model in ``parameters()``
+order), alternating step by step with a rotating order:
+
+* gradtrace, garbage collector on;
+* micrograd as shipped, garbage collector on;
+* micrograd with ``gc.disable()`` for the duration of the step.
+
+Every timed step starts from a clean heap (``gc.collect()`` outside the timer),
+so no variant pays for another one's garbage. The timer covers building the
+graph, backward, the update and dropping the graph. With the collector on, it
+also covers one ``gc.collect()`` after the step: micrograd's graph is a web of
+reference cycles (every ``_backward`` closure holds its own output) that only
+the collector frees, so that collection is part of what a step costs; for
+gradtrace, whose graph is freed by reference counting, it finds nothing and
+costs a few milliseconds. (A plain loop that leaves collection to the automatic
+collector costs micrograd about as much; see benchmarks/README.md.) With
+``gc.disable()`` the collection runs outside the timer, which favours
+micrograd. The losses of the two engines must agree to 1e-9 at every step, or
+the script stops with an error.
+
+The collector's cost grows with everything else alive in the process: a step
+allocates some 66,000 tracked nodes, enough to set off full collections, and each
+full collection walks the whole heap. A bare interpreter is the best case;
+``--with-deps`` first imports gradtrace's own runtime dependencies (numpy,
+pandas, SQLAlchemy, plotly, dash), as the recorder and dashboard do, to measure a
+process like the one gradtrace really runs in.
+
+Peak memory is ``tracemalloc``'s peak over one extra, untimed step per variant
+(tracemalloc slows Python down too much to time under it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# This file is benchmarks/engine.py, so Python puts benchmarks/ first on the path and
+# ``import engine`` would import this script; the repository root must come first.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import engine
+
+try:
+    from micrograd.engine import Value as MicroValue
+    from micrograd.nn import MLP as MicroMLP
+except ImportError:  # pragma: no cover - depends on the environment
+    sys.exit("micrograd is not installed: pip install micrograd==0.1.0 (or .[bench])")
+
+TOLERANCE = 1e-9
+TARGET_VS_SHIPPED = 15.0
+TARGET_VS_NO_GC = 1.5
+SIZES = [16, 16, 1]
+DEPENDENCIES = ("numpy", "pandas", "sqlalchemy", "plotly", "dash")
+
+
+@dataclass
+class Variant:
+    """One engine and model being trained, with the numbers measured on it."""
+
+    name: str
+    value: Callable[[float], Any]  # the engine's Value class
+    model: Any
+    parents: Callable[[Any], Iterable[Any]]
+    gc_enabled: bool = True
+    seconds: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    nodes: int = 0
+    peak_bytes: int = 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
+    parser.add_argument("--seed", type=int, default=1, help="data and weight seed (default 1)")
+    parser.add_argument(
+        "--with-deps",
+        action="store_true",
+        help="import numpy, pandas, SQLAlchemy, plotly and dash first (a realistic heap)",
+    )
+    args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error("--steps must be at least 1")
+    return args
+
+
+def import_dependencies() -> list[str]:
+    """Import gradtrace's runtime dependencies that are installed; return their names."""
+    loaded = []
+    for name in DEPENDENCIES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+        loaded.append(name)
+    return loaded
+
+
+def make_variants(seed: int) -> list[Variant]:
+    """gradtrace's seeded model and two micrograd models holding the same weights."""
+    ours = engine.MLP(2, SIZES, activation="relu", seed=seed)
+    variants = [Variant("gradtrace", engine.Value, ours, lambda v: v.parents)]
+    for name, gc_enabled in (("micrograd (shipped)", True), ("micrograd (gc.disable)", False)):
+        theirs = MicroMLP(2, SIZES)
+        their_params = theirs.parameters()
+        assert len(their_params) == len(ours.parameters()), "models differ in shape"
+        for mine, their in zip(ours.parameters(), their_params):
+            their.data = mine.data
+        variants.append(Variant(name, MicroValue, theirs, lambda v: v._prev, gc_enabled))
+    return variants
+
+
+def build_loss(value: Callable[[float], Any], model: Any, X: list, y: list) -> Any:
+    """micrograd's demo ``loss()``, verbatim apart from the Value class it is given."""
+    inputs = [list(map(value, row)) for row in X]
+    scores = list(map(model, inputs))
+    losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
+    data_loss = sum(losses) * (1.0 / len(losses))
+    reg_loss = 1e-4 * sum(p * p for p in model.parameters())
+    return data_loss + reg_loss
+
+
+def train_step(variant: Variant, X: list, y: list, k: int, steps: int) -> float:
+    """One step of the demo; returns the loss, the graph is gone when it returns."""
+    total = build_loss(variant.value, variant.model, X, y)
+    variant.model.zero_grad()
+    total.backward()
+    lr = 1.0 - 0.9 * k / steps
+    for p in variant.model.parameters():
+        p.data -= lr * p.grad
+    return total.data
+
+
+def timed_step(variant: Variant, X: list, y: list, k: int, steps: int) -> None:
+    gc.collect()  # a clean heap; not timed
+    if not variant.gc_enabled:
+        gc.disable()
+    try:
+        start = time.perf_counter()
+        loss = train_step(variant, X, y, k, steps)
+        if variant.gc_enabled:
+            gc.collect()  # frees micrograd's cyclic graph; part of its step
+        variant.seconds.append(time.perf_counter() - start)
+    finally:
+        gc.enable()
+    variant.losses.append(loss)
+
+
+def measure_peak(variant: Variant, X: list, y: list, k: int, steps: int) -> None:
+    """tracemalloc's peak over one step, which also keeps the models in step."""
+    gc.collect()
+    if not variant.gc_enabled:
+        gc.disable()
+    tracemalloc.start()
+    try:
+        loss = train_step(variant, X, y, k, steps)
+        variant.peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    variant.losses.append(loss)
+
+
+def count_nodes(root: Any, parents: Callable[[Any], Iterable[Any]]) -> int:
+    """Distinct nodes reachable from ``root`` (iterative, independent of either engine)."""
+    seen = {id(root)}
+    stack = [root]
+    while stack:
+        for p in parents(stack.pop()):
+            if id(p) not in seen:
+                seen.add(id(p))
+                stack.append(p)
+    return len(seen)
+
+
+def check_losses(variants: list[Variant], k: int) -> None:
+    reference = variants[0].losses[k]
+    for v in variants[1:]:
+        if not abs(v.losses[k] - reference) <= TOLERANCE:
+            raise SystemExit(
+                f"step {k}: loss mismatch, {variants[0].name} {reference!r} "
+                f"vs {v.name} {v.losses[k]!r} (tolerance {TOLERANCE})"
+            )
+
+
+def run(steps: int, seed: int) -> list[Variant]:
+    X, y = engine.make_moons(100, noise=0.1, seed=seed)
+    variants = make_variants(seed)
+    for v in variants:  # graph size, before any training; same program every step
+        v.nodes = count_nodes(build_loss(v.value, v.model, X, y), v.parents)
+        gc.collect()
+    for k in range(steps):
+        shift = k % len(variants)
+        for v in variants[shift:] + variants[:shift]:
+            timed_step(v, X, y, k, steps)
+        check_losses(variants, k)
+    for v in variants:
+        measure_peak(v, X, y, steps, steps)
+    check_losses(variants, steps)
+    return variants
+
+
+def format_table(variants: list[Variant]) -> str:
+    ours, shipped, no_gc = variants
+    base = statistics.median(ours.seconds)
+    rows = [
+        "| engine | s/step (median) | nodes/step | peak MiB/step (tracemalloc) "
+        "| gradtrace speed-up |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for v in variants:
+        med = statistics.median(v.seconds)
+        ratio = "1.0x" if v is ours else f"{med / base:.1f}x"
+        rows.append(
+            f"| {v.name} | {med:.4f} | {v.nodes:,} | {v.peak_bytes / 2**20:.1f} | {ratio} |"
+        )
+    rows.append("")
+    for other, target in ((shipped, TARGET_VS_SHIPPED), (no_gc, TARGET_VS_NO_GC)):
+        ratio = statistics.median(other.seconds) / base
+        verdict = "PASS" if ratio >= target else "MISS"
+        rows.append(f"target >= {target:g}x vs {other.name}: {ratio:.1f}x {verdict}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    loaded = import_dependencies() if args.with_deps else []
+    gc.collect()
+    if args.with_deps:
+        print(f"imported first: {', '.join(loaded) or 'none of them is installed'}")
+    print(
+        f"micrograd moons step: MLP 2-16-16-1 relu, 100 points, seed {args.seed}, "
+        f"{args.steps} steps per variant; Python {sys.version.split()[0]}; "
+        f"{len(gc.get_objects()):,} objects tracked by the collector before the run"
+    )
+    variants = run(args.steps, args.seed)
+    print(f"losses agree to {TOLERANCE:g} at every step (final {variants[0].losses[-1]:.6f})")
+    print(format_table(variants))
+
+
+if __name__ == "__main__":
+    main()
