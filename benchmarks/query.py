@@ -1,0 +1,87 @@
+"""Read latency of the pandas query API on a 10,000-step moons-sized run.
+
+    python benchmarks/query.py                 # makes the run first (~1.5 min)
+    python benchmarks/query.py --db big.db     # reuse a run made by bigrun.py
+
+Targets: one weight's history over all 10,000 steps, and one step's 65,818
+nodes, each in < 50 ms (median of repeated calls; the first, cold call of
+``nodes`` also loads the graph shape and is shown separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bigrun import make_big_run
+
+import tracer
+
+TARGET_MS = 50.0
+
+
+def timed(fn: Callable[[], object], repeat: int = 7) -> tuple[float, float, object]:
+    """(first call ms, median of the rest ms, last result)."""
+    times, result = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times[0], statistics.median(times[1:]), result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", help="a database made by benchmarks/bigrun.py")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = args.db or str(Path(tmp) / "big.db")
+        if not args.db:
+            make_big_run(db)
+        store = tracer.connect(db, readonly=True)
+        run = store.run("big")
+        steps = run.info["steps"]
+        traced = run.traced_steps()
+        mid = traced[len(traced) // 2]
+        weight = "layers.1.neurons.7.w.3"
+        rows = []
+        cold, warm, df = timed(lambda: run.updates(params=[weight]))
+        rows.append((f"one weight's history ({len(df):,} steps)", cold, warm, True))
+        cold, warm, df = timed(lambda: run.nodes(mid))
+        rows.append((f"one step's nodes ({len(df):,} nodes)", cold, warm, True))
+        cold, warm, df = timed(lambda: run.metrics())
+        rows.append((f"metrics, all steps ({len(df):,} rows)", cold, warm, False))
+        cold, warm, df = timed(lambda: run.metrics(since=steps - 5))
+        rows.append(("metrics since the last 5 steps (live view)", cold, warm, False))
+        sample = list(range(0, steps, max(1, steps // 300)))
+        cold, warm, df = timed(lambda: run.gradients(steps=sample))
+        rows.append((f"all gradients at {len(sample)} sampled steps", cold, warm, False))
+        cold, warm, df = timed(lambda: run.values(steps=mid))
+        rows.append(("all parameter values at one step", cold, warm, False))
+        cold, warm, df = timed(lambda: store.runs())
+        rows.append(("store.runs()", cold, warm, False))
+        cold, warm, df = timed(lambda: run.first_nonfinite(), repeat=3)
+        rows.append(("first_nonfinite()", cold, warm, False))
+        store.close()
+    print(
+        f"query benchmark: {steps:,} steps, {len(run.parameters())} parameters, "
+        f"{len(traced)} node-traced steps of {run.nodes_per_step():,} nodes"
+    )
+    print("| read | first call | median | target |")
+    print("|---|---|---|---|")
+    for name, cold, warm, has_target in rows:
+        target = ""
+        if has_target:
+            target = f"< {TARGET_MS:.0f} ms: {'PASS' if warm < TARGET_MS else 'MISS'}"
+        print(f"| {name} | {cold:.1f} ms | {warm:.1f} ms | {target} |")
+
+
+if __name__ == "__main__":
+    main()
