@@ -1,0 +1,229 @@
+"""Per-app state: the read-only store, one cached reader per run, per-step caches.
+
+Every app made by :func:`dashboard.create_app` gets one :class:`AppContext`; its
+callbacks capture it directly and page layouts (which Dash shares between apps)
+look it up with :func:`context_for`. Reads of a finished run never change, so
+whatever a callback computed for ``(run, step)`` is kept in a small LRU; a live
+run only ever grows at its end, which :meth:`RunCache.poll` reads incrementally.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+import dash
+import numpy as np
+import pandas as pd
+
+import tracer
+from dashboard import graphs
+
+T = TypeVar("T")
+_CONTEXTS: weakref.WeakKeyDictionary[Any, AppContext] = weakref.WeakKeyDictionary()
+
+
+class LRU:
+    """A small thread-safe least-recently-used cache of computed values."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pending: dict[Hashable, threading.Lock] = {}
+
+    def get(self, key: Hashable, make: Callable[[], T]) -> T:
+        """The cached value of ``key``, made once even when callbacks ask together."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            pending = self._pending.setdefault(key, threading.Lock())
+        with pending:  # a second thread waits here for the first one's value
+            with self._lock:
+                if key in self._items:
+                    return self._items[key]
+            value = make()
+            with self._lock:
+                self._items[key] = value
+                self._pending.pop(key, None)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+class RunCache:
+    """One run's :class:`tracer.RunView` plus what the run page derives from it.
+
+    The step list comes from the metrics (one row per logged step) and the traced
+    steps from ``traced_steps()``: ``RunView.steps()`` scans rows that carry every
+    parameter's value and gradient, half a second on a 10,000-step run.
+    """
+
+    def __init__(self, view: tracer.RunView):
+        self.view = view
+        self.lock = threading.Lock()
+        # (what, step, ...) -> value; what was recorded for a step never changes.
+        self.cache = LRU(256)  # small values: parameter rows, figures
+        self.big = LRU(16)  # node tables of a step, weight histories: megabytes each
+        self._metrics: pd.DataFrame | None = None
+        self._traced: np.ndarray | None = None
+
+    @property
+    def id(self) -> str:
+        return self.view.id
+
+    @property
+    def live(self) -> bool:
+        return self.view.status == "running"
+
+    # -- growing tables ----------------------------------------------------------------
+    def metrics(self) -> pd.DataFrame:
+        """Every logged step (index) and metric, read once, then only new rows."""
+        with self.lock:
+            if self._metrics is None:
+                self._metrics = _complete_rows(self.view.metrics().drop(columns="wall_time"))
+            return self._metrics
+
+    def traced(self) -> np.ndarray:
+        """The steps that have a node trace, ascending."""
+        with self.lock:
+            if self._traced is None:
+                self._traced = np.asarray(self.view.traced_steps(), dtype=np.int64)
+            return self._traced
+
+    def poll(self) -> tuple[int | None, int | None]:
+        """Re-read the run's row and append the steps logged since the last read.
+
+        Returns ``(previous last step, new last step)``.
+        """
+        self.view.refresh()
+        metrics = self.metrics()
+        before = _last(metrics.index)
+        new = _complete_rows(self.view.metrics(since=before).drop(columns="wall_time"))
+        traced = np.asarray(self.view.traced_steps(), dtype=np.int64)
+        with self.lock:
+            if len(new):
+                self._metrics = pd.concat([self._metrics, new]).sort_index()
+            self._traced = traced
+            return before, _last(self._metrics.index)
+
+    # -- derived, cached ----------------------------------------------------------------
+    def parameters(self) -> pd.DataFrame:
+        return self.cache.get(("parameters",), self.view.parameters)
+
+    def summary(self) -> dict[str, Any]:
+        return self.view.summary()
+
+    def step_list(self) -> np.ndarray:
+        """Every logged step number, ascending."""
+        return self.metrics().index.to_numpy(dtype=np.int64)
+
+    def nearest_traced(self, step: int) -> int | None:
+        """The traced step at or before ``step`` (or the first one), None if none."""
+        traced = self.traced()
+        if not len(traced):
+            return None
+        i = int(np.searchsorted(traced, step, side="right")) - 1
+        return int(traced[max(i, 0)])
+
+    def param_row(self, step: int, which: str) -> np.ndarray | None:
+        """Every parameter's value (``which="data"``) or gradient at ``step``."""
+
+        def read() -> np.ndarray | None:
+            df = self.view.param_arrays(steps=[int(step)], which=which)
+            return df.iloc[0].to_numpy(dtype=np.float64) if len(df) else None
+
+        return self.cache.get(("param", which, int(step)), read)
+
+    def updates(self, names: list[str]) -> pd.DataFrame:
+        """The update rows of the named parameters (one range read per parameter,
+        kept while the run cannot change any more)."""
+        if self.live:
+            return self.view.updates(params=names)
+        parts = [
+            self.big.get(("updates", n), lambda n=n: self.view.updates(params=[n])) for n in names
+        ]
+        return pd.concat(parts, ignore_index=True) if parts else self.view.updates(params=[])
+
+    def nodes(self, step: int) -> pd.DataFrame:
+        """Every node of a traced step (values and gradients), cached."""
+        return self.big.get(("nodes", int(step)), lambda: self.view.nodes(int(step)))
+
+    def children(self, step: int) -> graphs.Children:
+        """The children index of ``step``'s graph."""
+        return self.big.get(
+            ("children", int(step)), lambda: graphs.children_index(self.nodes(step))
+        )
+
+    def first_nonfinite(self) -> dict[str, Any] | None:
+        if self.live:
+            return self.view.first_nonfinite()
+        return self.cache.get(("first_nonfinite",), self.view.first_nonfinite)
+
+
+def _last(index: pd.Index) -> int | None:
+    return int(index[-1]) if len(index) else None
+
+
+def _complete_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Drop trailing steps with no metric at all: a live run's step whose metric rows
+    the query did not see yet (``metrics()`` reads steps and metrics separately)."""
+    if df.empty or df.shape[1] == 0:
+        return df
+    has = df.notna().any(axis=1).to_numpy()
+    if has.all():
+        return df
+    last = np.flatnonzero(has)
+    return df.iloc[: last[-1] + 1] if len(last) else df.iloc[:0]
+
+
+class AppContext:
+    """The database of one dashboard app, opened read-only once."""
+
+    def __init__(self, db: str | None):
+        self.db = db
+        self.store = tracer.connect(db, readonly=True)
+        self.title = describe(self.store)
+        self._runs: dict[str, RunCache] = {}
+        self._lock = threading.Lock()
+
+    def run(self, ref: str) -> RunCache:
+        """The cached reader of a run by id (or anything ``Store.run`` accepts)."""
+        with self._lock:
+            cached = self._runs.get(ref)
+        if cached is not None:
+            return cached
+        view = self.store.run(ref)
+        with self._lock:
+            cached = self._runs.setdefault(view.id, RunCache(view))
+            self._runs[ref] = cached
+        return cached
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def describe(store: tracer.Store) -> str:
+    """The database for the top bar: a file path, or a URL without its password."""
+    url = store.url
+    if url.get_backend_name() == "sqlite":
+        return (url.database or ":memory:").removeprefix("file:").removesuffix("?mode=ro")
+    return url.render_as_string(hide_password=True)
+
+
+def attach(app: dash.Dash, ctx: AppContext) -> None:
+    """Remember ``ctx`` as the context of ``app``."""
+    _CONTEXTS[app] = ctx
+
+
+def context_for(app: dash.Dash | None = None) -> AppContext:
+    """The context of ``app`` (default: the app serving the current request)."""
+    return _CONTEXTS[app if app is not None else dash.get_app()]

@@ -1,0 +1,184 @@
+"""Pure helpers that turn query-API DataFrames into what the figures draw.
+
+No Dash and no database here: every function takes arrays or DataFrames and is
+unit tested on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine import MLP
+
+MAX_COLUMNS = 300
+
+
+def ema(values: Sequence[float] | np.ndarray, smoothing: float) -> np.ndarray:
+    """TensorBoard-style smoothing: an exponential moving average with weight
+    ``smoothing`` on the past, bias-corrected so the first point is not pulled to 0.
+    NaN/inf points are skipped (the average carries over them)."""
+    x = np.asarray(values, dtype=np.float64)
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+    if smoothing == 0.0 or len(x) == 0:
+        return x.copy()
+    series = pd.Series(np.where(np.isfinite(x), x, np.nan))
+    out = series.ewm(alpha=1.0 - smoothing, adjust=True, ignore_na=True).mean()
+    return out.to_numpy(dtype=np.float64)
+
+
+def downsample(steps: Sequence[int] | np.ndarray, limit: int = MAX_COLUMNS) -> list[int]:
+    """At most ``limit`` steps spread evenly over ``steps``, first and last included."""
+    s = np.asarray(steps, dtype=np.int64)
+    if len(s) <= limit:
+        return s.tolist()
+    picks = np.unique(np.round(np.linspace(0, len(s) - 1, limit)).astype(np.int64))
+    return s[picks].tolist()
+
+
+def layer_groups(parameters: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Layer label -> the parameter indices in it ("layer 0", ...; "other" last)."""
+    groups: dict[str, np.ndarray] = {}
+    layers = parameters["layer"]
+    for layer in sorted(layers.dropna().unique().tolist()):
+        groups[f"layer {int(layer)}"] = parameters.loc[layers == layer, "idx"].to_numpy(int)
+    rest = parameters.loc[layers.isna(), "idx"].to_numpy(int)
+    if len(rest):
+        groups["other"] = rest
+    return groups
+
+
+def update_ratio(
+    before: np.ndarray, after: np.ndarray, groups: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Per group, ``log10(||after - before|| / ||before||)`` row by row: how big each
+    step's update is next to the weights it changes (about -3 is healthy)."""
+    delta = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
+    out = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for name, idx in groups.items():
+            num = np.linalg.norm(delta[:, idx], axis=1)
+            den = np.linalg.norm(np.asarray(before)[:, idx], axis=1)
+            ratio = np.log10(num / den)
+            out[name] = np.where(np.isfinite(ratio), ratio, np.nan)
+    return out
+
+
+def histogram(values: np.ndarray, bins: int = 30) -> tuple[np.ndarray, np.ndarray, int]:
+    """Counts of the finite values in ``bins`` equal bins: (centers, counts, non-finite)."""
+    x = np.asarray(values, dtype=np.float64)
+    finite = x[np.isfinite(x)]
+    bad = len(x) - len(finite)
+    if not len(finite):
+        return np.array([]), np.array([]), bad
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges = np.histogram(finite, bins=bins, range=(lo, hi))
+    return (edges[:-1] + edges[1:]) / 2, counts, bad
+
+
+def bounds(X: np.ndarray, margin: float = 0.25) -> tuple[float, float, float, float]:
+    """The plot range around 2-D data (x0, x1, y0, y1), padded by ``margin`` of the span."""
+    X = np.asarray(X, dtype=np.float64)
+    finite = X[np.isfinite(X).all(axis=1)] if X.size else X
+    if finite.size == 0 or finite.shape[1] != 2:
+        return (-2.0, 2.0, -2.0, 2.0)
+    lo, hi = finite.min(axis=0), finite.max(axis=0)
+    pad = np.maximum((hi - lo) * margin, 0.5)
+    return (
+        float(lo[0] - pad[0]),
+        float(hi[0] + pad[0]),
+        float(lo[1] - pad[1]),
+        float(hi[1] + pad[1]),
+    )
+
+
+def grid_size(n_params: int, budget: int = 550_000) -> int:
+    """Points per axis of the decision-boundary grid: 40, fewer for big models so
+    evaluating the engine on every point stays within ~60 ms."""
+    return int(max(12, min(40, math.isqrt(max(budget // max(n_params, 1), 1)))))
+
+
+def decision_grid(
+    spec: dict[str, Any],
+    values: Sequence[float],
+    box: tuple[float, float, float, float],
+    n: int = 40,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model of ``spec`` with parameters ``values`` evaluated by the engine's own
+    ``MLP.predict`` on an n x n grid over ``box``: (xs, ys, z[row=y, col=x])."""
+    model = MLP.from_spec(spec)
+    model.load_parameters(values)
+    xs = np.linspace(box[0], box[1], n)
+    ys = np.linspace(box[2], box[3], n)
+    predict = model.predict
+    z = np.array([[predict([x, y]) for x in xs.tolist()] for y in ys.tolist()], dtype=float)
+    return xs, ys, z
+
+
+def cell(value: Any) -> Any:
+    """A JSON-safe grid cell: NaN/None -> None, non-finite floats and containers -> text."""
+    if value is None:
+        return None
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        if math.isnan(v):
+            return None
+        return v if math.isfinite(v) else str(v)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, list | tuple | dict | np.ndarray):
+        return json.dumps(value.tolist() if isinstance(value, np.ndarray) else value)
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def runs_rows(runs: pd.DataFrame) -> list[dict[str, Any]]:
+    """``Store.runs()`` as JSON-safe grid rows (timestamps as UTC text)."""
+    return [{k: cell(v) for k, v in row.items()} for row in runs.to_dict("records")]
+
+
+def config_diff(runs: pd.DataFrame) -> pd.DataFrame:
+    """The ``config.*`` keys whose values differ between the rows of ``runs``:
+    one row per key, one column per run id."""
+    cols = [c for c in runs.columns if c.startswith("config.")]
+    rows = []
+    for c in cols:
+        values = [json.dumps(cell(v), sort_keys=True) for v in runs[c]]
+        if len(set(values)) > 1:
+            rows.append(
+                {"key": c[len("config.") :], **{i: cell(v) for i, v in zip(runs["id"], runs[c])}}
+            )
+    return pd.DataFrame(rows, columns=["key", *runs["id"].tolist()])
+
+
+def plotly_text(text: Any) -> str:
+    """User text for Plotly titles, legends and hover labels: Plotly reads a few
+    HTML tags in strings, so ``<``, ``>`` and ``&`` become entities it shows literally."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``3725.2`` -> ``1h 2m 5s``."""
+    if seconds is None or not math.isfinite(seconds):
+        return ""
+    s = round(seconds)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    if h:
+        return f"{h}h {m}m {sec}s"
+    if m:
+        return f"{m}m {sec}s"
+    return f"{seconds:.1f}s"

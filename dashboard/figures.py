@@ -1,0 +1,314 @@
+"""Plotly figures of the dashboard, built from plain arrays (see ``dashboard.data``).
+
+Figures are plain dicts: traces are written as dicts because Plotly's validation
+of long lists costs more than the read behind them, and only the (small) layout
+goes through ``plotly.graph_objects`` for subplot geometry. Series are Python
+lists, not numpy arrays: Plotly would encode arrays as base64 blobs, which
+``Patch().extend`` (how a live run grows) cannot append to. Every user-provided
+string passes through ``plotly_text`` first.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from functools import lru_cache
+from math import isfinite
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dashboard.data import ema, plotly_text
+
+Figure = dict[str, Any]
+COLORWAY = [
+    "#2563eb",
+    "#dc2626",
+    "#16a34a",
+    "#9333ea",
+    "#ea580c",
+    "#0891b2",
+    "#ca8a04",
+    "#db2777",
+    "#4b5563",
+    "#65a30d",
+]
+TEMPLATE = {
+    "layout": {
+        "font": {"family": "Inter, system-ui, sans-serif", "size": 12, "color": "#1f2933"},
+        "paper_bgcolor": "#ffffff",
+        "plot_bgcolor": "#ffffff",
+        "colorway": COLORWAY,
+        "xaxis": {"gridcolor": "#eef0f3", "zerolinecolor": "#d5d9e0"},
+        "yaxis": {"gridcolor": "#eef0f3", "zerolinecolor": "#d5d9e0"},
+        "hovermode": "x unified",
+    }
+}
+MARGIN = {"l": 56, "r": 16, "t": 36, "b": 40}
+BIG = 2000  # points above which a line is drawn with WebGL
+
+
+def finite_list(values: np.ndarray | Sequence[float]) -> list[float | None]:
+    """A list for JSON; NaN and inf become None (gaps in the line)."""
+    return [v if isfinite(v) else None for v in np.asarray(values, dtype=np.float64).tolist()]
+
+
+def scatter(n: int, **kw: Any) -> dict[str, Any]:
+    """A line trace as a plain dict; WebGL above ``BIG`` points."""
+    return {"type": "scattergl" if n > BIG else "scatter", **kw}
+
+
+def frame(fig: go.Figure | None = None, **layout: Any) -> Figure:
+    """The layout of ``fig`` (subplot geometry) plus ``layout``, with no traces yet."""
+    fig = fig if fig is not None else go.Figure()
+    fig.update_layout(**{"template": TEMPLATE, "margin": MARGIN, **layout})
+    out = fig.to_plotly_json()
+    out["data"] = []
+    return out
+
+
+@lru_cache(maxsize=64)
+def _grid(rows: int, cols: int, titles: tuple[str, ...], shared_x: bool) -> Figure:
+    spacing = {"vertical_spacing": 0.07} if rows > 1 else {"horizontal_spacing": 0.08}
+    return frame(
+        make_subplots(
+            rows=rows, cols=cols, shared_xaxes=shared_x, subplot_titles=list(titles), **spacing
+        )
+    )
+
+
+def subplots(
+    rows: int, cols: int, titles: Sequence[str], shared_x: bool = False, **layout: Any
+) -> Figure:
+    """An empty subplot grid (geometry computed once per shape) with ``layout`` merged in."""
+    out = copy.deepcopy(_grid(rows, cols, tuple(titles), shared_x))
+    out["layout"].update(layout)
+    return out
+
+
+def empty(message: str, height: int = 260) -> Figure:
+    """A blank figure that says why it is blank."""
+    return frame(
+        height=height,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        annotations=[
+            {
+                "text": plotly_text(message),
+                "showarrow": False,
+                "x": 0.5,
+                "y": 0.5,
+                "xref": "paper",
+                "yref": "paper",
+                "font": {"size": 13, "color": "#6b7280"},
+            }
+        ],
+    )
+
+
+def marker(step: int | None, xref: str = "x") -> list[dict]:
+    """The replay step as a vertical line."""
+    if step is None:
+        return []
+    return [
+        {
+            "type": "line",
+            "xref": xref,
+            "yref": "paper",
+            "x0": step,
+            "x1": step,
+            "y0": 0,
+            "y1": 1,
+            "line": {"color": "#f59e0b", "width": 2},
+        }
+    ]
+
+
+def curve_pair(
+    steps: Sequence[int],
+    values: np.ndarray,
+    smoothing: float,
+    name: str,
+    color: str,
+    axis: str = "",
+) -> list[dict[str, Any]]:
+    """A metric drawn raw (faint when smoothed) and EMA-smoothed (hidden at 0)."""
+    x = [int(s) for s in steps]
+    n = len(x)
+    refs = {"xaxis": f"x{axis}", "yaxis": f"y{axis}"}
+    raw = scatter(
+        n,
+        x=x,
+        y=finite_list(values),
+        name=plotly_text(name),
+        mode="lines",
+        line={"color": color, "width": 1.5},
+        opacity=0.3 if smoothing else 1.0,
+        showlegend=False,
+        **refs,
+    )
+    smooth = scatter(
+        n,
+        x=x,
+        y=finite_list(ema(values, smoothing)),
+        mode="lines",
+        name=plotly_text(f"{name} (EMA {smoothing:g})"),
+        visible=smoothing > 0,
+        line={"color": color, "width": 2},
+        showlegend=False,
+        hoverinfo="skip",
+        **refs,
+    )
+    return [raw, smooth]
+
+
+def loss_figure(metrics: pd.DataFrame, smoothing: float, logy: bool, step: int | None) -> Figure:
+    """The loss curve: trace 0 the logged loss (one point per step), trace 1 its EMA."""
+    if "loss" not in metrics:
+        return empty("this run logged no loss")
+    fig = frame(
+        height=300,
+        title="loss",
+        shapes=marker(step),
+        uirevision="loss",
+        xaxis={"title": {"text": "step"}},
+        yaxis={"type": "log" if logy else "linear"},
+    )
+    fig["data"] = curve_pair(
+        metrics.index, metrics["loss"].to_numpy(), smoothing, "loss", COLORWAY[0]
+    )
+    return fig
+
+
+def other_metrics(metrics: pd.DataFrame) -> list[str]:
+    return [c for c in metrics.columns if c != "loss"]
+
+
+def metric_shapes(step: int | None, n: int) -> list[dict]:
+    return [s for i in range(n) for s in marker(step, "x" if i == 0 else f"x{i + 1}")]
+
+
+def metrics_figure(metrics: pd.DataFrame, smoothing: float, step: int | None) -> Figure:
+    """Every other metric (acc, lr, ...) side by side, two traces each."""
+    names = other_metrics(metrics)
+    if not names:
+        return empty("no other metrics logged", height=220)
+    fig = subplots(
+        1,
+        len(names),
+        [plotly_text(n) for n in names],
+        height=240,
+        shapes=metric_shapes(step, len(names)),
+        uirevision="metrics",
+    )
+    for i, name in enumerate(names):
+        fig["data"] += curve_pair(
+            metrics.index,
+            metrics[name].to_numpy(),
+            smoothing,
+            name,
+            COLORWAY[1 + i % (len(COLORWAY) - 1)],
+            "" if i == 0 else str(i + 1),
+        )
+    return fig
+
+
+def history_figure(updates: pd.DataFrame) -> Figure:
+    """Each picked weight's value, gradient and update per step (three rows)."""
+    if updates.empty:
+        return empty("pick a weight to see its value, gradient and update per step")
+    fig = subplots(
+        3,
+        1,
+        ["value (before the step's update)", "gradient", "update (value after - value before)"],
+        shared_x=True,
+        height=520,
+        legend={"orientation": "h", "y": -0.1},
+    )
+    fig["layout"]["xaxis3"]["title"] = {"text": "step"}
+    for k, (name, g) in enumerate(updates.groupby("name", sort=False)):
+        x = g["step"].astype(int).tolist()
+        before = g["value_before"].to_numpy()
+        delta = g["value_after"].to_numpy() - before
+        color = COLORWAY[k % len(COLORWAY)]
+        for row, y in ((1, before), (2, g["grad"].to_numpy()), (3, delta)):
+            axis = "" if row == 1 else str(row)
+            fig["data"].append(
+                scatter(
+                    len(x),
+                    x=x,
+                    y=finite_list(y),
+                    mode="lines",
+                    name=plotly_text(name),
+                    legendgroup=name,
+                    showlegend=row == 1,
+                    line={"color": color, "width": 1.5},
+                    xaxis=f"x{axis}",
+                    yaxis=f"y{axis}",
+                )
+            )
+    return fig
+
+
+def heatmap_figure(grads: np.ndarray, steps: Sequence[int], names: Sequence[str]) -> Figure:
+    """Parameters x sampled steps of gradients; a click on a cell picks that weight."""
+    if grads.size == 0:
+        return empty("no parameter gradients recorded")
+    z = np.where(np.isfinite(grads), grads, np.nan)
+    finite = np.abs(z[np.isfinite(z)])
+    top = float(np.quantile(finite, 0.99)) if finite.size else 1.0
+    top = top or 1.0
+    fig = frame(
+        height=520,
+        margin={**MARGIN, "l": 170},
+        hovermode="closest",
+        title="gradients (click a cell to pick that weight)",
+        xaxis={"title": {"text": "step"}},
+        yaxis={"autorange": "reversed", "tickfont": {"size": 9}},
+    )
+    fig["data"] = [
+        {
+            "type": "heatmap",
+            "z": [finite_list(r) for r in z],
+            "x": [int(s) for s in steps],
+            "y": [plotly_text(n) for n in names],
+            "colorscale": "RdBu",
+            "zmid": 0,
+            "zmin": -top,
+            "zmax": top,
+            "colorbar": {"title": {"text": "grad"}, "thickness": 12},
+            "hovertemplate": "%{y}<br>step %{x}<br>grad %{z:.4g}<extra></extra>",
+        }
+    ]
+    return fig
+
+
+def ratio_figure(steps: Sequence[int], ratios: dict[str, np.ndarray]) -> Figure:
+    """log10 of update size over weight size, one line per layer."""
+    if not ratios or not len(steps):
+        return empty("needs two consecutive recorded steps")
+    x = [int(s) for s in steps]
+    fig = frame(
+        height=520,
+        title="update / data ratio, log10(|Δw| / |w|) per layer",
+        xaxis={"title": {"text": "step"}},
+        shapes=[
+            {
+                "type": "line",
+                "xref": "paper",
+                "x0": 0,
+                "x1": 1,
+                "y0": -3,
+                "y1": -3,
+                "line": {"dash": "dot", "color": "#9ca3af"},
+            }
+        ],
+    )
+    fig["data"] = [
+        scatter(len(x), x=x, y=finite_list(r), mode="lines", name=plotly_text(name))
+        for name, r in ratios.items()
+    ]
+    return fig

@@ -1,0 +1,58 @@
+"""Small layout pieces shared by the pages. Every user-provided string goes into
+components as a child string, which React renders as text, never as HTML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from dash import html
+
+STATUS_CLASSES = ("running", "finished", "failed", "interrupted", "crashed")
+
+
+def card(title: str, *children: Any, id: str | None = None, note: Any = None) -> html.Section:
+    """A titled panel."""
+    head = [html.H3(title)]
+    if note is not None:
+        head.append(html.Div(note, className="card-note"))
+    kwargs = {"id": id} if id else {}
+    return html.Section(
+        [html.Div(head, className="card-head"), *children], className="card", **kwargs
+    )
+
+
+def badge(status: str, id: str | None = None) -> html.Span:
+    """A coloured status label (``running``, ``finished``, ``crashed``, ...)."""
+    cls = status if status in STATUS_CLASSES else "unknown"
+    kwargs = {"id": id} if id else {}
+    return html.Span(status, className=f"badge status-{cls}", **kwargs)
+
+
+def facts(pairs: list[tuple[str, Any]]) -> html.Dl:
+    """A definition list of ``(label, value)`` pairs; values shown as text."""
+    items: list[Any] = []
+    for label, value in pairs:
+        items += [html.Dt(label), html.Dd(value if isinstance(value, html.Span) else str(value))]
+    return html.Dl(items, className="facts")
+
+
+def message(text: str, kind: str = "info", id: str | None = None) -> html.Div:
+    """A one-line notice (``info``, ``warn`` or ``error``)."""
+    kwargs = {"id": id} if id else {}
+    return html.Div(text, className=f"notice notice-{kind}", **kwargs)
+
+
+def layer_options(parameters: pd.DataFrame) -> list[dict[str, Any]]:
+    """Dropdown options for the layers of a run's parameters."""
+    layers = sorted(int(x) for x in parameters["layer"].dropna().unique())
+    return [{"label": f"layer {x}", "value": x} for x in layers]
+
+
+def neuron_options(parameters: pd.DataFrame, layer: int | None) -> list[dict[str, Any]]:
+    """Dropdown options for the neurons of ``layer``."""
+    if layer is None:
+        return []
+    rows = parameters[parameters["layer"] == layer]
+    neurons = sorted(int(x) for x in rows["neuron"].dropna().unique())
+    return [{"label": f"neuron {x}", "value": x} for x in neurons]
