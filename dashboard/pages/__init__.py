@@ -1,0 +1,2 @@
+"""The pages of the dashboard, one module each; ``register(app, ctx)`` adds a page
+and its callbacks to an app."""

@@ -1,0 +1,305 @@
+"""Run page, computation graph: a neighbourhood of the step's graph drawn with
+cytoscape (a neuron's sub-graph for one training example, or the nodes around a
+node id), the details of a clicked node, the first NaN/inf banner, and every
+node of the step in a server-side paged, sortable table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_ag_grid as dag
+import dash_cytoscape as cyto
+from dash import Dash, Input, Output, State, dcc, html
+from dash.exceptions import PreventUpdate
+
+from dashboard import graphs
+from dashboard.context import AppContext, RunCache
+from dashboard.nodetable import COLUMNS, page
+from dashboard.run.replay import snap
+from dashboard.ui import card, facts, layer_options, message, neuron_options
+
+STYLESHEET = [
+    {
+        "selector": "node",
+        "style": {
+            "label": "data(label)",
+            "text-wrap": "wrap",
+            "font-size": 9,
+            "text-valign": "center",
+            "background-color": "data(color)",
+            "color": "#111827",
+            "text-outline-color": "#ffffff",
+            "text-outline-width": 2,
+            "width": 46,
+            "height": 46,
+            "border-width": 1,
+            "border-color": "#6b7280",
+        },
+    },
+    {
+        "selector": ".param",
+        "style": {
+            "shape": "round-rectangle",
+            "width": 118,
+            "height": 40,
+            "border-width": 3,
+            "border-color": "#2563eb",
+        },
+    },
+    {
+        "selector": ".leaf",
+        "style": {"shape": "round-rectangle", "width": 70, "height": 34, "border-style": "dashed"},
+    },
+    {"selector": ".nonfinite", "style": {"border-color": "#dc2626", "border-width": 4}},
+    {"selector": ".focus", "style": {"border-color": "#f59e0b", "border-width": 4}},
+    {"selector": "node:selected", "style": {"border-color": "#111827", "border-width": 5}},
+    {
+        "selector": "edge",
+        "style": {
+            "curve-style": "bezier",
+            "target-arrow-shape": "triangle",
+            "width": 1.5,
+            "line-color": "#9ca3af",
+            "target-arrow-color": "#9ca3af",
+        },
+    },
+]
+LAYOUT = {"name": "dagre", "rankDir": "LR", "nodeSep": 8, "rankSep": 40, "animate": False}
+
+
+def layout() -> html.Section:
+    return card(
+        "Computation graph",
+        html.Div(id="run-nonfinite"),
+        html.Div(
+            [
+                dcc.RadioItems(
+                    id="run-g-mode",
+                    value="neuron",
+                    inline=True,
+                    options=[
+                        {"label": " a neuron, one example", "value": "neuron"},
+                        {"label": " around a node", "value": "node"},
+                    ],
+                ),
+                dcc.Dropdown(
+                    id="run-g-layer", placeholder="layer", clearable=False, className="pick"
+                ),
+                dcc.Dropdown(
+                    id="run-g-neuron", placeholder="neuron", clearable=False, className="pick"
+                ),
+                html.Label(
+                    [
+                        "example ",
+                        dcc.Input(
+                            id="run-g-example",
+                            type="number",
+                            min=0,
+                            step=1,
+                            value=0,
+                            debounce=True,
+                            className="num",
+                        ),
+                    ]
+                ),
+                html.Label(
+                    [
+                        "node ",
+                        dcc.Input(
+                            id="run-g-node",
+                            type="number",
+                            min=0,
+                            step=1,
+                            value=0,
+                            debounce=True,
+                            className="num",
+                        ),
+                    ]
+                ),
+            ],
+            className="controls",
+        ),
+        html.Div(id="run-g-note", className="card-note"),
+        html.Div(
+            [
+                cyto.Cytoscape(
+                    id="run-cyto",
+                    elements=[],
+                    layout=LAYOUT,
+                    stylesheet=STYLESHEET,
+                    style={"width": "100%", "height": "440px"},
+                    minZoom=0.2,
+                    maxZoom=3,
+                    boxSelectionEnabled=False,
+                ),
+                html.Div(
+                    message("Click a node to see it."), id="run-g-detail", className="node-detail"
+                ),
+            ],
+            className="graph-row",
+        ),
+        html.H4(id="run-nodes-title"),
+        dag.AgGrid(
+            id="run-nodes",
+            rowModelType="infinite",
+            columnDefs=COLUMNS,
+            defaultColDef={"sortable": True, "resizable": True, "filter": True},
+            dashGridOptions={
+                "cacheBlockSize": 100,
+                "maxBlocksInCache": 20,
+                "rowBuffer": 10,
+                "suppressFieldDotNotation": True,
+                "rowHeight": 30,
+            },
+            style={"height": "360px"},
+        ),
+    )
+
+
+def shown_nodes(
+    rc: RunCache, step: int, mode: str, layer: Any, neuron: Any, example: Any, node: Any
+) -> tuple[list[int], list[int], str]:
+    """The node ids to draw, those to highlight, and a note about what is shown."""
+    nodes, children = rc.nodes(step), rc.children(step)
+    if mode == "node":
+        center = int(node or 0)
+        shown = graphs.neighbourhood(children, center)
+        return shown, [center], f"node {center} and its neighbours within 2 hops ({len(shown)})"
+    if layer is None or neuron is None:
+        raise ValueError("pick a layer and a neuron")
+    shown = graphs.neuron_subgraph(
+        nodes, children, rc.parameters(), int(layer), int(neuron), int(example or 0)
+    )
+    return (
+        shown,
+        shown[:1],
+        (f"layer {layer} neuron {neuron}, training example {example or 0}: {len(shown)} nodes"),
+    )
+
+
+def register(app: Dash, ctx: AppContext) -> None:
+    @app.callback(
+        Output("run-g-layer", "options"),
+        Output("run-g-layer", "value"),
+        Output("run-nonfinite", "children"),
+        Input("run-meta", "data"),
+    )
+    def setup(meta: dict | None):
+        """Layer choices and the first-NaN banner."""
+        if not meta:
+            raise PreventUpdate
+        rc = ctx.run(meta["id"])
+        options = layer_options(rc.parameters())
+        bad = rc.first_nonfinite()
+        banner: Any = []
+        if bad is not None:
+            where = (
+                f"node {bad['node']} ({bad.get('label') or bad.get('op') or 'leaf'})"
+                if bad.get("node") is not None
+                else f"{bad['where']} {bad.get('name')}"
+            )
+            banner = message(
+                f"First NaN/inf at step {bad['step']}: {where}, value {graphs.fmt(bad['value'])}",
+                "error",
+                id="run-nonfinite-banner",
+            )
+        return options, (options[0]["value"] if options else None), banner
+
+    @app.callback(
+        Output("run-g-neuron", "options"),
+        Output("run-g-neuron", "value"),
+        Input("run-g-layer", "value"),
+        State("run-id", "data"),
+    )
+    def neurons(layer: int | None, run_id: str):
+        if layer is None:
+            raise PreventUpdate
+        options = neuron_options(ctx.run(run_id).parameters(), layer)
+        return options, (options[0]["value"] if options else None)
+
+    @app.callback(
+        Output("run-cyto", "elements"),
+        Output("run-g-note", "children"),
+        Input("run-slider", "value"),
+        Input("run-g-mode", "value"),
+        Input("run-g-neuron", "value"),
+        Input("run-g-example", "value"),
+        Input("run-g-node", "value"),
+        State("run-g-layer", "value"),
+        State("run-meta", "data"),
+    )
+    def draw(value, mode, neuron, example, node, layer, meta):
+        """The chosen neighbourhood of the step's graph."""
+        if value is None or not meta:
+            raise PreventUpdate
+        if not meta["traced"]:
+            return [], (
+                f"This run was recorded with capture={meta['capture']!r}: it has no "
+                "node traces, so there is no graph to show."
+            )
+        rc = ctx.run(meta["id"])
+        step = rc.nearest_traced(snap(rc, value))
+        try:
+            shown, focus, note = shown_nodes(rc, step, mode, layer, neuron, example, node)
+        except ValueError as e:
+            return [], str(e)
+        names = rc.parameters()["name"].tolist()
+        elements = graphs.cyto_elements(rc.nodes(step), rc.children(step), shown, names, focus)
+        where = f"step {step}" if step == value else f"step {step} (nearest traced step)"
+        return elements, f"{where}: {note}. Colour: log |grad|; blue boxes are parameters."
+
+    @app.callback(
+        Output("run-g-detail", "children"),
+        Input("run-cyto", "tapNodeData"),
+    )
+    def detail(data: dict | None):
+        """What a clicked node is."""
+        if not data:
+            raise PreventUpdate
+        return [
+            html.H4(data.get("name", "")),
+            facts(
+                [
+                    ("node", data["id"]),
+                    ("op", data.get("op") or "leaf"),
+                    ("value", data.get("value")),
+                    ("grad", data.get("grad")),
+                ]
+            ),
+        ]
+
+    @app.callback(
+        Output("run-nodes", "getRowsResponse"),
+        Output("run-nodes-title", "children"),
+        Input("run-nodes", "getRowsRequest"),
+        State("run-slider", "value"),
+        State("run-meta", "data"),
+    )
+    def rows(request: dict | None, value: int | None, meta: dict | None):
+        """One block of the node table, sorted and filtered on the server."""
+        if value is None or not meta or not meta["traced"]:
+            raise PreventUpdate
+        rc = ctx.run(meta["id"])
+        step = rc.nearest_traced(snap(rc, value))
+        request = request or {"startRow": 0, "endRow": 100}
+        names = rc.parameters()["name"].tolist()
+        data, count = page(rc, step, request, names)
+        title = f"every node of step {step} ({count} shown)"
+        return {"rowData": data, "rowCount": count}, title
+
+    # A new step: the grid drops its loaded blocks and asks for them again.
+    app.clientside_callback(
+        """
+        function (value) {
+            try {
+                var api = window.dash_ag_grid.getApi("run-nodes");
+                if (api && value !== null && value !== undefined) {
+                    api.refreshInfiniteCache();
+                }
+            } catch (e) {
+                // the grid is not ready yet: its first request reads the current step
+            }
+        }
+        """,
+        Input("run-slider", "value"),
+    )

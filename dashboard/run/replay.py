@@ -1,0 +1,216 @@
+"""Run page, replay: a step slider with play/pause driving every per-step view —
+the marker on the curves, the weight and gradient histograms per layer, and the
+decision boundary of 2-input models rebuilt with the engine at that step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash import ctx as dash_ctx
+from dash.exceptions import PreventUpdate
+
+from dashboard import figures, graphs, stepfigures
+from dashboard.context import AppContext, RunCache
+from dashboard.data import bounds, decision_grid, grid_size, histogram, layer_groups
+from dashboard.ui import card
+
+TICK_MS = 400
+SPEEDS = (1, 5, 20, 100)
+
+
+def layout() -> html.Section:
+    return card(
+        "Replay",
+        html.Div(
+            [
+                html.Button("▶ play", id="run-play", n_clicks=0, className="btn"),
+                dcc.Dropdown(
+                    id="run-speed",
+                    options=[
+                        {"label": f"{s} step{'s' if s > 1 else ''} / tick", "value": s}
+                        for s in SPEEDS
+                    ],
+                    value=1,
+                    clearable=False,
+                    className="speed",
+                ),
+                html.Div(
+                    dcc.Slider(id="run-slider", min=0, max=0, step=1, value=None, marks=None),
+                    className="step-slider",
+                ),
+            ],
+            className="controls replay-controls",
+        ),
+        dcc.Interval(id="run-timer", interval=TICK_MS, disabled=True),
+        html.Div(
+            [
+                dcc.Graph(id="run-boundary", config={"displaylogo": False}),
+                html.Div(
+                    [
+                        dcc.Graph(id="run-weight-hist", config={"displaylogo": False}),
+                        dcc.Graph(id="run-grad-hist", config={"displaylogo": False}),
+                    ]
+                ),
+            ],
+            className="grid-2",
+        ),
+        note="step k shows the weights step k's forward pass used, before its update",
+    )
+
+
+def marks(first: int, last: int, n: int = 6) -> dict[int, str]:
+    """About ``n`` evenly spaced step labels (Dash would label every step)."""
+    if last <= first:
+        return {first: str(first)}
+    ticks = np.unique(np.round(np.linspace(first, last, n)).astype(int)).tolist()
+    return {t: str(t) for t in ticks}
+
+
+def snap(rc: RunCache, step: int | None) -> int | None:
+    """The logged step at or before ``step`` (steps need not be contiguous)."""
+    steps = rc.step_list()
+    if step is None or not len(steps):
+        return None
+    i = int(np.searchsorted(steps, int(step), side="right")) - 1
+    return int(steps[max(i, 0)])
+
+
+def inputs_at(rc: RunCache, step: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Training inputs and (hinge) labels read off the nearest traced step's graph."""
+    traced = rc.nearest_traced(step)
+    if traced is None:
+        return np.empty((0, 0)), None
+
+    def read() -> tuple[np.ndarray, np.ndarray | None]:
+        nodes, children, params = rc.nodes(traced), rc.children(traced), rc.parameters()
+        return (
+            graphs.training_inputs(nodes, children, params),
+            graphs.hinge_labels(nodes, children, params),
+        )
+
+    return rc.cache.get(("inputs", traced), read)
+
+
+def boundary(rc: RunCache, meta: dict[str, Any], step: int) -> Any:
+    """The decision-boundary figure at ``step``, cached per (run, step)."""
+    spec = meta.get("spec")
+    if not spec or spec.get("type") != "MLP":
+        return figures.empty("no model spec recorded: watch() an engine MLP to see its boundary")
+    if spec.get("nin") != 2:
+        return figures.empty(
+            f"the decision boundary needs a 2-input model; this one takes {spec.get('nin')} inputs"
+        )
+
+    def make() -> Any:
+        values = rc.param_row(step, "data")
+        if values is None:
+            return figures.empty(f"no parameter values recorded at step {step}")
+        X, labels = inputs_at(rc, step)
+        if X.size and X.shape[1] != 2:
+            X = np.empty((0, 2))
+        xs, ys, z = decision_grid(
+            spec, values, bounds(X) if X.size else (-2, 2, -2, 2), grid_size(len(values))
+        )
+        if labels is not None and len(labels) != len(X):
+            labels = None
+        return stepfigures.boundary_figure(xs, ys, z, X, labels, step)
+
+    return rc.cache.get(("boundary", step), make)
+
+
+def register(app: Dash, ctx: AppContext) -> None:
+    @app.callback(
+        Output("run-slider", "min"),
+        Output("run-slider", "max"),
+        Output("run-slider", "marks"),
+        Output("run-slider", "value"),
+        Input("run-meta", "data"),
+        Input("run-live", "data"),
+        State("run-slider", "value"),
+        State("run-slider", "max"),
+    )
+    def slider_range(meta: dict | None, shown: dict | None, value: int | None, top: int | None):
+        """Fit the slider to the run; while live, follow the newest step if at the end."""
+        if not meta:
+            raise PreventUpdate
+        steps = ctx.run(meta["id"]).step_list()
+        if not len(steps):
+            raise PreventUpdate
+        first, last = int(steps[0]), int(steps[-1])
+        if dash_ctx.triggered_id == "run-live":
+            follow = value is None or value == top
+            return no_update, last, marks(first, last), (last if follow else no_update)
+        return first, last, marks(first, last), last
+
+    @app.callback(
+        Output("run-slider", "value", allow_duplicate=True),
+        Output("run-timer", "disabled"),
+        Output("run-play", "children"),
+        Input("run-play", "n_clicks"),
+        Input("run-timer", "n_intervals"),
+        Input("run-loss", "clickData"),
+        State("run-slider", "value"),
+        State("run-slider", "min"),
+        State("run-slider", "max"),
+        State("run-speed", "value"),
+        State("run-timer", "disabled"),
+        prevent_initial_call=True,
+    )
+    def play(_clicks, _ticks, click, value, low, high, speed, stopped):
+        """Play/pause, advance one tick, or jump to a step clicked on the loss curve."""
+        trigger = dash_ctx.triggered_id
+        value = low if value is None else value
+        if trigger == "run-loss":
+            if not click or not click.get("points"):
+                raise PreventUpdate
+            return int(click["points"][0]["x"]), no_update, no_update
+        if trigger == "run-play":
+            if not stopped:
+                return no_update, True, "▶ play"
+            return (low if value >= high else no_update), False, "⏸ pause"
+        if stopped:
+            raise PreventUpdate
+        nxt = min(int(value) + int(speed or 1), high)
+        done = nxt >= high
+        return nxt, done, ("▶ play" if done else no_update)
+
+    @app.callback(
+        Output("run-weight-hist", "figure"),
+        Output("run-grad-hist", "figure"),
+        Input("run-slider", "value"),
+        State("run-id", "data"),
+    )
+    def hists(value: int | None, run_id: str):
+        """Per-layer histograms of the weights and of their gradients at the step."""
+        if value is None or not run_id:
+            raise PreventUpdate
+        rc = ctx.run(run_id)
+        step = snap(rc, value)
+        groups = layer_groups(rc.parameters())
+        out = []
+        for which, title in (("data", "weights"), ("grad", "gradients")):
+            row = rc.param_row(step, which) if step is not None else None
+            if row is None:
+                out.append(figures.empty(f"no {title} recorded at step {value}"))
+                continue
+            per_layer = {name: histogram(row[idx]) for name, idx in groups.items()}
+            out.append(stepfigures.histograms_figure(f"{title} at step {step}", per_layer))
+        return tuple(out)
+
+    @app.callback(
+        Output("run-boundary", "figure"),
+        Input("run-slider", "value"),
+        State("run-meta", "data"),
+        State("run-id", "data"),
+    )
+    def decision(value: int | None, meta: dict | None, run_id: str):
+        """The model's decision boundary at the step (2-input models)."""
+        if value is None or not meta:
+            raise PreventUpdate
+        rc = ctx.run(run_id)
+        step = snap(rc, value)
+        if step is None:
+            raise PreventUpdate
+        return boundary(rc, meta, step)

@@ -1,0 +1,196 @@
+"""Run page, weights and gradients: pick weights by layer, neuron and name to see
+their value, gradient and update per step; a parameters x steps gradient heatmap
+(click a cell to pick that weight); the per-layer update-to-data ratio."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash import ctx as dash_ctx
+from dash.exceptions import PreventUpdate
+
+from dashboard import figures
+from dashboard.context import AppContext, RunCache
+from dashboard.data import downsample, layer_groups, plotly_text, update_ratio
+from dashboard.ui import card, layer_options, neuron_options
+
+
+def layout() -> html.Section:
+    return card(
+        "Weights and gradients",
+        html.Div(
+            [
+                dcc.Dropdown(
+                    id="run-w-layer", placeholder="layer", clearable=False, className="pick"
+                ),
+                dcc.Dropdown(
+                    id="run-w-neuron", placeholder="neuron", clearable=False, className="pick"
+                ),
+                dcc.Dropdown(
+                    id="run-w-param", placeholder="weights", multi=True, className="pick-wide"
+                ),
+            ],
+            className="controls",
+        ),
+        dcc.Graph(id="run-w-history", config={"displaylogo": False}),
+        html.Div(
+            [
+                dcc.Graph(id="run-w-heatmap", config={"displaylogo": False}),
+                dcc.Graph(id="run-w-ratio", config={"displaylogo": False}),
+            ],
+            className="grid-2",
+        ),
+    )
+
+
+def param_options(
+    rc: RunCache, layer: int | None, neuron: int | None, keep: list[str]
+) -> list[dict[str, str]]:
+    """The neuron's parameters, plus the ones already picked elsewhere."""
+    params = rc.parameters()
+    if layer is not None and neuron is not None:
+        rows = params[(params["layer"] == layer) & (params["neuron"] == neuron)]
+    else:
+        rows = params
+    names = rows["name"].tolist()
+    names += [k for k in keep if k not in names]
+    return [{"label": n, "value": n} for n in names]
+
+
+def first_weight(rc: RunCache, layer: int | None, neuron: int | None) -> list[str]:
+    options = param_options(rc, layer, neuron, [])
+    return [options[0]["value"]] if options else []
+
+
+def sampled_steps(rc: RunCache) -> list[int]:
+    return downsample(rc.step_list())
+
+
+def heatmap(rc: RunCache) -> Any:
+    """Gradients of every parameter at <= 300 sampled steps."""
+    steps = sampled_steps(rc)
+    grads = rc.view.param_arrays(steps=steps, which="grad")
+    return figures.heatmap_figure(
+        grads.to_numpy(dtype=np.float64).T, grads.index.tolist(), rc.parameters()["name"].tolist()
+    )
+
+
+def ratio(rc: RunCache) -> Any:
+    """log10(|Δw|/|w|) per layer at <= 300 sampled steps, Δw from the next step's values."""
+    all_steps = rc.step_list()
+    if len(all_steps) < 2:
+        return figures.ratio_figure([], {})
+    picks = downsample(all_steps[:-1])
+    nxt = all_steps[np.searchsorted(all_steps, picks) + 1].tolist()
+    data = rc.view.param_arrays(steps=sorted(set(picks) | set(nxt)), which="data")
+    have = [(s, t) for s, t in zip(picks, nxt, strict=True) if s in data.index and t in data.index]
+    if not have:
+        return figures.ratio_figure([], {})
+    before = data.loc[[s for s, _ in have]].to_numpy(dtype=np.float64)
+    after = data.loc[[t for _, t in have]].to_numpy(dtype=np.float64)
+    ratios = update_ratio(before, after, layer_groups(rc.parameters()))
+    return figures.ratio_figure([s for s, _ in have], ratios)
+
+
+def register(app: Dash, ctx: AppContext) -> None:
+    @app.callback(
+        Output("run-w-layer", "options"),
+        Output("run-w-layer", "value"),
+        Output("run-w-neuron", "options"),
+        Output("run-w-neuron", "value"),
+        Output("run-w-param", "options"),
+        Output("run-w-param", "value"),
+        Input("run-meta", "data"),
+        Input("run-w-layer", "value"),
+        Input("run-w-neuron", "value"),
+        Input("run-w-heatmap", "clickData"),
+        State("run-w-param", "value"),
+    )
+    def pickers(
+        meta: dict | None,
+        layer: int | None,
+        neuron: int | None,
+        click: dict | None,
+        picked: list[str] | None,
+    ):
+        """Layer -> neuron -> weight pickers; a heatmap click picks its weight."""
+        if not meta:
+            raise PreventUpdate
+        rc = ctx.run(meta["id"])
+        params = rc.parameters()
+        picked = picked or []
+        trigger = dash_ctx.triggered_id
+        if trigger == "run-w-heatmap":
+            shown = {plotly_text(n): n for n in params["name"]}
+            name = shown.get(str((click or {}).get("points", [{}])[0].get("y")))
+            if name is None:
+                raise PreventUpdate
+            row = params[params["name"] == name].iloc[0]
+            lay = None if row.isna()["layer"] else int(row["layer"])
+            neu = None if row.isna()["neuron"] else int(row["neuron"])
+            return (
+                no_update,
+                lay,
+                neuron_options(params, lay),
+                neu,
+                param_options(rc, lay, neu, [name]),
+                [name],
+            )
+        if trigger == "run-w-neuron":
+            value = first_weight(rc, layer, neuron)
+            return (
+                no_update,
+                no_update,
+                no_update,
+                no_update,
+                param_options(rc, layer, neuron, value),
+                value,
+            )
+        if trigger == "run-w-layer":
+            neurons = neuron_options(params, layer)
+            neu = neurons[0]["value"] if neurons else None
+            value = first_weight(rc, layer, neu)
+            return no_update, no_update, neurons, neu, param_options(rc, layer, neu, value), value
+        layers = layer_options(params)
+        lay = layers[0]["value"] if layers else None
+        neurons = neuron_options(params, lay)
+        neu = neurons[0]["value"] if neurons else None
+        value = first_weight(rc, lay, neu)
+        return layers, lay, neurons, neu, param_options(rc, lay, neu, value), value
+
+    @app.callback(
+        Output("run-w-history", "figure"),
+        Input("run-w-param", "value"),
+        Input("run-live", "data"),
+        State("run-id", "data"),
+    )
+    def history(names: list[str] | None, _shown: dict | None, run_id: str):
+        """Value, gradient and update per step of the picked weights (one range read each)."""
+        if not run_id:
+            raise PreventUpdate
+        if not names:
+            return figures.empty("pick a weight to see its value, gradient and update per step")
+        rc = ctx.run(run_id)
+        return figures.history_figure(rc.updates(list(names)))
+
+    @app.callback(
+        Output("run-w-heatmap", "figure"),
+        Input("run-meta", "data"),
+        Input("run-live", "data"),
+    )
+    def grad_heatmap(meta: dict | None, _shown: dict | None):
+        if not meta:
+            raise PreventUpdate
+        return heatmap(ctx.run(meta["id"]))
+
+    @app.callback(
+        Output("run-w-ratio", "figure"),
+        Input("run-meta", "data"),
+        Input("run-live", "data"),
+    )
+    def update_to_data(meta: dict | None, _shown: dict | None):
+        if not meta:
+            raise PreventUpdate
+        return ratio(ctx.run(meta["id"]))
