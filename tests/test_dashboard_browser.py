@@ -1,0 +1,314 @@
+"""The dashboard in a real headless Chromium (dash_duo): runs list, run page,
+weight history against the database, replay, live growth, hostile run names.
+
+    python -m pytest tests/test_dashboard_browser.py --headless -q
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+import tracer
+from dashboard import create_app
+from tracer.demo import train
+
+pytest_plugins = ["browser_conftest"]
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("chromium")]
+
+XSS = "<script>alert(1)</script>"
+MOONS_STEPS = 6
+TOY_STEPS = 20
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> dict[str, Any]:
+    """A database with a moons run, a toy run, a params-only run and a hostile name."""
+    db = str(tmp_path_factory.mktemp("dash") / "runs.db")
+    ids = {
+        "moons": train("moons", MOONS_STEPS, db),
+        "toy": train("toy", TOY_STEPS, db, seed=3),
+        "xss": train("toy", 3, db, name=XSS),
+        "params": train("toy", 4, db, name="params-only", capture="params"),
+    }
+    return {"db": db, "ids": ids}
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 15, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy; return that."""
+    end = time.time() + timeout
+    last: Any = None
+    while time.time() < end:
+        try:
+            last = check()
+        except Exception as e:  # the page may be mid-render
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def figure_data(dash_duo, graph_id: str) -> list[dict] | None:
+    """The traces Plotly drew in dcc.Graph ``graph_id``."""
+    return dash_duo.driver.execute_script(
+        f"var g = document.querySelector('#{graph_id} .js-plotly-plot');"
+        "return g && g.data ? JSON.parse(JSON.stringify(g.data)) : null;"
+    )
+
+
+def figure_layout(dash_duo, graph_id: str) -> dict | None:
+    return dash_duo.driver.execute_script(
+        f"var g = document.querySelector('#{graph_id} .js-plotly-plot');"
+        "return g && g.layout ? JSON.parse(JSON.stringify(g.layout)) : null;"
+    )
+
+
+def component_prop(dash_duo, component_id: str, prop: str) -> Any:
+    """A prop of a rendered component, read from Dash's renderer store."""
+    return dash_duo.driver.execute_script(
+        """
+        var s = window.store.getState(), path = s.paths.strs[arguments[0]];
+        if (!path) { return null; }
+        var node = s.layout;
+        for (var i = 0; i < path.length; i++) { node = node[path[i]]; }
+        return node && node.props ? node.props[arguments[1]] : null;
+        """,
+        component_id,
+        prop,
+    )
+
+
+def no_alert(dash_duo) -> bool:
+    """True when no JavaScript alert is open."""
+    try:
+        alert = dash_duo.driver.switch_to.alert
+    except NoAlertPresentException:
+        return True
+    alert.dismiss()
+    return False
+
+
+def pick(dash_duo, dropdown_id: str, option_text: str) -> None:
+    """Open a Dash 4 dropdown and click the option with this text."""
+    dash_duo.find_element(f"#{dropdown_id}").click()
+    option = wait_until(
+        lambda: [
+            o
+            for o in dash_duo.driver.find_elements(By.CSS_SELECTOR, "[role=option]")
+            if o.text.strip() == option_text
+        ],
+        what=f"option {option_text!r} of #{dropdown_id}",
+    )[0]
+    option.click()
+    dash_duo.driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+
+
+def set_slider(dash_duo, slider_id: str, value: int) -> None:
+    """Type a value into a Dash 4 slider's number box; leaving the box commits it."""
+    box = dash_duo.find_element(f"#{slider_id} input")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(str(value), Keys.TAB)
+
+
+def open_run(dash_duo, db: str, run_id: str) -> None:
+    dash_duo.start_server(create_app(db))
+    dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
+    dash_duo.wait_for_element("#run-name", timeout=20)
+
+
+def test_runs_page_lists_runs_and_links_to_them(dash_duo, recorded):
+    dash_duo.start_server(create_app(recorded["db"]))
+    dash_duo.wait_for_contains_text("#runs-grid", "moons", timeout=20)
+    text = dash_duo.find_element("#runs-grid").text
+    for expected in ("toy", "params-only", "finished", XSS):
+        assert expected in text
+    assert dash_duo.find_element("#runs-count").text == "4 runs"
+
+    # Tick two runs: their loss curves are overlaid and their config diff listed.
+    boxes = dash_duo.driver.find_elements(
+        By.CSS_SELECTOR, "#runs-grid .ag-row input[type=checkbox]"
+    )
+    boxes[0].click()
+    boxes[1].click()
+    loss = wait_until(
+        lambda: (d := figure_data(dash_duo, "runs-compare-loss")) and len(d) == 2 and d,
+        what="two compared loss curves",
+    )
+    assert {len(t["x"]) for t in loss} <= {MOONS_STEPS, TOY_STEPS, 3, 4}
+    dash_duo.wait_for_contains_text("#runs-compare", "config differences")
+
+    link = next(
+        a
+        for a in dash_duo.driver.find_elements(By.CSS_SELECTOR, "#runs-grid a.run-link")
+        if a.text == "moons"
+    )
+    link.click()
+    dash_duo.wait_for_text_to_equal("#run-name", "moons", timeout=20)
+    assert dash_duo.driver.current_url.endswith(f"/run/{recorded['ids']['moons']}")
+    assert dash_duo.get_logs() == []
+
+
+def test_loss_curve_has_one_point_per_step(dash_duo, recorded):
+    run_id = recorded["ids"]["moons"]
+    open_run(dash_duo, recorded["db"], run_id)
+    data = wait_until(lambda: figure_data(dash_duo, "run-loss"), what="the loss curve")
+    expected = tracer.connect(recorded["db"], readonly=True).run(run_id).metrics()["loss"]
+    assert data[0]["x"] == list(range(MOONS_STEPS))
+    np.testing.assert_allclose(data[0]["y"], expected.to_numpy(), rtol=1e-12)
+    assert dash_duo.find_element("#run-status").text == "finished"
+    assert "337" in dash_duo.find_element("#run-header").text  # parameter count
+
+
+def test_picked_weight_history_equals_the_database(dash_duo, recorded):
+    run_id = recorded["ids"]["moons"]
+    open_run(dash_duo, recorded["db"], run_id)
+    wait_until(lambda: figure_data(dash_duo, "run-w-history"), what="the first weight's history")
+    pick(dash_duo, "run-w-neuron", "neuron 3")
+    name = "layers.0.neurons.3.w.0"
+    data = wait_until(
+        lambda: (d := figure_data(dash_duo, "run-w-history")) and d[0]["name"] == name and d,
+        what=f"history of {name}",
+    )
+    run = tracer.connect(recorded["db"], readonly=True).run(run_id)
+    updates = run.updates(params=[name])
+    value, grad, delta = data[0], data[1], data[2]
+    assert grad["x"] == updates["step"].tolist()
+    np.testing.assert_array_equal(grad["y"], updates["grad"].to_numpy())
+    np.testing.assert_array_equal(value["y"], updates["value_before"].to_numpy())
+    np.testing.assert_allclose(delta["y"], (updates["value_after"] - updates["value_before"]))
+
+    # Add the neuron's bias by name: its gradient is drawn too.
+    pick(dash_duo, "run-w-param", "layers.0.neurons.3.b")
+    data = wait_until(
+        lambda: (d := figure_data(dash_duo, "run-w-history")) and len(d) == 6 and d,
+        what="two weights' histories",
+    )
+    bias = run.updates(params=["layers.0.neurons.3.b"])
+    assert data[4]["name"] == "layers.0.neurons.3.b"
+    np.testing.assert_array_equal(data[4]["y"], bias["grad"].to_numpy())
+
+
+def test_replay_slider_moves_graph_and_boundary(dash_duo, recorded):
+    open_run(dash_duo, recorded["db"], recorded["ids"]["moons"])
+    last = MOONS_STEPS - 1
+    wait_until(
+        lambda: (
+            (figure_layout(dash_duo, "run-boundary") or {}).get("title", {}).get("text")
+            == f"decision boundary at step {last}"
+        ),
+        what="the boundary at the last step",
+    )
+    elements = wait_until(
+        lambda: component_prop(dash_duo, "run-cyto", "elements"), what="graph elements"
+    )
+    boundary = figure_data(dash_duo, "run-boundary")
+    assert len([e for e in elements if "source" not in e["data"]]) == 10  # layer 0 neuron 0
+    assert len(boundary[2]["x"]) == 100  # the moons inputs, read off the graph
+
+    set_slider(dash_duo, "run-slider", 0)
+    wait_until(
+        lambda: (
+            figure_layout(dash_duo, "run-boundary")["title"]["text"]
+            == "decision boundary at step 0"
+        ),
+        what="the boundary at step 0",
+    )
+    moved = wait_until(
+        lambda: (e := component_prop(dash_duo, "run-cyto", "elements")) != elements and e,
+        what="new graph elements",
+    )
+    labels = {e["data"]["id"]: e["data"]["label"] for e in elements if "label" in e["data"]}
+    moved_labels = {e["data"]["id"]: e["data"]["label"] for e in moved if "label" in e["data"]}
+    assert labels.keys() == moved_labels.keys() and labels != moved_labels
+    assert figure_data(dash_duo, "run-boundary")[0]["z"] != boundary[0]["z"]
+    shapes = figure_layout(dash_duo, "run-loss")["shapes"]
+    assert shapes[0]["x0"] == 0  # the marker on the loss curve follows
+
+
+LIVE_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from engine import MLP, SGD, Value, mse, toy
+    import tracer
+    X, y = toy()
+    model = MLP(3, [4, 4, 1], activation="tanh", seed=1)
+    opt = SGD(model.parameters(), lr=0.05)
+    with tracer.record("live", sys.argv[1], config={"lr": 0.05}) as run:
+        run.watch(model, optimizer=opt)
+        for k in range(int(sys.argv[2])):
+            loss = mse([model([Value(v) for v in row]) for row in X], y)
+            model.zero_grad(); loss.backward()
+            run.log(loss)
+            opt.step()
+            time.sleep(0.25)
+    """
+)
+
+
+def test_live_run_grows_on_screen(dash_duo, tmp_path):
+    db = str(tmp_path / "live.db")
+    proc = subprocess.Popen([sys.executable, "-c", LIVE_SCRIPT, db, "48"])
+    try:
+        store = wait_until(lambda: tracer.connect(db, readonly=True), what="the live database")
+        run_id = wait_until(
+            lambda: len(r := store.runs()) and r.iloc[0]["steps"] >= 3 and r.iloc[0]["id"],
+            what="the first steps",
+        )
+        open_run(dash_duo, db, run_id)
+        dash_duo.wait_for_text_to_equal("#run-status", "running", timeout=10)
+        first = len(wait_until(lambda: figure_data(dash_duo, "run-loss"), what="curve")[0]["x"])
+        grown = wait_until(
+            lambda: len(figure_data(dash_duo, "run-loss")[0]["x"]) >= first + 4,
+            timeout=10,
+            what="the curve to grow",
+        )
+        assert grown
+        assert proc.wait(timeout=30) == 0
+        dash_duo.wait_for_text_to_equal("#run-status", "finished", timeout=10)
+        xs = wait_until(
+            lambda: (x := figure_data(dash_duo, "run-loss")[0]["x"]) and len(x) == 48 and x,
+            what="all 48 steps on screen",
+        )
+        assert xs == list(range(48))  # no step drawn twice, none missing
+        assert component_prop(dash_duo, "run-live-timer", "disabled") is True
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_hostile_run_name_is_shown_as_text(dash_duo, recorded):
+    dash_duo.start_server(create_app(recorded["db"]))
+    dash_duo.wait_for_contains_text("#runs-grid", XSS, timeout=20)
+    assert no_alert(dash_duo)
+    cell = [
+        a
+        for a in dash_duo.driver.find_elements(By.CSS_SELECTOR, "#runs-grid a.run-link")
+        if a.text == XSS
+    ]
+    assert cell, "the name is rendered as the literal characters"
+    dash_duo.driver.get(f"{dash_duo.server_url}/run/{recorded['ids']['xss']}")
+    dash_duo.wait_for_text_to_equal("#run-name", XSS, timeout=20)
+    time.sleep(0.5)
+    assert no_alert(dash_duo)
+    injected = dash_duo.driver.execute_script(
+        "return Array.from(document.scripts).filter(s => s.text.includes('alert(1)')).length"
+    )
+    assert injected == 0
+
+
+def test_params_only_run_says_it_has_no_graph(dash_duo, recorded):
+    open_run(dash_duo, recorded["db"], recorded["ids"]["params"])
+    dash_duo.wait_for_contains_text("#run-g-note", "no node traces", timeout=20)
+    wait_until(lambda: figure_data(dash_duo, "run-loss"), what="the loss curve")
+    assert dash_duo.get_logs() == []

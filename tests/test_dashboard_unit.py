@@ -1,0 +1,378 @@
+"""The dashboard's pure helpers, and its app without a browser.
+
+python -m pytest tests/test_dashboard_unit.py -q
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import dashboard
+import tracer
+from dashboard import create_app, data, graphs, nodetable
+from dashboard.context import LRU, context_for
+from engine import MLP, Value, make_moons
+from tracer.demo import train
+
+ROOT = Path(dashboard.__file__).resolve().parent
+
+
+# -- small graphs built with the engine, read back the way RunView.nodes() has them ------
+def node_table(root: Value, params: list[Value]) -> pd.DataFrame:
+    """A RunView.nodes()-shaped table of ``root``'s graph (no database)."""
+    from engine import structure
+
+    nodes, ops, a, b = structure(root)
+    where = {id(p): i for i, p in enumerate(params)}
+    return pd.DataFrame(
+        {
+            "node": np.arange(len(nodes)),
+            "op": ops,
+            "label": [v.label for v in nodes],
+            "a": pd.array([x if x >= 0 else None for x in a], dtype="Int64"),
+            "b": pd.array([x if x >= 0 else None for x in b], dtype="Int64"),
+            "param": pd.array([where.get(id(v)) for v in nodes], dtype="Int64"),
+            "value": [v.data for v in nodes],
+            "grad": [v.grad for v in nodes],
+        }
+    )
+
+
+def parameter_table(model: MLP) -> pd.DataFrame:
+    names = [n for n, _ in model.named_parameters()]
+    parts = [n.split(".") for n in names]
+    return pd.DataFrame(
+        {
+            "idx": range(len(names)),
+            "name": names,
+            "layer": pd.array([int(p[1]) for p in parts], dtype="Int64"),
+            "neuron": pd.array([int(p[3]) for p in parts], dtype="Int64"),
+            "kind": ["weight" if p[4] == "w" else "bias" for p in parts],
+        }
+    )
+
+
+@pytest.fixture
+def moons_graph():
+    """A 2-3-1 MLP's hinge loss over 5 moons points, as a node table."""
+    from engine import hinge
+
+    X, y = make_moons(5, noise=0.1, seed=2)
+    model = MLP(2, [3, 1], seed=4)
+    scores = [model([Value(a), Value(b)]) for a, b in X]
+    loss = hinge(scores, y)
+    loss.backward()
+    return node_table(loss, model.parameters()), parameter_table(model), X, y
+
+
+# -- series helpers --------------------------------------------------------------------
+def test_ema_matches_bias_corrected_recurrence():
+    x = [1.0, 2.0, 4.0, 8.0]
+    w = 0.5
+    out = data.ema(x, w)
+    # s_t = w s_{t-1} + (1-w) x_t, divided by 1 - w^(t+1)
+    expected, s = [], 0.0
+    for t, v in enumerate(x):
+        s = w * s + (1 - w) * v
+        expected.append(s / (1 - w ** (t + 1)))
+    np.testing.assert_allclose(out, expected)
+    assert out.tolist() == pytest.approx([1.0, 5 / 3, 3.0, 17 / 3])
+    np.testing.assert_array_equal(data.ema(x, 0.0), x)
+
+
+def test_ema_carries_over_nan_and_inf():
+    out = data.ema([1.0, math.nan, 3.0, math.inf], 0.5)
+    assert out[0] == 1.0 and out[1] == 1.0  # NaN skipped: the average carries over
+    assert out[2] == pytest.approx(7 / 3)
+    assert out[3] == pytest.approx(7 / 3)
+    with pytest.raises(ValueError):
+        data.ema([1.0], 1.0)
+
+
+def test_downsample_keeps_ends_and_limit():
+    assert data.downsample(range(5), 300) == [0, 1, 2, 3, 4]
+    picked = data.downsample(range(10_000), 300)
+    assert len(picked) == 300 and picked[0] == 0 and picked[-1] == 9999
+    assert picked == sorted(set(picked))
+    assert data.downsample([3, 10, 11, 50, 90], 3) == [3, 11, 90]
+    assert data.downsample([], 3) == []
+
+
+def test_update_ratio_per_layer():
+    before = np.array([[1.0, 0.0, 2.0], [2.0, 0.0, 2.0]])
+    after = np.array([[1.1, 0.0, 2.0], [2.0, 0.0, 2.0]])
+    groups = {"layer 0": np.array([0, 1]), "layer 1": np.array([2])}
+    out = data.update_ratio(before, after, groups)
+    assert out["layer 0"][0] == pytest.approx(math.log10(0.1))
+    assert np.isnan(out["layer 0"][1])  # no update: log10(0) is shown as a gap
+    assert np.isnan(out["layer 1"]).all()
+
+
+def test_histogram_counts_finite_values_and_reports_the_rest():
+    centers, counts, bad = data.histogram(np.array([0.0, 1.0, 1.0, math.nan, math.inf]), bins=2)
+    assert centers.tolist() == [0.25, 0.75] and counts.tolist() == [1, 2] and bad == 2
+    centers, counts, _ = data.histogram(np.array([3.0, 3.0]), bins=2)
+    assert counts.sum() == 2 and centers.tolist() == [2.75, 3.25]
+
+
+def test_config_diff_lists_only_differing_keys():
+    runs = pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "name": ["x", "y"],
+            "config.lr": [0.1, 0.2],
+            "config.steps": [100, 100],
+            "config.layers": [[16, 16], [16, 8]],
+            "config.only_a": ["yes", math.nan],
+        }
+    )
+    diff = data.config_diff(runs)
+    assert diff["key"].tolist() == ["lr", "layers", "only_a"]
+    assert diff.loc[0, "a"] == 0.1 and diff.loc[0, "b"] == 0.2
+    assert diff.loc[1, "b"] == "[16, 8]"
+    assert diff.loc[2, "b"] is None
+
+
+def test_plotly_text_escapes_tags():
+    assert data.plotly_text("<script>alert(1)</script> & <b>") == (
+        "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;"
+    )
+
+
+def test_cells_and_durations():
+    assert data.cell(math.nan) is None and data.cell(math.inf) == "inf"
+    assert data.cell(np.int64(3)) == 3 and data.cell([1, 2]) == "[1, 2]"
+    assert data.cell(pd.Timestamp("2026-01-02 03:04:05", tz="UTC")) == "2026-01-02 03:04:05"
+    assert data.fmt_duration(3725.2) == "1h 2m 5s"
+    assert data.fmt_duration(75) == "1m 15s" and data.fmt_duration(2.25) == "2.2s"
+
+
+# -- decision boundary -----------------------------------------------------------------
+def test_decision_grid_is_the_engine_prediction():
+    model = MLP(2, [4, 1], seed=7)
+    values = [p.data for p in model.parameters()]
+    xs, ys, z = data.decision_grid(model.spec(), values, (-1.0, 1.0, -2.0, 0.0), n=5)
+    assert xs.tolist() == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    assert ys.tolist() == [-2.0, -1.5, -1.0, -0.5, 0.0]
+    assert z.shape == (5, 5)
+    for i, y in enumerate(ys):
+        for j, x in enumerate(xs):
+            assert z[i, j] == model.predict([x, y])  # row = y, column = x, exactly
+
+
+def test_decision_grid_uses_the_given_parameters():
+    model = MLP(2, [4, 1], seed=7)
+    zeros = [0.0] * len(model.parameters())
+    _, _, z = data.decision_grid(model.spec(), zeros, (-1, 1, -1, 1), n=3)
+    assert (z == 0.0).all()
+
+
+def test_grid_size_and_bounds():
+    assert data.grid_size(337) == 40
+    assert 12 <= data.grid_size(10_000) < 40
+    X = np.array([[0.0, -1.0], [2.0, 1.0]])
+    assert data.bounds(X) == (-0.5, 2.5, -1.5, 1.5)
+    assert data.bounds(np.empty((0, 2))) == (-2.0, 2.0, -2.0, 2.0)
+
+
+# -- graphs ----------------------------------------------------------------------------
+def test_children_index():
+    x = Value(3.0)
+    nodes = node_table(x * x + 1, [])  # ['', '*', '', '+']
+    children = graphs.children_index(nodes)
+    assert children.of(0).tolist() == [1]  # x*x counts once
+    assert children.of(1).tolist() == [3]
+    assert children.of(2).tolist() == [3]
+    assert children.of(3).tolist() == []
+    assert graphs.parents_of(children, 3) == [1, 2]
+    assert graphs.parents_of(children, 1) == [0]
+
+
+def test_neighbourhood_is_breadth_first_and_capped():
+    a, b, c = Value(1.0), Value(2.0), Value(3.0)
+    root = (a * b + c).relu()  # nodes: a b * c + relu
+    nodes = node_table(root, [])
+    children = graphs.children_index(nodes)
+    ops = nodes["op"].tolist()
+    mul = ops.index("*")
+    shown = graphs.neighbourhood(children, mul, depth=1)
+    assert shown[0] == mul
+    assert sorted(ops[i] for i in shown) == sorted(["*", "", "", "+"])
+    assert len(graphs.neighbourhood(children, mul, depth=2)) == 6
+    assert graphs.neighbourhood(children, mul, depth=2, cap=3) == shown[:3]
+    with pytest.raises(ValueError, match="does not exist"):
+        graphs.neighbourhood(children, 99)
+
+
+def test_neuron_subgraph_of_one_example(moons_graph):
+    nodes, params, X, _ = moons_graph
+    children = graphs.children_index(nodes)
+    shown = graphs.neuron_subgraph(nodes, children, params, 0, 1, 3)
+    rows = nodes.iloc[shown]
+    # bias, 2 adds, 2 muls, 2 weights, 2 inputs, relu
+    assert len(shown) == 10
+    assert sorted(rows["op"]) == sorted(["", "+", "*", "", "", "+", "*", "", "", "relu"])
+    names = set(params.loc[rows["param"].dropna().astype(int), "name"])
+    assert names == {"layers.0.neurons.1.b", "layers.0.neurons.1.w.0", "layers.0.neurons.1.w.1"}
+    inputs = rows[(rows["op"] == "") & rows["param"].isna()]["value"].tolist()
+    assert sorted(inputs) == sorted(X[3])
+    # The output neuron (linear) of example 0: bias, 3 adds, 3 muls, 3 weights, 3 relus.
+    out = graphs.neuron_subgraph(nodes, children, params, 1, 0, 0)
+    assert len(out) == 13 and "relu" in set(nodes.iloc[out]["op"])
+    with pytest.raises(ValueError, match=r"out of range 0\.\.4"):
+        graphs.neuron_subgraph(nodes, children, params, 0, 1, 5)
+    with pytest.raises(ValueError, match="no neuron 9"):
+        graphs.neuron_subgraph(nodes, children, params, 0, 9, 0)
+
+
+def test_training_inputs_and_labels_read_off_the_graph(moons_graph):
+    nodes, params, X, y = moons_graph
+    children = graphs.children_index(nodes)
+    np.testing.assert_array_equal(graphs.training_inputs(nodes, children, params), X)
+    assert graphs.hinge_labels(nodes, children, params).tolist() == y
+
+
+def test_cyto_elements(moons_graph):
+    nodes, params, _, _ = moons_graph
+    children = graphs.children_index(nodes)
+    shown = graphs.neuron_subgraph(nodes, children, params, 0, 0, 0)
+    elements = graphs.cyto_elements(nodes, children, shown, params["name"].tolist(), shown[:1])
+    vertices = [e for e in elements if "source" not in e["data"]]
+    edges = [e for e in elements if "source" in e["data"]]
+    assert [int(e["data"]["id"]) for e in vertices] == shown
+    assert vertices[0]["data"]["name"] == "layers.0.neurons.0.b"
+    assert vertices[0]["classes"] == "param focus"
+    assert len(edges) == 9  # 2 per mul, 2 per add, 1 into relu
+    assert all(e["data"]["color"].startswith(("rgb", "#")) for e in vertices)
+
+
+def test_fmt():
+    assert graphs.fmt(math.nan) == "nan" and graphs.fmt(-math.inf) == "-inf"
+    assert graphs.fmt(0.000123456) == "0.0001235"
+
+
+# -- node table ------------------------------------------------------------------------
+def test_node_table_sorts_nonfinite_first_and_filters():
+    cols = {
+        "node": np.arange(4),
+        "op": np.array(["leaf", "*", "+", "relu"], dtype=object),
+        "label": np.array(["w", "", "", ""], dtype=object),
+        "value": np.array([1.0, 2.0, 3.0, 4.0]),
+        "grad": np.array([0.5, -3.0, math.nan, 1.0]),
+        "abs_grad": np.array([0.5, 3.0, math.nan, 1.0]),
+    }
+    desc = nodetable.select(cols, {}, [{"colId": "abs_grad", "sort": "desc"}])
+    assert desc.tolist() == [2, 1, 3, 0]
+    asc = nodetable.select(cols, {}, [{"colId": "op", "sort": "asc"}])
+    assert cols["op"][asc].tolist() == ["*", "+", "leaf", "relu"]
+    big = {"value": {"filterType": "number", "type": "greaterThan", "filter": 2.5}}
+    assert nodetable.select(cols, big, []).tolist() == [2, 3]
+    text = {"op": {"filterType": "text", "type": "contains", "filter": "EL"}}
+    assert nodetable.select(cols, text, []).tolist() == [3]
+    assert nodetable.number(math.inf) == "inf" and nodetable.number(1.5) == 1.5
+
+
+def test_lru_makes_each_value_once_and_evicts():
+    lru, calls = LRU(2), []
+    for key in ("a", "a", "b", "c", "a"):
+        lru.get(key, lambda k=key: calls.append(k) or k.upper())
+    assert calls == ["a", "b", "c", "a"]
+
+
+# -- the app without a browser ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory) -> str:
+    db = str(tmp_path_factory.mktemp("unit") / "runs.db")
+    train("toy", 5, db)
+    return db
+
+
+def test_app_serves_pages_read_only(small_db):
+    before = Path(small_db).read_bytes()
+    app = create_app(small_db)
+    client = app.server.test_client()
+    assert client.get("/").status_code == 200
+    assert client.get("/_dash-layout").status_code == 200
+    deps = client.get("/_dash-dependencies").json
+    outputs = " ".join(d["output"] for d in deps)
+    for component in ("runs-grid", "run-loss", "run-w-history", "run-cyto", "run-boundary"):
+        assert component in outputs
+    store = context_for(app).store
+    with pytest.raises(Exception, match=r"readonly|read-only|read only"):
+        store.delete_run(store.runs().iloc[0]["id"])
+    assert Path(small_db).read_bytes() == before
+
+
+def test_serve_binds_localhost_by_default():
+    params = inspect.signature(dashboard.serve).parameters
+    assert params["host"].default == "127.0.0.1" and params["port"].default == 8050
+
+
+def test_component_ids_are_prefixed_by_page():
+    ids = []
+    for path in (ROOT / "pages").glob("*.py"):
+        page = path.stem
+        for sub in [path, *((ROOT / "run").glob("*.py") if page == "run" else [])]:
+            for node in ast.walk(ast.parse(sub.read_text())):
+                if (
+                    isinstance(node, ast.keyword)
+                    and node.arg == "id"
+                    and isinstance(node.value, ast.Constant)
+                    and isinstance(node.value.value, str)
+                ):
+                    ids.append((page, node.value.value))
+    assert ids
+    for page, cid in ids:
+        assert cid.startswith(f"{page}-"), (page, cid)
+
+
+def test_dashboard_reads_only_through_tracer():
+    for path in ROOT.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                root = name.split(".")[0]
+                assert root not in ("sqlalchemy", "sqlite3", "psycopg"), (path, name)
+                assert not name.startswith("tracer."), (path, name)  # the public API only
+        text = path.read_text()
+        assert "dangerously" not in text, path
+    for path in (ROOT / "assets").glob("*.js"):
+        assert "innerHTML" not in path.read_text()
+
+
+def test_run_page_callbacks_answer(small_db):
+    """The init callback through the HTTP API: header, facts and meta for a run."""
+    app = create_app(small_db)
+    client = app.server.test_client()
+    client.get("/")
+    run_id = tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
+    key = next(k for k in app.callback_map if "run-header.children" in k)
+    body = {
+        "output": key,
+        "outputs": [
+            {"id": o.split(".")[0], "property": o.split(".")[1]}
+            for o in key.strip(".").split("...")
+        ],
+        "inputs": [{"id": "run-id", "property": "data", "value": run_id}],
+        "state": [],
+        "changedPropIds": ["run-id.data"],
+    }
+    resp = client.post("/_dash-update-component", json=body).json["response"]
+    meta = resp["run-meta"]["data"]
+    assert meta["id"] == run_id and meta["traced"] is True and meta["nin"] == 3
+    assert meta["n_params"] == 41
+    body["inputs"][0]["value"] = "no-such-run"
+    resp = client.post("/_dash-update-component", json=body).json["response"]
+    assert "no run matches" in str(resp["run-header"]["children"])
