@@ -47,6 +47,8 @@ TEMPLATE = {
         "hovermode": "x unified",
     }
 }
+# Diverging scales with a white middle (Plotly.js's own "RdBu" is grey there).
+NEG_POS = [[0.0, "#b91c1c"], [0.5, "#f8fafc"], [1.0, "#1d4ed8"]]
 MARGIN = {"l": 56, "r": 16, "t": 36, "b": 40}
 BIG = 2000  # points above which a line is drawn with WebGL
 
@@ -275,7 +277,7 @@ def heatmap_figure(grads: np.ndarray, steps: Sequence[int], names: Sequence[str]
             "z": [finite_list(r) for r in z],
             "x": [int(s) for s in steps],
             "y": [plotly_text(n) for n in names],
-            "colorscale": "RdBu",
+            "colorscale": NEG_POS,
             "zmid": 0,
             "zmin": -top,
             "zmax": top,

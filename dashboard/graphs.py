@@ -256,7 +256,7 @@ def _grad_colors(grads: np.ndarray) -> list[str]:
     logs = np.log10(np.where(finite, mags, 1.0))
     lo, hi = logs[finite].min(), logs[finite].max()
     span = hi - lo if hi > lo else 1.0
-    pos = np.clip(0.1 + 0.8 * (logs - lo) / span, 0.0, 1.0)
+    pos = np.clip(0.08 + 0.62 * (logs - lo) / span, 0.0, 1.0)  # no dark reds: labels
     colors = sample_colorscale(GRAD_COLORSCALE, pos.tolist())
     return [c if ok else ZERO_GRAD for c, ok in zip(colors, finite.tolist(), strict=True)]
 

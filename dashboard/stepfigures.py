@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dashboard.data import plotly_text
-from dashboard.figures import Figure, empty, finite_list, frame
+from dashboard.figures import NEG_POS, Figure, empty, finite_list, frame
 
 
 def histograms_figure(title: str, hists: dict[str, tuple[np.ndarray, np.ndarray, int]]) -> Figure:
@@ -59,7 +59,7 @@ def boundary_figure(
         {
             "type": "contour",
             **grid,
-            "colorscale": "RdBu",
+            "colorscale": NEG_POS,
             "zmid": 0,
             "zmin": -3,
             "zmax": 3,

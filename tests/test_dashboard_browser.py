@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("chromium")]
 XSS = "<script>alert(1)</script>"
 MOONS_STEPS = 6
 TOY_STEPS = 20
+LIVE_STEPS = 60
 
 
 @pytest.fixture(scope="module")
@@ -172,15 +173,22 @@ def test_loss_curve_has_one_point_per_step(dash_duo, recorded):
 
 def test_picked_weight_history_equals_the_database(dash_duo, recorded):
     run_id = recorded["ids"]["moons"]
+    run = tracer.connect(recorded["db"], readonly=True).run(run_id)
+    grads = run.gradients(steps=[MOONS_STEPS - 1]).iloc[0].abs()
+    liveliest = grads.idxmax()  # shown first: the largest |grad| at the last step
     open_run(dash_duo, recorded["db"], run_id)
-    wait_until(lambda: figure_data(dash_duo, "run-w-history"), what="the first weight's history")
+    wait_until(
+        lambda: figure_data(dash_duo, "run-w-history")[0]["name"] == liveliest,
+        what="the liveliest weight's history",
+    )
+    layer = 1 if liveliest.startswith("layers.0.") else 0
+    pick(dash_duo, "run-w-layer", f"layer {layer}")  # -> its neuron 0
     pick(dash_duo, "run-w-neuron", "neuron 3")
-    name = "layers.0.neurons.3.w.0"
+    name = f"layers.{layer}.neurons.3.w.0"
     data = wait_until(
         lambda: (d := figure_data(dash_duo, "run-w-history")) and d[0]["name"] == name and d,
         what=f"history of {name}",
     )
-    run = tracer.connect(recorded["db"], readonly=True).run(run_id)
     updates = run.updates(params=[name])
     value, grad, delta = data[0], data[1], data[2]
     assert grad["x"] == updates["step"].tolist()
@@ -189,13 +197,13 @@ def test_picked_weight_history_equals_the_database(dash_duo, recorded):
     np.testing.assert_allclose(delta["y"], (updates["value_after"] - updates["value_before"]))
 
     # Add the neuron's bias by name: its gradient is drawn too.
-    pick(dash_duo, "run-w-param", "layers.0.neurons.3.b")
+    pick(dash_duo, "run-w-param", f"layers.{layer}.neurons.3.b")
     data = wait_until(
         lambda: (d := figure_data(dash_duo, "run-w-history")) and len(d) == 6 and d,
         what="two weights' histories",
     )
-    bias = run.updates(params=["layers.0.neurons.3.b"])
-    assert data[4]["name"] == "layers.0.neurons.3.b"
+    bias = run.updates(params=[f"layers.{layer}.neurons.3.b"])
+    assert data[4]["name"] == f"layers.{layer}.neurons.3.b"
     np.testing.assert_array_equal(data[4]["y"], bias["grad"].to_numpy())
 
 
@@ -258,14 +266,16 @@ LIVE_SCRIPT = textwrap.dedent(
 
 def test_live_run_grows_on_screen(dash_duo, tmp_path):
     db = str(tmp_path / "live.db")
-    proc = subprocess.Popen([sys.executable, "-c", LIVE_SCRIPT, db, "48"])
+    proc = subprocess.Popen([sys.executable, "-c", LIVE_SCRIPT, db, str(LIVE_STEPS)])
     try:
         store = wait_until(lambda: tracer.connect(db, readonly=True), what="the live database")
         run_id = wait_until(
             lambda: len(r := store.runs()) and r.iloc[0]["steps"] >= 3 and r.iloc[0]["id"],
             what="the first steps",
         )
-        open_run(dash_duo, db, run_id)
+        dash_duo.start_server(create_app(db))
+        dash_duo.wait_for_contains_text("#runs-grid", "running", timeout=20)  # the runs list
+        dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
         dash_duo.wait_for_text_to_equal("#run-status", "running", timeout=10)
         first = len(wait_until(lambda: figure_data(dash_duo, "run-loss"), what="curve")[0]["x"])
         grown = wait_until(
@@ -277,10 +287,10 @@ def test_live_run_grows_on_screen(dash_duo, tmp_path):
         assert proc.wait(timeout=30) == 0
         dash_duo.wait_for_text_to_equal("#run-status", "finished", timeout=10)
         xs = wait_until(
-            lambda: (x := figure_data(dash_duo, "run-loss")[0]["x"]) and len(x) == 48 and x,
-            what="all 48 steps on screen",
+            lambda: (x := figure_data(dash_duo, "run-loss")[0]["x"]) and len(x) == LIVE_STEPS and x,
+            what="every step on screen",
         )
-        assert xs == list(range(48))  # no step drawn twice, none missing
+        assert xs == list(range(LIVE_STEPS))  # no step drawn twice, none missing
         assert component_prop(dash_duo, "run-live-timer", "disabled") is True
     finally:
         proc.kill()

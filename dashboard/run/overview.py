@@ -44,7 +44,7 @@ def layout() -> html.Div:
                                 max=0.99,
                                 step=0.01,
                                 value=0.6,
-                                marks={0: "0", 0.6: "0.6", 0.9: "0.9", 0.99: "0.99"},
+                                marks={0: "0", 0.5: "0.5", 0.9: "0.9"},
                             ),
                             className="smooth-slider",
                         ),
@@ -76,6 +76,16 @@ def meta_for(rc: RunCache) -> dict[str, Any]:
     }
 
 
+def model_text(spec: dict[str, Any] | None) -> str:
+    """``MLP(2, [16, 16, 1], relu), seed 1337`` for an engine MLP's spec."""
+    if not spec:
+        return "not recorded"
+    if spec.get("type") == "MLP":
+        seed = f", seed {spec['seed']}" if spec.get("seed") is not None else ""
+        return f"MLP({spec['nin']}, {spec['nouts']}, {spec.get('activation', 'relu')}){seed}"
+    return json.dumps(spec)
+
+
 def header(rc: RunCache) -> list[Any]:
     """The run's identity and facts; every user string rendered as text."""
     s = rc.summary()
@@ -100,7 +110,7 @@ def header(rc: RunCache) -> list[Any]:
                 ("parameters", s["parameters"]),
                 ("nodes per step", s["nodes_per_step"] or "not traced"),
                 ("capture", s["capture"]),
-                ("model", json.dumps(s["model"]) if s["model"] else "unknown"),
+                ("model", model_text(s["model"])),
             ]
         ),
     ]

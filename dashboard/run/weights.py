@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
@@ -62,6 +63,33 @@ def param_options(
 def first_weight(rc: RunCache, layer: int | None, neuron: int | None) -> list[str]:
     options = param_options(rc, layer, neuron, [])
     return [options[0]["value"]] if options else []
+
+
+def focus(rc: RunCache, name: str) -> tuple[Any, ...]:
+    """Picker outputs (layer, neuron options and value, weight options and value)
+    that show the weight ``name``."""
+    params = rc.parameters()
+    row = params[params["name"] == name].iloc[0]
+    layer = None if pd.isna(row["layer"]) else int(row["layer"])
+    neuron = None if pd.isna(row["neuron"]) else int(row["neuron"])
+    return (
+        layer,
+        neuron_options(params, layer),
+        neuron,
+        param_options(rc, layer, neuron, [name]),
+        [name],
+    )
+
+
+def liveliest(rc: RunCache) -> str:
+    """The weight to show first: the largest |gradient| at the last step (a dead
+    neuron's flat lines make a poor first view)."""
+    names = rc.parameters()["name"].tolist()
+    steps = rc.step_list()
+    grads = rc.param_row(int(steps[-1]), "grad") if len(steps) else None
+    if grads is None or not np.isfinite(grads).any():
+        return names[0]
+    return names[int(np.nanargmax(np.where(np.isfinite(grads), np.abs(grads), np.nan)))]
 
 
 def sampled_steps(rc: RunCache) -> list[int]:
@@ -127,38 +155,16 @@ def register(app: Dash, ctx: AppContext) -> None:
             name = shown.get(str((click or {}).get("points", [{}])[0].get("y")))
             if name is None:
                 raise PreventUpdate
-            row = params[params["name"] == name].iloc[0]
-            lay = None if row.isna()["layer"] else int(row["layer"])
-            neu = None if row.isna()["neuron"] else int(row["neuron"])
-            return (
-                no_update,
-                lay,
-                neuron_options(params, lay),
-                neu,
-                param_options(rc, lay, neu, [name]),
-                [name],
-            )
+            return (no_update, *focus(rc, name))
         if trigger == "run-w-neuron":
             value = first_weight(rc, layer, neuron)
-            return (
-                no_update,
-                no_update,
-                no_update,
-                no_update,
-                param_options(rc, layer, neuron, value),
-                value,
-            )
+            return (*[no_update] * 4, param_options(rc, layer, neuron, value), value)
         if trigger == "run-w-layer":
             neurons = neuron_options(params, layer)
             neu = neurons[0]["value"] if neurons else None
             value = first_weight(rc, layer, neu)
             return no_update, no_update, neurons, neu, param_options(rc, layer, neu, value), value
-        layers = layer_options(params)
-        lay = layers[0]["value"] if layers else None
-        neurons = neuron_options(params, lay)
-        neu = neurons[0]["value"] if neurons else None
-        value = first_weight(rc, lay, neu)
-        return layers, lay, neurons, neu, param_options(rc, lay, neu, value), value
+        return (layer_options(params), *focus(rc, liveliest(rc)))
 
     @app.callback(
         Output("run-w-history", "figure"),
