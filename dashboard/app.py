@@ -61,7 +61,7 @@ def serve(
     anything a training script logged, so exposing them is an explicit choice.
     """
     app = create_app(db)
-    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # all interfaces: show one
     url = f"http://{shown}:{port}/"
     if open_run is not None:
         from dashboard.context import context_for

@@ -30,6 +30,10 @@ _headless_option = {"given": False}
 
 def pytest_configure(config: pytest.Config) -> None:
     _headless_option["given"] = bool(config.getoption("headless", default=False))
+    # selenium 4.2 calls an accessor newer urllib3 deprecates, once per WebDriver command
+    config.addinivalue_line(
+        "filterwarnings", "ignore:HTTPResponse.getheader:DeprecationWarning:selenium"
+    )
 
 
 def pytest_setup_options() -> Options:

@@ -32,9 +32,26 @@ TOY_STEPS = 20
 LIVE_STEPS = 60
 
 
+CRASH_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    import tracer
+    from tracer.demo import setup
+    model, loss_fn, opt, _ = setup("toy", 10, 1)
+    run = tracer.record("crashed", sys.argv[1])
+    run.watch(model, optimizer=opt)
+    for k in range(3):
+        loss, acc = loss_fn(); model.zero_grad(); loss.backward()
+        run.log(loss, acc=acc); opt.step()
+    os._exit(1)  # killed: the run is never closed
+    """
+)
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> dict[str, Any]:
-    """A database with a moons run, a toy run, a params-only run and a hostile name."""
+    """A database with a moons run, a toy run, a params-only run, a hostile name and a
+    run whose process died while recording."""
     db = str(tmp_path_factory.mktemp("dash") / "runs.db")
     ids = {
         "moons": train("moons", MOONS_STEPS, db),
@@ -42,6 +59,7 @@ def recorded(tmp_path_factory) -> dict[str, Any]:
         "xss": train("toy", 3, db, name=XSS),
         "params": train("toy", 4, db, name="params-only", capture="params"),
     }
+    subprocess.run([sys.executable, "-c", CRASH_SCRIPT, db], check=False, timeout=60)
     return {"db": db, "ids": ids}
 
 
@@ -132,9 +150,11 @@ def test_runs_page_lists_runs_and_links_to_them(dash_duo, recorded):
     dash_duo.start_server(create_app(recorded["db"]))
     dash_duo.wait_for_contains_text("#runs-grid", "moons", timeout=20)
     text = dash_duo.find_element("#runs-grid").text
-    for expected in ("toy", "params-only", "finished", XSS):
+    for expected in ("toy", "params-only", "finished", XSS, "crashed"):
         assert expected in text
-    assert dash_duo.find_element("#runs-count").text == "4 runs"
+    assert dash_duo.find_element("#runs-count").text == "5 runs"
+    crashed = dash_duo.driver.find_elements(By.CSS_SELECTOR, "#runs-grid .status-crashed")
+    assert [c.text for c in crashed] == ["crashed"]  # coloured by cellClassRules
 
     # Tick two runs: their loss curves are overlaid and their config diff listed.
     boxes = dash_duo.driver.find_elements(

@@ -175,8 +175,9 @@ def test_decision_grid_uses_the_given_parameters():
 
 
 def test_grid_size_and_bounds():
-    assert data.grid_size(337) == 40
-    assert 12 <= data.grid_size(10_000) < 40
+    assert data.grid_size(337) == 36
+    assert data.grid_size(41) == 40
+    assert 12 <= data.grid_size(10_000) < 36
     X = np.array([[0.0, -1.0], [2.0, 1.0]])
     assert data.bounds(X) == (-0.5, 2.5, -1.5, 1.5)
     assert data.bounds(np.empty((0, 2))) == (-2.0, 2.0, -2.0, 2.0)

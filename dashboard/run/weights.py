@@ -4,6 +4,7 @@ their value, gradient and update per step; a parameters x steps gradient heatmap
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -112,7 +113,12 @@ def ratio(rc: RunCache) -> Any:
         return figures.ratio_figure([], {})
     picks = downsample(all_steps[:-1])
     nxt = all_steps[np.searchsorted(all_steps, picks) + 1].tolist()
-    data = rc.view.param_arrays(steps=sorted(set(picks) | set(nxt)), which="data")
+    # Two lists of <= 300 steps: each is one indexed IN read (RunView reads a longer
+    # list as a range scan of every step's parameter arrays).
+    data = rc.view.param_arrays(steps=picks, which="data")
+    rest = sorted(set(nxt) - set(picks))
+    if rest:
+        data = pd.concat([data, rc.view.param_arrays(steps=rest, which="data")])
     have = [(s, t) for s, t in zip(picks, nxt, strict=True) if s in data.index and t in data.index]
     if not have:
         return figures.ratio_figure([], {})
@@ -120,6 +126,11 @@ def ratio(rc: RunCache) -> Any:
     after = data.loc[[t for _, t in have]].to_numpy(dtype=np.float64)
     ratios = update_ratio(before, after, layer_groups(rc.parameters()))
     return figures.ratio_figure([s for s, _ in have], ratios)
+
+
+def per_run(rc: RunCache, what: str, make: Callable[[RunCache], Any]) -> Any:
+    """``make(rc)``, kept once the run has ended (it cannot change any more)."""
+    return make(rc) if rc.live else rc.cache.get((what,), lambda: make(rc))
 
 
 def register(app: Dash, ctx: AppContext) -> None:
@@ -189,7 +200,7 @@ def register(app: Dash, ctx: AppContext) -> None:
     def grad_heatmap(meta: dict | None, _shown: dict | None):
         if not meta:
             raise PreventUpdate
-        return heatmap(ctx.run(meta["id"]))
+        return per_run(ctx.run(meta["id"]), "heatmap", heatmap)
 
     @app.callback(
         Output("run-w-ratio", "figure"),
@@ -199,4 +210,4 @@ def register(app: Dash, ctx: AppContext) -> None:
     def update_to_data(meta: dict | None, _shown: dict | None):
         if not meta:
             raise PreventUpdate
-        return ratio(ctx.run(meta["id"]))
+        return per_run(ctx.run(meta["id"]), "ratio", ratio)
