@@ -89,7 +89,7 @@ class RunCache:
         """Every logged step (index) and metric, read once, then only new rows."""
         with self.lock:
             if self._metrics is None:
-                self._metrics = _complete_rows(self.view.metrics().drop(columns="wall_time"))
+                self._metrics = self._read_metrics(None)
             return self._metrics
 
     def traced(self) -> np.ndarray:
@@ -107,13 +107,21 @@ class RunCache:
         self.view.refresh()
         metrics = self.metrics()
         before = _last(metrics.index)
-        new = _complete_rows(self.view.metrics(since=before).drop(columns="wall_time"))
+        new = self._read_metrics(before)
         traced = np.asarray(self.view.traced_steps(), dtype=np.int64)
         with self.lock:
             if len(new):
                 self._metrics = pd.concat([self._metrics, new]).sort_index()
             self._traced = traced
             return before, _last(self._metrics.index)
+
+    def _read_metrics(self, since: int | None) -> pd.DataFrame:
+        df = self.view.metrics(since=since).drop(columns="wall_time")
+        # metrics() reads the metric rows and the steps in two queries: a step
+        # committed in between comes back with every metric NaN. While the run
+        # records, such trailing rows wait for the next poll; a real NaN is kept
+        # as soon as a later step (or the end of the run) follows it.
+        return _complete_rows(df) if self.live else df
 
     # -- derived, cached ----------------------------------------------------------------
     def parameters(self) -> pd.DataFrame:
@@ -174,8 +182,7 @@ def _last(index: pd.Index) -> int | None:
 
 
 def _complete_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Drop trailing steps with no metric at all: a live run's step whose metric rows
-    the query did not see yet (``metrics()`` reads steps and metrics separately)."""
+    """``df`` without its trailing rows that have no metric value at all."""
     if df.empty or df.shape[1] == 0:
         return df
     has = df.notna().any(axis=1).to_numpy()

@@ -263,6 +263,23 @@ def test_replay_slider_moves_graph_and_boundary(dash_duo, recorded):
     shapes = figure_layout(dash_duo, "run-loss")["shapes"]
     assert shapes[0]["x0"] == 0  # the marker on the loss curve follows
 
+    # Play runs the replay to the last step, then stops by itself.
+    dash_duo.find_element("#run-play").click()
+    dash_duo.wait_for_text_to_equal("#run-play", "⏸ pause", timeout=5)
+    wait_until(
+        lambda: component_prop(dash_duo, "run-slider", "value") == last,
+        timeout=15,
+        what="the replay to reach the last step",
+    )
+    dash_duo.wait_for_text_to_equal("#run-play", "▶ play", timeout=5)
+    wait_until(
+        lambda: (
+            figure_layout(dash_duo, "run-boundary")["title"]["text"]
+            == f"decision boundary at step {last}"
+        ),
+        what="the boundary to follow the replay",
+    )
+
 
 LIVE_SCRIPT = textwrap.dedent(
     """

@@ -353,27 +353,89 @@ def test_dashboard_reads_only_through_tracer():
         assert "innerHTML" not in path.read_text()
 
 
-def test_run_page_callbacks_answer(small_db):
-    """The init callback through the HTTP API: header, facts and meta for a run."""
-    app = create_app(small_db)
+def call(app, output: str, values: dict, changed: str) -> dict | None:
+    """Call the callback writing ``output`` as the browser does; its response or None."""
     client = app.server.test_client()
-    client.get("/")
-    run_id = tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
-    key = next(k for k in app.callback_map if "run-header.children" in k)
+    client.get("/")  # registers the callbacks
+    key = next(k for k in app.callback_map if output in k.split("@")[0])
+    spec = app.callback_map[key]
+    outs = [
+        {"id": o.split(".")[0], "property": o.split(".")[1].split("@")[0]}
+        for o in key.strip(".").split("...")
+    ]
+
+    def dep(d):
+        return {**d, "value": values.get(f"{d['id']}.{d['property']}")}
+
     body = {
         "output": key,
-        "outputs": [
-            {"id": o.split(".")[0], "property": o.split(".")[1]}
-            for o in key.strip(".").split("...")
-        ],
-        "inputs": [{"id": "run-id", "property": "data", "value": run_id}],
-        "state": [],
-        "changedPropIds": ["run-id.data"],
+        "outputs": outs if len(outs) > 1 else outs[0],
+        "inputs": [dep(d) for d in spec["inputs"]],
+        "state": [dep(d) for d in spec["state"]],
+        "changedPropIds": [changed],
     }
-    resp = client.post("/_dash-update-component", json=body).json["response"]
+    resp = client.post("/_dash-update-component", json=body)
+    assert resp.status_code in (200, 204), resp.data[:300]
+    return resp.json["response"] if resp.status_code == 200 else None
+
+
+def test_run_page_init_callback(small_db):
+    """Header, facts and meta for a run; a clear message for an unknown one."""
+    app = create_app(small_db)
+    run_id = tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
+    resp = call(app, "run-header.children", {"run-id.data": run_id}, "run-id.data")
     meta = resp["run-meta"]["data"]
     assert meta["id"] == run_id and meta["traced"] is True and meta["nin"] == 3
     assert meta["n_params"] == 41
-    body["inputs"][0]["value"] = "no-such-run"
-    resp = client.post("/_dash-update-component", json=body).json["response"]
+    resp = call(app, "run-header.children", {"run-id.data": "no-such-run"}, "run-id.data")
     assert "no run matches" in str(resp["run-header"]["children"])
+
+
+def test_heatmap_click_picks_that_weight(small_db):
+    app = create_app(small_db)
+    run_id = tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
+    name = "layers.1.neurons.2.w.3"
+    resp = call(
+        app,
+        "run-w-param.value",
+        {
+            "run-meta.data": {"id": run_id},
+            "run-w-heatmap.clickData": {"points": [{"x": 3, "y": name, "z": 0.1}]},
+        },
+        "run-w-heatmap.clickData",
+    )
+    assert resp["run-w-layer"]["value"] == 1
+    assert resp["run-w-neuron"]["value"] == 2
+    assert resp["run-w-param"]["value"] == [name]
+    assert {"label": "neuron 3", "value": 3} in resp["run-w-neuron"]["options"]
+
+
+def test_nonfinite_run_gets_a_banner_and_highlighted_cells(tmp_path):
+    """A NaN that appears at step 2 is named in the banner and sent as text."""
+    db = str(tmp_path / "nan.db")
+    model = MLP(2, [2, 1], seed=0)
+    with tracer.record("nan", db) as run, pytest.warns(RuntimeWarning, match="NaN/inf"):
+        run.watch(model)
+        for k in range(4):
+            out = model([Value(1.0), Value(-1.0)])
+            loss = out * out + (Value(math.nan) if k >= 2 else 0.0)
+            model.zero_grad()
+            loss.backward()
+            run.log(loss)
+    app = create_app(db)
+    view = tracer.connect(db, readonly=True).run("nan")
+    bad = view.first_nonfinite()
+    resp = call(app, "run-nonfinite.children", {"run-meta.data": {"id": view.id}}, "run-meta.data")
+    banner = str(resp["run-nonfinite"]["children"])
+    assert f"First NaN/inf at step {bad['step']}: node {bad['node']}" in banner
+    request = {"startRow": 0, "endRow": 5, "sortModel": [{"colId": "value", "sort": "desc"}]}
+    values = {
+        "run-nodes.getRowsRequest": request,
+        "run-slider.value": 3,
+        "run-meta.data": {"id": view.id, "traced": True},
+    }
+    resp = call(app, "run-nodes.getRowsResponse", values, "run-nodes.getRowsRequest")
+    rows = resp["run-nodes"]["getRowsResponse"]["rowData"]
+    assert rows[0]["value"] == "nan", rows  # NaN/inf first, as text the grid highlights
+    assert isinstance(rows[-1]["value"], float)
+    assert resp["run-nodes"]["getRowsResponse"]["rowCount"] == len(view.nodes(3))
