@@ -193,7 +193,9 @@ def metric_shapes(step: int | None, n: int) -> list[dict]:
     return [s for i in range(n) for s in marker(step, "x" if i == 0 else f"x{i + 1}")]
 
 
-def metrics_figure(metrics: pd.DataFrame, smoothing: float, step: int | None) -> Figure:
+def metrics_figure(
+    metrics: pd.DataFrame, smoothing: float, step: int | None, logy: bool = False
+) -> Figure:
     """Every other metric (acc, lr, ...) side by side, two traces each."""
     names = other_metrics(metrics)
     if not names:
@@ -215,6 +217,7 @@ def metrics_figure(metrics: pd.DataFrame, smoothing: float, step: int | None) ->
             COLORWAY[1 + i % (len(COLORWAY) - 1)],
             "" if i == 0 else str(i + 1),
         )
+        fig["layout"]["yaxis" if i == 0 else f"yaxis{i + 1}"]["type"] = "log" if logy else "linear"
     return fig
 
 

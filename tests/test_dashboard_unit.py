@@ -439,3 +439,21 @@ def test_nonfinite_run_gets_a_banner_and_highlighted_cells(tmp_path):
     assert rows[0]["value"] == "nan", rows  # NaN/inf first, as text the grid highlights
     assert isinstance(rows[-1]["value"], float)
     assert resp["run-nodes"]["getRowsResponse"]["rowCount"] == len(view.nodes(3))
+
+
+def test_curve_figures_one_point_per_step_and_log_axes():
+    from dashboard import figures
+
+    metrics = pd.DataFrame(
+        {"acc": [0.5, 0.75, 1.0], "loss": [1.0, math.nan, 0.25], "lr": [0.1, 0.1, 0.1]},
+        index=pd.Index([0, 1, 2], name="step"),
+    )
+    loss = figures.loss_figure(metrics, 0.5, True, 1)
+    assert loss["data"][0]["x"] == [0, 1, 2] and loss["data"][0]["y"] == [1.0, None, 0.25]
+    assert loss["data"][1]["y"][2] == pytest.approx((0.5 * 1.0 + 0.25) / 1.5)  # EMA over NaN
+    assert loss["layout"]["yaxis"]["type"] == "log"
+    assert loss["layout"]["shapes"][0]["x0"] == 1
+    other = figures.metrics_figure(metrics, 0.0, None, logy=True)
+    assert [t["name"] for t in other["data"][::2]] == ["acc", "lr"]
+    assert other["data"][2]["xaxis"] == "x2" and other["layout"]["yaxis2"]["type"] == "log"
+    assert other["data"][1]["visible"] is False  # no smoothing: the EMA trace is hidden

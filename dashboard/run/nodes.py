@@ -250,10 +250,11 @@ def register(app: Dash, ctx: AppContext) -> None:
 
     @app.callback(
         Output("run-g-detail", "children"),
+        Output("run-g-node", "value"),
         Input("run-cyto", "tapNodeData"),
     )
     def detail(data: dict | None):
-        """What a clicked node is."""
+        """What a clicked node is; it becomes the centre of "around a node"."""
         if not data:
             raise PreventUpdate
         return [
@@ -266,7 +267,8 @@ def register(app: Dash, ctx: AppContext) -> None:
                     ("grad", data.get("grad")),
                 ]
             ),
-        ]
+            html.Div('"around a node" now centres on it.', className="card-note"),
+        ], int(data["id"])
 
     @app.callback(
         Output("run-nodes", "getRowsResponse"),

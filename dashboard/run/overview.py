@@ -211,7 +211,7 @@ def register(app: Dash, ctx: AppContext) -> None:
             return (*_grow(metrics, drawn, smoothing), last)
         return (
             figures.loss_figure(metrics, smoothing, "log" in (logy or []), step),
-            figures.metrics_figure(metrics, smoothing, step),
+            figures.metrics_figure(metrics, smoothing, step, "log" in (logy or [])),
             last,
         )
 
