@@ -7,17 +7,43 @@
     >>> run.nodes(10)            # every node of step 10: op, parents, value, grad
     >>> run.first_nonfinite()    # where the first NaN/inf appeared, or None
 
-Reads touch only what they ask for: one weight's history is a range read on
-the updates primary key, one step's nodes is one row of ``traces`` plus the
-graph shape, which is read once and cached.
+The frames (``str`` is pandas' string dtype; ``Int64`` is nullable):
+
+=================  ===========================================================
+``metrics()``      index ``step`` (int64); one float64 column per metric name,
+                   sorted, then ``wall_time`` (float64, seconds since the epoch)
+``steps()``        index ``step``; ``wall_time`` float64, ``graph_key`` Int64,
+                   ``first_nonfinite`` Int64 (node index), ``traced`` bool
+``parameters()``   ``idx`` int64, ``name`` str, ``layer`` Int64, ``neuron`` Int64,
+                   ``kind`` str (weight | bias | other)
+``updates()``      ``step`` int64, ``param`` int64, ``name`` str, ``value_before``,
+                   ``grad``, ``value_after``, ``lr`` float64; sorted by step, param
+``gradients()``    index ``step`` (int64), one float64 column per parameter name
+``values()``       the same, the parameter's value when the step was logged
+``graph(step)``    ``node`` int64, ``op`` str ('' for a leaf), ``label`` str,
+                   ``parents`` tuple of node indices, ``a``/``b`` Int64 (operands),
+                   ``arg`` float64 (exponent of ``**``), ``param`` Int64
+``nodes(step)``    the graph columns plus ``value`` and ``grad`` float64
+=================  ===========================================================
+
+``steps`` arguments are step numbers (not positions): an int, a ``range`` or
+``slice`` (stop excluded, any positive stride), or any list/tuple/array of ints.
+``params`` are parameter indices and/or names.
+
+Every float comes back with the bits it was recorded with, NaN payloads and -0.0
+included. Reads touch only what they ask for: one weight's history is a range read
+on the updates primary key, one step's nodes is one row of ``traces`` plus the
+graph shape, which is read once per RunView and cached.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Sequence
 from functools import cached_property
+from numbers import Integral
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,43 +53,99 @@ import sqlalchemy as sa
 
 from tracer.errors import GradtraceError, RunNotFound
 from tracer.models import Graph, Metric, Parameter, Run, Step, Trace, Update
-from tracer.store import apply_raw, as_utc, effective_status
+from tracer.store import STR, as_utc, effective_status, last_metric_values, raw_floats
 
 if TYPE_CHECKING:
     from tracer.store import Store
 
-Steps = int | range | slice | tuple[int, int] | Sequence[int] | None
+Steps = int | range | slice | Sequence[int] | np.ndarray | None
 Params = int | str | Sequence[int | str] | None
 
 _NAME = re.compile(r"^layers\.(\d+)\.neurons\.(\d+)\.(w|b)(?:\.(\d+))?$")
 _F8 = np.dtype("<f8")
+_I4 = np.dtype("<i4")
 UPDATE_FLOATS = ["value_before", "grad", "value_after", "lr"]
+GRAPH_COLUMNS = ["node", "op", "label", "parents", "a", "b", "arg", "param"]
+MAX_IN = 500  # longer step lists are read as one range and filtered in memory
+EXPORT_CHUNK_STEPS = 2000  # updates are exported this many steps at a time
 
 
-def _step_filter(column: sa.ColumnElement, steps: Steps) -> sa.ColumnElement:
-    """A SQL condition for the ``steps`` argument (int, range, slice, (a, b) or list)."""
+def _int(x: Any, what: str) -> int:
+    if isinstance(x, bool | np.bool_) or not isinstance(x, Integral):
+        raise TypeError(f"{what} must be an int, got {type(x).__name__} {x!r}")
+    return int(x)
+
+
+def _step_filter(column: sa.ColumnElement, steps: Steps) -> tuple[sa.ColumnElement, set | None]:
+    """(SQL condition for ``steps``, exact set of steps to keep afterwards or None)."""
     if steps is None:
-        return sa.true()
-    if isinstance(steps, bool):
-        raise TypeError("steps must be an int, a range, a (start, stop) pair or a list of ints")
-    if isinstance(steps, int):
-        return column == steps
+        return sa.true(), None
+    if isinstance(steps, str | bytes | bool | np.bool_ | float):
+        raise TypeError(f"steps must be an int, a range, a slice or a list of ints, got {steps!r}")
+    if isinstance(steps, Integral):
+        return column == int(steps), None
     if isinstance(steps, slice):
-        if steps.step not in (None, 1):
-            steps = range(*steps.indices(2**31))
-        else:
-            lo, hi = steps.start, steps.stop
-            cond = sa.true()
-            if lo is not None:
-                cond = sa.and_(cond, column >= lo)
-            if hi is not None:
-                cond = sa.and_(cond, column < hi)
-            return cond
-    if isinstance(steps, range) and steps.step == 1:
-        return sa.and_(column >= steps.start, column < steps.stop)
-    if isinstance(steps, tuple) and len(steps) == 2:
-        return sa.and_(column >= int(steps[0]), column < int(steps[1]))
-    return column.in_([int(s) for s in steps])
+        stride = 1 if steps.step is None else _int(steps.step, "a slice's step")
+        lo = None if steps.start is None else _int(steps.start, "a slice's start")
+        hi = None if steps.stop is None else _int(steps.stop, "a slice's stop")
+        return _interval(column, lo, hi, stride), None
+    if isinstance(steps, range):
+        if not steps:
+            return sa.false(), None
+        up = steps if steps.step > 0 else steps[::-1]
+        return _interval(column, up.start, up[-1] + 1, up.step), None
+    try:
+        wanted = sorted({_int(s, "a step") for s in steps})
+    except TypeError as e:
+        raise TypeError(f"{e}; steps must be an int, a range, a slice or a list of ints") from None
+    if not wanted:
+        return sa.false(), None
+    if len(wanted) <= MAX_IN:
+        return column.in_(wanted), None
+    return sa.and_(column >= wanted[0], column <= wanted[-1]), set(wanted)
+
+
+def _interval(
+    column: sa.ColumnElement, lo: int | None, hi: int | None, stride: int
+) -> sa.ColumnElement:
+    if stride < 1:
+        raise ValueError(f"a step slice needs a positive stride, got {stride}")
+    cond: list[sa.ColumnElement] = []
+    if lo is not None:
+        cond.append(column >= lo)
+    if hi is not None:
+        cond.append(column < hi)
+    if stride > 1:
+        cond.append((column - (lo or 0)) % stride == 0)
+    return sa.and_(sa.true(), *cond)
+
+
+def _keep(steps: np.ndarray, keep: set | None) -> np.ndarray | None:
+    """Row mask for the exact step set of a long step list (None: keep all)."""
+    if keep is None:
+        return None
+    return np.isin(steps, np.fromiter(keep, dtype=np.int64, count=len(keep)))
+
+
+def _columns(keys: list[str], rows: list[tuple]) -> dict[str, tuple]:
+    if not rows:
+        return {k: () for k in keys}
+    return dict(zip(keys, zip(*rows, strict=True), strict=True))
+
+
+def _f8(values: tuple | list) -> np.ndarray:
+    return np.array(values, dtype=np.float64) if len(values) else np.empty(0, np.float64)
+
+
+def _i8(values: tuple | list) -> np.ndarray:
+    return np.array(values, dtype=np.int64) if len(values) else np.empty(0, np.int64)
+
+
+def _floats(blob: bytes, n: int | None, what: str) -> np.ndarray:
+    """A float64 LE blob as a native, writable array of ``n`` values."""
+    if len(blob) % 8 or (n is not None and len(blob) != 8 * n):
+        raise GradtraceError(f"{what} holds {len(blob)} bytes, expected {8 * (n or 0)}")
+    return np.frombuffer(blob, dtype=_F8).astype(np.float64)
 
 
 class RunView:
@@ -75,12 +157,16 @@ class RunView:
         self._graphs: dict[int, pd.DataFrame] = {}
         self.refresh()
 
+    def _rows(self, stmt: sa.Select) -> list[tuple]:
+        return self.store.fetch(stmt)[1]
+
     def refresh(self) -> RunView:
         """Re-read the run's row (status, step count) — for a run still recording."""
-        df = self.store.read(sa.select(Run.__table__).where(Run.run_key == self.key))
-        if df.empty:
+        with self.store.engine.connect() as conn:
+            row = conn.execute(sa.select(Run.__table__).where(Run.run_key == self.key)).first()
+        if row is None:
             raise RunNotFound(f"run {self.key} was deleted")
-        self.info: dict[str, Any] = df.iloc[0].to_dict()
+        self.info: dict[str, Any] = dict(row._mapping)
         return self
 
     # -- identity ------------------------------------------------------------
@@ -121,6 +207,7 @@ class RunView:
             "ended_at": ended,
             "duration_s": (last - started).total_seconds(),
             "steps": i["steps"],
+            "last_step": self.last_step(),
             "config": self.config,
             "seed": i["seed"],
             "tags": i["tags"],
@@ -131,7 +218,7 @@ class RunView:
             "pid": i["pid"],
             "version": i["version"],
             "error": i["error"],
-            "parameters": len(self.parameters()),
+            "parameters": len(self._parameters),
             "nodes_per_step": self.nodes_per_step(),
         }
 
@@ -139,113 +226,196 @@ class RunView:
         return f"<Run {self.name!r} {self.id[:8]} {self.status}, {self.info['steps']} steps>"
 
     # -- steps and metrics ----------------------------------------------------
+    def last_step(self) -> int | None:
+        """The last logged step number, or None before the first."""
+        with self.store.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(sa.func.max(Step.step)).where(Step.run_key == self.key)
+            ).scalar()
+        return None if value is None else int(value)
+
     def steps(self, since: int | None = None) -> pd.DataFrame:
-        """One row per logged step: wall_time, traced, first_nonfinite node (or NaN)."""
+        """One row per logged step: wall_time, graph_key, first_nonfinite node, traced."""
         cond = Step.run_key == self.key
         if since is not None:
-            cond = sa.and_(cond, Step.step > since)
-        df = self.store.read(
-            sa.select(Step.step, Step.wall_time, Step.graph_key, Step.first_nonfinite)
-            .where(cond)
-            .order_by(Step.step)
+            cond = sa.and_(cond, Step.step > _int(since, "since"))
+        c = _columns(
+            *self.store.fetch(
+                sa.select(Step.step, Step.wall_time, Step.graph_key, Step.first_nonfinite)
+                .where(cond)
+                .order_by(Step.step)
+            )
         )
-        df["traced"] = df["graph_key"].notna()
-        return df.set_index("step")
+        graph_key = pd.array(list(c["graph_key"]), dtype="Int64")
+        return pd.DataFrame(
+            {
+                "wall_time": _f8(c["wall_time"]),
+                "graph_key": graph_key,
+                "first_nonfinite": pd.array(list(c["first_nonfinite"]), dtype="Int64"),
+                "traced": ~np.asarray(graph_key.isna(), dtype=bool),
+            },
+            index=pd.Index(_i8(c["step"]), name="step"),
+        )
 
     def metrics(self, since: int | None = None) -> pd.DataFrame:
-        """Index ``step``; one float column per metric, plus ``wall_time``.
-
-        ``since=k`` reads only steps after k (how a live view grows)."""
+        """Index ``step``; one float64 column per metric (sorted by name), then
+        ``wall_time``. ``since=k`` reads only steps after k (how a live view grows)."""
         cond = Metric.run_key == self.key
         if since is not None:
-            cond = sa.and_(cond, Metric.step > since)
-        long = apply_raw(
-            self.store.read(
+            cond = sa.and_(cond, Metric.step > _int(since, "since"))
+        c = _columns(
+            *self.store.fetch(
                 sa.select(Metric.step, Metric.name, Metric.value, Metric.raw).where(cond)
-            ),
-            ["value"],
+            )
         )
-        steps = self.steps(since)[["wall_time"]]
-        if long.empty:
-            return steps
-        wide = long.pivot(index="step", columns="name", values="value").astype(np.float64)
-        wide.columns.name = None
-        return wide.join(steps, how="outer").sort_index()
+        steps = self.steps(since)["wall_time"]
+        values = _f8(c["value"])
+        raws = c["raw"]
+        odd = [i for i, r in enumerate(raws) if r is not None]
+        if odd:
+            values[odd] = raw_floats([raws[i] for i in odd], 1)[:, 0]
+        codes, names = pd.factorize(pd.Series(list(c["name"]), dtype=object), sort=True)
+        metric_steps = _i8(c["step"])
+        index = np.union1d(steps.index.to_numpy(dtype=np.int64), metric_steps)
+        matrix = np.full((len(index), len(names)), np.nan)
+        matrix[np.searchsorted(index, metric_steps), codes] = values
+        out = pd.DataFrame(matrix, index=pd.Index(index, name="step"), columns=list(names))
+        if "wall_time" not in out:
+            out["wall_time"] = steps.reindex(index).to_numpy(dtype=np.float64)
+        return out
+
+    def last_metrics(self) -> pd.DataFrame:
+        """Index metric name; ``step`` and ``value`` at the metric's last logged step."""
+        df = last_metric_values(self.store, [self.key])
+        return df.drop(columns="run_key").set_index("name")
 
     # -- parameters -------------------------------------------------------------
     @cached_property
     def _parameters(self) -> pd.DataFrame:
-        df = self.store.read(
-            sa.select(Parameter.idx, Parameter.name)
-            .where(Parameter.run_key == self.key)
-            .order_by(Parameter.idx)
+        c = _columns(
+            *self.store.fetch(
+                sa.select(Parameter.idx, Parameter.name)
+                .where(Parameter.run_key == self.key)
+                .order_by(Parameter.idx)
+            )
         )
-        parts = [_NAME.match(n) for n in df["name"]]
-        df["layer"] = pd.array([int(m[1]) if m else None for m in parts], dtype="Int64")
-        df["neuron"] = pd.array([int(m[2]) if m else None for m in parts], dtype="Int64")
-        df["kind"] = [("weight" if m[3] == "w" else "bias") if m else "other" for m in parts]
-        return df
+        parts = [_NAME.match(n) for n in c["name"]]
+        return pd.DataFrame(
+            {
+                "idx": _i8(c["idx"]),
+                "name": pd.Series(list(c["name"]), dtype=STR),
+                "layer": pd.array([int(m[1]) if m else None for m in parts], dtype="Int64"),
+                "neuron": pd.array([int(m[2]) if m else None for m in parts], dtype="Int64"),
+                "kind": pd.Series(
+                    [("weight" if m[3] == "w" else "bias") if m else "other" for m in parts],
+                    dtype=STR,
+                ),
+            }
+        )
+
+    @cached_property
+    def _param_names(self) -> np.ndarray:
+        return self._parameters["name"].to_numpy(dtype=object)
 
     def parameters(self) -> pd.DataFrame:
         """One row per watched parameter: idx, name, layer, neuron, kind (weight/bias)."""
         return self._parameters.copy()
 
     def param_indices(self, params: Params) -> list[int]:
-        """Parameter indices for ints and/or names; a bad name gets a clear error."""
-        table = self._parameters
+        """Parameter indices for ints and/or names; a bad one gets a clear error."""
+        n = len(self._parameters)
         if params is None:
-            return table["idx"].tolist()
-        if isinstance(params, int | str):
+            return list(range(n))
+        if isinstance(params, str | Integral):
             params = [params]
-        by_name = dict(zip(table["name"], table["idx"], strict=True))
+        by_name = {name: i for i, name in enumerate(self._param_names)}
         out = []
         for p in params:
             if isinstance(p, str):
                 if p not in by_name:
+                    close = difflib.get_close_matches(p, list(by_name), n=3)
+                    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
                     raise GradtraceError(
-                        f"run {self.name!r} has no parameter named {p!r}; "
-                        "run.parameters() lists them"
+                        f"run {self.name!r} has no parameter named {p!r}{hint} "
+                        "(run.parameters() lists them)"
                     )
-                out.append(int(by_name[p]))
-            elif 0 <= int(p) < len(table):
-                out.append(int(p))
+                out.append(by_name[p])
             else:
-                raise GradtraceError(f"parameter index {p} is out of range 0..{len(table) - 1}")
+                i = _int(p, "a parameter")
+                if not 0 <= i < n:
+                    raise GradtraceError(
+                        f"parameter index {i} is out of range: run {self.name!r} has {n} parameters"
+                    )
+                out.append(i)
         return out
 
     def updates(self, params: Params = None, steps: Steps = None) -> pd.DataFrame:
         """Long table: step, param, name, value_before, grad, value_after, lr."""
-        cond = sa.and_(Update.run_key == self.key, _step_filter(Update.step, steps))
+        cond, keep = _step_filter(Update.step, steps)
+        where = [Update.run_key == self.key, cond]
         if params is not None:
-            cond = sa.and_(cond, Update.param.in_(self.param_indices(params)))
-        df = self.store.read(
-            sa.select(
-                Update.step, Update.param, *[getattr(Update, c) for c in UPDATE_FLOATS], Update.raw
+            where.append(Update.param.in_(sorted(set(self.param_indices(params)))))
+        elif steps is not None:
+            # Every parameter, a few steps: one index seek per parameter instead of a
+            # scan of the run's rows (the primary key leads with the parameter).
+            where.append(Update.param.in_(range(len(self._parameters))))
+        c = _columns(
+            *self.store.fetch(
+                sa.select(
+                    Update.step,
+                    Update.param,
+                    *[getattr(Update, col) for col in UPDATE_FLOATS],
+                    Update.raw,
+                )
+                .where(*where)
+                .order_by(Update.param, Update.step)
             )
-            .where(cond)
-            .order_by(Update.param, Update.step)
         )
-        df = apply_raw(df, UPDATE_FLOATS)
-        for c in UPDATE_FLOATS:
-            df[c] = df[c].astype(np.float64)
-        names = self._parameters["name"].to_numpy()
-        df.insert(2, "name", names[df["param"].to_numpy(dtype=np.int64)] if len(df) else [])
-        return df.sort_values(["step", "param"], kind="stable").reset_index(drop=True)
+        step, param = _i8(c["step"]), _i8(c["param"])
+        floats = {col: _f8(c[col]) for col in UPDATE_FLOATS}
+        raws = c["raw"]
+        odd = [i for i, r in enumerate(raws) if r is not None]
+        if odd:
+            exact = raw_floats([raws[i] for i in odd], len(UPDATE_FLOATS))
+            for j, col in enumerate(UPDATE_FLOATS):
+                floats[col][odd] = exact[:, j]
+        order = np.lexsort((param, step))
+        mask = _keep(step, keep)
+        if mask is not None:
+            order = order[mask[order]]
+        return pd.DataFrame(
+            {
+                "step": step[order],
+                "param": param[order],
+                "name": pd.Series(self._param_names[param[order]], dtype=STR),
+                **{col: values[order] for col, values in floats.items()},
+            }
+        )
 
     def param_arrays(self, steps: Steps = None, which: str = "grad") -> pd.DataFrame:
         """Index step, one column per parameter name: ``which`` is "grad" or "data"
         (the value when the step was logged, before its update)."""
+        if which not in ("grad", "data"):
+            raise ValueError(f"which must be 'grad' or 'data', got {which!r}")
         column = {"grad": Step.param_grad, "data": Step.param_data}[which]
-        df = self.store.read(
+        cond, keep = _step_filter(Step.step, steps)
+        rows = self._rows(
             sa.select(Step.step, column.label("blob"))
-            .where(Step.run_key == self.key, _step_filter(Step.step, steps), column.is_not(None))
+            .where(Step.run_key == self.key, cond, column.is_not(None))
             .order_by(Step.step)
         )
-        names = self._parameters["name"].tolist()
-        if df.empty:
-            return pd.DataFrame(columns=names, index=pd.Index([], name="step"), dtype=np.float64)
-        matrix = np.frombuffer(b"".join(df["blob"]), dtype=_F8).reshape(len(df), -1)
-        return pd.DataFrame(matrix, index=pd.Index(df["step"], name="step"), columns=names)
+        names = pd.Index(list(self._param_names))
+        n = len(names)
+        if keep is not None:
+            rows = [r for r in rows if r[0] in keep]
+        index = pd.Index(_i8([r[0] for r in rows]), name="step")
+        blob = b"".join(bytes(r[1]) for r in rows)
+        if len(blob) != 8 * n * len(rows):
+            raise GradtraceError(
+                f"run {self.name!r}: parameter arrays do not hold {n} values per step"
+            )
+        matrix = np.frombuffer(blob, dtype=_F8).astype(np.float64).reshape(len(rows), n)
+        return pd.DataFrame(matrix, index=index, columns=names)
 
     def gradients(self, params: Params = None, steps: Steps = None) -> pd.DataFrame:
         """Index step, one column per parameter name: the gradient at each step."""
@@ -260,172 +430,275 @@ class RunView:
 
     # -- nodes -------------------------------------------------------------------
     def traced_steps(self) -> list[int]:
-        df = self.store.read(
+        rows = self._rows(
             sa.select(Trace.step).where(Trace.run_key == self.key).order_by(Trace.step)
         )
-        return df["step"].tolist()
+        return [int(r[0]) for r in rows]
 
     def nodes_per_step(self) -> int | None:
-        df = self.store.read(sa.select(sa.func.max(Graph.n_nodes)).where(Graph.run_key == self.key))
-        value = df.iloc[0, 0] if len(df) else None
-        return None if value is None or pd.isna(value) else int(value)
+        with self.store.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(sa.func.max(Graph.n_nodes)).where(Graph.run_key == self.key)
+            ).scalar()
+        return None if value is None else int(value)
 
-    def _graph_key(self, step: int) -> int:
-        df = self.store.read(
-            sa.select(Trace.graph_key).where(Trace.run_key == self.key, Trace.step == step)
+    def _no_trace(self, step: int) -> GradtraceError:
+        traced = self.traced_steps()
+        hint = (
+            f"traced steps run from {traced[0]} to {traced[-1]} ({len(traced)} of them)"
+            if traced
+            else "this run recorded no node traces (capture='params')"
         )
-        if df.empty:
-            traced = self.traced_steps()
-            hint = (
-                f"traced steps run from {traced[0]} to {traced[-1]} ({len(traced)} of them)"
-                if traced
-                else "this run recorded no node traces (capture='params')"
-            )
-            raise GradtraceError(f"step {step} of run {self.name!r} has no node trace; {hint}")
-        return int(df.iloc[0, 0])
+        return GradtraceError(f"step {step} of run {self.name!r} has no node trace; {hint}")
 
     def _structure(self, graph_key: int) -> pd.DataFrame:
         if graph_key not in self._graphs:
-            g = self.store.read(
+            keys, rows = self.store.fetch(
                 sa.select(
-                    Graph.ops, Graph.a, Graph.b, Graph.params, Graph.labels, Graph.args
+                    Graph.n_nodes,
+                    Graph.ops,
+                    Graph.a,
+                    Graph.b,
+                    Graph.params,
+                    Graph.labels,
+                    Graph.args,
                 ).where(Graph.graph_key == graph_key)
-            ).iloc[0]
-            a = np.frombuffer(g["a"], dtype="<i4").astype(np.int64)
-            b = np.frombuffer(g["b"], dtype="<i4").astype(np.int64)
-            n = len(a)
+            )
+            g = dict(zip(keys, rows[0], strict=True))
+            n = int(g["n_nodes"])
+            a = np.frombuffer(bytes(g["a"]), dtype=_I4).astype(np.int64)
+            b = np.frombuffer(bytes(g["b"]), dtype=_I4).astype(np.int64)
+            params = np.frombuffer(bytes(g["params"]), dtype=_I4).astype(np.int64)
+            ops = g["ops"].split(" ") if n else []
+            if not len(a) == len(b) == len(params) == len(ops) == n:
+                raise GradtraceError(f"graph {graph_key} of run {self.name!r} is inconsistent")
             labels = np.full(n, "", dtype=object)
-            for k, s in (g["labels"] or {}).items():
-                labels[int(k)] = s
             args = np.full(n, np.nan)
-            for k, x in (g["args"] or {}).items():
-                args[int(k)] = x
-            ops = ["" if op == "." else op for op in g["ops"].split(" ")] if n else []
-            pairs = zip(a.tolist(), b.tolist(), strict=True)
-            df = pd.DataFrame(
+            # JSON columns come back as text from SQLite, as objects from psycopg.
+            for target, raw in ((labels, g["labels"]), (args, g["args"])):
+                mapping = json.loads(raw) if isinstance(raw, str) else (raw or {})
+                if mapping:
+                    target[np.array(list(map(int, mapping)), dtype=np.int64)] = list(
+                        mapping.values()
+                    )
+            parents = [
+                () if x < 0 else ((x,) if y < 0 else (x, y))
+                for x, y in zip(a.tolist(), b.tolist(), strict=True)
+            ]
+            self._graphs[graph_key] = pd.DataFrame(
                 {
-                    "node": np.arange(n),
-                    "op": ops,
-                    "label": labels,
-                    "parents": [() if x < 0 else ((x,) if y < 0 else (x, y)) for x, y in pairs],
-                    "a": pd.array(np.where(a < 0, 0, a), dtype="Int64"),
-                    "b": pd.array(np.where(b < 0, 0, b), dtype="Int64"),
+                    "node": np.arange(n, dtype=np.int64),
+                    "op": pd.Series(["" if op == "." else op for op in ops], dtype=STR),
+                    "label": pd.Series(labels, dtype=STR),
+                    "parents": pd.Series(parents, dtype=object),
+                    "a": pd.arrays.IntegerArray(a, a < 0),
+                    "b": pd.arrays.IntegerArray(b, b < 0),
                     "arg": args,
-                    "param": pd.array(np.frombuffer(g["params"], dtype="<i4"), dtype="Int64"),
+                    "param": pd.arrays.IntegerArray(params, params < 0),
                 }
             )
-            df.loc[a < 0, "a"] = pd.NA
-            df.loc[b < 0, "b"] = pd.NA
-            df.loc[df["param"] < 0, "param"] = pd.NA
-            df.index = pd.RangeIndex(n, name=None)
-            self._graphs[graph_key] = df
         return self._graphs[graph_key]
 
     def graph(self, step: int) -> pd.DataFrame:
-        """The structure of step ``step``'s graph: node, op, a, b, arg, label, param, parents."""
-        return self._structure(self._graph_key(step)).copy()
+        """The structure of step ``step``'s graph: node, op, label, parents, a, b, arg,
+        param. Node i's operands are ``parents`` (node indices, always smaller than i)."""
+        step = _int(step, "step")
+        rows = self._rows(
+            sa.select(Trace.graph_key).where(Trace.run_key == self.key, Trace.step == step)
+        )
+        if not rows:
+            raise self._no_trace(step)
+        return self._structure(int(rows[0][0])).copy()
 
     def nodes(self, step: int) -> pd.DataFrame:
-        """Every node of step ``step``: node, op, label, parents, value, grad, param."""
-        df = self.store.read(
+        """Every node of step ``step``: the graph columns plus value and grad."""
+        step = _int(step, "step")
+        rows = self._rows(
             sa.select(Trace.graph_key, Trace.data, Trace.grad).where(
                 Trace.run_key == self.key, Trace.step == step
             )
         )
-        if df.empty:
-            self._graph_key(step)  # raises the explanatory error
-        row = df.iloc[0]
-        out = self._structure(int(row["graph_key"]))[
-            ["node", "op", "label", "parents", "a", "b", "arg", "param"]
-        ].copy()
-        out["value"] = np.frombuffer(row["data"], dtype=_F8)
-        out["grad"] = np.frombuffer(row["grad"], dtype=_F8)
+        if not rows:
+            raise self._no_trace(step)
+        graph_key, data, grad = rows[0]
+        out = self._structure(int(graph_key)).copy()
+        what = f"the trace of step {step}"
+        out["value"] = _floats(bytes(data), len(out), what)
+        out["grad"] = _floats(bytes(grad), len(out), what)
         return out
 
     def first_nonfinite(self) -> dict[str, Any] | None:
-        """The first step and node (in topological order) whose value or gradient is
-        NaN/inf; for runs without node traces, the first non-finite metric or update."""
-        df = self.store.read(
+        """The first step where a NaN or infinity appeared, and where, or None.
+
+        Returns a dict with ``step``, ``where`` ("node", "metric", "grad", "value" or
+        "value_after": the last step's update), ``node``/``op``/``label`` (for a node;
+        the first in topological order), ``param``/``name`` (the parameter, or the
+        metric's name), and ``value``/``grad`` (the node's or parameter's; for a
+        metric, its value). At the same step a node trace wins over a metric, and a
+        metric over the parameters.
+        """
+        found: list[tuple[int, int, dict[str, Any]]] = []
+        rows = self._rows(
             sa.select(Step.step, Step.first_nonfinite)
             .where(Step.run_key == self.key, Step.first_nonfinite.is_not(None))
             .order_by(Step.step)
             .limit(1)
         )
-        if not df.empty:
-            step, node = int(df.iloc[0, 0]), int(df.iloc[0, 1])
-            row = self.nodes(step).iloc[node]
-            return {
-                "step": step,
-                "node": node,
-                "op": row["op"],
-                "label": row["label"],
-                "value": float(row["value"]),
-                "grad": float(row["grad"]),
-                "where": "node",
-            }
-        metrics = self.metrics()
-        for source, frame in (
-            ("metric", metrics.drop(columns="wall_time", errors="ignore")),
-            ("grad", self.gradients()),
-            ("value", self.values()),
-        ):
-            if frame.empty:
-                continue
-            bad = ~np.isfinite(frame.to_numpy(dtype=np.float64))
+        if rows:
+            found.append((int(rows[0][0]), 0, self._bad_node(int(rows[0][0]), int(rows[0][1]))))
+        inf = float("inf")
+        bad = sa.or_(Metric.value.is_(None), Metric.value.in_([inf, -inf]))
+        rows = self._rows(
+            sa.select(Metric.step, Metric.name, Metric.value, Metric.raw)
+            .where(Metric.run_key == self.key, bad)
+            .order_by(Metric.step, Metric.name)
+            .limit(1)
+        )
+        if rows:
+            step, name, value, raw = rows[0]
+            value = raw_floats([bytes(raw)], 1)[0, 0] if raw is not None else value
+            found.append((int(step), 1, self._bad(step, "metric", name=name, value=value)))
+        before = min((f[0] for f in found), default=None)
+        param = self._bad_param(before)
+        if param is not None:
+            found.append((param["step"], 2, param))
+        return min(found, key=lambda f: (f[0], f[1]))[2] if found else None
+
+    @staticmethod
+    def _bad(step: int, where: str, **facts: Any) -> dict[str, Any]:
+        out = dict.fromkeys(("node", "op", "label", "param", "name", "value", "grad"))
+        out.update(step=int(step), where=where, **facts)
+        return out
+
+    def _bad_node(self, step: int, node: int) -> dict[str, Any]:
+        row = self.nodes(step).iloc[node]
+        param = None if pd.isna(row["param"]) else int(row["param"])
+        return self._bad(
+            step,
+            "node",
+            node=node,
+            op=row["op"],
+            label=row["label"],
+            param=param,
+            name=None if param is None else self._param_names[param],
+            value=float(row["value"]),
+            grad=float(row["grad"]),
+        )
+
+    def _param_chunks(self, upto: int | None):
+        """(steps, data, grad) of the per-step parameter arrays, a chunk of steps at a
+        time, in step order, up to step ``upto`` (keyset pagination on the key)."""
+        n = len(self._parameters)
+        after = None
+        while True:
+            cond = [Step.run_key == self.key, Step.param_data.is_not(None)]
+            if after is not None:
+                cond.append(Step.step > after)
+            if upto is not None:
+                cond.append(Step.step <= upto)
+            rows = self._rows(
+                sa.select(Step.step, Step.param_data, Step.param_grad)
+                .where(*cond)
+                .order_by(Step.step)
+                .limit(EXPORT_CHUNK_STEPS)
+            )
+            if not rows:
+                return
+            steps = _i8([r[0] for r in rows])
+            data = _floats(b"".join(bytes(r[1]) for r in rows), n * len(rows), "param_data")
+            grad = _floats(b"".join(bytes(r[2] or b"") for r in rows), n * len(rows), "grad")
+            yield steps, data.reshape(len(rows), n), grad.reshape(len(rows), n)
+            after = int(steps[-1])
+
+    def _bad_param(self, before: int | None) -> dict[str, Any] | None:
+        """The first non-finite parameter value or gradient at a step <= ``before``;
+        failing that (and with nothing found elsewhere) the last update's result."""
+        if not len(self._parameters):
+            return None
+        for steps, d, g in self._param_chunks(before):
+            bad = ~(np.isfinite(g) & np.isfinite(d))
             rows = np.flatnonzero(bad.any(axis=1))
             if rows.size:
-                i = rows[0]
-                col = int(np.flatnonzero(bad[i])[0])
-                return {
-                    "step": int(frame.index[i]),
-                    "node": None,
-                    "where": source,
-                    "name": frame.columns[col],
-                    "value": float(frame.iat[i, col]),
-                }
-        return None
+                i = int(rows[0])
+                j = int(np.flatnonzero(bad[i])[0])
+                return self._bad(
+                    int(steps[i]),
+                    "grad" if not np.isfinite(g[i, j]) else "value",
+                    param=j,
+                    name=self._param_names[j],
+                    value=float(d[i, j]),
+                    grad=float(g[i, j]),
+                )
+        last = self.last_step()
+        if before is not None or last is None:
+            return None
+        upd = self.updates(steps=last)
+        rows = np.flatnonzero(~np.isfinite(upd["value_after"].to_numpy()))
+        if not rows.size:
+            return None
+        r = upd.iloc[int(rows[0])]
+        return self._bad(
+            last,
+            "value_after",
+            param=int(r["param"]),
+            name=r["name"],
+            value=float(r["value_after"]),
+            grad=float(r["grad"]),
+        )
 
     # -- export --------------------------------------------------------------------
     def export(self, folder: str | Path, fmt: str = "parquet") -> list[Path]:
-        """Write the run's tables into ``folder`` as Parquet or CSV; returns the files."""
-        if fmt not in ("parquet", "csv"):
-            raise GradtraceError(f"format must be 'parquet' or 'csv', got {fmt!r}")
-        if fmt == "parquet":
-            try:
-                import pyarrow  # noqa: F401
-            except ImportError:
-                raise GradtraceError(
-                    "Parquet export needs pyarrow: pip install 'gradtrace[parquet]'"
-                ) from None
+        """Write the run's tables into ``folder`` as Parquet or CSV; returns the files.
+
+        Files: ``run.json`` (the summary), ``metrics``, ``parameters``, ``steps``,
+        ``updates``, and for node-traced runs ``graphs`` (every distinct graph shape,
+        with its ``graph_key``; parents as columns ``a``/``b``) and ``nodes`` (step,
+        node, value, grad). Large tables are written in pieces, never held whole.
+        """
+        from tracer.export import TableWriter, check_format
+
+        check_format(fmt)
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
-        tables: dict[str, pd.DataFrame] = {
-            "metrics": self.metrics().reset_index(),
-            "parameters": self.parameters(),
-            "updates": self.updates(),
-            "steps": self.steps().reset_index(),
-        }
-        traced = self.traced_steps()
-        if traced:
-            frames = []
-            for step in traced:
-                n = self.nodes(step)[["node", "value", "grad"]]
-                n.insert(0, "step", step)
-                frames.append(n)
-            tables["nodes"] = pd.concat(frames, ignore_index=True)
-            graph = self.graph(traced[0]).drop(columns="parents")
-            tables["graph"] = graph.reset_index(drop=True)
         written = []
-        for name, df in tables.items():
-            path = out / f"{name}.{fmt}"
-            if fmt == "parquet":
-                df.to_parquet(path, index=False)
-            else:
-                df.to_csv(path, index=False)
-            written.append(path)
         info = out / "run.json"
         info.write_text(json.dumps(self.summary(), default=str, indent=2))
         written.append(info)
+        small = {
+            "metrics": self.metrics().reset_index(),
+            "parameters": self.parameters(),
+            "steps": self.steps().reset_index(),
+        }
+        for name, df in small.items():
+            with TableWriter(out / f"{name}.{fmt}", fmt) as w:
+                w.write(df)
+            written.append(w.path)
+        steps = small["steps"]["step"].to_numpy(dtype=np.int64)
+        with TableWriter(out / f"updates.{fmt}", fmt) as w:
+            for lo in range(0, len(steps), EXPORT_CHUNK_STEPS):
+                first, last = steps[lo], steps[min(lo + EXPORT_CHUNK_STEPS, len(steps)) - 1]
+                w.write(self.updates(steps=slice(int(first), int(last) + 1)))
+            if not len(steps):
+                w.write(self.updates(steps=[]))
+        written.append(w.path)
+        rows = self._rows(
+            sa.select(Trace.step, Trace.graph_key)
+            .where(Trace.run_key == self.key)
+            .order_by(Trace.step)
+        )
+        if rows:
+            with TableWriter(out / f"graphs.{fmt}", fmt) as w:
+                for key in sorted({int(r[1]) for r in rows}):
+                    g = self._structure(key).drop(columns="parents")
+                    g.insert(0, "graph_key", np.full(len(g), key, dtype=np.int64))
+                    w.write(g)
+            written.append(w.path)
+            with TableWriter(out / f"nodes.{fmt}", fmt) as w:
+                for step, _ in rows:
+                    n = self.nodes(int(step))[["node", "value", "grad"]]
+                    n.insert(0, "step", np.full(len(n), int(step), dtype=np.int64))
+                    w.write(n)
+            written.append(w.path)
         return written
 
     def to_parquet(self, folder: str | Path) -> list[Path]:

@@ -11,16 +11,20 @@ user never become SQL text.
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 
 from tracer.db import describe, open_database, writing
 from tracer.errors import AmbiguousRun, RunNotFound
@@ -30,6 +34,7 @@ from tracer.procinfo import is_alive
 if TYPE_CHECKING:
     from tracer.runview import RunView
 
+STR = pd.Series(["x"]).dtype  # pandas' string dtype (``str`` in pandas 3, object before)
 STALE_AFTER = timedelta(hours=1)  # a run on another host silent this long reads as crashed
 STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
 RUN_COLUMNS = (
@@ -42,6 +47,35 @@ RUN_COLUMNS = (
     "duration_s",
     "steps",
 )
+
+
+_gc_lock = threading.Lock()
+_gc_depth = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold off the cyclic garbage collector while a bulk read allocates its rows.
+
+    Tens of thousands of row tuples set off full collections, and with pandas and
+    SQLAlchemy loaded each one walks a large heap (it doubled ``metrics()`` on a
+    10,000-step run). Rows make no cycles, so nothing is left for the collector.
+    Nested and concurrent uses (dashboard threads) restore the state once, at the end.
+    """
+    global _gc_depth, _gc_was_enabled
+    with _gc_lock:
+        if _gc_depth == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_depth += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_depth -= 1
+            if _gc_depth == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 def effective_status(
@@ -64,21 +98,35 @@ def effective_status(
 
 
 def as_utc(ts: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; gradtrace writes UTC."""
+    """A UTC datetime: SQLite hands back naive ones (gradtrace writes UTC), PostgreSQL
+    aware ones in the session's time zone."""
     if ts is None or pd.isna(ts):
         return None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def raw_floats(raws: list[bytes], width: int) -> np.ndarray:
+    """Decode ``raw`` blobs (little-endian float64, at least ``width`` each) into an
+    ``(n, width)`` float64 array, bit for bit."""
+    sizes = {len(b) for b in raws}
+    if len(sizes) == 1 and sizes.pop() == 8 * width:
+        return (
+            np.frombuffer(b"".join(raws), dtype="<f8").reshape(len(raws), width).astype(np.float64)
+        )
+    fmt = struct.Struct(f"<{width}d")
+    return np.array([fmt.unpack(b[: 8 * width]) for b in raws], dtype=np.float64).reshape(
+        len(raws), width
+    )
 
 
 def apply_raw(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Put back the exact bits of NaN and -0.0 kept in the ``raw`` column."""
+    """Put back the exact bits of NaN and -0.0 kept in the ``raw`` column; drop it."""
     if "raw" not in df:
         return df
-    mask = df["raw"].notna().to_numpy()
+    raws = df["raw"].to_numpy(dtype=object)
+    mask = np.array([b is not None for b in raws], dtype=bool)
     if mask.any():
-        width = len(columns)
-        fmt = struct.Struct(f"<{width}d")
-        exact = np.array([fmt.unpack(b[: 8 * width]) for b in df["raw"][mask]], dtype=np.float64)
+        exact = raw_floats(list(raws[mask]), len(columns))
         for j, col in enumerate(columns):
             values = df[col].to_numpy(dtype=np.float64, copy=True)
             values[mask] = exact[:, j]
@@ -86,12 +134,21 @@ def apply_raw(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return df.drop(columns="raw")
 
 
+def public_url(url: URL) -> URL:
+    """The URL the user gave: a read-only SQLite engine's ``file:...?mode=ro`` URI
+    becomes the plain file path again (for messages)."""
+    name = url.database or ""
+    if url.get_backend_name() == "sqlite" and name.startswith("file:") and url.query.get("uri"):
+        return URL.create(url.drivername, database=name[len("file:") :].split("?", 1)[0])
+    return url
+
+
 class Store:
     """A connection to one gradtrace database. Made by :func:`connect`."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self.url = engine.url
+        self.url = public_url(engine.url)
 
     def __repr__(self) -> str:
         return f"<Store {describe(self.url)}>"
@@ -106,7 +163,8 @@ class Store:
         self.close()
 
     def read(self, stmt: sa.Executable, params: dict | None = None) -> pd.DataFrame:
-        """Run a SQLAlchemy statement and return a DataFrame (the one door to SQL)."""
+        """Run a SQLAlchemy statement and return a DataFrame, column types converted
+        by SQLAlchemy (datetimes, JSON); dtypes are inferred by pandas."""
         with self.engine.connect() as conn:
             result = conn.execute(stmt, params or {})
             keys = list(result.keys())
@@ -114,18 +172,34 @@ class Store:
         # Column by column: pandas probes each Row object otherwise (10x slower).
         return pd.DataFrame({k: list(col) for k, col in zip(keys, columns, strict=True)})
 
+    def fetch(self, stmt: sa.Executable) -> tuple[list[str], list[tuple]]:
+        """Run a statement and return its column names and rows as the driver gives
+        them: for bulk reads of ints, floats, text and bytes, where SQLAlchemy's
+        per-row processing would cost several times the query itself."""
+        with gc_paused(), self.engine.connect() as conn:
+            result = conn.execute(stmt)
+            keys = list(result.keys())
+            cursor = getattr(result, "cursor", None)
+            rows = cursor.fetchall() if cursor is not None else result.tuples().all()
+            result.close()
+        return keys, rows
+
     # -- runs --------------------------------------------------------------
     def runs(self, experiment: str | None = None) -> pd.DataFrame:
-        """One row per run, newest first: identity, status (crashed detected), timing,
-        steps, the last value of each metric as ``metric.<name>``, and the config
-        flattened into ``config.<key>`` columns."""
+        """One row per run, newest first.
+
+        Columns: ``id`` (str), ``name``, ``experiment``, ``status`` (a ``running`` run
+        whose writer is gone reads ``crashed``), ``started_at`` and ``ended_at``
+        (datetime64 UTC, NaT while running), ``duration_s`` (float, up to the end or
+        the last heartbeat), ``steps`` (int64, steps logged), then the last value of
+        each metric as ``metric.<name>`` (float64) and the config flattened into
+        ``config.<key>`` columns (nested keys joined with dots).
+        """
         stmt = sa.select(Run.__table__).order_by(Run.started_at.desc(), Run.run_key.desc())
         if experiment is not None:
             stmt = stmt.where(Run.experiment == experiment)
         with self.engine.connect() as conn:
-            rows = [row._mapping for row in conn.execute(stmt)]
-        if not rows:
-            return pd.DataFrame(columns=list(RUN_COLUMNS))
+            rows = [dict(row._mapping) for row in conn.execute(stmt)]
         now = datetime.now(UTC)
         records = []
         for m in rows:
@@ -144,48 +218,47 @@ class Store:
                     "ended_at": ended,
                     "duration_s": (last - started).total_seconds(),
                     "steps": m["steps"],
-                    "run_key": m["run_key"],
-                    "config": m["config"] or {},
                 }
             )
-        df = pd.DataFrame.from_records(records)
-        df["started_at"] = pd.to_datetime(df["started_at"], utc=True)
-        df["ended_at"] = pd.to_datetime(df["ended_at"], utc=True)
-        last = self._last_metrics(df["run_key"].tolist())
-        if not last.empty:
-            df = df.merge(last, how="left", left_on="run_key", right_index=True)
-        config = pd.json_normalize(df["config"].tolist(), sep=".").add_prefix("config.")
+        df = pd.DataFrame(
+            {
+                "id": pd.Series([r["id"] for r in records], dtype=STR),
+                "name": pd.Series([r["name"] for r in records], dtype=STR),
+                "experiment": pd.Series([r["experiment"] for r in records], dtype=STR),
+                "status": pd.Series([r["status"] for r in records], dtype=STR),
+                "started_at": _utc_times([r["started_at"] for r in records]),
+                "ended_at": _utc_times([r["ended_at"] for r in records]),
+                "duration_s": np.array([r["duration_s"] for r in records], dtype=np.float64),
+                "steps": np.array([r["steps"] for r in records], dtype=np.int64),
+            }
+        )
+        if not records:
+            return df
+        last = self._last_metrics([m["run_key"] for m in rows])
+        metric_cols = last.reindex([m["run_key"] for m in rows])
+        metric_cols.index = df.index
+        config = pd.json_normalize([m["config"] or {} for m in rows], sep=".")
+        config = config.add_prefix("config.")
         config.index = df.index
-        df = pd.concat([df.drop(columns="config"), config], axis=1)
-        return df.drop(columns="run_key").reset_index(drop=True)
+        return pd.concat([df, metric_cols, config], axis=1)
 
     def _last_metrics(self, run_keys: list[int]) -> pd.DataFrame:
-        last_step = (
-            sa.select(Metric.run_key, Metric.name, sa.func.max(Metric.step).label("step"))
-            .where(Metric.run_key.in_(run_keys))
-            .group_by(Metric.run_key, Metric.name)
-            .subquery()
-        )
-        stmt = sa.select(Metric.run_key, Metric.name, Metric.value, Metric.raw).join(
-            last_step,
-            sa.and_(
-                Metric.run_key == last_step.c.run_key,
-                Metric.name == last_step.c.name,
-                Metric.step == last_step.c.step,
-            ),
-        )
-        df = apply_raw(self.read(stmt), ["value"])
-        if df.empty:
-            return pd.DataFrame()
-        wide = df.pivot(index="run_key", columns="name", values="value")
+        """Index run_key; ``metric.<name>`` columns: each metric's value at its last step."""
+        long = last_metric_values(self, run_keys)
+        if long.empty:
+            return pd.DataFrame(index=pd.Index([], dtype=np.int64, name="run_key"))
+        wide = long.pivot(index="run_key", columns="name", values="value")
+        wide = wide.reindex(columns=sorted(wide.columns))
         wide.columns = [f"metric.{c}" for c in wide.columns]
         return wide.astype(np.float64)
 
     def run(self, ref: str) -> RunView:
-        """A run by exact id, exact name, unique id prefix or unique name prefix."""
+        """A run by exact id, exact name, unique id prefix or unique name prefix (in
+        that order: an exact match wins over a prefix). The reference is plain text:
+        ``%``, ``_`` and quotes match themselves."""
         from tracer.runview import RunView
 
-        if not isinstance(ref, str) or not ref:
+        if not isinstance(ref, str) or not ref.strip():
             raise RunNotFound(f"a run reference must be a non-empty string, got {ref!r}")
         cols = sa.select(Run.run_key, Run.id, Run.name, Run.started_at)
         stages = [
@@ -201,16 +274,17 @@ class Store:
                     return RunView(self, found[0].run_key)
                 if len(found) > 1:
                     listed = ", ".join(
-                        f"{r.id[:8]} ({r.name}, {as_utc(r.started_at):%Y-%m-%d %H:%M})"
+                        f"{r.id[:8]} ({r.name!r}, started {as_utc(r.started_at):%Y-%m-%d %H:%M})"
                         for r in found[:5]
                     )
-                    more = " and more" if len(found) > 5 else ""
+                    count = "more than 5" if len(found) > 5 else str(len(found))
                     raise AmbiguousRun(
-                        f"{ref!r} matches several runs by {what}: {listed}{more}; "
-                        "pass a longer id prefix"
+                        f"{ref!r} matches {count} runs by {what}: {listed}; "
+                        "pass more characters of the id"
                     )
         raise RunNotFound(
-            f"no run matches {ref!r} in {describe(self.url)}; `gradtrace runs` lists them"
+            f"no run matches {ref!r} (by id, id prefix, name or name prefix) in "
+            f"{describe(self.url)}; `gradtrace runs` lists them"
         )
 
     def delete_run(self, ref: str) -> None:
@@ -218,6 +292,43 @@ class Store:
         view = self.run(ref)
         with writing(self.engine).begin() as conn:
             conn.execute(sa.delete(Run).where(Run.run_key == view.key))
+
+
+def _utc_times(values: list[datetime | None]) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(pd.to_datetime(values, utc=True)).as_unit("us")
+
+
+def last_metric_values(store: Store, run_keys: list[int]) -> pd.DataFrame:
+    """Long table run_key, name, step, value: each metric's value at its last logged
+    step, exact bits of NaN and -0.0 restored."""
+    if not run_keys:
+        return pd.DataFrame({"run_key": [], "name": [], "step": [], "value": []})
+    last_step = (
+        sa.select(Metric.run_key, Metric.name, sa.func.max(Metric.step).label("step"))
+        .where(Metric.run_key.in_(sorted(set(run_keys))))
+        .group_by(Metric.run_key, Metric.name)
+        .subquery()
+    )
+    stmt = sa.select(Metric.run_key, Metric.name, Metric.step, Metric.value, Metric.raw).join(
+        last_step,
+        sa.and_(
+            Metric.run_key == last_step.c.run_key,
+            Metric.name == last_step.c.name,
+            Metric.step == last_step.c.step,
+        ),
+    )
+    keys, rows = store.fetch(stmt)
+    cols = dict(zip(keys, zip(*rows, strict=True), strict=True)) if rows else {}
+    df = pd.DataFrame(
+        {
+            "run_key": np.array(cols.get("run_key", ()), dtype=np.int64),
+            "name": pd.Series(list(cols.get("name", ())), dtype=STR),
+            "step": np.array(cols.get("step", ()), dtype=np.int64),
+            "value": np.array(cols.get("value", ()), dtype=np.float64),
+            "raw": pd.Series(list(cols.get("raw", ())), dtype=object),
+        }
+    )
+    return apply_raw(df, ["value"]).sort_values(["run_key", "name"], ignore_index=True)
 
 
 def connect(db: str | os.PathLike | None = None, readonly: bool = False) -> Store:

@@ -1,0 +1,86 @@
+"""Writing a table to Parquet or CSV piece by piece, so an export never holds a whole
+node trace in memory. Used by ``RunView.export``.
+
+    >>> with TableWriter(Path("out/nodes.csv"), "csv") as w:    # doctest: +SKIP
+    ...     for step in steps:
+    ...         w.write(run.nodes(step)[["node", "value", "grad"]])
+
+Parquet keeps every float bit for bit (a NaN stays a NaN, not a null) and the nullable
+``Int64`` columns; CSV writes
+floats with ``repr`` (shortest round-trip text, so values read back equal), NaN as an
+empty field and infinities as ``inf``/``-inf``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tracer.errors import GradtraceError
+
+FORMATS = ("parquet", "csv")
+
+
+def check_format(fmt: str) -> None:
+    """Raise a clear error for an unknown format or a missing Parquet engine."""
+    if fmt not in FORMATS:
+        raise GradtraceError(f"format must be 'parquet' or 'csv', got {fmt!r}")
+    if fmt == "parquet":
+        try:
+            import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            raise GradtraceError(
+                "Parquet export needs pyarrow: pip install 'gradtrace[parquet]', "
+                "or export with --format csv"
+            ) from None
+
+
+class TableWriter:
+    """Appends DataFrames with the same columns to one Parquet or CSV file."""
+
+    def __init__(self, path: Path, fmt: str):
+        check_format(fmt)
+        self.path, self.fmt = Path(path), fmt
+        self._writer: Any = None  # pyarrow.parquet.ParquetWriter
+        self._schema: Any = None
+        self._started = False
+
+    def write(self, df: pd.DataFrame) -> None:
+        if self.fmt == "csv":
+            df.to_csv(
+                self.path, mode="a" if self._started else "w", header=not self._started, index=False
+            )
+            self._started = True
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        for i, name in enumerate(df.columns):
+            if df[name].dtype == np.float64:
+                # from_pandas turns NaN into null; a NaN is a value here, kept bit for bit.
+                values = pa.array(df[name].to_numpy(), type=pa.float64())
+                table = table.set_column(i, table.schema.field(i), values)
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self.path, self._schema)
+        else:
+            table = table.cast(self._schema)
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
