@@ -1,0 +1,288 @@
+"""The ``gradtrace`` command line.
+
+    gradtrace demo [moons|toy] [--steps N] [--seed S] [--serve]   train and record a demo
+    gradtrace runs [--experiment E]                               list the runs
+    gradtrace show RUN                                            one run in detail
+    gradtrace export RUN --format parquet|csv --out DIR           a run's tables as files
+    gradtrace db upgrade | db check                               schema migrations
+    gradtrace dashboard [--host 127.0.0.1] [--port 8050]          the browser dashboard
+
+Every command takes ``--db`` (a path or SQLAlchemy URL; default ``$GRADTRACE_DB``
+or ``./gradtrace.db``). RUN is an id, a unique id prefix, a name or a name prefix.
+Errors the user can fix print one line, ``gradtrace: error: ...``, and exit 1;
+usage errors exit 2; set GRADTRACE_DEBUG=1 to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from tracer.errors import GradtraceError
+
+DEMO_STEPS = {"moons": 100, "toy": 50}
+USER_ERRORS = (GradtraceError, SQLAlchemyError, OSError)
+
+
+def one_line(e: BaseException) -> str:
+    """The error as one line: a driver error's own message, whitespace collapsed."""
+    if isinstance(e, DBAPIError) and e.orig is not None:
+        text = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__
+        return f"database error: {text}"
+    text = " ".join(str(e).split())
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        text = f"{e.strerror}: {e.filename}"
+    return text or type(e).__name__
+
+
+class Gradtrace(click.Group):
+    """The top-level group: turns user errors into one line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("gradtrace: interrupted", err=True)
+            ctx.exit(130)
+        except BrokenPipeError:
+            # `gradtrace runs | head`: the reader left; say nothing more.
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - flushed at exit, never read
+            ctx.exit(1)
+        except USER_ERRORS as e:
+            if os.environ.get("GRADTRACE_DEBUG"):
+                raise
+            click.echo(f"gradtrace: error: {one_line(e)}", err=True)
+            ctx.exit(1)
+
+
+def db_option(f: Callable) -> Callable:
+    return click.option(
+        "--db",
+        envvar="GRADTRACE_DB",
+        metavar="URL",
+        help="Database path or SQLAlchemy URL [env GRADTRACE_DB; default ./gradtrace.db].",
+    )(f)
+
+
+def host_port(f: Callable) -> Callable:
+    f = click.option(
+        "--port",
+        type=click.IntRange(1, 65535),
+        default=8050,
+        show_default=True,
+        help="Dashboard port.",
+    )(f)
+    return click.option(
+        "--host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Dashboard address (0.0.0.0 for every interface).",
+    )(f)
+
+
+def dashboard_serve() -> Callable[..., Any]:
+    """``dashboard.serve``, imported only when needed (Dash is slow to import)."""
+    try:
+        from dashboard import serve
+    except ImportError as e:
+        raise GradtraceError(
+            f"the dashboard is not available ({e}); reinstall gradtrace: pip install gradtrace"
+        ) from None
+    return serve
+
+
+def open_store(db: str | None):
+    import tracer
+
+    return tracer.connect(db, readonly=True)
+
+
+@click.group(cls=Gradtrace, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gradtrace", prog_name="gradtrace")
+def cli() -> None:
+    """gradtrace: every value, gradient and update of a training run, in SQL."""
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(sorted(DEMO_STEPS)), default="moons", required=False)
+@click.option(
+    "--steps", type=click.IntRange(min=1), help="Training steps [default: moons 100, toy 50]."
+)
+@db_option
+@click.option("--seed", type=int, default=1337, show_default=True, help="Data and weight seed.")
+@click.option("--name", help="Run name [default: the demo's name].")
+@click.option(
+    "--capture",
+    type=click.Choice(["nodes", "params"]),
+    default="nodes",
+    show_default=True,
+    help="Trace every node, or parameters and metrics only.",
+)
+@click.option("--serve", is_flag=True, help="Open the dashboard on the new run afterwards.")
+@host_port
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar with the live loss [default: on a terminal].",
+)
+def demo(
+    kind: str,
+    steps: int | None,
+    db: str | None,
+    seed: int,
+    name: str | None,
+    capture: str,
+    serve: bool,
+    host: str,
+    port: int,
+    progress: bool | None,
+) -> None:
+    """Train a demo network (moons or toy) and record every step.
+
+    Prints the new run's id on stdout; the progress bar goes to stderr.
+    """
+    from tqdm import tqdm
+
+    from tracer.db import describe, resolve_url
+    from tracer.demo import train
+
+    serve_fn = dashboard_serve() if serve else None  # fail before training, not after
+    steps = steps or DEMO_STEPS[kind]
+    last: dict[str, float] = {}
+    bar = tqdm(
+        total=steps,
+        desc=f"{kind}",
+        unit="step",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=None if progress is None else not progress,
+    )
+    with bar:
+
+        def on_step(k: int, loss: float, acc: float) -> None:
+            last.update(loss=loss, acc=acc)
+            bar.set_postfix(loss=f"{loss:.4g}", acc=f"{acc:.0%}", refresh=False)
+            bar.update(1)
+
+        run_id = train(kind, steps, db, seed=seed, name=name, progress=on_step, capture=capture)
+    where = describe(resolve_url(db))
+    click.echo(
+        f"recorded {name or kind!r}: {steps} steps, final loss {last['loss']:.6g}, "
+        f"acc {last['acc']:.0%}, into {where}; `gradtrace show {run_id[:8]}` for details",
+        err=True,
+    )
+    click.echo(run_id)
+    if serve_fn is not None:
+        serve_fn(db=db, host=host, port=port, open_run=run_id)
+
+
+@cli.command()
+@db_option
+@click.option("--experiment", "-e", help="Only runs of this experiment.")
+def runs(db: str | None, experiment: str | None) -> None:
+    """List the runs, newest first: status, duration, steps, final loss and acc."""
+    from tracer.cli_format import runs_table
+    from tracer.db import describe
+
+    with open_store(db) as store:
+        df = store.runs(experiment)
+        if df.empty:
+            scope = f" of experiment {experiment!r}" if experiment is not None else ""
+            click.echo(f"no runs{scope} in {describe(store.url)}")
+            return
+        click.echo(runs_table(df))
+
+
+@cli.command()
+@click.argument("run")
+@db_option
+def show(run: str, db: str | None) -> None:
+    """One run: status, config, model, final metrics, the largest gradients at the last
+    step and the first NaN/inf."""
+    from tracer import cli_format
+
+    with open_store(db) as store:
+        click.echo(cli_format.show(store.run(run)))
+
+
+@cli.command()
+@click.argument("run")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["parquet", "csv"]),
+    default="parquet",
+    show_default=True,
+    help="File format.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write into (created; files of the same name are replaced) "
+    "[default: ./<name>-<id prefix>].",
+)
+@db_option
+def export(run: str, fmt: str, out: Path | None, db: str | None) -> None:
+    """Write a run's tables (metrics, parameters, steps, updates, graphs, nodes) as files."""
+    from tracer.export import check_format
+
+    check_format(fmt)
+    with open_store(db) as store:
+        view = store.run(run)
+        folder = out or Path(f"{view.name}-{view.id[:8]}".replace(os.sep, "_"))
+        files = view.export(folder, fmt)
+    for path in files:
+        click.echo(f"{path}  ({path.stat().st_size:,} bytes)")
+
+
+@cli.group("db")
+def db_group() -> None:
+    """The database schema: apply migrations, check the revision."""
+
+
+@db_group.command("upgrade")
+@db_option
+def db_upgrade(db: str | None) -> None:
+    """Create the schema or apply pending migrations; print the revision."""
+    from tracer.cli_db import upgrade
+
+    click.echo(upgrade(db))
+
+
+@db_group.command("check")
+@db_option
+def db_check(db: str | None) -> None:
+    """Report the current and head revisions; exit 1 if behind or if the schema
+    differs from the models (alembic check). Never writes."""
+    from tracer.cli_db import check
+
+    lines, problem = check(db)
+    click.echo("\n".join(lines))
+    if problem:
+        raise GradtraceError(problem)
+
+
+@cli.command()
+@db_option
+@host_port
+@click.option("--debug", is_flag=True, help="Dash debug mode (reloads on code changes).")
+def dashboard(db: str | None, host: str, port: int, debug: bool) -> None:
+    """Serve the dashboard (read-only) at http://HOST:PORT."""
+    dashboard_serve()(db=db, host=host, port=port, debug=debug)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script ``gradtrace``."""
+    cli.main(args=argv, prog_name="gradtrace")
+
+
+if __name__ == "__main__":
+    main()

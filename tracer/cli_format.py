@@ -1,0 +1,201 @@
+"""Text rendering for the ``gradtrace`` command line: tables, durations, ``show``.
+
+Pure functions of DataFrames and RunViews, so the CLI module stays about commands.
+
+    >>> duration(3725.0)
+    '1h02m'
+    >>> print(table(["a", "n"], [["x", 1], ["yy", 10]], right={1}))
+    a    n
+    x    1
+    yy  10
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tracer.runview import RunView
+
+MAX_CELL = 32
+TOP_GRADS = 10
+
+
+def number(x: Any, digits: int = 6) -> str:
+    """A float in ``digits`` significant digits; ``nan``, ``inf``, ``-inf`` as such."""
+    if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA:
+        return "nan" if isinstance(x, float) else "-"
+    if isinstance(x, float | np.floating):
+        return f"{float(x):.{digits}g}"
+    return str(x)
+
+
+def duration(seconds: float | None) -> str:
+    """``0.07s``, ``12.3s``, ``3m05s``, ``1h02m``, ``2d03h``."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    s = max(seconds, 0.0)
+    if s < 10:
+        return f"{s:.2f}s"
+    if s < 60:
+        return f"{s:.1f}s"
+    m, sec = divmod(round(s), 60)
+    if m < 60:
+        return f"{m}m{sec:02d}s"
+    h, m = divmod(m, 60)
+    if h < 24:
+        return f"{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d{h:02d}h"
+
+
+def when(ts: datetime | pd.Timestamp | None) -> str:
+    """A UTC time in the local time zone, to the second."""
+    if ts is None or pd.isna(ts):
+        return "-"
+    return pd.Timestamp(ts).to_pydatetime().astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cut(text: str, width: int = MAX_CELL) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], right: set[int] = frozenset()
+) -> str:
+    """Columns padded to their widest cell, two spaces apart; ``right`` ones right-aligned."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[j]) for r in cells) for j in range(len(headers))]
+    lines = []
+    for r in cells:
+        parts = [
+            c.rjust(w) if j in right else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths))
+        ]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def runs_table(df: pd.DataFrame) -> str:
+    """``gradtrace runs``: one line per run, with the final loss and acc if logged."""
+    metrics = [m for m in ("loss", "acc") if f"metric.{m}" in df]
+    headers = ["ID", "NAME", "EXPERIMENT", "STATUS", "STARTED", "DURATION", "STEPS"]
+    headers += [m.upper() for m in metrics]
+    rows = [
+        [
+            d["id"][:8],
+            cut(d["name"]),
+            cut(d["experiment"], 20),
+            d["status"],
+            when(d["started_at"]),
+            duration(d["duration_s"]),
+            d["steps"],
+            *(number(d[f"metric.{m}"], 4) if d["steps"] else "-" for m in metrics),
+        ]
+        for d in df.to_dict("records")
+    ]
+    return table(headers, rows, right={6, *range(7, 7 + len(metrics))})
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out += _flat(v, f"{prefix}{k}.")
+        else:
+            out.append((f"{prefix}{k}", v if isinstance(v, str) else json.dumps(v)))
+    return out
+
+
+def _model(spec: dict[str, Any] | None) -> str:
+    if not spec:
+        return "-"
+    rest = " ".join(f"{k}={json.dumps(v)}" for k, v in spec.items() if k != "type")
+    return f"{spec.get('type', '?')} {rest}".strip()
+
+
+def show(view: RunView) -> str:
+    """``gradtrace show``: the run's facts, final metrics, largest gradients, first NaN."""
+    s = view.summary()
+    lines: list[tuple[str, str]] = [
+        ("run", s["id"]),
+        ("name", s["name"]),
+        ("experiment", s["experiment"]),
+        ("status", s["status"]),
+        ("started", f"{when(s['started_at'])}  (duration {duration(s['duration_s'])})"),
+    ]
+    last = s["last_step"]
+    lines.append(("steps", f"{s['steps']}" + (f" (last step {last})" if last is not None else "")))
+    nodes = s["nodes_per_step"]
+    capture = s["capture"] + (f", {nodes:,} nodes per step" if nodes else "")
+    lines += [
+        ("capture", capture),
+        ("parameters", str(s["parameters"])),
+        ("seed", "-" if s["seed"] is None else str(s["seed"])),
+        ("model", _model(s["model"])),
+    ]
+    config = _flat(s["config"])
+    for i, (k, v) in enumerate(config or [("-", "")]):
+        lines.append(("config" if i == 0 else "", f"{k} = {v}" if k != "-" else "-"))
+    if s["tags"]:
+        lines.append(("tags", ", ".join(s["tags"])))
+    if s["notes"]:
+        lines.append(("notes", cut(s["notes"], 100)))
+    if s["status"] in ("running", "crashed"):
+        lines.append(("writer", f"pid {s['pid']} on {s['host']}"))
+    if s["error"]:
+        lines.append(("error", cut(s["error"].strip().splitlines()[-1], 100)))
+    final = view.last_metrics()
+    if len(final):
+        text = "  ".join(f"{n} {number(v)}" for n, v in final["value"].items())
+        steps = sorted(set(final["step"].tolist()))
+        at = f"step {steps[0]}" if len(steps) == 1 else "their last steps"
+        lines.append(("final", f"{text}  (at {at})"))
+    else:
+        lines.append(("final", "no metrics logged"))
+    out = [f"{k:<11} {v}".rstrip() for k, v in lines]
+    out += ["", *_top_grads(view, last), "", _nonfinite(view.first_nonfinite())]
+    return "\n".join(out)
+
+
+def _top_grads(view: RunView, last: int | None) -> list[str]:
+    if last is None or not len(view.parameters()):
+        return ["largest |grad|: no parameters recorded"]
+    grads = view.gradients(steps=last)
+    if grads.empty:
+        return [f"largest |grad|: no parameter arrays at step {last}"]
+    g = grads.iloc[0].to_numpy(dtype=np.float64)
+    v = view.values(steps=last).iloc[0].to_numpy(dtype=np.float64)
+    mag = np.where(np.isnan(g), np.inf, np.abs(g))  # NaN first: it is the news
+    order = np.argsort(-mag, kind="stable")[:TOP_GRADS]
+    names = grads.columns
+    rows = [[int(i), names[i], number(g[i], 6), number(v[i], 6)] for i in order]
+    head = f"largest |grad| at step {last} ({min(TOP_GRADS, len(g))} of {len(g)} parameters):"
+    body = table(["IDX", "PARAMETER", "GRAD", "VALUE"], rows, right={0, 2, 3})
+    return [head, *("  " + line for line in body.splitlines())]
+
+
+def _nonfinite(bad: dict[str, Any] | None) -> str:
+    if bad is None:
+        return "first non-finite: none (every value and gradient is finite)"
+    if bad["where"] == "node":
+        param = f" (parameter {bad['name']})" if bad["name"] else ""
+        return (
+            f"first non-finite: step {bad['step']}, node {bad['node']}{param}, "
+            f"op {bad['op'] or 'leaf'}, label {bad['label'] or '-'}, "
+            f"value {number(bad['value'])}, grad {number(bad['grad'])}"
+        )
+    if bad["where"] == "metric":
+        return (
+            f"first non-finite: step {bad['step']}, metric {bad['name']} = {number(bad['value'])}"
+        )
+    return (
+        f"first non-finite: step {bad['step']}, parameter {bad['name']} ({bad['where']}): "
+        f"value {number(bad['value'])}, grad {number(bad['grad'])}"
+    )
