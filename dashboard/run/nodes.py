@@ -9,6 +9,8 @@ from typing import Any
 
 import dash_ag_grid as dag
 import dash_cytoscape as cyto
+import numpy as np
+import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
@@ -177,6 +179,22 @@ def shown_nodes(
     )
 
 
+def busiest_neuron(rc: RunCache, layer: int, neurons: list[int]) -> int | None:
+    """The neuron of ``layer`` whose parameters have the largest summed |gradient| at
+    the last step (a dead neuron's graph is all zeros), else the first one."""
+    if not neurons:
+        return None
+    steps = rc.step_list()
+    grads = rc.param_row(int(steps[-1]), "grad") if len(steps) else None
+    if grads is None:
+        return neurons[0]
+    params = rc.parameters()
+    rows = params[params["layer"] == layer]
+    mags = np.abs(np.nan_to_num(grads[rows["idx"].to_numpy(dtype=np.int64)], nan=0.0))
+    totals = pd.Series(mags).groupby(rows["neuron"].to_numpy(dtype=np.int64)).sum()
+    return int(totals.idxmax()) if totals.max() > 0 else neurons[0]
+
+
 def register(app: Dash, ctx: AppContext) -> None:
     @app.callback(
         Output("run-g-layer", "options"),
@@ -212,10 +230,12 @@ def register(app: Dash, ctx: AppContext) -> None:
         State("run-id", "data"),
     )
     def neurons(layer: int | None, run_id: str):
+        """The layer's neurons; the one with the largest gradients is shown first."""
         if layer is None:
             raise PreventUpdate
-        options = neuron_options(ctx.run(run_id).parameters(), layer)
-        return options, (options[0]["value"] if options else None)
+        rc = ctx.run(run_id)
+        options = neuron_options(rc.parameters(), layer)
+        return options, busiest_neuron(rc, layer, [o["value"] for o in options])
 
     @app.callback(
         Output("run-cyto", "elements"),
