@@ -10,6 +10,7 @@ import dash
 import dash_cytoscape as cyto
 from dash import Dash, dcc, html
 
+from dashboard import figures
 from dashboard.context import AppContext, attach
 from dashboard.pages import run, runs
 
@@ -29,6 +30,7 @@ def create_app(db: str | None = None) -> Dash:
         update_title=None,
     )
     attach(app, ctx)
+    figures.frame()  # Plotly's validators load on first use (~0.2 s): not in a callback
     runs.register(app, ctx)
     run.register(app, ctx)
     app.layout = html.Div(

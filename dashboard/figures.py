@@ -63,32 +63,46 @@ def scatter(n: int, **kw: Any) -> dict[str, Any]:
     return {"type": "scattergl" if n > BIG else "scatter", **kw}
 
 
-def frame(fig: go.Figure | None = None, **layout: Any) -> Figure:
-    """The layout of ``fig`` (subplot geometry) plus ``layout``, with no traces yet."""
-    fig = fig if fig is not None else go.Figure()
-    fig.update_layout(**{"template": TEMPLATE, "margin": MARGIN, **layout})
+@lru_cache(maxsize=64)
+def _grid(rows: int, cols: int, titles: tuple[str, ...], shared_x: bool) -> Figure:
+    """An empty figure with the template and, for several panels, subplot geometry:
+    made by Plotly once per shape (validation costs ~25 ms), then copied."""
+    if (rows, cols) == (1, 1) and not titles:
+        fig = go.Figure()
+    else:
+        spacing = {"vertical_spacing": 0.07} if rows > 1 else {"horizontal_spacing": 0.08}
+        fig = make_subplots(
+            rows=rows, cols=cols, shared_xaxes=shared_x, subplot_titles=list(titles), **spacing
+        )
+    fig.update_layout(template=TEMPLATE, margin=MARGIN)
     out = fig.to_plotly_json()
     out["data"] = []
     return out
 
 
-@lru_cache(maxsize=64)
-def _grid(rows: int, cols: int, titles: tuple[str, ...], shared_x: bool) -> Figure:
-    spacing = {"vertical_spacing": 0.07} if rows > 1 else {"horizontal_spacing": 0.08}
-    return frame(
-        make_subplots(
-            rows=rows, cols=cols, shared_xaxes=shared_x, subplot_titles=list(titles), **spacing
-        )
-    )
+def _merge(fig: Figure, layout: dict[str, Any]) -> Figure:
+    """Set layout keys (Plotly.js JSON, not validated); dicts merge one level deep."""
+    target = fig["layout"]
+    for key, value in layout.items():
+        if key == "title" and isinstance(value, str):
+            value = {"text": value}
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            target[key] = {**target[key], **value}
+        else:
+            target[key] = value
+    return fig
+
+
+def frame(**layout: Any) -> Figure:
+    """A one-panel figure with ``layout`` and no traces yet."""
+    return _merge(copy.deepcopy(_grid(1, 1, (), False)), layout)
 
 
 def subplots(
     rows: int, cols: int, titles: Sequence[str], shared_x: bool = False, **layout: Any
 ) -> Figure:
-    """An empty subplot grid (geometry computed once per shape) with ``layout`` merged in."""
-    out = copy.deepcopy(_grid(rows, cols, tuple(titles), shared_x))
-    out["layout"].update(layout)
-    return out
+    """An empty subplot grid with ``layout`` merged in."""
+    return _merge(copy.deepcopy(_grid(rows, cols, tuple(titles), shared_x)), layout)
 
 
 def empty(message: str, height: int = 260) -> Figure:
