@@ -55,6 +55,7 @@ class LRU:
         return value
 
     def clear(self) -> None:
+        """Forget every cached value."""
         with self._lock:
             self._items.clear()
 
@@ -78,10 +79,12 @@ class RunCache:
 
     @property
     def id(self) -> str:
+        """The run's id (hex)."""
         return self.view.id
 
     @property
     def live(self) -> bool:
+        """True while the run's writer is still recording."""
         return self.view.status == "running"
 
     # -- growing tables ----------------------------------------------------------------
@@ -125,9 +128,11 @@ class RunCache:
 
     # -- derived, cached ----------------------------------------------------------------
     def parameters(self) -> pd.DataFrame:
+        """The run's parameter table (idx, name, layer, neuron, kind), cached."""
         return self.cache.get(("parameters",), self.view.parameters)
 
     def summary(self) -> dict[str, Any]:
+        """The header facts of ``RunView.summary()`` (read fresh: status changes)."""
         return self.view.summary()
 
     def step_list(self) -> np.ndarray:
@@ -172,6 +177,7 @@ class RunCache:
         )
 
     def first_nonfinite(self) -> dict[str, Any] | None:
+        """Where the first NaN/inf appeared (cached once the run has ended)."""
         if self.live:
             return self.view.first_nonfinite()
         return self.cache.get(("first_nonfinite",), self.view.first_nonfinite)
@@ -215,6 +221,7 @@ class AppContext:
         return cached
 
     def close(self) -> None:
+        """Release the database connections."""
         self.store.close()
 
 

@@ -200,10 +200,12 @@ def loss_figure(metrics: pd.DataFrame, smoothing: float, logy: bool, step: int |
 
 
 def other_metrics(metrics: pd.DataFrame) -> list[str]:
+    """The metrics drawn beside the loss."""
     return [c for c in metrics.columns if c != "loss"]
 
 
 def metric_shapes(step: int | None, n: int) -> list[dict]:
+    """The replay marker on each of ``n`` side-by-side panels."""
     return [s for i in range(n) for s in marker(step, "x" if i == 0 else f"x{i + 1}")]
 
 

@@ -32,6 +32,7 @@ class Children:
     b: np.ndarray  # second parent, -1 for none
 
     def of(self, node: int) -> np.ndarray:
+        """The children of ``node``, ascending."""
         return self.targets[self.offsets[node] : self.offsets[node + 1]]
 
 

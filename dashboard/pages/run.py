@@ -17,6 +17,7 @@ from dashboard.run import nodes, overview, replay, weights
 
 
 def layout(run_id: str | None = None, **_: Any) -> html.Div:
+    """The page skeleton for ``run_id``; callbacks fill it in."""
     return html.Div(
         [
             dcc.Store(id="run-id", data=run_id),
@@ -31,6 +32,7 @@ def layout(run_id: str | None = None, **_: Any) -> html.Div:
 
 
 def title(run_id: str | None = None, **_: Any) -> str:
+    """The browser tab title."""
     return f"gradtrace · run {(run_id or '')[:8]}"
 
 

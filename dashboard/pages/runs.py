@@ -48,6 +48,7 @@ BASE_COLUMNS: list[dict[str, Any]] = [
 
 
 def layout(**_: Any) -> html.Div:
+    """The runs grid, its refresh timer and the comparison panel."""
     return html.Div(
         [
             card(

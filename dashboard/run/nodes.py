@@ -70,6 +70,7 @@ LAYOUT = {"name": "dagre", "rankDir": "LR", "nodeSep": 8, "rankSep": 40, "animat
 
 
 def layout() -> html.Section:
+    """The graph controls, the cytoscape view, node details and the node table."""
     return card(
         "Computation graph",
         html.Div(id="run-nonfinite"),
@@ -196,6 +197,8 @@ def busiest_neuron(rc: RunCache, layer: int, neurons: list[int]) -> int | None:
 
 
 def register(app: Dash, ctx: AppContext) -> None:
+    """Add this section's callbacks to ``app``."""
+
     @app.callback(
         Output("run-g-layer", "options"),
         Output("run-g-layer", "value"),

@@ -21,6 +21,7 @@ LIVE_MS = 1000
 
 
 def layout() -> html.Div:
+    """The header placeholder, the curves and the live-poll timer."""
     return html.Div(
         [
             html.Div(
@@ -133,6 +134,8 @@ def _smoothing(value: float | None) -> float:
 
 
 def register(app: Dash, ctx: AppContext) -> None:
+    """Add this section's callbacks to ``app``."""
+
     @app.callback(
         Output("run-header", "children"),
         Output("run-meta", "data"),

@@ -21,6 +21,7 @@ SPEEDS = (1, 5, 20, 100)
 
 
 def layout() -> html.Section:
+    """Play/pause, speed, the step slider and the per-step figures."""
     return card(
         "Replay",
         html.Div(
@@ -121,6 +122,8 @@ def boundary(rc: RunCache, meta: dict[str, Any], step: int) -> Any:
 
 
 def register(app: Dash, ctx: AppContext) -> None:
+    """Add this section's callbacks to ``app``."""
+
     @app.callback(
         Output("run-slider", "min"),
         Output("run-slider", "max"),

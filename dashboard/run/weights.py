@@ -20,6 +20,7 @@ from dashboard.ui import card, layer_options, neuron_options
 
 
 def layout() -> html.Section:
+    """The weight pickers, the history, the heatmap and the ratio."""
     return card(
         "Weights and gradients",
         html.Div(
@@ -62,6 +63,7 @@ def param_options(
 
 
 def first_weight(rc: RunCache, layer: int | None, neuron: int | None) -> list[str]:
+    """The first parameter of a neuron, as a picker value."""
     options = param_options(rc, layer, neuron, [])
     return [options[0]["value"]] if options else []
 
@@ -94,6 +96,7 @@ def liveliest(rc: RunCache) -> str:
 
 
 def sampled_steps(rc: RunCache) -> list[int]:
+    """At most 300 of the run's steps, evenly spread."""
     return downsample(rc.step_list())
 
 
@@ -134,6 +137,8 @@ def per_run(rc: RunCache, what: str, make: Callable[[RunCache], Any]) -> Any:
 
 
 def register(app: Dash, ctx: AppContext) -> None:
+    """Add this section's callbacks to ``app``."""
+
     @app.callback(
         Output("run-w-layer", "options"),
         Output("run-w-layer", "value"),
@@ -198,6 +203,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         Input("run-live", "data"),
     )
     def grad_heatmap(meta: dict | None, _shown: dict | None):
+        """Parameters x sampled steps of gradients (kept once the run has ended)."""
         if not meta:
             raise PreventUpdate
         return per_run(ctx.run(meta["id"]), "heatmap", heatmap)
@@ -208,6 +214,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         Input("run-live", "data"),
     )
     def update_to_data(meta: dict | None, _shown: dict | None):
+        """The per-layer update-to-data ratio (kept once the run has ended)."""
         if not meta:
             raise PreventUpdate
         return per_run(ctx.run(meta["id"]), "ratio", ratio)
