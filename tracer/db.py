@@ -5,8 +5,10 @@
 
 ``db`` is a path or any SQLAlchemy URL; without one, ``$GRADTRACE_DB`` or
 ``./gradtrace.db``. Opening for writing applies pending migrations once, under
-a lock, so two processes opening a new file together do not both create it.
-A read-only open never writes: it refuses a database that needs migrating.
+a lock, so two processes opening a new file together do not both create it,
+then switches a SQLite file to WAL mode. A read-only open never writes: it
+refuses a database that needs migrating. A file that is not SQLite, is damaged,
+holds foreign tables or a newer schema is refused before anything touches it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from alembic.config import Config
@@ -34,6 +37,11 @@ DEFAULT_DB = "gradtrace.db"
 BUSY_TIMEOUT_MS = 60_000
 _MIGRATION_LOCK = 0x67726164  # pg_advisory lock id: "grad"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+# Existing SQLite files up to this size get ``PRAGMA quick_check`` when opened
+# (it reads every page: ~20 ms for 35 MB from the page cache), so a damaged
+# file is refused before gradtrace writes into it. Larger files get the header
+# checks only; SQLite still reports a damaged page when a read reaches it.
+QUICK_CHECK_MAX_BYTES = 256 << 20
 
 
 def resolve_url(db: str | os.PathLike | None = None) -> URL:
@@ -47,7 +55,7 @@ def resolve_url(db: str | os.PathLike | None = None) -> URL:
         return URL.create("sqlite", database=str(Path(text).expanduser().resolve()))
     try:
         url = make_url(text)
-    except ArgumentError as e:
+    except (ArgumentError, ValueError) as e:  # ValueError: a port that is not a number
         raise DatabaseURLError(
             f"cannot parse database URL {text!r}; use a path like runs.db or a URL like "
             "sqlite:///runs.db or postgresql+psycopg://user@host/dbname"
@@ -90,30 +98,74 @@ def _check_sqlite_file(path: Path, readonly: bool) -> None:
     if path.is_dir():
         raise DatabaseURLError(f"{path} is a folder; pass a database file inside it")
     with path.open("rb") as f:
-        head = f.read(16)
-    if head and head != _SQLITE_MAGIC:
+        head = f.read(100)
+    if not head:
+        return  # an empty file: a new database
+    if head[:16] != _SQLITE_MAGIC:
         raise NotAGradtraceDatabase(
             f"{path} is not a SQLite database (it starts with {head[:8]!r}); "
             "it was left untouched; pass another file name with --db"
         )
+    problem = _header_problem(path, head)
+    if problem:
+        raise NotAGradtraceDatabase(
+            f"{path} is a damaged SQLite database ({problem}); it was left untouched; "
+            "restore it from a copy or pass another file name"
+        )
+
+
+def _header_problem(path: Path, head: bytes) -> str | None:
+    """What is visibly wrong with a SQLite file's header and size, if anything."""
+    if len(head) < 100:
+        return f"the file is {len(head)} bytes long, shorter than a SQLite header"
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or page_size & (page_size - 1):
+        return f"the header gives an impossible page size {page_size}"
+    size = path.stat().st_size
+    if size % page_size:  # SQLite writes whole pages, so this is never a write in progress
+        return f"its size {size} is not a whole number of {page_size}-byte pages: truncated"
+    # A file shorter than its header's page count is left to SQLite, which checks
+    # it under its locks: read here, it may be another process's commit under way.
+    return None
 
 
 def _sqlite_on_connect(readonly: bool):
     def on_connect(dbapi_conn, _record) -> None:
         # Take over transaction control from the sqlite3 module, so BEGIN is
         # ours: IMMEDIATE for writers (no deadlocked lock upgrades between two
-        # recording processes), plain for readers.
+        # recording processes), plain for readers. Nothing here writes to the
+        # file: WAL mode is switched on by open_database once the file is known
+        # to be a gradtrace database (a foreign file must stay byte-identical).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not readonly:
-            cur.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
-            cur.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints, fast commits
+            cur.execute("PRAGMA synchronous = NORMAL")  # in WAL: durable at checkpoints
         cur.execute("PRAGMA foreign_keys = ON")
         cur.execute("PRAGMA cache_size = -65536")  # 64 MiB
         cur.close()
 
     return on_connect
+
+
+def _enable_wal(engine: Engine) -> None:
+    """Readers never block the writer, and commits are cheap. Persistent in the file."""
+    with engine.connect() as conn:
+        # On the driver connection: SQLite refuses the switch inside a transaction.
+        mode = conn.connection.driver_connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() not in ("wal", "memory"):
+        raise DatabaseURLError(f"cannot switch {describe(engine.url)} to WAL mode (got {mode})")
+
+
+def _quick_check(conn: sa.Connection, url: URL) -> None:
+    problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check(5)").all()]
+    if problems != ["ok"]:
+        text = " ".join(problems).replace("*** in database main ***", "").split()
+        raise NotAGradtraceDatabase(
+            f"{describe(url)} is a damaged SQLite database ({' '.join(text)[:300]}); "
+            "it was left untouched; restore it from a copy or pass another file name"
+        )
 
 
 def create_db_engine(url: URL, readonly: bool = False) -> Engine:
@@ -124,7 +176,8 @@ def create_db_engine(url: URL, readonly: bool = False) -> Engine:
         path = _sqlite_path(url)
         if readonly and path is not None:
             # SQLite's own read-only mode: the dashboard cannot write, whatever it runs.
-            url = url.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
+            # The path is %-escaped: a '?' or '#' in a folder name would end it.
+            url = url.set(database=f"file:{quote(str(path))}?mode=ro", query={"uri": "true"})
         kwargs["connect_args"] = {"check_same_thread": False}
     elif readonly:
         options = f"{url.query.get('options', '')} -c default_transaction_read_only=on"
@@ -176,6 +229,8 @@ def _state(conn: sa.Connection, url: URL) -> str | None:
     revision = None
     if "alembic_version" in tables:
         revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        if tables == {"alembic_version"} and revision is None:
+            return None  # downgraded to base: empty again
     if "runs" not in tables or ("alembic_version" in tables and revision is None):
         raise NotAGradtraceDatabase(
             f"{describe(url)} holds other tables ({', '.join(sorted(tables)[:5])}) and no "
@@ -231,16 +286,23 @@ def migrate(engine: Engine, url: URL) -> str:
 
 
 def open_database(db: str | os.PathLike | None = None, readonly: bool = False) -> Engine:
-    """An engine for ``db`` with the schema at the newest revision (see module docstring)."""
+    """An engine for ``db`` with the schema at the newest revision (see module docstring).
+
+    Everything that can refuse a database (not SQLite, damaged, foreign tables,
+    a newer schema) is checked before anything is written to it.
+    """
     url = resolve_url(db)
     path = _sqlite_path(url) if url.get_backend_name() == "sqlite" else None
     if path is not None:
         _check_sqlite_file(path, readonly)
+    existing = path is not None and path.exists() and path.stat().st_size > 0
     engine = create_db_engine(url, readonly)
     try:
+        with engine.connect() as conn:
+            if existing and path.stat().st_size <= QUICK_CHECK_MAX_BYTES:
+                _quick_check(conn, url)
+            current = _state(conn, url)
         if readonly:
-            with engine.connect() as conn:
-                current = _state(conn, url)
             if current != head_revision():
                 raise SchemaOutdated(
                     f"{describe(url)} uses an older schema ({current or 'empty'}); upgrade it "
@@ -248,6 +310,8 @@ def open_database(db: str | os.PathLike | None = None, readonly: bool = False) -
                 )
         else:
             migrate(engine, url)
+            if engine.dialect.name == "sqlite":
+                _enable_wal(engine)
     except DBAPIError as e:
         engine.dispose()
         raise _translate(e, url) from e
