@@ -90,7 +90,7 @@ class Shape:
             "b": int32_bytes(self.b),
             "params": int32_bytes(self.node_params()),
             "labels": {str(i): s for i, s in enumerate(self.labels) if s},
-            "args": {str(i): x for i, x in enumerate(self.exponents) if x is not None},
+            "args": {str(i): _json_float(x) for i, x in enumerate(self.exponents) if x is not None},
         }
 
     def rows(self) -> list[tuple[Any, ...]]:
@@ -109,6 +109,12 @@ class Shape:
                 )
             )
         ]
+
+
+def _json_float(x: float) -> float | str:
+    """JSON has no NaN/inf (PostgreSQL's json type rejects them): those become strings,
+    "nan", "inf", "-inf", which ``float()`` and numpy read back."""
+    return x if math.isfinite(x) else repr(float(x))
 
 
 @dataclass(eq=False)

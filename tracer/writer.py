@@ -93,12 +93,25 @@ class Writer:
 
     # -- the transaction ---------------------------------------------------
     def _write(self, items: list[StepBatch | Final]) -> None:
-        with self.engine.begin() as conn:
-            for item in items:
-                if isinstance(item, Final):
-                    self._final(conn, item)
-                else:
-                    self._step(conn, item)
+        shapes = [
+            i.snapshot.shape
+            for i in items
+            if isinstance(i, StepBatch) and i.snapshot is not None and i.snapshot.shape.key is None
+        ]
+        try:
+            with self.engine.begin() as conn:
+                for item in items:
+                    if isinstance(item, Final):
+                        self._final(conn, item)
+                    else:
+                        self._step(conn, item)
+        except BaseException:
+            # The graphs inserted by this transaction were rolled back with it: a
+            # later step of the same shape must insert its graph again, not point
+            # at a graph_key that does not exist.
+            for shape in shapes:
+                shape.key = None
+            raise
 
     def _step(self, conn: Connection, batch: StepBatch) -> None:
         graph_key = None
@@ -144,13 +157,30 @@ class Writer:
         self.stmts.insert(conn, GraphNode, [(shape.key, *row) for row in shape.rows()])
 
     def _final(self, conn: Connection, final: Final) -> None:
-        self.stmts.insert(conn, Update, final.updates)
+        if final.updates:
+            # Tolerates rows already there: a second Ctrl-C (the first is held
+            # back until log() is done) landing after a step's commit but before
+            # log() returns makes the recorder hand the same update over again.
+            conn.execute(_insert_ignore(conn, Update), [_as_dict(Update, r) for r in final.updates])
         now = datetime.now(UTC)
         conn.execute(
             sa.update(Run)
             .where(Run.run_key == self.run_key)
             .values(status=final.status, error=final.error, ended_at=now, heartbeat_at=now)
         )
+
+
+def _as_dict(model: type, row: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(model.__table__.columns.keys(), row, strict=True))
+
+
+def _insert_ignore(conn: Connection, model: type) -> sa.Insert:
+    """INSERT ... ON CONFLICT DO NOTHING for this connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model).on_conflict_do_nothing()
 
 
 _STOP = object()
