@@ -15,8 +15,11 @@ written ``p.data += -lr * p.grad``, is step k's update.
 
 How a run ends: leaving the ``with`` block normally marks it ``finished``;
 Ctrl-C marks it ``interrupted`` and an exception ``failed`` (with the error
-text), both keeping every completed step. A killed process leaves the run
-``running``; readers report it as ``crashed`` once its writer pid is gone.
+text), both keeping every completed step. A Ctrl-C that arrives while a step is
+being written takes effect once that step is committed (press it twice to stop
+at once). A run never closed is closed when the interpreter exits. A killed
+process leaves the run ``running``; readers report it as ``crashed`` once its
+writer pid is gone.
 """
 
 from __future__ import annotations
@@ -24,17 +27,18 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 import uuid
 import warnings
-import weakref
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from numbers import Real
 from typing import Any
 
 import sqlalchemy as sa
@@ -87,10 +91,12 @@ def _check_name(what: str, name: Any) -> str:
 def _as_float(name: str, value: Any) -> float:
     if isinstance(value, Value):
         return value.data
-    if isinstance(value, Real):
+    try:  # Python and numpy numbers, 0-d arrays
         return float(value)
-    try:  # numpy scalars, 0-d arrays
-        return float(value)
+    except OverflowError:
+        raise ConfigError(
+            f"metric {name!r} = {value!r} is too large for a float64; log float(value) or inf"
+        ) from None
     except (TypeError, ValueError):
         raise ConfigError(
             f"metric {name!r} must be a number or a Value, got {type(value).__name__} {value!r}"
@@ -131,8 +137,31 @@ class Recorder:
         self.id = uuid.uuid4().hex
         self.engine = writing(open_database(db))
         self.url = self.engine.url
+        try:
+            self.run_key: int = self._insert_run(seed, tags, notes)
+        except BaseException:
+            self.engine.dispose()
+            raise
+        writer_cls = BackgroundWriter if background else Writer
+        kwargs = {"queue_size": queue_size} if background else {}
+        self.writer: Writer = writer_cls(self.engine, self.run_key, **kwargs)
+        self.params: list[Value] = []
+        self.optimizer: Any = None
+        self.graphs = GraphCapture({})
+        self.steps_logged = 0
+        self.last_step: int | None = None
+        self._pending: tuple[int, array, array, float | None] | None = None
+        self._warned_nonfinite = False
+        self.closed = False
+        # A script that never closes its run still ends it properly: the run is
+        # held (strongly, so dropping the last reference in a function does not
+        # lose it) until close(), and whatever is still open is closed at exit.
+        _OPEN.add(self)
+
+    def _insert_run(self, seed: int | None, tags: list[str], notes: str) -> int:
+        capture, every = self.capture, self.every
         with self.engine.begin() as conn:
-            self.run_key: int = conn.execute(
+            return conn.execute(
                 sa.insert(Run)
                 .values(
                     id=self.id,
@@ -153,19 +182,6 @@ class Recorder:
                 )
                 .returning(Run.run_key)
             ).scalar_one()
-        writer_cls = BackgroundWriter if background else Writer
-        kwargs = {"queue_size": queue_size} if background else {}
-        self.writer: Writer = writer_cls(self.engine, self.run_key, **kwargs)
-        self.params: list[Value] = []
-        self.optimizer: Any = None
-        self.graphs = GraphCapture({})
-        self.steps_logged = 0
-        self.last_step: int | None = None
-        self._pending: tuple[int, array, array, float | None] | None = None
-        self._warned_nonfinite = False
-        self.closed = False
-        # A script that never closes its run still ends it properly.
-        atexit.register(_close_at_exit, weakref.ref(self))
 
     # -- the public API ----------------------------------------------------
     def watch(self, model: Any, optimizer: Any = None) -> Any:
@@ -226,19 +242,34 @@ class Recorder:
         batch = StepBatch(
             step, now, [metric_row(self.run_key, n, step, v) for n, v in values.items()]
         )
-        batch.updates = self._take_updates()
+        pending = None
         if self.params:
             before = array("d", [p.data for p in self.params])
             grad = array("d", [p.grad for p in self.params])
-            self._pending = (step, before, grad, lr)
+            pending = (step, before, grad, lr)
             batch.param_data, batch.param_grad = float_bytes(before), float_bytes(grad)
         if isinstance(loss, Value) and self.capture == "nodes" and step % self.every == 0:
             batch.snapshot = self.graphs.capture(loss, step)
+        batch.steps_logged = self.steps_logged + 1
+        previous = self._pending
+        # A Ctrl-C waits until the step is written *and* counted: landing between the
+        # commit and the bookkeeping, it would lose the step's update or write an
+        # update of a step that is not there. (A second Ctrl-C is not held back.)
+        with _deferred_sigint():
+            batch.updates = self._take_updates()
+            try:
+                self.writer.submit(batch)
+            except BaseException:
+                # Nothing of this step was written (a database error in the
+                # transaction): the previous step's update still waits for a writer
+                # (the next log or close), and this step may be logged again.
+                self._pending = previous
+                raise
+            self._pending = pending
+            self.last_step = step
+            self.steps_logged += 1
+        if batch.snapshot is not None:
             self._warn_nonfinite(step, batch.snapshot.first_nonfinite)
-        self.last_step = step
-        self.steps_logged += 1
-        batch.steps_logged = self.steps_logged
-        self.writer.submit(batch)
         return step
 
     def close(self, status: str = "finished", error: str | None = None) -> None:
@@ -246,14 +277,17 @@ class Recorder:
         if self.closed:
             return
         self.closed = True
+        _OPEN.discard(self)
         final = Final(status, error, self._take_updates())
         try:
-            self.writer.submit(final)
-            self.writer.close()
-        except RecorderError:
-            # The background thread died; the final status still goes in directly.
-            Writer(self.engine, self.run_key).submit(final)
-            raise
+            with _deferred_sigint():  # the last update and the status go in whole
+                try:
+                    self.writer.submit(final)
+                    self.writer.close()
+                except RecorderError:
+                    # The background thread died; the final status still goes in directly.
+                    Writer(self.engine, self.run_key).submit(final)
+                    raise
         finally:
             self.engine.dispose()
 
@@ -297,17 +331,52 @@ class Recorder:
             )
 
 
-def _close_at_exit(ref: weakref.ref) -> None:
-    rec = ref()
-    if rec is None or rec.closed:
+@contextmanager
+def _deferred_sigint() -> Iterator[None]:
+    """Hold back a first SIGINT (Ctrl-C) until the block is done, then deliver it.
+
+    Only in the main thread (where Python runs signal handlers) and only when
+    SIGINT has a Python handler; a second SIGINT goes to that handler at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):  # SIG_IGN, SIG_DFL, or set outside Python
+        yield
+        return
+    received = []
+
+    def hold(signum, frame) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            previous(signum, frame)
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if len(received) == 1:
+            previous(signal.SIGINT, None)
+
+
+_OPEN: set[Recorder] = set()  # runs not closed yet, closed at interpreter exit
+
+
+@atexit.register
+def _close_at_exit() -> None:
     last = getattr(sys, "last_value", None)  # set when an uncaught exception ends the script
-    if last is None:
-        rec.close("finished")
-    elif isinstance(last, KeyboardInterrupt):
-        rec.close("interrupted", "KeyboardInterrupt")
-    else:
-        rec.close("failed", "".join(traceback.format_exception(last)))
+    for rec in sorted(_OPEN, key=lambda r: r.run_key):
+        try:
+            if last is None:
+                rec.close("finished")
+            elif isinstance(last, KeyboardInterrupt):
+                rec.close("interrupted", "KeyboardInterrupt")
+            else:
+                rec.close("failed", "".join(traceback.format_exception(last)))
+        except Exception as e:  # one run's database being gone must not stop the others
+            print(f"gradtrace: could not close run {rec.name!r}: {e}", file=sys.stderr)
 
 
 def record(name: str = "run", db: str | os.PathLike | None = None, **options: Any) -> Recorder:
