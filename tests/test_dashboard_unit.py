@@ -457,3 +457,25 @@ def test_curve_figures_one_point_per_step_and_log_axes():
     assert [t["name"] for t in other["data"][::2]] == ["acc", "lr"]
     assert other["data"][2]["xaxis"] == "x2" and other["layout"]["yaxis2"]["type"] == "log"
     assert other["data"][1]["visible"] is False  # no smoothing: the EMA trace is hidden
+
+
+def test_run_page_reads_each_backend(db_url):
+    """The same callbacks over SQLite and PostgreSQL (opened read-only)."""
+    run_id = train("toy", 3, db_url)
+    app = create_app(db_url)
+    resp = call(app, "run-header.children", {"run-id.data": run_id}, "run-id.data")
+    meta = resp["run-meta"]["data"]
+    assert meta["traced"] is True and meta["n_params"] == 41
+    values = {"run-meta.data": meta, "run-smooth.value": 0.0, "run-logy.value": []}
+    resp = call(app, "run-loss.figure", values, "run-meta.data")
+    assert resp["run-loss"]["figure"]["data"][0]["x"] == [0, 1, 2]
+    values = {
+        "run-slider.value": 2,
+        "run-meta.data": meta,
+        "run-g-mode.value": "node",
+        "run-g-node.value": 5,
+    }
+    resp = call(app, "run-cyto.elements", values, "run-slider.value")
+    assert "5" in [e["data"]["id"] for e in resp["run-cyto"]["elements"]]
+    with pytest.raises(Exception, match=r"(?i)read.?only"):
+        context_for(app).store.delete_run(run_id)
