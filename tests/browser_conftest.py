@@ -56,7 +56,7 @@ def missing_browser() -> str | None:
     return None
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def chromium() -> None:
     """Skip (or, with CI=true, fail) when Chromium or chromedriver is missing."""
     reason = missing_browser()
