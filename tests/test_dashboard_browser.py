@@ -241,10 +241,19 @@ def test_replay_slider_moves_graph_and_boundary(dash_duo, recorded):
         lambda: component_prop(dash_duo, "run-cyto", "elements"), what="graph elements"
     )
     boundary = figure_data(dash_duo, "run-boundary")
-    assert len([e for e in elements if "source" not in e["data"]]) == 10  # layer 0 neuron 0
+    assert len([e for e in elements if "source" not in e["data"]]) == 10  # a layer-0 neuron
     assert len(boundary[2]["x"]) == 100  # the moons inputs, read off the graph
+    n = len(tracer.connect(recorded["db"], readonly=True).run(recorded["ids"]["moons"]).nodes(0))
+    dash_duo.wait_for_text_to_equal("#run-nodes-title", f"every node of step {last} ({n} shown)")
+    first_row = dash_duo.find_element("#run-nodes .ag-row[row-index='0']").text
 
     set_slider(dash_duo, "run-slider", 0)
+    # The node table is paged on the server: a new step makes it ask again.
+    dash_duo.wait_for_text_to_equal("#run-nodes-title", f"every node of step 0 ({n} shown)")
+    wait_until(
+        lambda: dash_duo.find_element("#run-nodes .ag-row[row-index='0']").text != first_row,
+        what="the node table's rows of step 0",
+    )
     wait_until(
         lambda: (
             figure_layout(dash_duo, "run-boundary")["title"]["text"]
