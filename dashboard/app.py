@@ -11,7 +11,7 @@ import dash_cytoscape as cyto
 from dash import Dash, dcc, html
 
 from dashboard import figures
-from dashboard.context import AppContext, attach
+from dashboard.context import AppContext, attach, context_for
 from dashboard.pages import run, runs
 
 cyto.load_extra_layouts()  # dagre: the computation graph left to right, like graphviz
@@ -66,8 +66,6 @@ def serve(
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # all interfaces: show one
     url = f"http://{shown}:{port}/"
     if open_run is not None:
-        from dashboard.context import context_for
-
         url += f"run/{context_for(app).run(open_run).id}"
     print(f"gradtrace dashboard: {url}  (database {context_for(app).title}; Ctrl-C stops)")
     app.run(host=host, port=port, debug=debug)

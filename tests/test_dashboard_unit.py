@@ -311,9 +311,17 @@ def test_app_serves_pages_read_only(small_db):
     assert Path(small_db).read_bytes() == before
 
 
-def test_serve_binds_localhost_by_default():
+def test_serve_prints_the_url_and_binds_localhost(small_db, monkeypatch, capsys):
     params = inspect.signature(dashboard.serve).parameters
     assert params["host"].default == "127.0.0.1" and params["port"].default == 8050
+    served = []
+    monkeypatch.setattr("dash.Dash.run", lambda self, **kw: served.append(kw))
+    dashboard.serve(small_db, port=8123)
+    assert served == [{"host": "127.0.0.1", "port": 8123, "debug": False}]
+    assert "http://127.0.0.1:8123/ " in capsys.readouterr().out
+    run_id = tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
+    dashboard.serve(small_db, open_run=run_id[:6])
+    assert f"http://127.0.0.1:8050/run/{run_id} " in capsys.readouterr().out
 
 
 def test_component_ids_are_prefixed_by_page():
