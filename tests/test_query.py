@@ -16,6 +16,7 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -719,3 +720,9 @@ def test_readme_sql_queries(db_url):
         assert nan["id"].tolist() == [nan_id]
         loss = store.run("diverged").metrics()["loss"]
         assert int(nan["first_nan_step"].iloc[0]) == int(loss[loss.isna()].index[0])
+
+
+def test_readme_shows_exactly_these_queries():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for sql in (LOSS_CURVES, MAX_GRAD_PER_LAYER, NAN_RUNS):
+        assert sql.strip() in readme
