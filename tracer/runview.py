@@ -263,12 +263,17 @@ class RunView:
         cond = Metric.run_key == self.key
         if since is not None:
             cond = sa.and_(cond, Metric.step > _int(since, "since"))
-        c = _columns(
-            *self.store.fetch(
-                sa.select(Metric.step, Metric.name, Metric.value, Metric.raw).where(cond)
-            )
+        step_cond = Step.run_key == self.key
+        if since is not None:
+            step_cond = sa.and_(step_cond, Step.step > _int(since, "since"))
+        # One snapshot: a step committed between two reads would otherwise show
+        # up with every metric NaN.
+        metric_rows, step_rows = self.store.fetch_many(
+            sa.select(Metric.step, Metric.name, Metric.value, Metric.raw).where(cond),
+            sa.select(Step.step, Step.wall_time).where(step_cond).order_by(Step.step),
         )
-        steps = self.steps(since)["wall_time"]
+        c, s = _columns(*metric_rows), _columns(*step_rows)
+        steps = pd.Series(_f8(s["wall_time"]), index=pd.Index(_i8(s["step"]), name="step"))
         values = _f8(c["value"])
         raws = c["raw"]
         odd = [i for i, r in enumerate(raws) if r is not None]

@@ -176,13 +176,24 @@ class Store:
         """Run a statement and return its column names and rows as the driver gives
         them: for bulk reads of ints, floats, text and bytes, where SQLAlchemy's
         per-row processing would cost several times the query itself."""
+        return self.fetch_many(stmt)[0]
+
+    def fetch_many(self, *stmts: sa.Executable) -> list[tuple[list[str], list[tuple]]]:
+        """Like :meth:`fetch` for several statements read in one transaction, so
+        they see the same snapshot even while a writer commits new steps."""
+        out = []
         with gc_paused(), self.engine.connect() as conn:
-            result = conn.execute(stmt)
-            keys = list(result.keys())
-            cursor = getattr(result, "cursor", None)
-            rows = cursor.fetchall() if cursor is not None else [tuple(r) for r in result]
-            result.close()
-        return keys, rows
+            if conn.dialect.name == "postgresql":  # one snapshot for the whole transaction
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                for stmt in stmts:
+                    result = conn.execute(stmt)
+                    keys = list(result.keys())
+                    cursor = getattr(result, "cursor", None)
+                    rows = cursor.fetchall() if cursor is not None else [tuple(r) for r in result]
+                    result.close()
+                    out.append((keys, rows))
+        return out
 
     # -- runs --------------------------------------------------------------
     def runs(self, experiment: str | None = None) -> pd.DataFrame:
