@@ -1,7 +1,7 @@
 """Make dashboard/screenshot.png: the run page of a 100-step moons demo in headless Chromium.
 
-    python -m dashboard.screenshot                 # records the demo first (~30 s)
-    python -m dashboard.screenshot --db runs.db    # the newest moons run of runs.db
+    python tests/screenshot.py                 # records the demo first (~30 s)
+    python tests/screenshot.py --db runs.db    # the newest moons run of runs.db
 
 The picture runs from the header to the computation graph: curves, replay with
 the decision boundary and histograms, and one neuron's graph for one example.
@@ -10,10 +10,13 @@ the decision boundary and histograms, and one neuron's graph for one example.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
@@ -23,7 +26,7 @@ import tracer
 from dashboard import create_app
 from tracer.demo import train
 
-OUT = Path(__file__).resolve().parent / "screenshot.png"
+OUT = Path(__file__).resolve().parent.parent / "dashboard" / "screenshot.png"
 WIDTH = 1400
 
 
