@@ -69,6 +69,24 @@ STYLESHEET = [
 LAYOUT = {"name": "dagre", "rankDir": "LR", "nodeSep": 8, "rankSep": 40, "animate": False}
 
 
+def _index_input(text: str, component_id: str) -> html.Label:
+    """A labelled whole-number box (a training example, a node index)."""
+    return html.Label(
+        [
+            text,
+            dcc.Input(
+                id=component_id,
+                type="number",
+                min=0,
+                step=1,
+                value=0,
+                debounce=True,
+                className="num",
+            ),
+        ]
+    )
+
+
 def layout() -> html.Section:
     """The graph controls, the cytoscape view, node details and the node table."""
     return card(
@@ -91,34 +109,8 @@ def layout() -> html.Section:
                 dcc.Dropdown(
                     id="run-g-neuron", placeholder="neuron", clearable=False, className="pick"
                 ),
-                html.Label(
-                    [
-                        "example ",
-                        dcc.Input(
-                            id="run-g-example",
-                            type="number",
-                            min=0,
-                            step=1,
-                            value=0,
-                            debounce=True,
-                            className="num",
-                        ),
-                    ]
-                ),
-                html.Label(
-                    [
-                        "node ",
-                        dcc.Input(
-                            id="run-g-node",
-                            type="number",
-                            min=0,
-                            step=1,
-                            value=0,
-                            debounce=True,
-                            className="num",
-                        ),
-                    ]
-                ),
+                _index_input("example ", "run-g-example"),
+                _index_input("node ", "run-g-node"),
             ],
             className="controls",
         ),
