@@ -160,6 +160,11 @@ class RunView:
     def _rows(self, stmt: sa.Select) -> list[tuple]:
         return self.store.fetch(stmt)[1]
 
+    def _max(self, stmt: sa.Select) -> int | None:
+        """The single value of a ``SELECT max(...)`` as an int, None for no rows."""
+        value = self._rows(stmt)[0][0]
+        return None if value is None else int(value)
+
     def refresh(self) -> RunView:
         """Re-read the run's row (status, step count) — for a run still recording."""
         with self.store.engine.connect() as conn:
@@ -228,11 +233,7 @@ class RunView:
     # -- steps and metrics ----------------------------------------------------
     def last_step(self) -> int | None:
         """The last logged step number, or None before the first."""
-        with self.store.engine.connect() as conn:
-            value = conn.execute(
-                sa.select(sa.func.max(Step.step)).where(Step.run_key == self.key)
-            ).scalar()
-        return None if value is None else int(value)
+        return self._max(sa.select(sa.func.max(Step.step)).where(Step.run_key == self.key))
 
     def steps(self, since: int | None = None) -> pd.DataFrame:
         """One row per logged step: wall_time, graph_key, first_nonfinite node, traced."""
@@ -441,11 +442,7 @@ class RunView:
         return [int(r[0]) for r in rows]
 
     def nodes_per_step(self) -> int | None:
-        with self.store.engine.connect() as conn:
-            value = conn.execute(
-                sa.select(sa.func.max(Graph.n_nodes)).where(Graph.run_key == self.key)
-            ).scalar()
-        return None if value is None else int(value)
+        return self._max(sa.select(sa.func.max(Graph.n_nodes)).where(Graph.run_key == self.key))
 
     def _no_trace(self, step: int) -> GradtraceError:
         traced = self.traced_steps()

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 STR = pd.Series(["x"]).dtype  # pandas' string dtype (``str`` in pandas 3, object before)
 STALE_AFTER = timedelta(hours=1)  # a run on another host silent this long reads as crashed
-STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
 RUN_COLUMNS = (
     "id",
     "name",
@@ -161,16 +160,6 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def read(self, stmt: sa.Executable, params: dict | None = None) -> pd.DataFrame:
-        """Run a SQLAlchemy statement and return a DataFrame, column types converted
-        by SQLAlchemy (datetimes, JSON); dtypes are inferred by pandas."""
-        with self.engine.connect() as conn:
-            result = conn.execute(stmt, params or {})
-            keys = list(result.keys())
-            columns = list(zip(*result.all(), strict=True)) or [()] * len(keys)
-        # Column by column: pandas probes each Row object otherwise (10x slower).
-        return pd.DataFrame({k: list(col) for k, col in zip(keys, columns, strict=True)})
 
     def fetch(self, stmt: sa.Executable) -> tuple[list[str], list[tuple]]:
         """Run a statement and return its column names and rows as the driver gives
