@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from engine import MLP, make_moons
-from tracer import record
-from tracer.demo import moons_loss
+from gradtrace.engine import MLP, make_moons
+from gradtrace.tracer import record
+from gradtrace.tracer.demo import moons_loss
 
 
 def make_big_run(db: str, steps: int = 10_000, trace_every: int = 100, name: str = "big") -> str:

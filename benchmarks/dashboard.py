@@ -15,16 +15,14 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from gradtrace.dashboard import create_app
 
-import tracer
-from dashboard import create_app
+from gradtrace import tracer
 
 TARGET_MS = 100.0
 

@@ -54,14 +54,9 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-# This file is benchmarks/engine.py, so Python puts benchmarks/ first on the path and
-# ``import engine`` would import this script; the repository root must come first.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import engine
+from gradtrace import engine
 
 try:
     from micrograd.engine import Value as MicroValue

@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bigrun import make_big_run
 
-import tracer
+from gradtrace import tracer
 
 TARGET_MS = 50.0
 

@@ -27,13 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-# Python puts benchmarks/ first on the path, where engine.py (the engine benchmark)
-# would shadow the engine package: the repository root must come first.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from engine import MLP, make_moons
-from tracer import record
-from tracer.demo import moons_loss
+from gradtrace.engine import MLP, make_moons
+from gradtrace.tracer import record
+from gradtrace.tracer.demo import moons_loss
 
 TARGET_OVERHEAD = 1.15
 TARGET_BYTES = 17.0

@@ -1,12 +1,12 @@
 """gradtrace's dashboard: a Plotly Dash app that replays recorded runs.
 
-    >>> from dashboard import serve
+    >>> from gradtrace.dashboard import serve
     >>> serve("runs.db")                      # doctest: +SKIP
 
 It reads runs only through ``tracer.connect(db, readonly=True)``; it never writes.
 Pages: ``/`` lists the runs, ``/run/<id>`` replays one.
 """
 
-from dashboard.app import create_app, serve
+from gradtrace.dashboard.app import create_app, serve
 
 __all__ = ["create_app", "serve"]

@@ -9,10 +9,9 @@ from __future__ import annotations
 import dash
 import dash_cytoscape as cyto
 from dash import Dash, dcc, html
-
-from dashboard import figures
-from dashboard.context import AppContext, attach, context_for
-from dashboard.pages import run, runs
+from gradtrace.dashboard import figures
+from gradtrace.dashboard.context import AppContext, attach, context_for
+from gradtrace.dashboard.pages import run, runs
 
 cyto.load_extra_layouts()  # dagre: the computation graph left to right, like graphviz
 

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 import dash
 import numpy as np
 import pandas as pd
+from gradtrace.dashboard import graphs
 
-import tracer
-from dashboard import graphs
+from gradtrace import tracer
 
 T = TypeVar("T")
 _CONTEXTS: weakref.WeakKeyDictionary[Any, AppContext] = weakref.WeakKeyDictionary()

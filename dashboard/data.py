@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from engine import MLP
+from gradtrace.engine import MLP
 
 MAX_COLUMNS = 300
 

@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from gradtrace.dashboard.data import ema, plotly_text
 from plotly.subplots import make_subplots
-
-from dashboard.data import ema, plotly_text
 
 Figure = dict[str, Any]
 COLORWAY = [

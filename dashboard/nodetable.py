@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from dashboard.context import RunCache
-from dashboard.graphs import fmt
+from gradtrace.dashboard.context import RunCache
+from gradtrace.dashboard.graphs import fmt
 
 NONFINITE = {"cell-nonfinite": "typeof params.value === 'string'"}
 _NUM = {

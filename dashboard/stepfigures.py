@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from dashboard.data import plotly_text
-from dashboard.figures import NEG_POS, Figure, empty, finite_list, frame
+from gradtrace.dashboard.data import plotly_text
+from gradtrace.dashboard.figures import NEG_POS, Figure, empty, finite_list, frame
 
 
 def histograms_figure(title: str, hists: dict[str, tuple[np.ndarray, np.ndarray, int]]) -> Figure:

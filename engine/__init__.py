@@ -1,6 +1,6 @@
 """gradtrace's scalar autograd engine and small neural-network library.
 
-    >>> from engine import Value, MLP
+    >>> from gradtrace.engine import Value, MLP
     >>> a, b = Value(2.0, "a"), Value(-3.0, "b")
     >>> L = a * b + 10.0
     >>> L.backward(); (a.grad, b.grad)
@@ -9,13 +9,13 @@
 Pure Python; imports nothing from the rest of gradtrace.
 """
 
-from engine import data, losses, optim
-from engine.data import make_circles, make_moons, toy
-from engine.graph import to_dot
-from engine.losses import accuracy, binary_cross_entropy, hinge, l2, mse
-from engine.nn import MLP, Layer, Module, Neuron
-from engine.optim import SGD, Adam, Optimizer, constant, cosine, linear_decay, step_decay
-from engine.value import OPS, Value, structure, topo
+from gradtrace.engine import data, losses, optim
+from gradtrace.engine.data import make_circles, make_moons, toy
+from gradtrace.engine.graph import to_dot
+from gradtrace.engine.losses import accuracy, binary_cross_entropy, hinge, l2, mse
+from gradtrace.engine.nn import MLP, Layer, Module, Neuron
+from gradtrace.engine.optim import SGD, Adam, Optimizer, constant, cosine, linear_decay, step_decay
+from gradtrace.engine.value import OPS, Value, structure, topo
 
 __all__ = [
     "OPS",

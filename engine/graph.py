@@ -1,6 +1,6 @@
 """Graph export: Graphviz DOT text in the lecture's ``draw_dot`` style.
 
-    >>> from engine import Value
+    >>> from gradtrace.engine import Value
     >>> print(to_dot(Value(2.0, "a") * 3).splitlines()[0])
     digraph G {
 
@@ -10,7 +10,7 @@ operation, left to right. Only text is produced; render it with any Graphviz.
 
 from __future__ import annotations
 
-from engine.value import Value
+from gradtrace.engine.value import Value
 
 
 def _escape(text: str) -> str:

@@ -1,6 +1,6 @@
 """Loss functions over lists of :class:`Value` predictions.
 
->>> from engine import Value
+>>> from gradtrace.engine import Value
 >>> mse([Value(0.5), Value(-1.0)], [1.0, -1.0]).data
 0.125
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.value import Number, Value
+from gradtrace.engine.value import Number, Value
 
 
 def _check(preds: Sequence, targets: Sequence) -> None:

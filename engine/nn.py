@@ -17,7 +17,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from engine.value import Number, Value
+from gradtrace.engine.value import Number, Value
 
 ACTIVATIONS = ("relu", "tanh", "linear")
 

@@ -1,6 +1,6 @@
 """Optimizers and learning-rate schedules.
 
-    >>> from engine import MLP
+    >>> from gradtrace.engine import MLP
     >>> model = MLP(2, [4, 1], seed=0)
     >>> opt = SGD(model.parameters(), lr=linear_decay(1.0, 0.1, steps=100))
     >>> opt.lr            # step 0 of micrograd's demo: 1.0 - 0.9*0/100
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from engine.value import Value
+from gradtrace.engine.value import Value
 
 Schedule = Callable[[int], float]
 

@@ -54,7 +54,7 @@ fi
 echo "GRADTRACE_TEST_PG_URL=${GRADTRACE_TEST_PG_URL:-<unset: PostgreSQL tests will be skipped>}"
 
 step "lint"
-"$PYTHON" -m ruff check engine tracer dashboard migrations tests benchmarks
+"$PYTHON" -m ruff check gradtrace engine tracer dashboard migrations tests benchmarks
 
 step "tests"
 exec "$PYTHON" -m pytest --headless "$@"

@@ -10,21 +10,18 @@ the decision boundary and histograms, and one neuron's graph for one example.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from gradtrace.dashboard import create_app
+from gradtrace.tracer.demo import train
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from werkzeug.serving import make_server
 
-import tracer
-from dashboard import create_app
-from tracer.demo import train
+from gradtrace import tracer
 
 OUT = Path(__file__).resolve().parent.parent / "dashboard" / "screenshot.png"
 WIDTH = 1400

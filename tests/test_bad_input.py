@@ -10,10 +10,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from gradtrace.tracer.db import QUICK_CHECK_MAX_BYTES
 from tracehelp import train
 
-import tracer
-from tracer.db import QUICK_CHECK_MAX_BYTES
+from gradtrace import tracer
 
 
 def _state(path: Path) -> tuple[str, list[str]]:

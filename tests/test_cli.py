@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from gradtrace.tracer.demo import train
 
-import tracer
-from tracer import cli as cli_module
-from tracer.cli import cli
-from tracer.demo import train
+from gradtrace import cli as cli_module
+from gradtrace import tracer
+from gradtrace.cli.main import cli
 
 pytestmark = pytest.mark.filterwarnings("ignore:gradtrace. a value or gradient:RuntimeWarning")
 
@@ -88,9 +88,9 @@ def test_demo_usage_errors():
 
 def test_demo_serve_calls_the_dashboard(tmp_path, monkeypatch):
     calls = []
-    fake = types.ModuleType("dashboard")
+    fake = types.ModuleType("gradtrace.dashboard")
     fake.serve = lambda **kw: calls.append(kw)
-    monkeypatch.setitem(sys.modules, "dashboard", fake)
+    monkeypatch.setitem(sys.modules, "gradtrace.dashboard", fake)
     db = str(tmp_path / "s.db")
     result = run_cli("demo", "toy", "--steps", "1", "--db", db, "--serve", "--port", "8123")
     assert result.exit_code == 0, result.stderr
@@ -103,7 +103,7 @@ def test_demo_serve_calls_the_dashboard(tmp_path, monkeypatch):
 
 
 def test_without_the_dashboard_serve_fails_before_training(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "dashboard", None)  # import dashboard -> ImportError
+    monkeypatch.setitem(sys.modules, "gradtrace.dashboard", None)  # import dashboard -> ImportError
     db = tmp_path / "n.db"
     result = run_cli("demo", "toy", "--db", str(db), "--serve")
     assert_one_line_error(result, 1, "the dashboard is not available")
@@ -115,7 +115,7 @@ def test_interrupted_demo_exits_130(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("tracer.demo.train", interrupted)
+    monkeypatch.setattr("gradtrace.tracer.demo.train", interrupted)
     result = run_cli("demo", "toy", "--db", str(tmp_path / "i.db"))
     assert result.exit_code == 130 and "gradtrace: interrupted" in result.stderr
 
@@ -291,7 +291,7 @@ def test_db_upgrade_and_check(db_url):
 
 def test_db_check_sees_a_database_behind_head(toy_db, monkeypatch):
     url, _ = toy_db
-    monkeypatch.setattr("tracer.cli_db.head_revision", lambda: "9999_future")
+    monkeypatch.setattr("gradtrace.cli.db.head_revision", lambda: "9999_future")
     result = run_cli("db", "check", "--db", url)
     assert_one_line_error(result, 1, "is behind")
     assert "head      9999_future" in result.stdout
@@ -330,7 +330,7 @@ def test_db_check_of_a_missing_file(tmp_path):
 
 def _command() -> list[str]:
     script = shutil.which("gradtrace")
-    return [script] if script else [sys.executable, "-m", "tracer.cli"]
+    return [script] if script else [sys.executable, "-m", "gradtrace"]
 
 
 def test_real_processes(tmp_path):
@@ -348,7 +348,7 @@ def test_real_processes(tmp_path):
     run_id = done.stdout.strip()
     assert HEX32.match(run_id)
 
-    done = run("runs", cmd=[sys.executable, "-m", "tracer.cli"])
+    done = run("runs", cmd=[sys.executable, "-m", "gradtrace"])
     assert done.returncode == 0 and run_id[:8] in done.stdout
 
     done = run("show", "nope")

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from gradtrace.dashboard import create_app
+from gradtrace.tracer.demo import train
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-import tracer
-from dashboard import create_app
-from tracer.demo import train
+from gradtrace import tracer
 
 pytest_plugins = ["browser_conftest"]
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("chromium")]
@@ -35,8 +35,8 @@ LIVE_STEPS = 60
 CRASH_SCRIPT = textwrap.dedent(
     """
     import os, sys
-    import tracer
-    from tracer.demo import setup
+    from gradtrace import tracer
+    from gradtrace.tracer.demo import setup
     model, loss_fn, opt, _ = setup("toy", 10, 1)
     run = tracer.record("crashed", sys.argv[1])
     run.watch(model, optimizer=opt)
@@ -293,8 +293,8 @@ def test_replay_slider_moves_graph_and_boundary(dash_duo, recorded):
 LIVE_SCRIPT = textwrap.dedent(
     """
     import sys, time
-    from engine import MLP, SGD, Value, mse, toy
-    import tracer
+    from gradtrace.engine import MLP, SGD, Value, mse, toy
+    from gradtrace import tracer
     X, y = toy()
     model = MLP(3, [4, 4, 1], activation="tanh", seed=1)
     opt = SGD(model.parameters(), lr=0.05)

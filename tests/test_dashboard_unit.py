@@ -13,13 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from gradtrace.dashboard import create_app, data, graphs, nodetable
+from gradtrace.dashboard.context import LRU, context_for
+from gradtrace.engine import MLP, Value, make_moons
+from gradtrace.tracer.demo import train
 
-import dashboard
-import tracer
-from dashboard import create_app, data, graphs, nodetable
-from dashboard.context import LRU, context_for
-from engine import MLP, Value, make_moons
-from tracer.demo import train
+from gradtrace import dashboard, tracer
 
 ROOT = Path(dashboard.__file__).resolve().parent
 
@@ -27,7 +26,7 @@ ROOT = Path(dashboard.__file__).resolve().parent
 # -- small graphs built with the engine, read back the way RunView.nodes() has them ------
 def node_table(root: Value, params: list[Value]) -> pd.DataFrame:
     """A RunView.nodes()-shaped table of ``root``'s graph (no database)."""
-    from engine import structure
+    from gradtrace.engine import structure
 
     nodes, ops, a, b = structure(root)
     where = {id(p): i for i, p in enumerate(params)}
@@ -62,7 +61,7 @@ def parameter_table(model: MLP) -> pd.DataFrame:
 @pytest.fixture
 def moons_graph():
     """A 2-3-1 MLP's hinge loss over 5 moons points, as a node table."""
-    from engine import hinge
+    from gradtrace.engine import hinge
 
     X, y = make_moons(5, noise=0.1, seed=2)
     model = MLP(2, [3, 1], seed=4)
@@ -450,7 +449,7 @@ def test_nonfinite_run_gets_a_banner_and_highlighted_cells(tmp_path):
 
 
 def test_curve_figures_one_point_per_step_and_log_axes():
-    from dashboard import figures
+    from gradtrace.dashboard import figures
 
     metrics = pd.DataFrame(
         {"acc": [0.5, 0.75, 1.0], "loss": [1.0, math.nan, 0.25], "lr": [0.1, 0.1, 0.1]},

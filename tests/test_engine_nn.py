@@ -12,9 +12,7 @@ import json
 import math
 
 import pytest
-
-import engine
-from engine import (
+from gradtrace.engine import (
     MLP,
     SGD,
     Adam,
@@ -34,6 +32,8 @@ from engine import (
     step_decay,
     toy,
 )
+
+from gradtrace import engine
 
 # -- MLP --------------------------------------------------------------------------
 

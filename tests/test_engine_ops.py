@@ -17,10 +17,9 @@ import textwrap
 
 import pytest
 import sympy
+from gradtrace.engine import Value, structure, to_dot, topo
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-from engine import Value, structure, to_dot, topo
 
 # -- the lecture's worked numbers ---------------------------------------------
 
@@ -407,7 +406,7 @@ def test_two_processes_give_the_same_node_order():
     code = textwrap.dedent(
         """
         import hashlib
-        from engine import Value, structure
+        from gradtrace.engine import Value, structure
         w = [Value(0.1 * i) for i in range(5)]
         h = [(wi * wj).tanh() + wi for wi in w for wj in w]
         root = sum(h, w[0]).relu() / (w[1] + 2)

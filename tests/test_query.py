@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from gradtrace.engine import Value, structure
+from gradtrace.tracer.db import open_database, writing
+from gradtrace.tracer.demo import train
+from gradtrace.tracer.models import Run
 
-import tracer
-from engine import Value, structure
-from tracer.db import open_database, writing
-from tracer.demo import train
-from tracer.models import Run
+from gradtrace import tracer
 
 pytestmark = pytest.mark.filterwarnings("ignore:gradtrace. a value or gradient:RuntimeWarning")
 

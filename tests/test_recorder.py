@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from gradtrace.engine import Value, make_moons, structure
+from gradtrace.tracer.demo import moons_loss, setup
 from tracehelp import assert_steps_match, bits, snapshot, table_counts, train
 
-import tracer
-from engine import Value, make_moons, structure
-from tracer.demo import moons_loss, setup
+from gradtrace import tracer
 
 BATCHES = [range(0, 8), range(8, 16), range(16, 20)]  # sizes 8, 8, 4: two graph shapes
 

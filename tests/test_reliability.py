@@ -12,6 +12,7 @@ import signal
 import sqlite3
 
 import pytest
+from gradtrace.engine import SGD
 from tracehelp import (
     assert_steps_match,
     batch_loss,
@@ -26,8 +27,7 @@ from tracehelp import (
     wait_ready,
 )
 
-import tracer
-from engine import SGD
+from gradtrace import tracer
 
 pytestmark = pytest.mark.slow
 
@@ -198,7 +198,7 @@ def test_failed_transaction_does_not_break_the_next_steps(db_url, monkeypatch):
     """A step whose transaction fails (with a new graph shape in it) is not half
     remembered: the next step of that shape stores its graph again, and the previous
     step's update, which was in the failed transaction, is written by the next one."""
-    from tracer.writer import Writer
+    from gradtrace.tracer.writer import Writer
 
     original, failures = Writer._step, []
 
@@ -247,7 +247,7 @@ def test_failed_transaction_does_not_break_the_next_steps(db_url, monkeypatch):
 def test_ctrl_c_just_after_a_commit_keeps_that_steps_update(db_url, monkeypatch):
     """A real SIGINT delivered the moment step 3 is committed, before log() returns:
     step 3 counts as logged, and its update (none was applied) is written on close."""
-    from tracer.writer import StepBatch, Writer
+    from gradtrace.tracer.writer import StepBatch, Writer
 
     original = Writer._write
 

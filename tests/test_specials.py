@@ -9,12 +9,12 @@ import warnings
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from gradtrace.engine import Value
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tracehelp import NAN_NEGATIVE, NAN_PAYLOAD, NAN_SIGNALLING, SPECIALS, bits, fbits, from_bits
 
-import tracer
-from engine import Value
+from gradtrace import tracer
 
 
 def test_specials_in_values_grads_updates_and_metrics(db_url):

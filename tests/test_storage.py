@@ -6,9 +6,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from gradtrace.tracer.demo import train
 
-import tracer
-from tracer.demo import train
+from gradtrace import tracer
 
 LIMIT = 17.0  # bytes per node-step: 16 for the value and gradient, 1 for everything else
 

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
-
-from engine import MLP, SGD, Adam, Value, make_moons
-from tracer.demo import moons_loss
+from gradtrace.engine import MLP, SGD, Adam, Value, make_moons
+from gradtrace.tracer.demo import moons_loss
 
 TESTS = Path(__file__).resolve().parent
 N_POINTS = 20
@@ -165,7 +164,7 @@ import json, os, signal, sys, time
 signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
 opts = json.loads(sys.argv[1])
 sys.path.insert(0, opts["tests"])
-import tracer
+from gradtrace import tracer
 from tracehelp import train
 
 if opts.get("go"):

@@ -1,6 +1,6 @@
 """gradtrace's recorder and reader: every number of a training run, in SQL.
 
-import tracer
+from gradtrace import tracer
 with tracer.record("moons", db="runs.db", config={"lr": 1.0}) as run:
     run.watch(model)
     ...
@@ -11,7 +11,7 @@ store.runs()                       # one row per run
 store.run("moons").metrics()       # loss curve as a DataFrame
 """
 
-from tracer.errors import (
+from gradtrace.tracer.errors import (
     AmbiguousRun,
     ConfigError,
     DatabaseURLError,
@@ -22,11 +22,15 @@ from tracer.errors import (
     SchemaOutdated,
     SchemaTooNew,
 )
-from tracer.recorder import Recorder, record
+from gradtrace.tracer.recorder import Recorder, record
 
 # The reading side pulls in pandas (~0.3 s): load it on first use, so a training
 # script that only records starts faster.
-_LAZY = {"connect": "tracer.store", "Store": "tracer.store", "RunView": "tracer.runview"}
+_LAZY = {
+    "connect": "gradtrace.tracer.store",
+    "Store": "gradtrace.tracer.store",
+    "RunView": "gradtrace.tracer.runview",
+}
 
 
 def __getattr__(name: str):
@@ -36,7 +40,7 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
-    raise AttributeError(f"module 'tracer' has no attribute {name!r}")
+    raise AttributeError(f"module 'gradtrace.tracer' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -1,6 +1,6 @@
 """Turning a step's graph and parameters into arrays, without touching the database.
 
-    >>> from engine import MLP, Value
+    >>> from gradtrace.engine import MLP, Value
     >>> model = MLP(2, [2, 1], seed=0)
     >>> cap = GraphCapture({id(p): i for i, p in enumerate(model.parameters())})
     >>> loss = model([Value(1.0), Value(2.0)]); loss.backward()
@@ -24,8 +24,7 @@ from operator import attrgetter
 from typing import Any
 
 import numpy as np
-
-from engine import Value, structure
+from gradtrace.engine import Value, structure
 
 _get_label = attrgetter("label")
 _get_exponent = attrgetter("exponent")

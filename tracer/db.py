@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
@@ -22,16 +23,15 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
-
-from tracer.errors import (
+from gradtrace.tracer.errors import (
     DatabaseURLError,
     NotAGradtraceDatabase,
     SchemaOutdated,
     SchemaTooNew,
 )
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 DEFAULT_DB = "gradtrace.db"
 BUSY_TIMEOUT_MS = 60_000
@@ -211,7 +211,8 @@ def writing(engine: Engine) -> Engine:
 
 def alembic_config() -> Config:
     """Alembic's configuration for the migrations shipped with gradtrace."""
-    folder = Path(__file__).resolve().parent.parent / "migrations"
+    # The scripts ship inside the package: found by name, wherever it is installed.
+    folder = Path(str(resources.files("gradtrace.migrations")))
     cfg = Config(str(folder / "alembic.ini"))
     cfg.set_main_option("script_location", str(folder))
     return cfg

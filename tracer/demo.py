@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from engine import MLP, SGD, Value, hinge, l2, linear_decay, make_moons, mse, toy
-from tracer.recorder import record
+from gradtrace.engine import MLP, SGD, Value, hinge, l2, linear_decay, make_moons, mse, toy
+from gradtrace.tracer.recorder import record
 
 DEMOS = ("moons", "toy")
 

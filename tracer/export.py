@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from tracer.errors import GradtraceError
+from gradtrace.tracer.errors import GradtraceError
 
 FORMATS = ("parquet", "csv")
 

@@ -1,6 +1,6 @@
 """Recording a training run: three added lines in a plain training loop.
 
-    import tracer
+    from gradtrace import tracer
     with tracer.record("moons", db="runs.db", config={"lr": 1.0}) as run:
         run.watch(model)                      # names the parameters
         for k in range(steps):
@@ -43,14 +43,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-
-from engine import Value
-from tracer.capture import GraphCapture, float_bytes, metric_row, update_rows
-from tracer.db import open_database, writing
-from tracer.errors import ConfigError, RecorderError
-from tracer.models import Parameter, Run
-from tracer.procinfo import process_start_time
-from tracer.writer import BackgroundWriter, Final, StepBatch, Writer
+from gradtrace.engine import Value
+from gradtrace.tracer.capture import GraphCapture, float_bytes, metric_row, update_rows
+from gradtrace.tracer.db import open_database, writing
+from gradtrace.tracer.errors import ConfigError, RecorderError
+from gradtrace.tracer.models import Parameter, Run
+from gradtrace.tracer.procinfo import process_start_time
+from gradtrace.tracer.writer import BackgroundWriter, Final, StepBatch, Writer
 
 CAPTURES = ("nodes", "params")
 _NAME_MAX = 200

@@ -50,13 +50,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-
-from tracer.errors import GradtraceError, RunNotFound
-from tracer.models import Graph, Metric, Parameter, Run, Step, Trace, Update
-from tracer.store import STR, as_utc, effective_status, last_metric_values, raw_floats
+from gradtrace.tracer.errors import GradtraceError, RunNotFound
+from gradtrace.tracer.models import Graph, Metric, Parameter, Run, Step, Trace, Update
+from gradtrace.tracer.store import STR, as_utc, effective_status, last_metric_values, raw_floats
 
 if TYPE_CHECKING:
-    from tracer.store import Store
+    from gradtrace.tracer.store import Store
 
 Steps = int | range | slice | Sequence[int] | np.ndarray | None
 Params = int | str | Sequence[int | str] | None
@@ -657,7 +656,7 @@ class RunView:
         with its ``graph_key``; parents as columns ``a``/``b``) and ``nodes`` (step,
         node, value, grad). Large tables are written in pieces, never held whole.
         """
-        from tracer.export import TableWriter, check_format
+        from gradtrace.tracer.export import TableWriter, check_format
 
         check_format(fmt)
         out = Path(folder)

@@ -24,15 +24,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from gradtrace.tracer.db import describe, open_database, writing
+from gradtrace.tracer.errors import AmbiguousRun, RunNotFound
+from gradtrace.tracer.models import Metric, Run
+from gradtrace.tracer.procinfo import is_alive
 from sqlalchemy.engine import URL, Engine
 
-from tracer.db import describe, open_database, writing
-from tracer.errors import AmbiguousRun, RunNotFound
-from tracer.models import Metric, Run
-from tracer.procinfo import is_alive
-
 if TYPE_CHECKING:
-    from tracer.runview import RunView
+    from gradtrace.tracer.runview import RunView
 
 STR = pd.Series(["x"]).dtype  # pandas' string dtype (``str`` in pandas 3, object before)
 STALE_AFTER = timedelta(hours=1)  # a run on another host silent this long reads as crashed
@@ -256,7 +255,7 @@ class Store:
         """A run by exact id, exact name, unique id prefix or unique name prefix (in
         that order: an exact match wins over a prefix). The reference is plain text:
         ``%``, ``_`` and quotes match themselves."""
-        from tracer.runview import RunView
+        from gradtrace.tracer.runview import RunView
 
         if not isinstance(ref, str) or not ref.strip():
             raise RunNotFound(f"a run reference must be a non-empty string, got {ref!r}")

@@ -19,11 +19,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from gradtrace.tracer.capture import Shape, Snapshot
+from gradtrace.tracer.errors import RecorderError
+from gradtrace.tracer.models import Graph, GraphNode, Metric, Run, Step, Trace, Update
 from sqlalchemy.engine import Connection, Engine
-
-from tracer.capture import Shape, Snapshot
-from tracer.errors import RecorderError
-from tracer.models import Graph, GraphNode, Metric, Run, Step, Trace, Update
 
 COPY_MIN_ROWS = 200  # below this, executemany is as fast as COPY on PostgreSQL
 

@@ -11,9 +11,8 @@ from typing import Any
 
 import dash
 from dash import Dash, dcc, html
-
-from dashboard.context import AppContext
-from dashboard.run import nodes, overview, replay, weights
+from gradtrace.dashboard.context import AppContext
+from gradtrace.dashboard.run import nodes, overview, replay, weights
 
 
 def layout(run_id: str | None = None, **_: Any) -> html.Div:

@@ -13,11 +13,10 @@ import dash_ag_grid as dag
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
-
-from dashboard import figures
-from dashboard.context import AppContext
-from dashboard.data import config_diff, plotly_text, runs_rows
-from dashboard.ui import card, message
+from gradtrace.dashboard import figures
+from gradtrace.dashboard.context import AppContext
+from gradtrace.dashboard.data import config_diff, plotly_text, runs_rows
+from gradtrace.dashboard.ui import card, message
 
 REFRESH_MS = 3000
 STATUS_RULES = {

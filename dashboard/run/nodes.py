@@ -13,12 +13,11 @@ import numpy as np
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
-
-from dashboard import graphs
-from dashboard.context import AppContext, RunCache
-from dashboard.nodetable import COLUMNS, page
-from dashboard.run.replay import snap
-from dashboard.ui import card, facts, layer_options, message, neuron_options
+from gradtrace.dashboard import graphs
+from gradtrace.dashboard.context import AppContext, RunCache
+from gradtrace.dashboard.nodetable import COLUMNS, page
+from gradtrace.dashboard.run.replay import snap
+from gradtrace.dashboard.ui import card, facts, layer_options, message, neuron_options
 
 STYLESHEET = [
     {

@@ -10,12 +10,12 @@ import pandas as pd
 from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
+from gradtrace.dashboard import figures
+from gradtrace.dashboard.context import AppContext, RunCache
+from gradtrace.dashboard.data import ema, fmt_duration
+from gradtrace.dashboard.ui import badge, card, facts, message
 
-import tracer
-from dashboard import figures
-from dashboard.context import AppContext, RunCache
-from dashboard.data import ema, fmt_duration
-from dashboard.ui import badge, card, facts, message
+from gradtrace import tracer
 
 LIVE_MS = 1000
 

@@ -10,11 +10,10 @@ import numpy as np
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
-
-from dashboard import figures, graphs, stepfigures
-from dashboard.context import AppContext, RunCache
-from dashboard.data import bounds, decision_grid, grid_size, histogram, layer_groups
-from dashboard.ui import card
+from gradtrace.dashboard import figures, graphs, stepfigures
+from gradtrace.dashboard.context import AppContext, RunCache
+from gradtrace.dashboard.data import bounds, decision_grid, grid_size, histogram, layer_groups
+from gradtrace.dashboard.ui import card
 
 TICK_MS = 400
 SPEEDS = (1, 5, 20, 100)

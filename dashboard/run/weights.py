@@ -12,11 +12,10 @@ import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
-
-from dashboard import figures
-from dashboard.context import AppContext, RunCache
-from dashboard.data import downsample, layer_groups, plotly_text, update_ratio
-from dashboard.ui import card, layer_options, neuron_options
+from gradtrace.dashboard import figures
+from gradtrace.dashboard.context import AppContext, RunCache
+from gradtrace.dashboard.data import downsample, layer_groups, plotly_text, update_ratio
+from gradtrace.dashboard.ui import card, layer_options, neuron_options
 
 
 def layout() -> html.Section:

@@ -24,7 +24,7 @@ from typing import Any
 import click
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from tracer.errors import GradtraceError
+from gradtrace.tracer.errors import GradtraceError
 
 DEMO_STEPS = {"moons": 100, "toy": 50}
 USER_ERRORS = (GradtraceError, SQLAlchemyError, OSError)
@@ -91,7 +91,7 @@ def host_port(f: Callable) -> Callable:
 def dashboard_serve() -> Callable[..., Any]:
     """``dashboard.serve``, imported only when needed (Dash is slow to import)."""
     try:
-        from dashboard import serve
+        from gradtrace.dashboard import serve
     except ImportError as e:
         raise GradtraceError(
             f"the dashboard is not available ({e}); reinstall gradtrace: pip install gradtrace"
@@ -100,7 +100,7 @@ def dashboard_serve() -> Callable[..., Any]:
 
 
 def open_store(db: str | None):
-    import tracer
+    from gradtrace import tracer
 
     return tracer.connect(db, readonly=True)
 
@@ -151,8 +151,8 @@ def demo(
     """
     from tqdm import tqdm
 
-    from tracer.db import describe, resolve_url
-    from tracer.demo import train
+    from gradtrace.tracer.db import describe, resolve_url
+    from gradtrace.tracer.demo import train
 
     serve_fn = dashboard_serve() if serve else None  # fail before training, not after
     steps = steps or DEMO_STEPS[kind]
@@ -189,8 +189,8 @@ def demo(
 @click.option("--experiment", "-e", help="Only runs of this experiment.")
 def runs(db: str | None, experiment: str | None) -> None:
     """List the runs, newest first: status, duration, steps, final loss and acc."""
-    from tracer.cli_format import runs_table
-    from tracer.db import describe
+    from gradtrace.cli.format import runs_table
+    from gradtrace.tracer.db import describe
 
     with open_store(db) as store:
         df = store.runs(experiment)
@@ -207,7 +207,7 @@ def runs(db: str | None, experiment: str | None) -> None:
 def show(run: str, db: str | None) -> None:
     """One run: status, config, model, final metrics, the largest gradients at the last
     step and the first NaN/inf."""
-    from tracer import cli_format
+    from gradtrace.cli import format as cli_format
 
     with open_store(db) as store:
         click.echo(cli_format.show(store.run(run)))
@@ -232,7 +232,7 @@ def show(run: str, db: str | None) -> None:
 @db_option
 def export(run: str, fmt: str, out: Path | None, db: str | None) -> None:
     """Write a run's tables (metrics, parameters, steps, updates, graphs, nodes) as files."""
-    from tracer.export import check_format
+    from gradtrace.tracer.export import check_format
 
     check_format(fmt)
     with open_store(db) as store:
@@ -252,7 +252,7 @@ def db_group() -> None:
 @db_option
 def db_upgrade(db: str | None) -> None:
     """Create the schema or apply pending migrations; print the revision."""
-    from tracer.cli_db import upgrade
+    from gradtrace.cli.db import upgrade
 
     click.echo(upgrade(db))
 
@@ -262,7 +262,7 @@ def db_upgrade(db: str | None) -> None:
 def db_check(db: str | None) -> None:
     """Report the current and head revisions; exit 1 if behind or if the schema
     differs from the models (alembic check). Never writes."""
-    from tracer.cli_db import check
+    from gradtrace.cli.db import check
 
     lines, problem = check(db)
     click.echo("\n".join(lines))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tracer.runview import RunView
+from gradtrace.tracer.runview import RunView
 
 MAX_CELL = 32
 TOP_GRADS = 10

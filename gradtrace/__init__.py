@@ -1,0 +1,55 @@
+"""gradtrace: a flight recorder for neural-network training.
+
+    >>> import gradtrace
+    >>> from gradtrace.engine import MLP, Value
+    >>> with gradtrace.record("moons", db="runs.db") as run:    # doctest: +SKIP
+    ...     run.watch(model)
+    ...     run.log(loss, acc=acc)
+    >>> gradtrace.connect("runs.db").run("moons").metrics()     # doctest: +SKIP
+
+The layers, each importing only those below it:
+
+- ``gradtrace.engine``: scalar autograd and a small nn library, pure Python;
+- ``gradtrace.tracer``: the recorder, the schema and the pandas reading API;
+- ``gradtrace.dashboard``: the Dash app that replays runs;
+- ``gradtrace.cli``: the ``gradtrace`` command line, on top of all three.
+
+Names are imported on first use, so ``import gradtrace`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+try:
+    __version__ = version("gradtrace")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+# name -> module that defines it; loaded by __getattr__ on first use
+_LAZY = {
+    "record": "gradtrace.tracer",
+    "connect": "gradtrace.tracer",
+    "Recorder": "gradtrace.tracer",
+    "Store": "gradtrace.tracer",
+    "RunView": "gradtrace.tracer",
+    "GradtraceError": "gradtrace.tracer",
+    "serve": "gradtrace.dashboard",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gradtrace' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = ["__version__", *_LAZY]
