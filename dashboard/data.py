@@ -42,14 +42,11 @@ def downsample(steps: Sequence[int] | np.ndarray, limit: int = MAX_COLUMNS) -> l
 
 
 def layer_groups(parameters: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Layer label -> the parameter indices in it ("layer 0", ...; "other" last)."""
+    """Group label -> the parameter indices in it, as the model grouped them at watch()
+    ("layer 0", "layer 1", ... for an MLP; a name prefix for other models)."""
     groups: dict[str, np.ndarray] = {}
-    layers = parameters["layer"]
-    for layer in sorted(layers.dropna().unique().tolist()):
-        groups[f"layer {int(layer)}"] = parameters.loc[layers == layer, "idx"].to_numpy(int)
-    rest = parameters.loc[layers.isna(), "idx"].to_numpy(int)
-    if len(rest):
-        groups["other"] = rest
+    for group, rows in parameters.groupby("group", sort=False):
+        groups[str(group)] = rows["idx"].to_numpy(int)
     return groups
 
 

@@ -15,11 +15,32 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gradtrace.engine.value import Number, Value
 
 ACTIVATIONS = ("relu", "tanh", "linear")
+
+
+@dataclass(frozen=True)
+class Role:
+    """Where a parameter sits in its model: what a recorder stores beside its name.
+
+    >>> MLP(2, [3, 1], seed=0).parameter_roles()[1]
+    Role(name='layers.0.neurons.0.w.1', group='layer 0', layer=0, neuron=0, kind='weight', input=1)
+    """
+
+    name: str
+    group: str  # what a dashboard plots together: "layer 0", or the name's prefix
+    layer: int | None = None
+    neuron: int | None = None
+    kind: str = "other"  # weight | bias | other
+    input: int | None = None  # a weight's input index
+
+
+def _group(name: str) -> str:
+    return name.rpartition(".")[0] or "parameters"
 
 
 class Module:
@@ -28,6 +49,15 @@ class Module:
     def named_parameters(self) -> list[tuple[str, Value]]:
         """``(name, parameter)`` pairs in a fixed order; names are stable across runs."""
         return []
+
+    def parameter_roles(self) -> list[Role]:
+        """One :class:`Role` per parameter, in ``parameters()`` order.
+
+        Modules that know their structure (``Neuron``, ``Layer``, ``MLP``) say
+        which layer, neuron and input each parameter belongs to; any other module
+        groups its parameters by the prefix of their names.
+        """
+        return [Role(name, _group(name)) for name, _ in self.named_parameters()]
 
     def parameters(self) -> list[Value]:
         return [p for _, p in self.named_parameters()]
@@ -52,6 +82,15 @@ def _prefixed(prefix: str, children: Sequence[Module]) -> list[tuple[str, Value]
         (f"{prefix}.{i}.{name}", p)
         for i, child in enumerate(children)
         for name, p in child.named_parameters()
+    ]
+
+
+def _prefixed_roles(prefix: str, children: Sequence[Module], field: str) -> list[Role]:
+    """The children's roles, renamed under ``prefix.i.`` with ``field`` (layer/neuron) = i."""
+    return [
+        replace(role, name=f"{prefix}.{i}.{role.name}", group=f"{field} {i}", **{field: i})
+        for i, child in enumerate(children)
+        for role in child.parameter_roles()
     ]
 
 
@@ -91,6 +130,10 @@ class Neuron(Module):
     def named_parameters(self) -> list[tuple[str, Value]]:
         return [(f"w.{i}", w) for i, w in enumerate(self.w)] + [("b", self.b)]
 
+    def parameter_roles(self) -> list[Role]:
+        weights = [Role(f"w.{i}", "neuron", kind="weight", input=i) for i in range(len(self.w))]
+        return [*weights, Role("b", "neuron", kind="bias")]
+
     def __repr__(self) -> str:
         return f"{self.activation.capitalize()}Neuron({len(self.w)})"
 
@@ -114,6 +157,9 @@ class Layer(Module):
 
     def named_parameters(self) -> list[tuple[str, Value]]:
         return _prefixed("neurons", self.neurons)
+
+    def parameter_roles(self) -> list[Role]:
+        return _prefixed_roles("neurons", self.neurons, "neuron")
 
     def __repr__(self) -> str:
         return f"Layer of [{', '.join(map(repr, self.neurons))}]"
@@ -162,6 +208,9 @@ class MLP(Module):
 
     def named_parameters(self) -> list[tuple[str, Value]]:
         return _prefixed("layers", self.layers)
+
+    def parameter_roles(self) -> list[Role]:
+        return _prefixed_roles("layers", self.layers, "layer")
 
     def spec(self) -> dict[str, Any]:
         """A JSON-able description from which :meth:`from_spec` rebuilds the model."""

@@ -185,3 +185,27 @@ def test_processes_opening_a_new_database_at_once(db_url, tmp_path):
             view = store.run(f"p{i}")
             expected = replay(2, seed=i)
             assert [r.loss for r in expected] == view.metrics()["loss"].tolist()
+
+
+def test_parameter_roles_are_filled_in_for_runs_recorded_before_0002(db_url):
+    _alembic(db_url, lambda cfg: command.upgrade(cfg, "0001"))
+    _sql(
+        db_url,
+        "INSERT INTO runs (run_key, id, name, experiment, status, started_at, steps, config, "
+        "tags, notes, capture, host, pid, version) VALUES (1, 'a1', 'old', 'default', "
+        "'finished', '2026-01-01 00:00:00', 0, '{}', '[]', '', 'nodes', 'h', 1, '0.1.0')",
+    )
+    names = ["layers.1.neurons.12.w.3", "layers.1.neurons.12.b", "encoder.w", "p0"]
+    for i, name in enumerate(names):
+        _sql(db_url, f"INSERT INTO parameters (run_key, idx, name) VALUES (1, {i}, '{name}')")
+    _alembic(db_url, lambda cfg: command.upgrade(cfg, "head"))
+    rows = _sql(
+        db_url,
+        "SELECT name, param_group, layer, neuron, kind, input_index FROM parameters ORDER BY idx",
+    )
+    assert [tuple(r) for r in rows] == [
+        ("layers.1.neurons.12.w.3", "layer 1", 1, 12, "weight", 3),
+        ("layers.1.neurons.12.b", "layer 1", 1, 12, "bias", None),
+        ("encoder.w", "encoder", None, None, "other", None),
+        ("p0", "parameters", None, None, "other", None),
+    ]

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from gradtrace.engine import Value, structure
+from gradtrace.engine import Module, Value, structure
 from gradtrace.tracer.db import open_database, writing
 from gradtrace.tracer.demo import train
 from gradtrace.tracer.models import Run
@@ -36,7 +36,15 @@ I8, F8, INT64, BOOL = np.dtype("int64"), np.dtype("float64"), pd.Int64Dtype(), n
 OBJ = np.dtype(object)
 
 # The documented frames (tracer/runview.py module docstring): column -> dtype.
-PARAMETERS = {"idx": I8, "name": STR, "layer": INT64, "neuron": INT64, "kind": STR}
+PARAMETERS = {
+    "idx": I8,
+    "name": STR,
+    "group": STR,
+    "layer": INT64,
+    "neuron": INT64,
+    "kind": STR,
+    "input": INT64,
+}
 UPDATES = {
     "step": I8,
     "param": I8,
@@ -252,6 +260,8 @@ def test_documented_frames(db_url):
             "weight",
         )
         assert params.loc[3, "kind"] == "bias" and params.loc[40, "layer"] == 2
+        assert params.loc[2, "input"] == 2 and pd.isna(params.loc[3, "input"])
+        assert params["group"].tolist() == [f"layer {x}" for x in params["layer"]]
 
         steps = run.steps()
         assert_schema(steps, STEPS)
@@ -670,16 +680,13 @@ ORDER BY r.started_at, r.id, m.step
 """
 
 MAX_GRAD_PER_LAYER = """
-SELECT r.id, u.step,
-       CAST(substr(p.name, 8, length(p.name) - 7 - length(ltrim(substr(p.name, 8), '0123456789')))
-            AS INTEGER) AS layer,
-       max(abs(u.grad)) AS max_abs_grad
+SELECT r.id, u.step, p.layer, max(abs(u.grad)) AS max_abs_grad
 FROM runs r
 JOIN updates u ON u.run_key = r.run_key
 JOIN parameters p ON p.run_key = u.run_key AND p.idx = u.param
-WHERE r.name = 'toy' AND substr(p.name, 1, 7) = 'layers.'
-GROUP BY r.id, u.step, layer
-ORDER BY r.id, u.step, layer
+WHERE r.name = 'toy' AND p.layer IS NOT NULL
+GROUP BY r.id, u.step, p.layer
+ORDER BY r.id, u.step, p.layer
 """
 
 NAN_RUNS = """
@@ -726,3 +733,38 @@ def test_readme_shows_exactly_these_queries():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for sql in (LOSS_CURVES, MAX_GRAD_PER_LAYER, NAN_RUNS):
         assert sql.strip() in readme
+
+
+class _Affine(Module):
+    """A model that is not an MLP: its parameters are grouped by their name prefix."""
+
+    def __init__(self):
+        self.w = [Value(0.5), Value(-0.25)]
+        self.b = Value(0.1)
+
+    def named_parameters(self):
+        return [("encoder.w.0", self.w[0]), ("encoder.w.1", self.w[1]), ("head", self.b)]
+
+    def __call__(self, x):
+        return self.w[0] * x[0] + self.w[1] * x[1] + self.b
+
+
+@pytest.mark.parametrize("model", ["module", "list"])
+def test_parameter_roles_of_models_that_are_not_an_mlp(db_url, model):
+    net = _Affine()
+    watched = net if model == "module" else [*net.w, net.b]
+    with tracer.record("other", db=db_url) as rec:
+        rec.watch(watched)
+        loss = (net([1.0, 2.0]) - 1.0) ** 2
+        loss.backward()
+        rec.log(loss)
+    with tracer.connect(db_url, readonly=True) as store:
+        params = store.run("other").parameters()
+    if model == "module":
+        assert params["name"].tolist() == ["encoder.w.0", "encoder.w.1", "head"]
+        assert params["group"].tolist() == ["encoder.w", "encoder.w", "parameters"]
+    else:
+        assert params["name"].tolist() == ["p0", "p1", "p2"]
+        assert params["group"].tolist() == ["parameters"] * 3
+    assert params["kind"].tolist() == ["other"] * 3
+    assert params["layer"].isna().all() and params["input"].isna().all()

@@ -22,11 +22,12 @@ from gradtrace.tracer.errors import (
     SchemaOutdated,
     SchemaTooNew,
 )
-from gradtrace.tracer.recorder import Recorder, record
 
-# The reading side pulls in pandas (~0.3 s): load it on first use, so a training
-# script that only records starts faster.
+# Loaded on first use: the recorder pulls in SQLAlchemy and the reading side pandas,
+# so a script (or `gradtrace --version`) that needs neither starts faster.
 _LAZY = {
+    "record": "gradtrace.tracer.recorder",
+    "Recorder": "gradtrace.tracer.recorder",
     "connect": "gradtrace.tracer.store",
     "Store": "gradtrace.tracer.store",
     "RunView": "gradtrace.tracer.runview",

@@ -105,6 +105,14 @@ class Parameter(Base):
     run_key: Mapped[int] = mapped_column(run_fk(), primary_key=True)
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    # Where the parameter sits, as the model said at watch() (engine Role).
+    param_group: Mapped[str | None] = mapped_column(
+        String(200), comment="what is plotted together: layer 0, or the name's prefix"
+    )
+    layer: Mapped[int | None] = mapped_column(Integer)
+    neuron: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str | None] = mapped_column(String(16), comment="weight | bias | other")
+    input_index: Mapped[int | None] = mapped_column(Integer, comment="a weight's input")
 
 
 class Step(Base):

@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from gradtrace.engine import Value
+from gradtrace.engine import Module, Role, Value
 from gradtrace.tracer.capture import GraphCapture, float_bytes, metric_row, update_rows
 from gradtrace.tracer.db import open_database, writing
 from gradtrace.tracer.errors import ConfigError, RecorderError
@@ -102,6 +102,15 @@ def _as_float(name: str, value: Any) -> float:
             f"metric {name!r} must be a number or a Value, got {type(value).__name__} {value!r}"
         ) from None
 
+
+
+def parameter_roles(model: Any, names: list[str]) -> list[Role]:
+    """The model's own roles when it is an engine Module, else one group named from the names."""
+    if isinstance(model, Module):
+        roles = model.parameter_roles()
+        if [r.name for r in roles] == names:
+            return roles
+    return [Role(n, n.rpartition(".")[0] or "parameters") for n in names]
 
 class Recorder:
     """A run being recorded. Made by :func:`record`; see the module docstring."""
@@ -205,6 +214,7 @@ class Recorder:
             named = [(f"p{i}", p) for i, p in enumerate(model)]
         if not named or not all(isinstance(p, Value) for _, p in named):
             raise ConfigError("watch() takes a model with Value parameters or a list of Values")
+        roles = parameter_roles(model, [n for n, _ in named])
         self.params = [p for _, p in named]
         self.optimizer = optimizer
         self.graphs = GraphCapture({id(p): i for i, p in enumerate(self.params)})
@@ -212,7 +222,19 @@ class Recorder:
         with self.engine.begin() as conn:
             conn.execute(
                 sa.insert(Parameter),
-                [{"run_key": self.run_key, "idx": i, "name": n} for i, (n, _) in enumerate(named)],
+                [
+                    {
+                        "run_key": self.run_key,
+                        "idx": i,
+                        "name": role.name,
+                        "param_group": role.group,
+                        "layer": role.layer,
+                        "neuron": role.neuron,
+                        "kind": role.kind,
+                        "input_index": role.input,
+                    }
+                    for i, role in enumerate(roles)
+                ],
             )
             if spec is not None:
                 conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(model=spec))

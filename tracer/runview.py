@@ -14,8 +14,9 @@ The frames (``str`` is pandas' string dtype; ``Int64`` is nullable):
                    sorted, then ``wall_time`` (float64, seconds since the epoch)
 ``steps()``        index ``step``; ``wall_time`` float64, ``graph_key`` Int64,
                    ``first_nonfinite`` Int64 (node index), ``traced`` bool
-``parameters()``   ``idx`` int64, ``name`` str, ``layer`` Int64, ``neuron`` Int64,
-                   ``kind`` str (weight | bias | other)
+``parameters()``   ``idx`` int64, ``name`` str, ``group`` str (layer 0, ...),
+                   ``layer``/``neuron`` Int64, ``kind`` str (weight | bias |
+                   other), ``input`` Int64 (a weight's input): stored at watch()
 ``updates()``      ``step`` int64, ``param`` int64, ``name`` str, ``value_before``,
                    ``grad``, ``value_after``, ``lr`` float64; sorted by step, param
 ``gradients()``    index ``step`` (int64), one float64 column per parameter name
@@ -40,7 +41,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from collections.abc import Sequence
 from functools import cached_property
 from numbers import Integral
@@ -60,7 +60,6 @@ if TYPE_CHECKING:
 Steps = int | range | slice | Sequence[int] | np.ndarray | None
 Params = int | str | Sequence[int | str] | None
 
-_NAME = re.compile(r"^layers\.(\d+)\.neurons\.(\d+)\.(w|b)(?:\.(\d+))?$")
 _F8 = np.dtype("<f8")
 _I4 = np.dtype("<i4")
 UPDATE_FLOATS = ["value_before", "grad", "value_after", "lr"]
@@ -299,22 +298,28 @@ class RunView:
     def _parameters(self) -> pd.DataFrame:
         c = _columns(
             *self.store.fetch(
-                sa.select(Parameter.idx, Parameter.name)
+                sa.select(
+                    Parameter.idx,
+                    Parameter.name,
+                    Parameter.param_group,
+                    Parameter.layer,
+                    Parameter.neuron,
+                    Parameter.kind,
+                    Parameter.input_index,
+                )
                 .where(Parameter.run_key == self.key)
                 .order_by(Parameter.idx)
             )
         )
-        parts = [_NAME.match(n) for n in c["name"]]
         return pd.DataFrame(
             {
                 "idx": _i8(c["idx"]),
                 "name": pd.Series(list(c["name"]), dtype=STR),
-                "layer": pd.array([int(m[1]) if m else None for m in parts], dtype="Int64"),
-                "neuron": pd.array([int(m[2]) if m else None for m in parts], dtype="Int64"),
-                "kind": pd.Series(
-                    [("weight" if m[3] == "w" else "bias") if m else "other" for m in parts],
-                    dtype=STR,
-                ),
+                "group": pd.Series(list(c["param_group"]), dtype=STR),
+                "layer": pd.array(list(c["layer"]), dtype="Int64"),
+                "neuron": pd.array(list(c["neuron"]), dtype="Int64"),
+                "kind": pd.Series(list(c["kind"]), dtype=STR),
+                "input": pd.array(list(c["input_index"]), dtype="Int64"),
             }
         )
 

@@ -22,16 +22,24 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from gradtrace.tracer.errors import GradtraceError
 
 DEMO_STEPS = {"moons": 100, "toy": 50}
-USER_ERRORS = (GradtraceError, SQLAlchemyError, OSError)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors a user can act on. SQLAlchemy is imported here, not at start-up,
+    so `gradtrace --version` and `--help` stay quick."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (GradtraceError, SQLAlchemyError, OSError)
 
 
 def one_line(e: BaseException) -> str:
     """The error as one line: a driver error's own message, whitespace collapsed."""
+    from sqlalchemy.exc import DBAPIError
+
     if isinstance(e, DBAPIError) and e.orig is not None:
         text = str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__
         return f"database error: {text}"
@@ -56,8 +64,8 @@ class Gradtrace(click.Group):
             # `gradtrace runs | head`: the reader left; say nothing more.
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - flushed at exit, never read
             ctx.exit(1)
-        except USER_ERRORS as e:
-            if os.environ.get("GRADTRACE_DEBUG"):
+        except Exception as e:
+            if not isinstance(e, user_errors()) or os.environ.get("GRADTRACE_DEBUG"):
                 raise
             click.echo(f"gradtrace: error: {one_line(e)}", err=True)
             ctx.exit(1)
