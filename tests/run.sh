@@ -3,6 +3,7 @@
 #
 #   bash tests/run.sh            # the whole suite (what .ci/run calls)
 #   bash tests/run.sh -k query   # extra arguments go to pytest
+#   bash tests/run.sh -m "not browser and not slow"   # the quick subset
 #
 # Installs gradtrace with its test extra, Debian's chromium + chromium-driver
 # for the browser tests (when root or password-less sudo), starts the local
@@ -12,7 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3}
+# The active environment's Python: a virtualenv, or the machine's python3 in CI.
+PYTHON=${PYTHON:-$( [ -n "${VIRTUAL_ENV:-}" ] && echo "$VIRTUAL_ENV/bin/python" || echo python3 )}
 PG_URL_DEFAULT="postgresql+psycopg://root@127.0.0.1:5432/test"
 
 step() { printf '\n== %s\n' "$*"; }
