@@ -1,7 +1,7 @@
 """gradtrace's scalar autograd engine and small neural-network library.
 
     >>> from gradtrace.engine import Value, MLP
-    >>> a, b = Value(2.0, "a"), Value(-3.0, "b")
+    >>> a, b = Value(2.0, label="a"), Value(-3.0, label="b")
     >>> L = a * b + 10.0
     >>> L.backward(); (a.grad, b.grad)
     (-3.0, 2.0)
