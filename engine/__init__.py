@@ -10,6 +10,7 @@ Pure Python; imports nothing from the rest of gradtrace.
 """
 
 from gradtrace.engine import data, losses, optim
+from gradtrace.engine.check import GradCheck, InputCheck, gradcheck
 from gradtrace.engine.data import make_circles, make_moons, toy
 from gradtrace.engine.graph import to_dot
 from gradtrace.engine.losses import accuracy, binary_cross_entropy, hinge, l2, mse
@@ -23,6 +24,9 @@ __all__ = [
     "topo",
     "structure",
     "to_dot",
+    "gradcheck",
+    "GradCheck",
+    "InputCheck",
     "Module",
     "Neuron",
     "Layer",
