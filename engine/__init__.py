@@ -16,7 +16,8 @@ from gradtrace.engine.graph import to_dot
 from gradtrace.engine.losses import accuracy, binary_cross_entropy, hinge, l2, mse
 from gradtrace.engine.nn import MLP, Layer, Module, Neuron
 from gradtrace.engine.optim import SGD, Adam, Optimizer, constant, cosine, linear_decay, step_decay
-from gradtrace.engine.value import OPS, Value, structure, topo
+from gradtrace.engine.rules import OPS
+from gradtrace.engine.value import Value, structure, topo
 
 __all__ = [
     "OPS",

@@ -10,8 +10,9 @@ Every node holds its number, its gradient, the op that made it and a tuple of
 parents. Unlike micrograd there is no ``_backward`` closure: a closure captures
 its own output, so every node would sit in a reference cycle and Python's cyclic
 garbage collector would spend most of a training step walking them. Here the
-backward rule is chosen by op code (see :func:`_chain`), nodes make no cycles,
-and reference counting frees a step's graph the moment it is dropped.
+backward rule is chosen by op code (see :mod:`gradtrace.engine.rules`), nodes
+make no cycles, and reference counting frees a step's graph the moment it is
+dropped.
 
 The lecture's spelling still works: ``Value(data, _children, _op, label)``,
 ``v._prev``, ``v._op`` and a per-node ``v._backward()``, so code written for
@@ -28,7 +29,6 @@ the NaN a diverging run produces, not a Python exception in its place.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from numbers import Real
 from operator import attrgetter
 from typing import Union
@@ -38,22 +38,27 @@ from gradtrace.engine.ieee import exp as _exp
 from gradtrace.engine.ieee import log as _log
 from gradtrace.engine.ieee import pow as _pow
 from gradtrace.engine.ieee import sigmoid as _sigmoid
+from gradtrace.engine.rules import (
+    ADD,
+    ARITY,
+    DIV,
+    EXP,
+    LEAF,
+    LOG,
+    MUL,
+    NEG,
+    POW,
+    RELU,
+    SIGMOID,
+    SUB,
+    TANH,
+    from_lecture,
+    lecture_name,
+)
+from gradtrace.engine.rules import OPS as OPS  # re-exported: it was defined here
+from gradtrace.engine.rules import chain as _chain
 
 Number = Union[int, float]
-
-# Op codes. Leaves have the empty op. Kept as short strings so a node prints
-# readably; comparisons against these interned constants are identity checks.
-LEAF, ADD, SUB, MUL, DIV, POW, NEG = "", "+", "-", "*", "/", "**", "neg"
-RELU, TANH, EXP, LOG, SIGMOID = "relu", "tanh", "exp", "log", "sigmoid"
-
-OPS: tuple[str, ...] = (LEAF, ADD, SUB, MUL, DIV, POW, NEG, RELU, TANH, EXP, LOG, SIGMOID)
-
-# The lecture's op strings where they differ from ours (micrograd spells relu
-# "ReLU", and a power carries its exponent: "**2"), and back, for the
-# constructor's ``_op``. ``_ARITY`` is how many parents each op takes.
-_LECTURE_NAME = {RELU: "ReLU"}
-_FROM_LECTURE = {**{op: op for op in OPS if op}, "ReLU": RELU}
-_ARITY = {op: 2 if op in (ADD, SUB, MUL, DIV) else 1 for op in OPS if op}
 
 _new = object.__new__
 _EXPANDED = object()  # stack marker used by Value.topo
@@ -142,24 +147,10 @@ class Value:
         for child in children:
             if not isinstance(child, Value):
                 raise TypeError(f"_children must hold Values, got {type(child).__name__}")
-        if not isinstance(op, str):
-            raise TypeError(f"_op must be a str, got {type(op).__name__}")
-        code, arg = _FROM_LECTURE.get(op), None
-        if op.startswith("**") and op != "**":
-            code = POW
-            try:
-                arg = float(op[2:])
-            except ValueError:
-                code = None
-        if code is None:
-            known = ", ".join(repr(o) for o in _FROM_LECTURE if o != POW)
+        code, arg = from_lecture(op)
+        if len(children) != ARITY[code]:
             raise ValueError(
-                f"_op must be one of {known} or '**<number>', got {op!r}; gradtrace "
-                "keeps no per-node closures, so it can only differentiate its own ops"
-            )
-        if len(children) != _ARITY[code]:
-            raise ValueError(
-                f"_op {op!r} takes {_ARITY[code]} operand(s), got {len(children)} in _children"
+                f"_op {op!r} takes {ARITY[code]} operand(s), got {len(children)} in _children"
             )
         self.op = code
         self._a = children[0]
@@ -189,11 +180,7 @@ class Value:
     @property
     def _op(self) -> str:
         """The op as micrograd prints it: ``'+'``, ``'*'``, ``'**2'``, ``'tanh'``, ``'ReLU'``."""
-        op = self.op
-        if op is POW:
-            k = self._arg
-            return f"**{int(k)}" if k.is_integer() and abs(k) < 2**53 else f"**{k!r}"
-        return _LECTURE_NAME.get(op, op)
+        return lecture_name(self.op, self.exponent)
 
     def _backward(self) -> None:
         """Pass this node's ``grad`` to its parents only, by its op's chain rule.
@@ -333,59 +320,6 @@ class Value:
         topo = self.topo()
         self.grad = 1.0
         _chain(reversed(topo))
-
-
-def _chain(nodes: Iterable[Value]) -> None:
-    """Apply each node's chain rule, in the given order: every op's gradient, once.
-
-    ``backward()`` runs it over the whole graph and ``_backward()`` over one node.
-    An if-chain, most frequent ops first, rather than a dict of rule functions:
-    a Python call per node would make backward measurably slower.
-    """
-    for v in nodes:
-        op = v.op
-        if op is LEAF:
-            continue
-        g = v.grad
-        if op is MUL:
-            a, b = v._a, v._b
-            a.grad += b.data * g
-            b.grad += a.data * g
-        elif op is ADD:
-            a, b = v._a, v._b
-            a.grad += g
-            b.grad += g
-        elif op is RELU:
-            if v.data > 0.0:
-                v._a.grad += g
-        elif op is TANH:
-            t = v.data
-            v._a.grad += (1.0 - t * t) * g
-        elif op is SUB:
-            a, b = v._a, v._b
-            a.grad += g
-            b.grad -= g
-        elif op is NEG:
-            v._a.grad -= g
-        elif op is POW:
-            k = v._arg
-            if k:  # d(x**0)/dx is 0, not 0 * x**-1 (NaN at x = 0)
-                a = v._a
-                a.grad += k * _pow(a.data, k - 1.0) * g
-        elif op is DIV:
-            a, b = v._a, v._b
-            a.grad += _div(g, b.data)  # d(a/b)/da = 1/b
-            b.grad -= _div(g * v.data, b.data)  # d(a/b)/db = -a/b**2
-        elif op is EXP:
-            v._a.grad += v.data * g
-        elif op is LOG:
-            a = v._a
-            a.grad += _div(g, a.data)
-        elif op is SIGMOID:
-            s = v.data
-            v._a.grad += s * (1.0 - s) * g
-        else:  # pragma: no cover - every op above has a rule
-            raise RuntimeError(f"no backward rule for op {op!r}")
 
 
 def topo(root: Value) -> list[Value]:

@@ -8,6 +8,8 @@ here means a student's notebook would break on our engine.
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import itertools
 import math
 import random
@@ -273,6 +275,7 @@ BAD_CHILDREN_OR_OP = [
     ("arity-2", lambda: Value(1.0, ONE, "+"), ValueError, r"'\+' takes 2 operand"),
     ("arity-1", lambda: Value(1.0, (), "tanh"), ValueError, r"'tanh' takes 1 operand\(s\), got 0"),
     ("no-op", lambda: Value(1.0, ONE), ValueError, r"got ''"),
+    ("bare-pow", lambda: Value(1.0, ONE, "**"), ValueError, r"got '\*\*';"),
     ("non-value", lambda: Value(1.0, (*ONE, 3.0), "+"), TypeError, r"must hold Values, got float"),
     ("non-str-op", lambda: Value(1.0, ONE, 3), TypeError, r"_op must be a str, got int"),
 ]
@@ -363,3 +366,10 @@ def test_lecture_network_trains_as_on_micrograd():
     theirs = lecture_training(micrograd.Value, softsign)
     assert ours[-1] < ours[0] / 4
     assert ours == pytest.approx(theirs, rel=1e-12)
+
+
+@pytest.mark.parametrize("module", ["value", "rules", "ieee", "graph"])
+def test_docstring_examples_hold(module):
+    """Run through the package: a module loaded twice would have its own op constants."""
+    result = doctest.testmod(importlib.import_module(f"gradtrace.engine.{module}"))
+    assert result.attempted > 0 and result.failed == 0
