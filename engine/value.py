@@ -139,10 +139,15 @@ class Value:
     def _link(self, children: tuple[Value, ...], op: str) -> None:
         """Make this node ``op`` of ``children``, checking both against the ops we know."""
         if not isinstance(children, (tuple, list)):
+            hint = (
+                f"to name a value pass the label by keyword: "
+                f"Value({self.data!r}, label={children!r})"
+                if isinstance(children, str)
+                else "a tuple keeps the operands in argument order, as a set cannot"
+            )
             raise TypeError(
                 f"_children must be a tuple of Values, got {type(children).__name__} "
-                f"{children!r}; to name a value pass the label by keyword: "
-                f"Value({self.data!r}, label={children!r})"
+                f"{children!r}; {hint}"
             )
         for child in children:
             if not isinstance(child, Value):

@@ -270,6 +270,12 @@ BAD_CHILDREN_OR_OP = [
         TypeError,
         r"by keyword: Value\(2.0, label='a'\)",
     ),
+    (
+        "set-children",
+        lambda: Value(1.0, set(ONE), "tanh"),
+        TypeError,
+        r"got set .* as a set cannot",
+    ),
     ("unknown-op", lambda: Value(1.0, ONE, "sin"), ValueError, r"_op must be one of .*'sin'"),
     ("bad-exponent", lambda: Value(1.0, ONE, "**x"), ValueError, r"got '\*\*x'"),
     ("arity-2", lambda: Value(1.0, ONE, "+"), ValueError, r"'\+' takes 2 operand"),
