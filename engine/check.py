@@ -85,7 +85,9 @@ def gradcheck(
 
     ``f`` takes one Value per input (a list of Values for a list input) and
     returns a Value. Inputs are numbers, Values (only their ``data`` is used) or
-    lists of them. Raises TypeError/ValueError on arguments it cannot check.
+    lists of them; Values ``f`` reaches some other way (a model's weights) are
+    constants here, so pass them as inputs to check them. Raises
+    TypeError/ValueError on arguments it cannot check.
     """
     if not callable(f):
         raise TypeError(f"f must be a function of Values, got {type(f).__name__} {f!r}")
