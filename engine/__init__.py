@@ -1,7 +1,7 @@
 """gradtrace's scalar autograd engine and small neural-network library.
 
     >>> from gradtrace.engine import Value, MLP
-    >>> a, b = Value(2.0, "a"), Value(-3.0, "b")
+    >>> a, b = Value(2.0, label="a"), Value(-3.0, label="b")
     >>> L = a * b + 10.0
     >>> L.backward(); (a.grad, b.grad)
     (-3.0, 2.0)
@@ -10,12 +10,14 @@ Pure Python; imports nothing from the rest of gradtrace.
 """
 
 from gradtrace.engine import data, losses, optim
+from gradtrace.engine.check import GradCheck, InputCheck, gradcheck
 from gradtrace.engine.data import make_circles, make_moons, toy
 from gradtrace.engine.graph import to_dot
 from gradtrace.engine.losses import accuracy, binary_cross_entropy, hinge, l2, mse
 from gradtrace.engine.nn import MLP, Layer, Module, Neuron, Role
 from gradtrace.engine.optim import SGD, Adam, Optimizer, constant, cosine, linear_decay, step_decay
-from gradtrace.engine.value import OPS, Value, structure, topo
+from gradtrace.engine.rules import OPS
+from gradtrace.engine.value import Value, structure, topo
 
 __all__ = [
     "OPS",
@@ -23,6 +25,9 @@ __all__ = [
     "topo",
     "structure",
     "to_dot",
+    "gradcheck",
+    "GradCheck",
+    "InputCheck",
     "Module",
     "Neuron",
     "Layer",

@@ -1,7 +1,7 @@
 """Graph export: Graphviz DOT text in the lecture's ``draw_dot`` style.
 
     >>> from gradtrace.engine import Value
-    >>> print(to_dot(Value(2.0, "a") * 3).splitlines()[0])
+    >>> print(to_dot(Value(2.0, label="a") * 3).splitlines()[0])
     digraph G {
 
 One record node per value (label | data | grad) and one small node per
@@ -33,8 +33,7 @@ def to_dot(root: Value, rankdir: str = "LR") -> str:
             f'  n{i} [shape=record, label="{{ {label} | data {v.data:.4f} | grad {v.grad:.4f} }}"];'
         )
         if v.op:
-            op = v.op if v.exponent is None else f"**{v.exponent:g}"
-            lines.append(f'  n{i}_op [shape=circle, label="{_escape(op)}"];')
+            lines.append(f'  n{i}_op [shape=circle, label="{_escape(v._op)}"];')
             lines.append(f"  n{i}_op -> n{i};")
             for p in v.parents:
                 lines.append(f"  n{index[id(p)]} -> n{i}_op;")

@@ -1,6 +1,6 @@
 """The scalar autograd node.
 
-    >>> a, b = Value(-4.0, "a"), Value(2.0, "b")
+    >>> a, b = Value(-4.0, label="a"), Value(2.0, label="b")
     >>> g = a * b + b**3
     >>> g.backward()
     >>> a.grad, b.grad
@@ -10,8 +10,13 @@ Every node holds its number, its gradient, the op that made it and a tuple of
 parents. Unlike micrograd there is no ``_backward`` closure: a closure captures
 its own output, so every node would sit in a reference cycle and Python's cyclic
 garbage collector would spend most of a training step walking them. Here the
-backward rule is chosen by op code in one loop, nodes make no cycles, and
-reference counting frees a step's graph the moment it is dropped.
+backward rule is chosen by op code (see :mod:`gradtrace.engine.rules`), nodes
+make no cycles, and reference counting frees a step's graph the moment it is
+dropped.
+
+The lecture's spelling still works: ``Value(data, _children, _op, label)``,
+``v._prev``, ``v._op`` and a per-node ``v._backward()``, so code written for
+micrograd runs unchanged.
 
 Parents are a tuple, never a set, and the topological sort walks them in order,
 so the same program gives the same node order in every run and every step.
@@ -28,14 +33,32 @@ from numbers import Real
 from operator import attrgetter
 from typing import Union
 
+from gradtrace.engine.ieee import div as _div
+from gradtrace.engine.ieee import exp as _exp
+from gradtrace.engine.ieee import log as _log
+from gradtrace.engine.ieee import pow as _pow
+from gradtrace.engine.ieee import sigmoid as _sigmoid
+from gradtrace.engine.rules import (
+    ADD,
+    ARITY,
+    DIV,
+    EXP,
+    LEAF,
+    LOG,
+    MUL,
+    NEG,
+    POW,
+    RELU,
+    SIGMOID,
+    SUB,
+    TANH,
+    from_lecture,
+    lecture_name,
+)
+from gradtrace.engine.rules import OPS as OPS  # re-exported: it was defined here
+from gradtrace.engine.rules import chain as _chain
+
 Number = Union[int, float]
-
-# Op codes. Leaves have the empty op. Kept as short strings so a node prints
-# readably; comparisons against these interned constants are identity checks.
-LEAF, ADD, SUB, MUL, DIV, POW, NEG = "", "+", "-", "*", "/", "**", "neg"
-RELU, TANH, EXP, LOG, SIGMOID = "relu", "tanh", "exp", "log", "sigmoid"
-
-OPS: tuple[str, ...] = (LEAF, ADD, SUB, MUL, DIV, POW, NEG, RELU, TANH, EXP, LOG, SIGMOID)
 
 _new = object.__new__
 _EXPANDED = object()  # stack marker used by Value.topo
@@ -57,7 +80,6 @@ class _NoParent:
 _NO = _NoParent()
 _NO._index = -1
 _last_traversal: list[object] = [None]  # token of the most recent topo(); see structure()
-_inf, _nan = math.inf, math.nan
 
 
 def _node(data: float, op: str, a: Value, b: Value | _NoParent = _NO) -> Value:
@@ -79,52 +101,6 @@ def _lift(x: Value | Number) -> Value:
     return Value(x)
 
 
-def _div(a: float, b: float) -> float:
-    try:
-        return a / b
-    except ZeroDivisionError:  # IEEE: a/0 is ±inf, 0/0 is NaN
-        if a == 0.0 or a != a:
-            return _nan
-        return math.copysign(_inf, a) * math.copysign(1.0, b)
-
-
-def _pow(a: float, k: float) -> float:
-    try:
-        r = a**k
-    except ZeroDivisionError:  # 0.0 ** negative
-        return _inf if (k % 2 != 1 or math.copysign(1.0, a) > 0) else -_inf
-    except OverflowError:
-        if a < 0.0 and k % 1.0:  # negative base, fractional exponent: no real result
-            return _nan
-        return _inf if a > 0 or k % 2 == 0 else -_inf
-    if type(r) is complex:  # negative base, fractional exponent
-        return _nan
-    return float(r)
-
-
-def _exp(a: float) -> float:
-    try:
-        return math.exp(a)
-    except OverflowError:
-        return _inf
-
-
-def _log(a: float) -> float:
-    if a > 0.0:
-        return math.log(a)
-    if a == 0.0:
-        return -_inf
-    return _nan  # negative or NaN
-
-
-def _sigmoid(a: float) -> float:
-    # Two branches so neither exp can overflow.
-    if a >= 0.0:
-        return 1.0 / (1.0 + math.exp(-a))
-    e = math.exp(a)
-    return e / (1.0 + e)
-
-
 class Value:
     """A scalar that remembers how it was computed, so gradients can flow back.
 
@@ -136,7 +112,9 @@ class Value:
 
     __slots__ = ("data", "grad", "op", "label", "_a", "_b", "_arg", "_seen", "_index", "_topo")
 
-    def __init__(self, data: Number, label: str = "") -> None:
+    def __init__(
+        self, data: Number, _children: tuple[Value, ...] = (), _op: str = "", label: str = ""
+    ) -> None:
         if isinstance(data, Value):
             raise TypeError("Value() takes a plain number, got a Value; use it directly")
         if not isinstance(data, Real) or isinstance(data, bool):
@@ -155,6 +133,36 @@ class Value:
         self._b: Value | _NoParent = _NO
         self._seen: object = None  # token of the traversal that last visited this node
         self._index = -1  # position in that traversal's order
+        if _children or _op:  # the lecture's way of making an inner node by hand
+            self._link(_children, _op)
+
+    def _link(self, children: tuple[Value, ...], op: str) -> None:
+        """Make this node ``op`` of ``children``, checking both against the ops we know."""
+        if not isinstance(children, (tuple, list)):
+            hint = (
+                f"to name a value pass the label by keyword: "
+                f"Value({self.data!r}, label={children!r})"
+                if isinstance(children, str)
+                else "a tuple keeps the operands in argument order, as a set cannot"
+            )
+            raise TypeError(
+                f"_children must be a tuple of Values, got {type(children).__name__} "
+                f"{children!r}; {hint}"
+            )
+        for child in children:
+            if not isinstance(child, Value):
+                raise TypeError(f"_children must hold Values, got {type(child).__name__}")
+        code, arg = from_lecture(op)
+        if len(children) != ARITY[code]:
+            raise ValueError(
+                f"_op {op!r} takes {ARITY[code]} operand(s), got {len(children)} in _children"
+            )
+        self.op = code
+        self._a = children[0]
+        if len(children) == 2:
+            self._b = children[1]
+        if arg is not None:
+            self._arg = arg
 
     @property
     def parents(self) -> tuple[Value, ...]:
@@ -168,6 +176,26 @@ class Value:
     def exponent(self) -> float | None:
         """The constant exponent of a ``**`` node, else None."""
         return self._arg if self.op is POW else None
+
+    @property
+    def _prev(self) -> tuple[Value, ...]:
+        """The lecture's name for :attr:`parents` (a tuple here, in argument order)."""
+        return self.parents
+
+    @property
+    def _op(self) -> str:
+        """The op as micrograd prints it: ``'+'``, ``'*'``, ``'**2'``, ``'tanh'``, ``'ReLU'``."""
+        return lecture_name(self.op, self.exponent)
+
+    def _backward(self) -> None:
+        """Pass this node's ``grad`` to its parents only, by its op's chain rule.
+
+            >>> x = Value(3.0); y = x * x; y.grad = 1.0; y._backward(); x.grad
+            6.0
+
+        The lecture's manual step; :meth:`backward` does it for every node in order.
+        """
+        _chain((self,))
 
     def __repr__(self) -> str:
         label = f"{self.label}|" if self.label else ""
@@ -296,50 +324,7 @@ class Value:
         """
         topo = self.topo()
         self.grad = 1.0
-        for v in reversed(topo):
-            op = v.op
-            if op is LEAF:
-                continue
-            g = v.grad
-            if op is MUL:
-                a, b = v._a, v._b
-                a.grad += b.data * g
-                b.grad += a.data * g
-            elif op is ADD:
-                a, b = v._a, v._b
-                a.grad += g
-                b.grad += g
-            elif op is RELU:
-                if v.data > 0.0:
-                    v._a.grad += g
-            elif op is TANH:
-                t = v.data
-                v._a.grad += (1.0 - t * t) * g
-            elif op is SUB:
-                a, b = v._a, v._b
-                a.grad += g
-                b.grad -= g
-            elif op is NEG:
-                v._a.grad -= g
-            elif op is POW:
-                k = v._arg
-                if k:  # d(x**0)/dx is 0, not 0 * x**-1 (NaN at x = 0)
-                    a = v._a
-                    a.grad += k * _pow(a.data, k - 1.0) * g
-            elif op is DIV:
-                a, b = v._a, v._b
-                a.grad += _div(g, b.data)  # d(a/b)/da = 1/b
-                b.grad -= _div(g * v.data, b.data)  # d(a/b)/db = -a/b**2
-            elif op is EXP:
-                v._a.grad += v.data * g
-            elif op is LOG:
-                a = v._a
-                a.grad += _div(g, a.data)
-            elif op is SIGMOID:
-                s = v.data
-                v._a.grad += s * (1.0 - s) * g
-            else:  # pragma: no cover - every op above has a rule
-                raise RuntimeError(f"no backward rule for op {op!r}")
+        _chain(reversed(topo))
 
 
 def topo(root: Value) -> list[Value]:

@@ -61,9 +61,9 @@ def test_readme_example_agrees_with_micrograd_bit_for_bit():
 
 
 def tanh_neuron(tanh):
-    x1, x2 = Value(2.0, "x1"), Value(0.0, "x2")
-    w1, w2 = Value(-3.0, "w1"), Value(1.0, "w2")
-    b = Value(6.8813735870195432, "b")
+    x1, x2 = Value(2.0, label="x1"), Value(0.0, label="x2")
+    w1, w2 = Value(-3.0, label="w1"), Value(1.0, label="w2")
+    b = Value(6.8813735870195432, label="b")
     n = x1 * w1 + x2 * w2 + b
     o = tanh(n)
     o.backward()
@@ -256,7 +256,7 @@ def build(tree, env: dict, f: dict, relu_args: list):
     point=st.tuples(*[st.floats(-2.0, 2.0, allow_nan=False) for _ in VARS]),
 )
 def test_random_expressions_match_sympy_derivatives(tree, point):
-    env = {name: Value(x, name) for name, x in zip(VARS, point)}
+    env = {name: Value(x, label=name) for name, x in zip(VARS, point)}
     relu_args: list = []
     out = build(tree, env, ENGINE_FUNCS, relu_args)
     # relu is not differentiable at 0 (sympy says 1/2 there, the engine says 0).
@@ -313,7 +313,7 @@ def test_backward_accumulates_across_calls_until_zeroed():
 
 
 def test_chain_of_100000_additions_needs_no_recursion():
-    x = Value(1.0, "x")
+    x = Value(1.0, label="x")
     s = x
     for _ in range(100_000):
         s = s + x
@@ -326,7 +326,7 @@ def test_chain_of_100000_additions_needs_no_recursion():
 
 
 def test_leaf_topo_and_backward():
-    x = Value(4.0, "x")
+    x = Value(4.0, label="x")
     assert x.topo() == [x]
     assert topo(x) == [x]
     nodes, ops, pa, pb = structure(x)
@@ -365,7 +365,7 @@ def test_topo_is_a_topological_order_ending_at_the_root():
 
 
 def test_node_order_is_depth_first_in_argument_order():
-    a, b, c = Value(1.0, "a"), Value(2.0, "b"), Value(3.0, "c")
+    a, b, c = Value(1.0, label="a"), Value(2.0, label="b"), Value(3.0, label="c")
     ab = a * b
     root = (ab + c) - ab.tanh()
     nodes, ops, pa, pb = structure(root)
@@ -518,14 +518,14 @@ def test_bad_input_raises_type_error_with_a_hint(make, message):
 def test_int_and_float_inputs_become_floats():
     assert type(Value(3).data) is float
     assert (Value(3) ** 2).data == 9.0
-    assert repr(Value(1.5, "w")) == "Value(w|data=1.5, grad=0.0)"
+    assert repr(Value(1.5, label="w")) == "Value(w|data=1.5, grad=0.0)"
 
 
 # -- Graphviz export ------------------------------------------------------------
 
 
 def test_to_dot_has_one_record_per_node_and_op_nodes():
-    a, b = Value(2.0, "a"), Value(-3.0, "b")
+    a, b = Value(2.0, label="a"), Value(-3.0, label="b")
     c = a * b
     c.label = "c"
     L = (c + 10.0).tanh() ** 2
@@ -552,7 +552,7 @@ def test_to_dot_has_one_record_per_node_and_op_nodes():
 
 
 def test_to_dot_escapes_labels():
-    x = Value(1.0, 'say "hi" | <script>alert(1)</script> {x}')
+    x = Value(1.0, label='say "hi" | <script>alert(1)</script> {x}')
     dot = to_dot(x * 2)
     assert "<script>" not in dot
     assert '"hi"' not in dot

@@ -123,7 +123,7 @@ def record_bits_run(db: str, name: str = "bits", steps: int = 6, **options) -> d
     """A 3-parameter run whose metrics, gradients and values go through every special
     float; returns what was true in the process at each log."""
     w = [Value(0.5), Value(-1.5), Value(0.25)]
-    x = Value(2.0, "x")
+    x = Value(2.0, label="x")
     log: dict[str, list] = {k: [] for k in ("metrics", "before", "grad", "after", "lr", "nodes")}
     with tracer.record(name, db=db, experiment="bits", config={"k": [1, 2]}, **options) as run:
         run.watch(w)
@@ -488,7 +488,8 @@ def test_gradients_and_values_match_updates(db_url):
 
 
 def test_nodes_match_the_engine_graph(db_url):
-    a, b, c, f = Value(2.0, "a"), Value(-3.0, "b"), Value(10.0, "c"), Value(-2.0, "f")
+    a, b = Value(2.0, label="a"), Value(-3.0, label="b")
+    c, f = Value(10.0, label="c"), Value(-2.0, label="f")
     with tracer.record("tiny", db=db_url) as run:
         run.watch([a, b])
         for _ in range(2):
@@ -542,7 +543,7 @@ def test_nodes_match_the_engine_graph(db_url):
 def test_first_nonfinite(db_url):
     """A run that blows up: the first NaN/inf node in topological order is reported."""
     w = [Value(0.5), Value(1.0)]
-    x = Value(3.0, "x")
+    x = Value(3.0, label="x")
     expect = None
     with tracer.record("boom", db=db_url) as run:
         run.watch(w)

@@ -18,7 +18,7 @@ from gradtrace import tracer
 
 
 def test_specials_in_values_grads_updates_and_metrics(db_url):
-    params = [Value(x, f"p{i}") for i, x in enumerate(SPECIALS)]
+    params = [Value(x, label=f"p{i}") for i, x in enumerate(SPECIALS)]
     grads = SPECIALS[::-1]
     afters = SPECIALS[3:] + SPECIALS[:3]
     metrics = {f"m{i}": x for i, x in enumerate(SPECIALS)}
@@ -113,7 +113,7 @@ def test_nan_metric_is_null_for_sql_filters(db_url):
 
 
 def test_first_nonfinite_node_and_one_warning(db_url):
-    x, w = Value(1.0, "x"), Value(2.0, "w")
+    x, w = Value(1.0, label="x"), Value(2.0, label="w")
     with tracer.record("log0", db=db_url) as run:
         run.watch([x, w])
         with warnings.catch_warnings(record=True) as caught:
@@ -186,7 +186,7 @@ def test_any_float_round_trips_in_updates_and_metrics(db_url, rows, lr, metrics)
 
 def test_non_finite_exponents_in_the_graph(db_url):
     """``x ** inf`` and ``x ** nan`` nodes: PostgreSQL's json rejects a bare NaN/Infinity."""
-    x = Value(2.0, "x")
+    x = Value(2.0, label="x")
     with tracer.record("exponents", db=db_url) as run:
         run.watch([x])
         for _ in range(2):
