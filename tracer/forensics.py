@@ -58,14 +58,15 @@ KINDS = ("forward", "backward", "update", "metric")  # the order things happen i
 
 @dataclass(frozen=True)
 class ParentValue:
-    """An operand of the origin node: its index, op, name, value, and (backward
-    origins) the gradient the origin's rule sent to it."""
+    """An operand of the origin node: its index, op, name, value, (backward origins)
+    the gradient the origin's rule sent to it, and its parameter index if it is one."""
 
     node: int
     op: str
     name: str | None
     value: float
     sent: float | None = None
+    param: int | None = None
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,8 @@ class _Names:
         for j, s in zip((self.nodes.a[i], self.nodes.b[i]), sent, strict=True):
             if j >= 0:
                 j = int(j)
-                out.append(ParentValue(j, self.op(j), self.name(j), float(self.nodes.values[j]), s))
+                value = float(self.nodes.values[j])
+                out.append(ParentValue(j, self.op(j), self.name(j), value, s, self.param(j)))
         return tuple(out)
 
     def called(self, i: int) -> str:
