@@ -7,6 +7,7 @@ import math
 import warnings
 from collections.abc import Callable
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from gradtrace.engine import MLP, SGD, Value, mse
@@ -321,3 +322,20 @@ def test_why_on_a_finite_run(db_url):
     record(db_url, "ok", lambda run: run.log(1.0))
     result = CliRunner().invoke(cli, ["why", "ok", "--db", db_url])
     assert result.exit_code == 0 and "every value, gradient and metric is finite" in result.output
+
+
+def test_runs_flags_the_step_each_run_diverged_at(db_url):
+    """``runs()``'s diverged_at_step is the origin's step for node and metric origins,
+    <NA> for a finite run."""
+    record(db_url, "zero-over-zero", _zero_over_zero)
+    record(db_url, "ok", lambda run: run.log(1.0, acc=0.5))
+    record(db_url, "metric", lambda run: [run.log(1.0, acc=x) for x in (0.5, 0.5, math.inf)])
+    with tracer.connect(db_url, readonly=True) as store:
+        df = store.runs().set_index("name")
+        assert str(df["diverged_at_step"].dtype) == "Int64"
+        assert df.loc["zero-over-zero", "diverged_at_step"] == 2
+        assert store.run("zero-over-zero").first_nonfinite().step == 2
+        assert df.loc["metric", "diverged_at_step"] == 2
+        assert pd.isna(df.loc["ok", "diverged_at_step"])
+        assert df.loc[["ok"], "diverged_at_step"].isna().all()
+        assert store.runs(experiment="nothing")["diverged_at_step"].dtype == "Int64"
