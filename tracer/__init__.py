@@ -22,6 +22,7 @@ from gradtrace.tracer.errors import (
     SchemaOutdated,
     SchemaTooNew,
 )
+from gradtrace.tracer.forensics import Origin, ParentValue
 from gradtrace.tracer.recorder import Recorder, record
 
 # The reading side pulls in pandas (~0.3 s): load it on first use, so a training
@@ -53,6 +54,8 @@ __all__ = [
     "DatabaseURLError",
     "GradtraceError",
     "NotAGradtraceDatabase",
+    "Origin",
+    "ParentValue",
     "Recorder",
     "RunView",
     "Store",

@@ -48,8 +48,9 @@ from gradtrace.engine import Value
 from gradtrace.tracer.capture import GraphCapture, float_bytes, metric_row, update_rows
 from gradtrace.tracer.db import open_database, writing
 from gradtrace.tracer.errors import ConfigError, RecorderError
-from gradtrace.tracer.forensics import LiveCheck, Origin
+from gradtrace.tracer.forensics import Origin
 from gradtrace.tracer.models import Parameter, Run
+from gradtrace.tracer.origins import LiveCheck
 from gradtrace.tracer.procinfo import process_start_time
 from gradtrace.tracer.writer import BackgroundWriter, Final, StepBatch, Writer
 

@@ -537,7 +537,7 @@ class RunView:
         ``parents``, ``exact`` and ``story``, the same answer in words. The
         definition is in ``tracer/forensics.py``.
         """
-        from gradtrace.tracer.forensics import find_origin
+        from gradtrace.tracer.origins import find_origin
 
         return find_origin(self)
 
