@@ -299,10 +299,10 @@ def test_why_prints_the_story_and_its_parts(db_url):
         origin = store.run("why").first_nonfinite()
     lines = result.output.splitlines()
     assert lines[0] == origin.story
-    assert "kind       backward (a backward rule made it from finite numbers)" in lines
+    assert "kind       backward (a gradient went non-finite while every value was finite)" in lines
     assert f"node       {origin.node}, op **0.5" in lines
     assert "input      node 0 `p0` (leaf): value 0, sent inf" in lines
-    assert "parameters p0" in lines
+    assert "parameters 1 upstream of node 1: p0" in lines
 
 
 def test_why_escapes_control_characters_in_names(db_url):

@@ -388,3 +388,20 @@ def step_origin(
         "were checked: an earlier op of the step may have made it)"
     )
     return replace(found, exact=False, story=found.story + note)
+
+
+def upstream_params(a: np.ndarray, b: np.ndarray, params: np.ndarray, node: int) -> list[int]:
+    """The parameter indices ``node`` depends on (its ancestors that are parameters):
+    the parameters that fed a forward origin, and whose gradients a backward one
+    reaches. One pass from ``node`` down, as every parent comes before its child."""
+    seen = np.zeros(node + 1, dtype=bool)
+    seen[node] = True
+    a_list, b_list = a[: node + 1].tolist(), b[: node + 1].tolist()
+    for j in range(node, -1, -1):
+        if seen[j]:
+            if a_list[j] >= 0:
+                seen[a_list[j]] = True
+            if b_list[j] >= 0:
+                seen[b_list[j]] = True
+    found = params[: node + 1][seen]
+    return sorted(int(p) for p in found[found >= 0])

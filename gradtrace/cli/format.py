@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gradtrace.tracer.forensics import Origin
+from gradtrace.tracer.forensics import Origin, upstream_params
 from gradtrace.tracer.runview import RunView
 
 MAX_CELL = 32
 TOP_GRADS = 10
+SHOW_PARAMS = 8
 
 
 def number(x: Any, digits: int = 6) -> str:
@@ -224,19 +225,34 @@ def why(view: RunView) -> str:
             f"{'input':<10} node {p.node}{name} ({terminal(p.op) or 'leaf'}): "
             f"value {number(p.value)}{sent}"
         )
-    params = [p.name for p in o.parents if p.param is not None and p.name]
-    if o.param is not None:
-        params.insert(0, o.name)
-    if params:
-        lines.append(f"{'parameters':<10} {', '.join(terminal(n) for n in params)}")
+    lines += _involved(view, o)
     if not o.exact:
         lines.append(f"{'exact':<10} no: step {o.step} has no node trace")
     return "\n".join(lines)
 
 
+def _involved(view: RunView, o: Origin) -> list[str]:
+    """The parameters the origin node depends on, or the updated parameter."""
+    if o.node is None or not o.exact:  # the parameter, if any, is named above
+        return []
+    g = view.graph(o.step)
+    found = upstream_params(
+        g["a"].to_numpy(dtype=np.int64, na_value=-1),
+        g["b"].to_numpy(dtype=np.int64, na_value=-1),
+        g["param"].to_numpy(dtype=np.int64, na_value=-1),
+        o.node,
+    )
+    if not found:
+        return [f"{'parameters':<10} none (node {o.node} depends on no watched parameter)"]
+    names = view.parameters()["name"].to_numpy(dtype=object)
+    shown = ", ".join(terminal(names[i]) for i in found[:SHOW_PARAMS])
+    more = f" and {len(found) - SHOW_PARAMS} more" if len(found) > SHOW_PARAMS else ""
+    return [f"{'parameters':<10} {len(found)} upstream of node {o.node}: {shown}{more}"]
+
+
 KIND_TEXT = {
     "forward": "an op made it from finite inputs, or a leaf was fed it",
-    "backward": "a backward rule made it from finite numbers",
+    "backward": "a gradient went non-finite while every value was finite",
     "update": "an update made a finite parameter non-finite",
     "metric": "a logged metric, with everything else finite",
 }
