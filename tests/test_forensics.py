@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from gradtrace.engine import MLP, SGD, Value, mse
-from gradtrace.tracer.forensics import Origin
+from gradtrace.tracer.forensics import Origin, upstream_params
 from tracehelp import bits
 
 from gradtrace import tracer
@@ -55,6 +55,13 @@ def test_exploding_lr_names_the_overflowing_op_not_a_poisoned_leaf(db_url):
                 expect.update(step=k, node=bad[0], value=v.data, parent=v.parents[0].data)
                 scan = [math.isfinite(v.data) and math.isfinite(v.grad) for v in nodes]
                 expect["old_answer"] = scan.index(False)
+                above, todo = set(), [v]
+                while todo:
+                    u = todo.pop()
+                    above.add(id(u))
+                    todo += u.parents
+                params = model.parameters()
+                expect["upstream"] = [i for i, p in enumerate(params) if id(p) in above]
             run.log(loss)
             opt.step()
 
@@ -70,6 +77,15 @@ def test_exploding_lr_names_the_overflowing_op_not_a_poisoned_leaf(db_url):
     assert bits([origin.parents[0].value]) == bits([expect["parent"]])
     assert "overflowed to inf" in origin.story
     assert len(warned) == 1 and origin.story in warned[0]
+    with tracer.connect(db_url, readonly=True) as store:
+        g = store.run("explode").graph(origin.step)
+    found = upstream_params(
+        g["a"].to_numpy(dtype="int64", na_value=-1),
+        g["b"].to_numpy(dtype="int64", na_value=-1),
+        g["param"].to_numpy(dtype="int64", na_value=-1),
+        origin.node,
+    )
+    assert found == expect["upstream"] and found
 
 
 def _log_of_zero(run):
