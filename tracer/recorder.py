@@ -287,9 +287,10 @@ class Recorder:
             return
         self.closed = True
         _OPEN.discard(self)
+        origin = None
         if self._check.found is None:
             after = np.array([p.data for p in self.params], dtype=np.float64)
-            self._warn_nonfinite(self._check.closed(after), stacklevel=4)
+            origin = self._check.closed(after)
         final = Final(status, error, self._take_updates())
         try:
             with _deferred_sigint():  # the last update and the status go in whole
@@ -302,6 +303,8 @@ class Recorder:
                     raise
         finally:
             self.engine.dispose()
+        # Only now: a warnings filter set to "error" must not keep the run open.
+        self._warn_nonfinite(origin, stacklevel=4)
 
     def __enter__(self) -> Recorder:
         return self
