@@ -21,8 +21,15 @@ from gradtrace.tracer import record
 from gradtrace.tracer.demo import moons_loss
 
 
-def make_big_run(db: str, steps: int = 10_000, trace_every: int = 100, name: str = "big") -> str:
-    """Record the run into ``db``; returns its id."""
+def make_big_run(
+    db: str,
+    steps: int = 10_000,
+    trace_every: int = 100,
+    name: str = "big",
+    poison_at: int | None = None,
+) -> str:
+    """Record the run into ``db``; returns its id. ``poison_at=k`` makes step k's
+    update set one weight to inf (a diverging run for benchmarks/forensics.py)."""
     X, y = make_moons(100, noise=0.1, seed=1)
     model = MLP(2, [16, 16, 1], seed=1337)
     params = model.parameters()
@@ -43,6 +50,8 @@ def make_big_run(db: str, steps: int = 10_000, trace_every: int = 100, name: str
                 run.log(loss_value, acc=acc, lr=lr)
             for p in params:
                 p.data -= 0.01 * lr * p.grad
+            if k == poison_at:
+                params[5].data = float("inf")
     return run.id
 
 

@@ -19,6 +19,7 @@ import dash
 import numpy as np
 import pandas as pd
 from gradtrace.dashboard import graphs
+from gradtrace.tracer.forensics import Origin
 
 from gradtrace import tracer
 
@@ -176,7 +177,7 @@ class RunCache:
             ("children", int(step)), lambda: graphs.children_index(self.nodes(step))
         )
 
-    def first_nonfinite(self) -> dict[str, Any] | None:
+    def first_nonfinite(self) -> Origin | None:
         """Where the first NaN/inf appeared (cached once the run has ended)."""
         if self.live:
             return self.view.first_nonfinite()

@@ -191,11 +191,9 @@ def test_show_points_at_the_first_nan(db_url):
     assert result.exit_code == 0, result.stderr
     with tracer.connect(db_url, readonly=True) as store:
         bad = store.run("bits").first_nonfinite()
-    assert bad["where"] == "node"
     line = result.stdout.strip().splitlines()[-1]
-    param = f" (parameter {bad['name']})" if bad["name"] else ""
-    assert line.startswith(f"first non-finite: step {bad['step']}, node {bad['node']}{param}, op ")
-    assert line.endswith(f"value {bad['value']:.6g}, grad {bad['grad']:.6g}")
+    assert line == f"first non-finite: {bad.story}"
+    assert bad.kind == "backward" and f"step {bad.step}: " in line
 
 
 def test_run_errors_are_one_line(toy_db):

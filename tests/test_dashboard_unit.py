@@ -434,7 +434,8 @@ def test_nonfinite_run_gets_a_banner_and_highlighted_cells(tmp_path):
     bad = view.first_nonfinite()
     resp = call(app, "run-nonfinite.children", {"run-meta.data": {"id": view.id}}, "run-meta.data")
     banner = str(resp["run-nonfinite"]["children"])
-    assert f"First NaN/inf at step {bad['step']}: node {bad['node']}" in banner
+    assert (bad.step, bad.kind, bad.op) == (2, "forward", "")  # the NaN leaf
+    assert f"First NaN/inf: step 2: leaf node {bad.node} was fed nan" in banner
     request = {"startRow": 0, "endRow": 5, "sortModel": [{"colId": "value", "sort": "desc"}]}
     values = {
         "run-nodes.getRowsRequest": request,

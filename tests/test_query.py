@@ -75,6 +75,7 @@ RUNS = {
     "ended_at": pd.DatetimeTZDtype("us", "UTC"),
     "duration_s": F8,
     "steps": I8,
+    "diverged_at_step": INT64,
 }
 
 
@@ -541,7 +542,7 @@ def test_nodes_match_the_engine_graph(db_url):
 
 
 def test_first_nonfinite(db_url):
-    """A run that blows up: the first NaN/inf node in topological order is reported."""
+    """A run that blows up: the first node whose *value* is non-finite is the origin."""
     w = [Value(0.5), Value(1.0)]
     x = Value(3.0, label="x")
     expect = None
@@ -553,11 +554,7 @@ def test_first_nonfinite(db_url):
             w[0].grad = w[1].grad = 0.0
             loss.backward()
             nodes = structure(loss)[0]
-            bad = [
-                i
-                for i, v in enumerate(nodes)
-                if not (math.isfinite(v.data) and math.isfinite(v.grad))
-            ]
+            bad = [i for i, v in enumerate(nodes) if not math.isfinite(v.data)]
             if bad and expect is None:
                 v = nodes[bad[0]]
                 expect = {
@@ -573,10 +570,12 @@ def test_first_nonfinite(db_url):
     with tracer.connect(db_url, readonly=True) as store:
         found = store.run("boom").first_nonfinite()
     assert expect is not None and expect["step"] == 2
-    assert found["where"] == "node"
-    for key in ("step", "node", "op", "label"):
-        assert found[key] == expect[key], key
-    assert_bits([found["value"], found["grad"]], [expect["value"], expect["grad"]])
+    # The value pass overflowed at `exp`: that node is the origin, not the leaves
+    # whose gradients the overflow then poisoned.
+    assert (found.step, found.kind, found.op, found.exact) == (2, "forward", "exp", True)
+    assert found.node == expect["node"] and found.op == expect["op"]
+    assert_bits([found.value, found.grad], [expect["value"], expect["grad"]])
+    assert [p.value for p in found.parents] == [0.5 * 100.0**2 * 3.0]
 
 
 def test_first_nonfinite_without_node_traces(db_url):
@@ -585,11 +584,12 @@ def test_first_nonfinite_without_node_traces(db_url):
     with tracer.connect(db_url, readonly=True) as store:
         assert store.run("fine").first_nonfinite() is None
         found = store.run("params-only").first_nonfinite()
-    # Step 1 logs lr = NaN (with a payload) and a NaN gradient: the metric is reported.
+    # Step 1 logs lr = NaN (with a payload) and a NaN gradient: the gradient comes
+    # first (backward before metrics), and without node traces it is not exact.
     assert all(math.isfinite(v) for v in log["metrics"][0].values())
-    assert found["step"] == 1 and found["where"] == "metric" and found["name"] == "lr"
-    assert found["node"] is None
-    assert_bits([found["value"]], [NAN_PAYLOAD])
+    assert (found.step, found.kind, found.name, found.node) == (1, "backward", "p2", None)
+    assert not found.exact and "no node trace" in found.story
+    assert_bits([found.grad], [NAN_PAYLOAD])
 
 
 def test_first_nonfinite_in_parameters(db_url):
@@ -606,20 +606,11 @@ def test_first_nonfinite_in_parameters(db_url):
         w[0].data = -math.inf  # the last update, known only from the updates table
     with tracer.connect(db_url, readonly=True) as store:
         found = store.run("grad").first_nonfinite()
-        assert (found["step"], found["where"], found["param"], found["name"]) == (
-            2,
-            "grad",
-            1,
-            "p1",
-        )
-        assert (found["value"], found["grad"]) == (2.0, math.inf)
+        assert (found.step, found.kind, found.param, found.name) == (2, "backward", 1, "p1")
+        assert (found.value, found.grad, found.exact) == (2.0, math.inf, False)
         found = store.run("after").first_nonfinite()
-        assert (found["step"], found["where"], found["name"], found["value"]) == (
-            0,
-            "value_after",
-            "p0",
-            -math.inf,
-        )
+        assert (found.step, found.kind, found.name, found.value) == (0, "update", "p0", -math.inf)
+        assert (found.before, found.grad) == (1.0, 0.0)
 
 
 # -- export ------------------------------------------------------------------------------------

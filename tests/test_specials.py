@@ -69,8 +69,9 @@ def test_specials_in_values_grads_updates_and_metrics(db_url):
         data0, grad0 = (a.view(np.float64) for a in expected_nodes[0])
         bad = ~(np.isfinite(data0) & np.isfinite(grad0))
         first = view.first_nonfinite()
-        assert first["step"] == 0 and first["where"] == "node"
-        assert first["node"] == int(np.flatnonzero(bad)[0])
+        # Leaves fed NaN and inf: the first non-finite value in topological order.
+        assert (first.step, first.kind, first.op) == (0, "forward", "")
+        assert first.node == int(np.flatnonzero(~np.isfinite(data0))[0]) and bad[first.node]
 
 
 def test_nan_metric_is_null_for_sql_filters(db_url):
@@ -131,12 +132,12 @@ def test_first_nonfinite_node_and_one_warning(db_url):
                 run.log(loss)
     warned = [c for c in caught if issubclass(c.category, RuntimeWarning)]
     assert len(warned) == 1, [str(c.message) for c in warned]
-    assert "step 1" in str(warned[0].message)
+    assert f"step 1: `log` of 0 gave -inf (node {log_node})" in str(warned[0].message)
     assert warned[0].filename == __file__  # points at the user's log() call
     with tracer.connect(db_url) as store:
         view = store.run("log0")
         found = view.first_nonfinite()
-        assert (found["step"], found["node"], found["where"]) == (1, first, "node")
+        assert (found.step, found.node, found.kind, found.op) == (1, log_node, "forward", "log")
         assert view.steps()["first_nonfinite"].tolist()[1:] == [first] * 3
         assert pd.isna(view.steps()["first_nonfinite"].iloc[0])
         nodes = view.nodes(1)

@@ -31,6 +31,8 @@ _LAZY = {
     "connect": "gradtrace.tracer.store",
     "Store": "gradtrace.tracer.store",
     "RunView": "gradtrace.tracer.runview",
+    "Origin": "gradtrace.tracer.forensics",
+    "ParentValue": "gradtrace.tracer.forensics",
 }
 
 
@@ -54,6 +56,8 @@ __all__ = [
     "DatabaseURLError",
     "GradtraceError",
     "NotAGradtraceDatabase",
+    "Origin",
+    "ParentValue",
     "Recorder",
     "RunView",
     "Store",

@@ -42,12 +42,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from gradtrace.engine import Module, Role, Value
 from gradtrace.tracer.capture import GraphCapture, float_bytes, metric_row, update_rows
 from gradtrace.tracer.db import open_database, writing
 from gradtrace.tracer.errors import ConfigError, RecorderError
+from gradtrace.tracer.forensics import Origin
 from gradtrace.tracer.models import Parameter, Run
+from gradtrace.tracer.origins import LiveCheck
 from gradtrace.tracer.procinfo import process_start_time
 from gradtrace.tracer.writer import BackgroundWriter, Final, StepBatch, Writer
 
@@ -161,7 +164,7 @@ class Recorder:
         self.steps_logged = 0
         self.last_step: int | None = None
         self._pending: tuple[int, array, array, float | None] | None = None
-        self._warned_nonfinite = False
+        self._check = LiveCheck([])  # names the first NaN/inf's origin as it happens
         self.closed = False
         # A script that never closes its run still ends it properly: the run is
         # held (strongly, so dropping the last reference in a function does not
@@ -218,6 +221,7 @@ class Recorder:
         self.params = [p for _, p in named]
         self.optimizer = optimizer
         self.graphs = GraphCapture({id(p): i for i, p in enumerate(self.params)})
+        self._check = LiveCheck([n for n, _ in named])
         spec = model.spec() if hasattr(model, "spec") else None
         with self.engine.begin() as conn:
             conn.execute(
@@ -293,8 +297,10 @@ class Recorder:
             self._pending = pending
             self.last_step = step
             self.steps_logged += 1
-        if batch.snapshot is not None:
-            self._warn_nonfinite(step, batch.snapshot.first_nonfinite)
+        if self._check.found is None:
+            data, grad = (None, None) if pending is None else (_np(pending[1]), _np(pending[2]))
+            origin = self._check.logged(step, batch.snapshot, data, grad, lr, values)
+            self._warn_nonfinite(origin, stacklevel=3)
         return step
 
     def close(self, status: str = "finished", error: str | None = None) -> None:
@@ -303,6 +309,10 @@ class Recorder:
             return
         self.closed = True
         _OPEN.discard(self)
+        origin = None
+        if self._check.found is None:
+            after = np.array([p.data for p in self.params], dtype=np.float64)
+            origin = self._check.closed(after)
         final = Final(status, error, self._take_updates())
         try:
             with _deferred_sigint():  # the last update and the status go in whole
@@ -315,6 +325,8 @@ class Recorder:
                     raise
         finally:
             self.engine.dispose()
+        # Only now: a warnings filter set to "error" must not keep the run open.
+        self._warn_nonfinite(origin, stacklevel=4)
 
     def __enter__(self) -> Recorder:
         return self
@@ -345,15 +357,18 @@ class Recorder:
         after = array("d", [p.data for p in self.params])
         return update_rows(self.run_key, step, before, grad, after, lr)
 
-    def _warn_nonfinite(self, step: int, node: int | None) -> None:
-        if node is not None and not self._warned_nonfinite:
-            self._warned_nonfinite = True
+    def _warn_nonfinite(self, origin: Origin | None, stacklevel: int) -> None:
+        if origin is not None:
             warnings.warn(
-                f"gradtrace: a value or gradient became NaN/inf at step {step} (node {node}); "
-                "recording goes on, `gradtrace show` points at the first one",
+                f"gradtrace: the first NaN/inf of run {self.name!r}: {origin.story}. "
+                f"Recording goes on; `gradtrace why {self.id[:8]}` tells it again",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
+
+
+def _np(values: array) -> np.ndarray:
+    return np.frombuffer(values, dtype=np.float64)
 
 
 @contextmanager

@@ -5,7 +5,7 @@
     >>> run.updates(params=["layers.0.neurons.0.w.0"], steps=range(0, 100))
     >>> run.gradients()          # index step; one column per parameter name
     >>> run.nodes(10)            # every node of step 10: op, parents, value, grad
-    >>> run.first_nonfinite()    # where the first NaN/inf appeared, or None
+    >>> run.first_nonfinite()    # where the first NaN/inf came from (an Origin), or None
 
 The frames (``str`` is pandas' string dtype; ``Int64`` is nullable):
 
@@ -55,6 +55,7 @@ from gradtrace.tracer.models import Graph, Metric, Parameter, Run, Step, Trace, 
 from gradtrace.tracer.store import STR, as_utc, effective_status, last_metric_values, raw_floats
 
 if TYPE_CHECKING:
+    from gradtrace.tracer.forensics import Origin
     from gradtrace.tracer.store import Store
 
 Steps = int | range | slice | Sequence[int] | np.ndarray | None
@@ -533,63 +534,17 @@ class RunView:
         out["grad"] = _floats(bytes(grad), len(out), what)
         return out
 
-    def first_nonfinite(self) -> dict[str, Any] | None:
-        """The first step where a NaN or infinity appeared, and where, or None.
+    def first_nonfinite(self) -> Origin | None:
+        """Where the run's first NaN/inf came from, or None if every number is finite.
 
-        Returns a dict with ``step``, ``where`` ("node", "metric", "grad", "value" or
-        "value_after": the last step's update), ``node``/``op``/``label`` (for a node;
-        the first in topological order), ``param``/``name`` (the parameter, or the
-        metric's name), and ``value``/``grad`` (the node's or parameter's; for a
-        metric, its value). At the same step a node trace wins over a metric, and a
-        metric over the parameters.
+        An :class:`~gradtrace.tracer.forensics.Origin`: ``step``, ``kind`` (forward,
+        backward, update or metric), ``node``, ``op``, ``name``, ``value``, ``grad``,
+        ``parents``, ``exact`` and ``story``, the same answer in words. The
+        definition is in ``tracer/forensics.py``.
         """
-        found: list[tuple[int, int, dict[str, Any]]] = []
-        rows = self._rows(
-            sa.select(Step.step, Step.first_nonfinite)
-            .where(Step.run_key == self.key, Step.first_nonfinite.is_not(None))
-            .order_by(Step.step)
-            .limit(1)
-        )
-        if rows:
-            found.append((int(rows[0][0]), 0, self._bad_node(int(rows[0][0]), int(rows[0][1]))))
-        inf = float("inf")
-        bad = sa.or_(Metric.value.is_(None), Metric.value.in_([inf, -inf]))
-        rows = self._rows(
-            sa.select(Metric.step, Metric.name, Metric.value, Metric.raw)
-            .where(Metric.run_key == self.key, bad)
-            .order_by(Metric.step, Metric.name)
-            .limit(1)
-        )
-        if rows:
-            step, name, value, raw = rows[0]
-            value = raw_floats([bytes(raw)], 1)[0, 0] if raw is not None else value
-            found.append((int(step), 1, self._bad(step, "metric", name=name, value=value)))
-        before = min((f[0] for f in found), default=None)
-        param = self._bad_param(before)
-        if param is not None:
-            found.append((param["step"], 2, param))
-        return min(found, key=lambda f: (f[0], f[1]))[2] if found else None
+        from gradtrace.tracer.origins import find_origin
 
-    @staticmethod
-    def _bad(step: int, where: str, **facts: Any) -> dict[str, Any]:
-        out = dict.fromkeys(("node", "op", "label", "param", "name", "value", "grad"))
-        out.update(step=int(step), where=where, **facts)
-        return out
-
-    def _bad_node(self, step: int, node: int) -> dict[str, Any]:
-        row = self.nodes(step).iloc[node]
-        param = None if pd.isna(row["param"]) else int(row["param"])
-        return self._bad(
-            step,
-            "node",
-            node=node,
-            op=row["op"],
-            label=row["label"],
-            param=param,
-            name=None if param is None else self._param_names[param],
-            value=float(row["value"]),
-            grad=float(row["grad"]),
-        )
+        return find_origin(self)
 
     def _param_chunks(self, upto: int | None):
         """(steps, data, grad) of the per-step parameter arrays, a chunk of steps at a
@@ -615,42 +570,6 @@ class RunView:
             grad = _floats(b"".join(bytes(r[2] or b"") for r in rows), n * len(rows), "grad")
             yield steps, data.reshape(len(rows), n), grad.reshape(len(rows), n)
             after = int(steps[-1])
-
-    def _bad_param(self, before: int | None) -> dict[str, Any] | None:
-        """The first non-finite parameter value or gradient at a step <= ``before``;
-        failing that (and with nothing found elsewhere) the last update's result."""
-        if not len(self._parameters):
-            return None
-        for steps, d, g in self._param_chunks(before):
-            bad = ~(np.isfinite(g) & np.isfinite(d))
-            rows = np.flatnonzero(bad.any(axis=1))
-            if rows.size:
-                i = int(rows[0])
-                j = int(np.flatnonzero(bad[i])[0])
-                return self._bad(
-                    int(steps[i]),
-                    "grad" if not np.isfinite(g[i, j]) else "value",
-                    param=j,
-                    name=self._param_names[j],
-                    value=float(d[i, j]),
-                    grad=float(g[i, j]),
-                )
-        last = self.last_step()
-        if before is not None or last is None:
-            return None
-        upd = self.updates(steps=last)
-        rows = np.flatnonzero(~np.isfinite(upd["value_after"].to_numpy()))
-        if not rows.size:
-            return None
-        r = upd.iloc[int(rows[0])]
-        return self._bad(
-            last,
-            "value_after",
-            param=int(r["param"]),
-            name=r["name"],
-            value=float(r["value_after"]),
-            grad=float(r["grad"]),
-        )
 
     # -- export --------------------------------------------------------------------
     def export(self, folder: str | Path, fmt: str = "parquet") -> list[Path]:

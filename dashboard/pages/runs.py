@@ -27,6 +27,16 @@ BASE_COLUMNS: list[dict[str, Any]] = [
     {"field": "name", "cellRenderer": "RunLink", "minWidth": 180},
     {"field": "experiment"},
     {"field": "status", "cellClassRules": STATUS_RULES, "maxWidth": 130},
+    {
+        # The first step whose nodes or metrics went NaN/inf: a red cell, sortable
+        # by the step number (runs that never diverged are empty).
+        "field": "diverged_at_step",
+        "headerName": "diverged",
+        "filter": "agNumberColumnFilter",
+        "cellClassRules": {"diverged": "params.value != null"},
+        "valueFormatter": {"function": "params.value == null ? '' : 'at step ' + params.value"},
+        "maxWidth": 140,
+    },
     {"field": "started_at", "headerName": "started (UTC)", "sort": "desc", "minWidth": 170},
     {
         "field": "duration_s",

@@ -205,16 +205,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         bad = rc.first_nonfinite()
         banner: Any = []
         if bad is not None:
-            where = (
-                f"node {bad['node']} ({bad.get('label') or bad.get('op') or 'leaf'})"
-                if bad.get("node") is not None
-                else f"{bad['where']} {bad.get('name')}"
-            )
-            banner = message(
-                f"First NaN/inf at step {bad['step']}: {where}, value {graphs.fmt(bad['value'])}",
-                "error",
-                id="run-nonfinite-banner",
-            )
+            banner = message(f"First NaN/inf: {bad.story}", "error", id="run-nonfinite-banner")
         return options, (options[0]["value"] if options else None), banner
 
     @app.callback(

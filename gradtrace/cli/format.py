@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gradtrace.tracer.forensics import Origin, upstream_params
 from gradtrace.tracer.runview import RunView
 
 MAX_CELL = 32
 TOP_GRADS = 10
+SHOW_PARAMS = 8
 
 
 def number(x: Any, digits: int = 6) -> str:
@@ -181,21 +183,76 @@ def _top_grads(view: RunView, last: int | None) -> list[str]:
     return [head, *("  " + line for line in body.splitlines())]
 
 
-def _nonfinite(bad: dict[str, Any] | None) -> str:
-    if bad is None:
-        return "first non-finite: none (every value and gradient is finite)"
-    if bad["where"] == "node":
-        param = f" (parameter {bad['name']})" if bad["name"] else ""
-        return (
-            f"first non-finite: step {bad['step']}, node {bad['node']}{param}, "
-            f"op {bad['op'] or 'leaf'}, label {bad['label'] or '-'}, "
-            f"value {number(bad['value'])}, grad {number(bad['grad'])}"
+def terminal(text: str) -> str:
+    """User text (names, labels) safe for a terminal: control characters, escape
+    sequences included, are shown as Python escapes (``\\x1b``, ``\\n``)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def _nonfinite(origin: Origin | None) -> str:
+    if origin is None:
+        return "first non-finite: none (every value, gradient and metric is finite)"
+    return f"first non-finite: {terminal(origin.story)}"
+
+
+def why(view: RunView) -> str:
+    """``gradtrace why``: where the first NaN/inf came from, in words and in parts."""
+    origin = view.first_nonfinite()
+    if origin is None:
+        return f"run {terminal(repr(view.name))}: every value, gradient and metric is finite"
+    o = origin
+    lines = [terminal(o.story), "", f"{'kind':<10} {o.kind} ({KIND_TEXT[o.kind]})"]
+    lines.append(f"{'step':<10} {o.step}")
+    if o.node is not None:
+        lines.append(f"{'node':<10} {o.node}, op {terminal(o.op) or 'leaf'}")
+    if o.name is not None:
+        what = "metric" if o.kind == "metric" else "parameter" if o.param is not None else "label"
+        lines.append(f"{what:<10} {terminal(o.name)}")
+    if o.kind == "update":
+        lines.append(
+            f"{'update':<10} {number(o.before)} - lr {number(o.lr)} x grad "
+            f"{number(o.grad)} -> {number(o.value)}"
         )
-    if bad["where"] == "metric":
-        return (
-            f"first non-finite: step {bad['step']}, metric {bad['name']} = {number(bad['value'])}"
+    else:
+        lines.append(
+            f"{'value':<10} {number(o.value)}"
+            + (f", grad {number(o.grad)}" if o.grad is not None else "")
         )
-    return (
-        f"first non-finite: step {bad['step']}, parameter {bad['name']} ({bad['where']}): "
-        f"value {number(bad['value'])}, grad {number(bad['grad'])}"
+    for p in o.parents:
+        name = f" `{terminal(p.name)}`" if p.name else ""
+        sent = f", sent {number(p.sent)}" if p.sent is not None else ""
+        lines.append(
+            f"{'input':<10} node {p.node}{name} ({terminal(p.op) or 'leaf'}): "
+            f"value {number(p.value)}{sent}"
+        )
+    lines += _involved(view, o)
+    if not o.exact:
+        lines.append(f"{'exact':<10} no: step {o.step} has no node trace")
+    return "\n".join(lines)
+
+
+def _involved(view: RunView, o: Origin) -> list[str]:
+    """The parameters the origin node depends on, or the updated parameter."""
+    if o.node is None or not o.exact:  # the parameter, if any, is named above
+        return []
+    g = view.graph(o.step)
+    found = upstream_params(
+        g["a"].to_numpy(dtype=np.int64, na_value=-1),
+        g["b"].to_numpy(dtype=np.int64, na_value=-1),
+        g["param"].to_numpy(dtype=np.int64, na_value=-1),
+        o.node,
     )
+    if not found:
+        return [f"{'parameters':<10} none (node {o.node} depends on no watched parameter)"]
+    names = view.parameters()["name"].to_numpy(dtype=object)
+    shown = ", ".join(terminal(names[i]) for i in found[:SHOW_PARAMS])
+    more = f" and {len(found) - SHOW_PARAMS} more" if len(found) > SHOW_PARAMS else ""
+    return [f"{'parameters':<10} {len(found)} upstream of node {o.node}: {shown}{more}"]
+
+
+KIND_TEXT = {
+    "forward": "an op made it from finite inputs, or a leaf was fed it",
+    "backward": "a gradient went non-finite while every value was finite",
+    "update": "an update made a finite parameter non-finite",
+    "metric": "a logged metric, with everything else finite",
+}

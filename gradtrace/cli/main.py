@@ -3,6 +3,7 @@
     gradtrace demo [moons|toy] [--steps N] [--seed S] [--serve]   train and record a demo
     gradtrace runs [--experiment E]                               list the runs
     gradtrace show RUN                                            one run in detail
+    gradtrace why RUN                                             where its first NaN/inf came from
     gradtrace export RUN --format parquet|csv --out DIR           a run's tables as files
     gradtrace db upgrade | db check                               schema migrations
     gradtrace dashboard [--host 127.0.0.1] [--port 8050]          the browser dashboard
@@ -219,6 +220,18 @@ def show(run: str, db: str | None) -> None:
 
     with open_store(db) as store:
         click.echo(cli_format.show(store.run(run)))
+
+
+@cli.command()
+@click.argument("run")
+@db_option
+def why(run: str, db: str | None) -> None:
+    """Where the run's first NaN/inf came from: the step, the kind (forward, backward,
+    update, metric), the node and its op, its inputs and the parameters involved."""
+    from gradtrace.cli import format as cli_format
+
+    with open_store(db) as store:
+        click.echo(cli_format.why(store.run(run)))
 
 
 @cli.command()
