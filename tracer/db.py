@@ -29,6 +29,7 @@ from gradtrace.tracer.errors import (
     SchemaOutdated,
     SchemaTooNew,
 )
+from gradtrace.tracer.validate import check
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
@@ -48,6 +49,7 @@ def resolve_url(db: str | os.PathLike | None = None) -> URL:
     """The SQLAlchemy URL for ``db``: a URL, a file path, or the default."""
     if db is None:
         db = os.environ.get("GRADTRACE_DB") or DEFAULT_DB
+    check("db", db)
     text = os.fspath(db)
     if "://" not in text:
         if not text.strip():

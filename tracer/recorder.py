@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import atexit
 import gc
-import json
 import os
 import signal
 import socket
@@ -48,11 +47,11 @@ from gradtrace.tracer.capture import GraphCapture, float_bytes, metric_row, upda
 from gradtrace.tracer.db import open_database, writing
 from gradtrace.tracer.errors import ConfigError, RecorderError
 from gradtrace.tracer.models import Parameter, Run
-from gradtrace.tracer.procinfo import process_start_time
+from gradtrace.tracer.procinfo import pid_namespace, process_start_time
+from gradtrace.tracer.validate import CAPTURES, RULES, check
 from gradtrace.tracer.writer import BackgroundWriter, Final, StepBatch, Writer
 
-CAPTURES = ("nodes", "params")
-_NAME_MAX = 200
+__all__ = ["CAPTURES", "Recorder", "record"]
 
 
 def _version() -> str:
@@ -64,43 +63,9 @@ def _version() -> str:
         return "0+unknown"
 
 
-def _check_json(config: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"config must be a dict, got {type(config).__name__}")
-    for key, value in config.items():
-        if not isinstance(key, str):
-            raise ConfigError(f"config keys must be strings, got {key!r}")
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(
-                f"config[{key!r}] = {value!r} cannot be stored as JSON ({e}); "
-                "use numbers, strings, booleans, lists and dicts (NaN/inf as strings)"
-            ) from None
-    return dict(config)
-
-
-def _check_name(what: str, name: Any) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"{what} must be a non-empty string, got {name!r}")
-    if len(name) > _NAME_MAX:
-        raise ConfigError(f"{what} is {len(name)} characters long; the limit is {_NAME_MAX}")
-    return name
-
-
 def _as_float(name: str, value: Any) -> float:
-    if isinstance(value, Value):
-        return value.data
-    try:  # Python and numpy numbers, 0-d arrays
-        return float(value)
-    except OverflowError:
-        raise ConfigError(
-            f"metric {name!r} = {value!r} is too large for a float64; log float(value) or inf"
-        ) from None
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"metric {name!r} must be a number or a Value, got {type(value).__name__} {value!r}"
-        ) from None
+    check("metric", value, f"metric {name!r}")
+    return value.data if isinstance(value, Value) else float(value)
 
 
 class Recorder:
@@ -124,16 +89,24 @@ class Recorder:
     ):
         # Everything that can be wrong with the arguments is checked before
         # anything is written, so a bad call leaves no half-made run behind.
-        self.name = _check_name("the run name", name)
-        self.experiment = _check_name("the experiment name", experiment)
-        self.config = _check_json(config or {})
-        if capture not in CAPTURES:
-            raise ConfigError(f"capture must be one of {CAPTURES}, got {capture!r}")
-        if not isinstance(every, int) or every < 1:
-            raise ConfigError(f"every must be a positive int, got {every!r}")
-        if seed is not None and not isinstance(seed, int):
-            raise ConfigError(f"seed must be an int, got {seed!r}")
-        tags = [_check_name("a tag", t) for t in tags]
+        for argument, value in (
+            ("name", name),
+            ("db", db),
+            ("experiment", experiment),
+            ("config", config if config is not None else {}),
+            ("seed", seed),
+            ("tags", tags),
+            ("notes", notes),
+            ("capture", capture),
+            ("every", every),
+            ("background", background),
+            ("queue_size", queue_size),
+            ("freeze_gc", freeze_gc),
+        ):
+            check(argument, value)
+        self.name, self.experiment = name, experiment
+        self.config = dict(config or {})
+        tags = list(tags)
         self.capture, self.every = capture, every
         self.id = uuid.uuid4().hex
         self.engine = writing(open_database(db))
@@ -180,6 +153,7 @@ class Recorder:
                     host=socket.gethostname(),
                     pid=os.getpid(),
                     pid_started=process_start_time(os.getpid()),
+                    pid_ns=pid_namespace(),
                     version=_version(),
                     steps=0,
                 )
@@ -205,6 +179,8 @@ class Recorder:
             named = [(f"p{i}", p) for i, p in enumerate(model)]
         if not named or not all(isinstance(p, Value) for _, p in named):
             raise ConfigError("watch() takes a model with Value parameters or a list of Values")
+        for n, _ in named:
+            check("parameter name", n)
         self.params = [p for _, p in named]
         self.optimizer = optimizer
         self.graphs = GraphCapture({id(p): i for i, p in enumerate(self.params)})
@@ -228,7 +204,8 @@ class Recorder:
         self._check_open()
         if step is None:
             step = 0 if self.last_step is None else self.last_step + 1
-        elif not isinstance(step, int) or (self.last_step is not None and step <= self.last_step):
+        check("step", step)
+        if self.last_step is not None and step <= self.last_step:
             raise RecorderError(
                 f"step {step!r} must be an int greater than the last logged step "
                 f"({self.last_step}); omit step= to number steps automatically"
@@ -238,7 +215,8 @@ class Recorder:
         if loss is not None:
             values["loss"] = _as_float("loss", loss)
         for name, value in metrics.items():
-            values[_check_name("a metric name", name)] = _as_float(name, value)
+            check("metric name", name)
+            values[name] = _as_float(name, value)
         lr = values.get("lr")
         if lr is None and self.optimizer is not None:
             lr = float(self.optimizer.lr)
@@ -253,6 +231,8 @@ class Recorder:
             batch.param_data, batch.param_grad = float_bytes(before), float_bytes(grad)
         if isinstance(loss, Value) and self.capture == "nodes" and step % self.every == 0:
             batch.snapshot = self.graphs.capture(loss, step)
+            if batch.snapshot.new_shape:
+                self._check_labels(batch.snapshot.shape)
         batch.steps_logged = self.steps_logged + 1
         previous = self._pending
         # A Ctrl-C waits until the step is written *and* counted: landing between the
@@ -313,6 +293,12 @@ class Recorder:
     def _check_open(self) -> None:
         if self.closed:
             raise RecorderError(f"run {self.name!r} is closed; start a new one with record()")
+
+    def _check_labels(self, shape: Any) -> None:
+        for i, label in enumerate(shape.labels):
+            if label and RULES["label"].check(label):
+                self.graphs.shapes.remove(shape)  # not stored: a later step meets it anew
+                check("label", label, f"the label of node {i}")
 
     def _take_updates(self) -> list[tuple]:
         """Rows for the pending step's update, now that its after-values are known."""

@@ -27,7 +27,8 @@ import sqlalchemy as sa
 from gradtrace.tracer.db import describe, open_database, writing
 from gradtrace.tracer.errors import AmbiguousRun, RunNotFound
 from gradtrace.tracer.models import Metric, Run
-from gradtrace.tracer.procinfo import is_alive
+from gradtrace.tracer.procinfo import is_alive, pid_namespace
+from gradtrace.tracer.validate import safe_text
 from sqlalchemy.engine import URL, Engine
 
 if TYPE_CHECKING:
@@ -83,11 +84,13 @@ def effective_status(
     pid_started: float | None,
     heartbeat: datetime | None,
     now: datetime | None = None,
+    pid_ns: str | None = None,
 ) -> str:
-    """``running`` becomes ``crashed`` when its writer is gone (same host) or long silent."""
+    """``running`` becomes ``crashed`` when its writer is gone (same host and pid
+    namespace, where its pid means something) or long silent."""
     if status != "running":
         return status
-    if host == socket.gethostname():
+    if host == socket.gethostname() and (pid_ns is None or pid_ns == pid_namespace()):
         return "running" if is_alive(pid, pid_started) else "crashed"
     now = now or datetime.now(UTC)
     if heartbeat is not None and now - as_utc(heartbeat) > STALE_AFTER:
@@ -198,14 +201,24 @@ class Store:
         if experiment is not None:
             stmt = stmt.where(Run.experiment == experiment)
         with self.engine.connect() as conn:
-            rows = [dict(row._mapping) for row in conn.execute(stmt)]
+            # safe_text: one row with text no check refused when it was written (a
+            # lone surrogate in its config) must not hide every run.
+            rows = [
+                {k: safe_text(v) for k, v in row._mapping.items()} for row in conn.execute(stmt)
+            ]
         now = datetime.now(UTC)
         records = []
         for m in rows:
             started, ended = as_utc(m["started_at"]), as_utc(m["ended_at"])
             last = ended or as_utc(m["heartbeat_at"]) or started
             status = effective_status(
-                m["status"], m["host"], m["pid"], m["pid_started"], m["heartbeat_at"], now
+                m["status"],
+                m["host"],
+                m["pid"],
+                m["pid_started"],
+                m["heartbeat_at"],
+                now,
+                m["pid_ns"],
             )
             records.append(
                 {

@@ -1,0 +1,47 @@
+"""seeds of 64 bits; where a writer's pid means it (boot id and pid namespace)
+
+Revision ID: 0007
+Revises: 0001
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("runs") as batch:
+        batch.alter_column(
+            "seed",
+            existing_type=sa.Integer(),
+            type_=sa.BigInteger(),
+            existing_nullable=True,
+            comment="any 64-bit seed",
+        )
+        batch.add_column(
+            sa.Column(
+                "pid_ns",
+                sa.String(length=80),
+                nullable=True,
+                comment="boot id and pid namespace of the writer: where its pid means it",
+            )
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_column("pid_ns")
+        batch.alter_column(
+            "seed",
+            existing_type=sa.BigInteger(),
+            type_=sa.Integer(),
+            existing_nullable=True,
+            comment=None,
+            existing_comment="any 64-bit seed",
+        )
