@@ -264,13 +264,11 @@ class Recorder:
         final = Final(status, error, self._take_updates())
         try:
             with _deferred_sigint():  # the last update and the status go in whole
-                try:
-                    self.writer.submit(final)
-                    self.writer.close()
-                except RecorderError:
-                    # The background thread died; the final status still goes in directly.
-                    Writer(self.engine, self.run_key).submit(final)
-                    raise
+                # The background writer stores the final status even after a step
+                # failed (then ``failed``, naming the lost steps), and raises here
+                # an error no log() has reported yet.
+                self.writer.submit(final)
+                self.writer.close()
         finally:
             self.engine.dispose()
 
