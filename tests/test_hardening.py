@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
 from contextlib import nullcontext
 
 import pytest
@@ -40,3 +43,98 @@ def test_one_refused_step_in_background_loses_that_step_alone(sqlite_path):
         assert view.status == "failed"
         assert "step(s) 5 could not be stored" in view.info["error"]
     assert all("step(s) 5" in e for e in errors)
+
+
+# -- how a process ends: SIGTERM, sys.exit, fork ---------------------------------
+
+CHILD = """\
+import os, sys, time
+from gradtrace import tracer
+from gradtrace.engine import Value
+
+mode, db, background = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+x = Value(1.0)
+
+
+def loop(run):
+    run.watch([x])
+    for k in range(10**9):
+        run.log(x * 2, acc=float(k))
+        print(k, flush=True)  # log() returned: this step must be kept
+
+
+if mode == "with":
+    with tracer.record("term", db=db, background=background) as run:
+        loop(run)
+elif mode == "bare":
+    loop(tracer.record("term", db=db, background=background))
+elif mode == "exit0":
+    with tracer.record("exit0", db=db):
+        sys.exit(0)
+elif mode == "exit1":
+    run = tracer.record("exit1", db=db)
+    sys.exit(1)
+elif mode == "fork":
+    run = tracer.record("parent", db=db)
+    run.watch([x])
+    run.log(x * 2)
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(0)  # a normal exit of the child runs the inherited atexit hooks
+    os.waitpid(pid, 0)
+    print(tracer.connect(db).run("parent").status, flush=True)
+    run.log(x * 3)
+"""
+
+
+def _child(tmp_path, *args: str) -> subprocess.Popen:
+    script = tmp_path / "ending.py"
+    script.write_text(CHILD)
+    return subprocess.Popen(
+        [sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["sync", "background"])
+@pytest.mark.parametrize("mode", ["with", "bare"])
+def test_sigterm_ends_the_run_terminated_keeping_every_logged_step(
+    db_url, tmp_path, mode, background
+):
+    db = db_url.removeprefix("sqlite:///")
+    proc = _child(tmp_path, mode, db, "1" if background else "0")
+    for line in proc.stdout:
+        if int(line) == 30:
+            break
+    proc.send_signal(signal.SIGTERM)
+    logged = [int(line) for line in proc.stdout]
+    assert proc.wait(timeout=60) == -signal.SIGTERM  # then dies of the signal, as asked
+    last_logged = logged[-1] if logged else 30
+    with tracer.connect(db_url) as store:
+        view = store.run("term")
+        assert view.status == "terminated"
+        kept = view.steps().index.tolist()
+        assert kept == list(range(len(kept))) and len(kept) >= last_logged + 1
+        assert view.info["steps"] == len(kept)
+        assert view.metrics()["acc"].tolist() == [float(k) for k in kept]
+
+
+def test_sys_exit_codes_decide_the_status(sqlite_path, tmp_path):
+    for mode, code in (("exit0", 0), ("exit1", 1)):
+        proc = _child(tmp_path, mode, str(sqlite_path), "0")
+        assert proc.wait(timeout=60) == code
+    with tracer.connect(sqlite_path) as store:
+        assert store.run("exit0").status == "finished"
+        exit1 = store.run("exit1")
+        assert exit1.status == "failed"
+        assert exit1.info["error"] == "SystemExit(1)"
+
+
+def test_a_forked_child_never_touches_the_parents_run(sqlite_path, tmp_path):
+    proc = _child(tmp_path, "fork", str(sqlite_path), "0")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert out.split() == ["running"]  # after the child exited
+    with tracer.connect(sqlite_path) as store:
+        view = store.run("parent")
+        assert view.status == "finished"
+        assert view.steps().index.tolist() == [0, 1]  # the parent went on writing

@@ -74,7 +74,7 @@ class Run(Base):
     name: Mapped[str] = mapped_column(String(200))
     experiment: Mapped[str] = mapped_column(String(200), default="default", index=True)
     status: Mapped[str] = mapped_column(
-        String(16), comment="running | finished | failed | interrupted"
+        String(16), comment="running | finished | failed | interrupted | terminated"
     )
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

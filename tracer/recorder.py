@@ -13,39 +13,36 @@ How updates are captured: ``log`` at step k snapshots every watched parameter
 values again. Whatever changed them in between, an engine optimizer or a hand
 written ``p.data += -lr * p.grad``, is step k's update.
 
-How a run ends: leaving the ``with`` block normally marks it ``finished``;
-Ctrl-C marks it ``interrupted`` and an exception ``failed`` (with the error
-text), both keeping every completed step. A Ctrl-C that arrives while a step is
-being written takes effect once that step is committed (press it twice to stop
-at once). A run never closed is closed when the interpreter exits. A killed
-process leaves the run ``running``; readers report it as ``crashed`` once its
-writer pid is gone.
+How a run ends: leaving the ``with`` block normally (or by ``sys.exit(0)``)
+marks it ``finished``; Ctrl-C marks it ``interrupted``, SIGTERM ``terminated``
+and an exception ``failed`` (with the error text), all keeping every completed
+step. A Ctrl-C or SIGTERM that arrives while a step is being written takes
+effect once that step is committed (press Ctrl-C twice to stop at once). A run
+never closed is closed when the interpreter exits; a forked child never closes
+its parent's runs (see ``tracer.lifecycle``). A killed process leaves the run
+``running``; readers report it as ``crashed`` once its writer pid is gone.
 """
 
 from __future__ import annotations
 
-import atexit
 import gc
 import os
-import signal
 import socket
-import sys
-import threading
 import time
-import traceback
 import uuid
 import warnings
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from gradtrace.engine import Value
+from gradtrace.tracer import lifecycle
 from gradtrace.tracer.capture import GraphCapture, float_bytes, metric_row, update_rows
 from gradtrace.tracer.db import open_database, writing
 from gradtrace.tracer.errors import ConfigError, RecorderError
+from gradtrace.tracer.lifecycle import deferred_signals, error_text
 from gradtrace.tracer.models import Parameter, Run
 from gradtrace.tracer.procinfo import pid_namespace, process_start_time
 from gradtrace.tracer.validate import CAPTURES, RULES, check
@@ -130,7 +127,8 @@ class Recorder:
         # A script that never closes its run still ends it properly: the run is
         # held (strongly, so dropping the last reference in a function does not
         # lose it) until close(), and whatever is still open is closed at exit.
-        _OPEN.add(self)
+        self.pid = os.getpid()  # a forked child's copy is not its own to close
+        lifecycle.opened(self)
         if freeze_gc:
             _freeze_heap()
 
@@ -238,7 +236,7 @@ class Recorder:
         # A Ctrl-C waits until the step is written *and* counted: landing between the
         # commit and the bookkeeping, it would lose the step's update or write an
         # update of a step that is not there. (A second Ctrl-C is not held back.)
-        with _deferred_sigint():
+        with deferred_signals():
             batch.updates = self._take_updates()
             try:
                 self.writer.submit(batch)
@@ -260,10 +258,13 @@ class Recorder:
         if self.closed:
             return
         self.closed = True
-        _OPEN.discard(self)
+        lifecycle.closed(self)
+        if self.pid != os.getpid():
+            self.engine.dispose(close=False)  # the parent's connections, left to it
+            return
         final = Final(status, error, self._take_updates())
         try:
-            with _deferred_sigint():  # the last update and the status go in whole
+            with deferred_signals():  # the last update and the status go in whole
                 # The background writer stores the final status even after a step
                 # failed (then ``failed``, naming the lost steps), and raises here
                 # an error no log() has reported yet.
@@ -276,12 +277,8 @@ class Recorder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            self.close("finished")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.close("interrupted", "KeyboardInterrupt")
-        else:
-            self.close("failed", "".join(traceback.format_exception(exc_type, exc, tb)))
+        status = lifecycle.status_for(exc)
+        self.close(status, None if exc is None or status == "finished" else error_text(exc))
         return False
 
     def __repr__(self) -> str:
@@ -291,6 +288,11 @@ class Recorder:
     def _check_open(self) -> None:
         if self.closed:
             raise RecorderError(f"run {self.name!r} is closed; start a new one with record()")
+        if self.pid != os.getpid():
+            raise RecorderError(
+                f"run {self.name!r} belongs to process {self.pid}, and this is a forked "
+                f"child ({os.getpid()}); start a run of its own with record()"
+            )
 
     def _check_labels(self, shape: Any) -> None:
         for i, label in enumerate(shape.labels):
@@ -316,54 +318,6 @@ class Recorder:
                 RuntimeWarning,
                 stacklevel=3,
             )
-
-
-@contextmanager
-def _deferred_sigint() -> Iterator[None]:
-    """Hold back a first SIGINT (Ctrl-C) until the block is done, then deliver it.
-
-    Only in the main thread (where Python runs signal handlers) and only when
-    SIGINT has a Python handler; a second SIGINT goes to that handler at once.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if not callable(previous):  # SIG_IGN, SIG_DFL, or set outside Python
-        yield
-        return
-    received = []
-
-    def hold(signum, frame) -> None:
-        received.append(signum)
-        if len(received) > 1:
-            previous(signum, frame)
-
-    signal.signal(signal.SIGINT, hold)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if len(received) == 1:
-            previous(signal.SIGINT, None)
-
-
-_OPEN: set[Recorder] = set()  # runs not closed yet, closed at interpreter exit
-
-
-@atexit.register
-def _close_at_exit() -> None:
-    last = getattr(sys, "last_value", None)  # set when an uncaught exception ends the script
-    for rec in sorted(_OPEN, key=lambda r: r.run_key):
-        try:
-            if last is None:
-                rec.close("finished")
-            elif isinstance(last, KeyboardInterrupt):
-                rec.close("interrupted", "KeyboardInterrupt")
-            else:
-                rec.close("failed", "".join(traceback.format_exception(last)))
-        except Exception as e:  # one run's database being gone must not stop the others
-            print(f"gradtrace: could not close run {rec.name!r}: {e}", file=sys.stderr)
 
 
 def _freeze_heap() -> None:

@@ -18,6 +18,13 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("runs") as batch:
         batch.alter_column(
+            "status",
+            existing_type=sa.String(length=16),
+            existing_nullable=False,
+            comment="running | finished | failed | interrupted | terminated",
+            existing_comment="running | finished | failed | interrupted",
+        )
+        batch.alter_column(
             "seed",
             existing_type=sa.Integer(),
             type_=sa.BigInteger(),
@@ -37,6 +44,13 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("pid_ns")
+        batch.alter_column(
+            "status",
+            existing_type=sa.String(length=16),
+            existing_nullable=False,
+            comment="running | finished | failed | interrupted",
+            existing_comment="running | finished | failed | interrupted | terminated",
+        )
         batch.alter_column(
             "seed",
             existing_type=sa.BigInteger(),
