@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from contextlib import nullcontext
 
 import pytest
@@ -138,3 +139,26 @@ def test_a_forked_child_never_touches_the_parents_run(sqlite_path, tmp_path):
         view = store.run("parent")
         assert view.status == "finished"
         assert view.steps().index.tolist() == [0, 1]  # the parent went on writing
+
+
+def test_opening_a_new_database_waits_while_another_process_holds_it(sqlite_path, monkeypatch):
+    # What a sweep launch does: another process takes the write lock between this
+    # one creating the schema and switching to WAL (SQLite then fails at once).
+    from gradtrace.tracer import db as tdb
+
+    real_migrate = tdb.migrate
+    other = sqlite3.connect(sqlite_path, isolation_level=None, check_same_thread=False)
+
+    def migrate_then_busy(engine, url):
+        revision = real_migrate(engine, url)
+        other.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.5, other.execute, ["COMMIT"]).start()
+        return revision
+
+    monkeypatch.setattr(tdb, "migrate", migrate_then_busy)
+    with tracer.record("sweep", db=sqlite_path) as run:
+        run.log(1.0)
+    other.close()
+    with sqlite3.connect(sqlite_path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    conn.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
@@ -155,9 +156,31 @@ def _enable_wal(engine: Engine) -> None:
     """Readers never block the writer, and commits are cheap. Persistent in the file."""
     with engine.connect() as conn:
         # On the driver connection: SQLite refuses the switch inside a transaction.
-        mode = conn.connection.driver_connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        driver = conn.connection.driver_connection
+        mode = driver.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal":
+            mode = _retry_locked(lambda: driver.execute("PRAGMA journal_mode = WAL").fetchone()[0])
     if str(mode).lower() not in ("wal", "memory"):
         raise DatabaseURLError(f"cannot switch {describe(engine.url)} to WAL mode (got {mode})")
+
+
+def _retry_locked(statement):
+    """Run ``statement``, retrying while another connection holds a lock.
+
+    Switching to WAL needs the file to itself, and SQLite answers "database is
+    locked" at once instead of waiting (its busy handler is not called, so it
+    cannot deadlock): processes opening a new database together take turns here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            return statement()
+        except sqlite3.OperationalError as e:
+            if ("locked" not in str(e) and "busy" not in str(e)) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _quick_check(conn: sa.Connection, url: URL) -> None:
