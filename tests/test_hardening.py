@@ -162,3 +162,82 @@ def test_opening_a_new_database_waits_while_another_process_holds_it(sqlite_path
     with sqlite3.connect(sqlite_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()
+
+
+# -- the terminal -----------------------------------------------------------------
+
+EVIL = "\x1b[2J\x1b]0;owned\x07\x1b]8;;http://x\x07link\x1b]8;;\x07\x9b31m\u202e"
+
+
+def test_the_cli_escapes_terminal_control_codes_in_every_user_text(sqlite_path):
+    from click.testing import CliRunner
+
+    from gradtrace.cli.main import cli
+
+    x = Value(1.0)
+    with (
+        pytest.raises(ValueError),
+        tracer.record(
+            "evil" + EVIL, db=sqlite_path, config={"k" + EVIL: "v" + EVIL}, notes=EVIL
+        ) as run,
+    ):
+        run.watch([x])
+        run.log(x * 2, **{"m" + EVIL: 1.0})
+        raise ValueError("error text" + EVIL)
+    db = ["--db", str(sqlite_path)]
+    outputs = [
+        CliRunner().invoke(cli, ["runs", *db]).output,
+        CliRunner().invoke(cli, ["show", "evil", *db]).output,
+        CliRunner().invoke(cli, ["show", "nothing" + EVIL, *db]).output,
+    ]
+    for out in outputs:
+        assert not set(out) & set("\x1b\x07\x9b\u202e"), repr(out)
+    assert "evil\\x1b[2J" in outputs[0]
+    assert "error text\\x1b" in outputs[1] and "m\\x1b" in outputs[1]
+    assert "nothing\\x1b[2J" in outputs[2]
+
+
+# -- readers: references, missing files, export -------------------------------------
+
+
+def test_a_reader_never_creates_a_database(tmp_path):
+    typo = tmp_path / "typo.db"
+    for readonly in (False, True):
+        with pytest.raises(tracer.NotAGradtraceDatabase, match=f"no database at {typo}"):
+            tracer.connect(typo, readonly=readonly)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_references_match_alike_on_both_backends(db_url):
+    for name in ("Moons-a", "moons-b"):
+        tracer.record(name, db=db_url).close()
+    with tracer.connect(db_url) as store:
+        assert store.run("Moons").name == "Moons-a"  # case-sensitive, as on PostgreSQL
+        assert store.run("moons").name == "moons-b"
+        assert store.run("moons-").name == "moons-b"
+        with pytest.raises(tracer.RunNotFound, match="no run matches 'MOONS'"):
+            store.run("MOONS")
+        with pytest.raises(tracer.RunNotFound, match="50000 characters long"):
+            store.run("x" * 50_000)
+        with pytest.raises(tracer.RunNotFound, match="NUL"):
+            store.run("moons\x00")
+        with pytest.raises(tracer.RunNotFound, match="no run matches '%'"):
+            store.run("%")
+
+
+def test_export_defaults_work_out_of_the_box(sqlite_path, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from gradtrace.cli.main import cli
+
+    name = "ü" * 200  # 400 bytes: too long for one file name as it is
+    with tracer.record(name, db=sqlite_path) as run:
+        run.log(1.0)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # the README install has no pyarrow
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["export", "üü", "--db", str(sqlite_path)])
+    assert result.exit_code == 0, result.output
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert folder.name.startswith("_" * 60 + "-") and len(folder.name) == 69
+    assert (folder / "metrics.csv").read_text().splitlines()[1].startswith("0,1.0")

@@ -650,8 +650,8 @@ class RunView:
         )
 
     # -- export --------------------------------------------------------------------
-    def export(self, folder: str | Path, fmt: str = "parquet") -> list[Path]:
-        """Write the run's tables into ``folder`` as Parquet or CSV; returns the files.
+    def export(self, folder: str | Path, fmt: str = "csv") -> list[Path]:
+        """Write the run's tables into ``folder`` as CSV or Parquet; returns the files.
 
         Files: ``run.json`` (the summary), ``metrics``, ``parameters``, ``steps``,
         ``updates``, and for node-traced runs ``graphs`` (every distinct graph shape,

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from gradtrace.tracer.db import describe, open_database, writing
-from gradtrace.tracer.errors import AmbiguousRun, RunNotFound
+from gradtrace.tracer.db import describe, open_database, resolve_url, writing
+from gradtrace.tracer.errors import AmbiguousRun, NotAGradtraceDatabase, RunNotFound
 from gradtrace.tracer.models import Metric, Run
 from gradtrace.tracer.procinfo import is_alive, pid_namespace
-from gradtrace.tracer.validate import safe_text
+from gradtrace.tracer.validate import NAME_MAX, safe_text, shown, text_problem
 from sqlalchemy.engine import URL, Engine
 
 if TYPE_CHECKING:
@@ -271,13 +271,25 @@ class Store:
         from gradtrace.tracer.runview import RunView
 
         if not isinstance(ref, str) or not ref.strip():
-            raise RunNotFound(f"a run reference must be a non-empty string, got {ref!r}")
+            raise RunNotFound(f"a run reference must be a non-empty string, got {shown(ref)}")
+        problem = text_problem(ref)
+        if problem or len(ref) > NAME_MAX:
+            problem = problem or f"is {len(ref)} characters long, longer than any id or name"
+            raise RunNotFound(
+                f"the run reference {shown(ref)} {problem}; pass an id, an id prefix or a "
+                "name (`gradtrace runs` lists them)"
+            )
         cols = sa.select(Run.run_key, Run.id, Run.name, Run.started_at)
+
+        def prefix(column: sa.ColumnElement, text: str) -> sa.ColumnElement:
+            # Not LIKE: case-sensitive on both backends, and no pattern to grow complex.
+            return sa.func.substr(column, 1, len(text)) == text
+
         stages = [
             ("id", cols.where(Run.id == ref.lower())),
             ("name", cols.where(Run.name == ref)),
-            ("id prefix", cols.where(Run.id.startswith(ref.lower(), autoescape=True))),
-            ("name prefix", cols.where(Run.name.startswith(ref, autoescape=True))),
+            ("id prefix", cols.where(prefix(Run.id, ref.lower()))),
+            ("name prefix", cols.where(prefix(Run.name, ref))),
         ]
         with self.engine.connect() as conn:
             for what, stmt in stages:
@@ -291,11 +303,11 @@ class Store:
                     )
                     count = "more than 5" if len(found) > 5 else str(len(found))
                     raise AmbiguousRun(
-                        f"{ref!r} matches {count} runs by {what}: {listed}; "
+                        f"{shown(ref)} matches {count} runs by {what}: {listed}; "
                         "pass more characters of the id"
                     )
         raise RunNotFound(
-            f"no run matches {ref!r} (by id, id prefix, name or name prefix) in "
+            f"no run matches {shown(ref)} (by id, id prefix, name or name prefix) in "
             f"{describe(self.url)}; `gradtrace runs` lists them"
         )
 
@@ -347,5 +359,14 @@ def connect(db: str | os.PathLike | None = None, readonly: bool = False) -> Stor
     """Open ``db`` (path or SQLAlchemy URL; default ``$GRADTRACE_DB`` or ``./gradtrace.db``).
 
     ``readonly=True`` never writes, even to migrate, and is what the dashboard uses.
+    A reader never creates a database: a missing file is an error (``record``
+    creates one).
     """
+    url = resolve_url(db)
+    name = url.database if url.get_backend_name() == "sqlite" else None
+    if name and not name.startswith("file:") and not os.path.exists(name):
+        raise NotAGradtraceDatabase(
+            f"no database at {name}; check the path, or record a run first "
+            f"(gradtrace demo --db {name})"
+        )
     return Store(open_database(db, readonly=readonly))
