@@ -241,3 +241,79 @@ def test_export_defaults_work_out_of_the_box(sqlite_path, tmp_path, monkeypatch)
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert folder.name.startswith("_" * 60 + "-") and len(folder.name) == 69
     assert (folder / "metrics.csv").read_text().splitlines()[1].startswith("0,1.0")
+
+
+# -- memory and liveness ------------------------------------------------------------
+
+
+def test_a_graph_that_changes_every_step_keeps_memory_bounded(sqlite_path):
+    from gradtrace.tracer.capture import MAX_SHAPES
+
+    w = Value(0.5, label="w")
+    with tracer.record("growing", db=sqlite_path) as run:
+        run.watch([w])
+        for k in range(3 * MAX_SHAPES):
+            loss = w * 1.0
+            for _ in range(k % (2 * MAX_SHAPES)):  # a new shape each step, then old ones again
+                loss = loss + w
+            loss.backward()
+            run.log(loss)
+            w.grad = 0.0
+            assert len(run.graphs.shapes) <= MAX_SHAPES
+    with tracer.connect(sqlite_path) as store:
+        view = store.run("growing")
+        for k in (0, 5, 2 * MAX_SHAPES - 1, 2 * MAX_SHAPES, 3 * MAX_SHAPES - 1):
+            nodes = view.nodes(k)
+            assert nodes["value"].iloc[-1] == 0.5 * (1 + k % (2 * MAX_SHAPES)), k
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_writer_in_another_pid_namespace_is_not_judged_by_our_pids(sqlite_path):
+    from datetime import UTC, datetime, timedelta
+
+    from gradtrace.tracer.procinfo import pid_namespace
+
+    tracer.record("container", db=sqlite_path).close()
+    pid, ours = _dead_pid(), pid_namespace()
+    assert ours is not None
+    now = datetime.now(UTC)
+    cases = [  # (the writer's namespace, its last heartbeat, what readers must say)
+        ("other-boot/pid:[4026532000]", now, "running"),  # its pid means nothing here
+        (ours, now, "crashed"),  # same namespace: the pid is gone
+        ("other-boot/pid:[4026532000]", now - timedelta(hours=2), "crashed"),  # silent
+    ]
+    for ns, heartbeat, expected in cases:
+        with sqlite3.connect(sqlite_path) as conn:
+            conn.execute(
+                "UPDATE runs SET status = 'running', pid = ?, pid_ns = ?, heartbeat_at = ?",
+                (pid, ns, heartbeat.strftime("%Y-%m-%d %H:%M:%S.%f")),
+            )
+        conn.close()
+        with tracer.connect(sqlite_path, readonly=True) as store:
+            assert store.runs()["status"].tolist() == [expected], ns
+            assert store.run("container").status == expected
+
+
+def test_one_run_with_text_no_check_refused_does_not_hide_the_others(sqlite_path):
+    """A row written before validation existed (a lone surrogate in its config)."""
+    from click.testing import CliRunner
+
+    from gradtrace.cli.main import cli
+
+    for name in ("good", "bad"):
+        tracer.record(name, db=sqlite_path, config={"data": "cafe.csv"}).close()
+    with sqlite3.connect(sqlite_path) as conn:  # JSON's \\udce9 escape: a lone surrogate
+        conn.execute("""UPDATE runs SET config = '{"data": "caf\\udce9.csv"}' WHERE name = 'bad'""")
+    conn.close()
+    with tracer.connect(sqlite_path) as store:
+        runs = store.runs()
+        assert sorted(runs["name"]) == ["bad", "good"]
+        assert set(runs["config.data"]) == {"caf\ufffd\ufffd\ufffd.csv", "cafe.csv"}
+        assert store.run("bad").config == {"data": "caf\ufffd\ufffd\ufffd.csv"}
+    result = CliRunner().invoke(cli, ["runs", "--db", str(sqlite_path)])
+    assert result.exit_code == 0 and "good" in result.output and "bad" in result.output
