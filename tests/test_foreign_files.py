@@ -163,3 +163,29 @@ except tracer.GradtraceError as e:
     assert "steps 5" in done.stdout
     assert f"refused: cannot record into {mnt}/runs.db" in done.stdout
     assert sorted(os.listdir(src)) == ["runs.db"]
+
+
+def test_a_full_disk_at_the_start_is_a_clear_error_naming_the_file(tmp_path):
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1)")
+    full = tmp_path / "full"
+    full.mkdir()
+    script = f"""
+set -e
+mount -t tmpfs -o size=256k tmpfs {full}
+head -c 200000 /dev/zero > {full}/filler
+{sys.executable} -c "
+from gradtrace import tracer
+try:
+    tracer.record('x', db='{full}/runs.db')
+except tracer.GradtraceError as e:
+    print('refused:', e)
+"
+"""
+    done = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True
+    )
+    if "mount:" in done.stderr or "unshare:" in done.stderr:
+        pytest.skip(f"cannot mount a small filesystem here: {done.stderr.strip()[:200]}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"refused: cannot write to {full}/runs.db (database or disk is full)" in done.stdout

@@ -317,3 +317,17 @@ def test_one_run_with_text_no_check_refused_does_not_hide_the_others(sqlite_path
         assert store.run("bad").config == {"data": "caf\ufffd\ufffd\ufffd.csv"}
     result = CliRunner().invoke(cli, ["runs", "--db", str(sqlite_path)])
     assert result.exit_code == 0 and "good" in result.output and "bad" in result.output
+
+
+def test_postgresql_limits_are_checked_alike_on_both_backends(db_url):
+    """What SQLite took and PostgreSQL refused mid-training: now equal on both."""
+    big_seed = 2**63 - 1
+    with tracer.record("limits", db=db_url, seed=big_seed) as run:
+        run.log(1.0, step=2**31 - 1)
+        with pytest.raises(tracer.InvalidArgument, match="step = 2147483648"):
+            run.log(1.0)  # the next automatic step is past the column's range
+    with tracer.connect(db_url) as store:
+        view = store.run("limits")
+        assert view.info["seed"] == big_seed
+        assert view.steps().index.tolist() == [2**31 - 1]
+        assert store.runs()["status"].tolist() == ["finished"]
