@@ -331,3 +331,32 @@ def test_postgresql_limits_are_checked_alike_on_both_backends(db_url):
         assert view.info["seed"] == big_seed
         assert view.steps().index.tolist() == [2**31 - 1]
         assert store.runs()["status"].tolist() == ["finished"]
+
+
+def test_the_sigterm_handler_is_ours_only_while_runs_are_open(sqlite_path):
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    with tracer.record("a", db=sqlite_path):
+        assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # put back
+
+    def own(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, own)
+    try:
+        with tracer.record("b", db=sqlite_path):
+            assert signal.getsignal(signal.SIGTERM) is own  # a program's own handler stays
+        assert signal.getsignal(signal.SIGTERM) is own
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    installed = []
+
+    def from_a_thread():
+        with tracer.record("c", db=sqlite_path):
+            installed.append(signal.getsignal(signal.SIGTERM))
+
+    thread = threading.Thread(target=from_a_thread)
+    thread.start()
+    thread.join()
+    assert installed == [signal.SIG_DFL]  # handlers are only installed from the main thread

@@ -57,8 +57,11 @@ def status_for(exc: BaseException | None) -> str:
 
 
 def error_text(exc: BaseException) -> str:
-    if isinstance(exc, SystemExit | KeyboardInterrupt):
-        return f"{type(exc).__name__}({exc.code!r})" if isinstance(exc, SystemExit) else repr(exc)
+    """What a run's ``error`` column says about ``exc``: a traceback for an error."""
+    if isinstance(exc, SystemExit):
+        return f"{type(exc).__name__}({exc.code!r})"
+    if isinstance(exc, KeyboardInterrupt):
+        return "KeyboardInterrupt"
     return "".join(traceback.format_exception(exc))
 
 

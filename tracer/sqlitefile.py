@@ -39,8 +39,10 @@ class Look:
 
     @property
     def foreign(self) -> bool:
-        """Holds tables, but not gradtrace's."""
-        return bool(self.tables) and "runs" not in self.tables
+        """Holds tables, but not gradtrace's (a schema downgraded to base, an empty
+        ``alembic_version``, is an empty gradtrace database)."""
+        downgraded = self.tables == ("alembic_version",) and self.revision is None
+        return bool(self.tables) and "runs" not in self.tables and not downgraded
 
 
 def immutable_uri(path: Path) -> str:
