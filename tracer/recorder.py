@@ -61,6 +61,8 @@ def _version() -> str:
 
 
 def _as_float(name: str, value: Any) -> float:
+    if type(value) is float:  # the common case, nothing to check
+        return value
     check("metric", value, f"metric {name!r}")
     return value.data if isinstance(value, Value) else float(value)
 
@@ -123,6 +125,7 @@ class Recorder:
         self.last_step: int | None = None
         self._pending: tuple[int, array, array, float | None] | None = None
         self._warned_nonfinite = False
+        self._metric_names: set[str] = set()
         self.closed = False
         # A script that never closes its run still ends it properly: the run is
         # held (strongly, so dropping the last reference in a function does not
@@ -213,7 +216,8 @@ class Recorder:
         if loss is not None:
             values["loss"] = _as_float("loss", loss)
         for name, value in metrics.items():
-            check("metric name", name)
+            if name not in self._metric_names:  # each name is checked once per run
+                self._metric_names.add(check("metric name", name))
             values[name] = _as_float(name, value)
         lr = values.get("lr")
         if lr is None and self.optimizer is not None:

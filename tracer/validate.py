@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gradtrace.engine import Value
 from gradtrace.tracer.errors import DatabaseURLError, GradtraceError, InvalidArgument
 
 NAME_MAX = 200  # String(200) columns: names, experiments, tags, metric names, labels
@@ -108,11 +109,9 @@ def _tags(value: Any) -> str | None:
 
 
 def _metric_value(value: Any) -> str | None:
-    from gradtrace.engine import Value
-
     if isinstance(value, Value):
         return None
-    if isinstance(value, str | bytes | bool) or value is None:
+    if isinstance(value, str | bytes) or value is None:
         return f"is {_kind(value)}, not a number"
     try:
         float(value)  # Python and numpy numbers, 0-d arrays
