@@ -23,6 +23,7 @@ from tracehelp import (
     replay,
     start_child,
     table_counts,
+    wait_ready,
 )
 
 from gradtrace import tracer
@@ -70,3 +71,20 @@ def test_random_kills_keep_every_committed_step(db_url, tmp_path, how, backgroun
             for name in names:
                 kept.append(_check(store.run(name), how, f"{name}, seed {seed}"))
     assert len(kept) == TRIALS and min(kept) >= 1
+
+
+def test_a_sweep_opening_one_new_database_at_once(tmp_path):
+    """Processes started together on a file that does not exist yet all record."""
+    for trial in range(3):
+        db = tmp_path / f"sweep{trial}.db"
+        go = tmp_path / f"go{trial}"
+        procs = [start_child(tmp_path, str(db), f"s{i}", steps=3, go=go) for i in range(5)]
+        wait_ready(procs)
+        go.touch()
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+        with tracer.connect(db, readonly=True) as store:
+            runs = store.runs()
+            assert sorted(runs["name"]) == [f"s{i}" for i in range(5)]
+            assert runs["steps"].tolist() == [3] * 5
