@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
@@ -30,7 +29,14 @@ from gradtrace.tracer.errors import (
     SchemaOutdated,
     SchemaTooNew,
 )
-from gradtrace.tracer.sqlitefile import immutable_uri, look, side, unreadable, writable
+from gradtrace.tracer.sqlitefile import (
+    immutable_uri,
+    look,
+    retry_locked,
+    side,
+    unreadable,
+    writable,
+)
 from gradtrace.tracer.validate import check
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
@@ -204,28 +210,12 @@ def _enable_wal(engine: Engine) -> None:
         driver = conn.connection.driver_connection
         mode = driver.execute("PRAGMA journal_mode").fetchone()[0]
         if str(mode).lower() != "wal":
-            mode = _retry_locked(lambda: driver.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            switch = driver.execute
+            mode = retry_locked(
+                lambda: switch("PRAGMA journal_mode = WAL").fetchone()[0], BUSY_TIMEOUT_MS / 1000
+            )
     if str(mode).lower() not in ("wal", "memory"):
         raise DatabaseURLError(f"cannot switch {describe(engine.url)} to WAL mode (got {mode})")
-
-
-def _retry_locked(statement):
-    """Run ``statement``, retrying while another connection holds a lock.
-
-    Switching to WAL needs the file to itself, and SQLite answers "database is
-    locked" at once instead of waiting (its busy handler is not called, so it
-    cannot deadlock): processes opening a new database together take turns here.
-    """
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    pause = 0.001
-    while True:
-        try:
-            return statement()
-        except sqlite3.OperationalError as e:
-            if ("locked" not in str(e) and "busy" not in str(e)) or time.monotonic() > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
 
 
 def _quick_check(conn: sa.Connection, url: URL) -> None:

@@ -20,8 +20,11 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from gradtrace.tracer.errors import NotAGradtraceDatabase
@@ -120,3 +123,22 @@ def writable(path: Path) -> bool:
     filesystem, or for a file or folder without write permission.)"""
     folder_ok = os.access(path.parent, os.W_OK)
     return folder_ok and (not path.exists() or os.access(path, os.W_OK))
+
+
+def retry_locked(statement: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Run ``statement``, retrying while another connection holds a lock.
+
+    Switching to WAL needs the file to itself, and SQLite answers "database is
+    locked" at once instead of waiting (its busy handler is not called, so it
+    cannot deadlock): processes opening a new database together take turns here.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            return statement()
+        except sqlite3.OperationalError as e:
+            if ("locked" not in str(e) and "busy" not in str(e)) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
