@@ -25,6 +25,7 @@ import pandas as pd
 from gradtrace.tracer.runview import RunView
 
 MAX_CELL = 32
+TOP_GRADS = 10
 # What a terminal acts on instead of printing: C0 controls but tab and newline,
 # DEL and C1 (ESC sequences clear the screen, set the title, make hyperlinks),
 # bidirectional overrides (text that reads other than it is), lone surrogates.
@@ -38,7 +39,6 @@ def terminal_safe(text: str) -> str:
     run\\x1b]0;pwned\\x07 ok
     """
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-TOP_GRADS = 10
 
 
 def number(x: Any, digits: int = 6) -> str:
