@@ -45,10 +45,8 @@ from gradtrace.tracer.errors import ConfigError, RecorderError
 from gradtrace.tracer.lifecycle import deferred_signals, error_text
 from gradtrace.tracer.models import Parameter, Run
 from gradtrace.tracer.procinfo import pid_namespace, process_start_time
-from gradtrace.tracer.validate import CAPTURES, RULES, check
+from gradtrace.tracer.validate import RULES, check
 from gradtrace.tracer.writer import BackgroundWriter, Final, StepBatch, Writer
-
-__all__ = ["CAPTURES", "Recorder", "record"]
 
 
 def _version() -> str:
