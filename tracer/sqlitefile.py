@@ -97,12 +97,16 @@ def look(path: Path) -> Look:
     """
     wal = _nonempty(side(path, "-wal"))
     hot = _nonempty(side(path, "-journal"))
-    try:
-        tables, revision = _read(immutable_uri(path))
-    except sqlite3.DatabaseError as e:
-        if not (wal or hot):
-            raise unreadable(path, e) from None
-        tables, revision = (), None  # the main file may be mid-change: read the copy
+    tables, revision = (), None
+    for attempt in range(3):
+        try:
+            tables, revision = _read(immutable_uri(path))
+            break
+        except sqlite3.DatabaseError as e:
+            if not (wal or hot):
+                raise unreadable(path, e) from None
+            # A live writer's checkpoint may be rewriting the page just read: again.
+            time.sleep(0.01 * (attempt + 1))
     if (wal or hot) and not tables:
         # What the file holds is in its side file: read a copy of both.
         with tempfile.TemporaryDirectory(prefix="gradtrace-look-") as tmp:
