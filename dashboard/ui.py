@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from dash import html
 
-STATUS_CLASSES = ("running", "finished", "failed", "interrupted", "crashed")
+STATUS_CLASSES = ("running", "finished", "failed", "interrupted", "terminated", "crashed")
 
 
 def card(title: str, *children: Any, id: str | None = None, note: Any = None) -> html.Section:

@@ -201,8 +201,11 @@ def test_log_after_close_and_steps_out_of_order(db_url):
     run = tracer.record("order", db=db_url)
     run.watch([x])
     assert run.log(x * 2, step=5) == 5
-    for bad in (5, 3, -1, "6", 6.0):
+    for bad in (5, 3, -1):
         with pytest.raises(tracer.RecorderError, match="greater than the last logged step"):
+            run.log(x * 2, step=bad)
+    for bad in ("6", 6.0, True, 2**31):
+        with pytest.raises(tracer.InvalidArgument, match=r"step = .*omit step="):
             run.log(x * 2, step=bad)
     assert run.log(x * 3) == 6
     run.close()
@@ -222,7 +225,7 @@ def test_bad_metric_writes_nothing_for_that_step(db_url):
     x = Value(1.0)
     with tracer.record("metrics", db=db_url) as run:
         run.watch([x])
-        with pytest.raises(tracer.ConfigError, match="must be a number"):
+        with pytest.raises(tracer.ConfigError, match="not a number"):
             run.log(x, acc="high")
         with pytest.raises(tracer.ConfigError, match="too large"):
             run.log(x, big=10**400)
@@ -266,7 +269,7 @@ def test_other_bad_arguments_are_refused_before_writing(db_url):
     ):
         with pytest.raises(tracer.ConfigError):
             tracer.record("bad", db=db_url, **kwargs)
-    with pytest.raises(tracer.ConfigError, match="run name"):
+    with pytest.raises(tracer.ConfigError, match=r"name = 'xxx.*201 characters"):
         tracer.record("x" * 201, db=db_url)
     with tracer.connect(db_url) as store:
         assert store.runs()["name"].tolist() == ["good"]

@@ -127,8 +127,15 @@ class Snapshot:
     first_nonfinite: int | None
 
 
+MAX_SHAPES = 16  # shapes remembered per run; a graph that changes every step stays bounded
+
+
 class GraphCapture:
-    """Remembers the shapes of one run and snapshots a step's graph against them."""
+    """Remembers the shapes of one run and snapshots a step's graph against them.
+
+    Only the ``MAX_SHAPES`` most recently seen are kept: a shape seen again after
+    being forgotten is stored again, a new row in ``graphs``.
+    """
 
     def __init__(self, param_index: dict[int, int]):
         self.param_index = param_index  # id(parameter Value) -> parameter idx
@@ -146,6 +153,7 @@ class GraphCapture:
             shape.labels = list(map(_get_label, nodes))
             shape.exponents = list(map(_get_exponent, nodes))
             self.shapes.append(shape)
+            del self.shapes[:-MAX_SHAPES]  # the least recently seen go first
         data = array("d", [v.data for v in nodes])
         grad = array("d", [v.grad for v in nodes])
         return Snapshot(

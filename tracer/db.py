@@ -29,6 +29,15 @@ from gradtrace.tracer.errors import (
     SchemaOutdated,
     SchemaTooNew,
 )
+from gradtrace.tracer.sqlitefile import (
+    immutable_uri,
+    look,
+    retry_locked,
+    side,
+    unreadable,
+    writable,
+)
+from gradtrace.tracer.validate import check
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
@@ -48,6 +57,7 @@ def resolve_url(db: str | os.PathLike | None = None) -> URL:
     """The SQLAlchemy URL for ``db``: a URL, a file path, or the default."""
     if db is None:
         db = os.environ.get("GRADTRACE_DB") or DEFAULT_DB
+    check("db", db)
     text = os.fspath(db)
     if "://" not in text:
         if not text.strip():
@@ -85,6 +95,12 @@ def _sqlite_path(url: URL) -> Path | None:
 
 
 def _check_sqlite_file(path: Path, readonly: bool) -> None:
+    if not readonly and path.parent.is_dir() and not path.is_dir() and not writable(path):
+        raise DatabaseURLError(
+            f"cannot record into {path}: the file or its folder is read-only (a read-only "
+            "filesystem or permissions); pass a file in a writable folder, or read it with "
+            "gradtrace runs/show/dashboard"
+        )
     if not path.exists():
         if readonly:
             raise NotAGradtraceDatabase(
@@ -111,6 +127,44 @@ def _check_sqlite_file(path: Path, readonly: bool) -> None:
         raise NotAGradtraceDatabase(
             f"{path} is a damaged SQLite database ({problem}); it was left untouched; "
             "restore it from a copy or pass another file name"
+        )
+    # Before any ordinary connection, which could roll back, checkpoint or add
+    # side files: another program's file must stay byte-identical.
+    seen = look(path)
+    if seen.foreign:
+        raise NotAGradtraceDatabase(
+            f"{path} holds other tables ({', '.join(seen.tables[:5])}) and no gradtrace "
+            "runs; it was left untouched; pass a new file name or an empty database"
+        )
+    if readonly and seen.hot_journal:
+        raise NotAGradtraceDatabase(
+            f"{path} has an unfinished transaction ({path.name}-journal) that only a "
+            f"writable open can roll back; it was left untouched; run: "
+            f"gradtrace db upgrade --db {path}"
+        )
+
+
+def check_file(path: Path) -> None:
+    """Refuse, naming it, a SQLite file gradtrace cannot read: not SQLite, damaged
+    (header or any page: ``PRAGMA quick_check``), foreign, or an unfinished
+    transaction. Reads it as immutable: no byte of it or beside it changes."""
+    _check_sqlite_file(path, readonly=True)
+    if side(path, "-wal").exists():
+        return  # a live writer: its pages are checked by the connection that reads them
+    uri = f"{immutable_uri(path)}"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise unreadable(path, e) from None
+    if problems != ["ok"]:
+        text = " ".join(problems).replace("*** in database main ***", "").split()
+        raise NotAGradtraceDatabase(
+            f"{path} is a damaged SQLite database ({' '.join(text)[:300]}); "
+            "it was left untouched; restore it from a copy or pass another file name"
         )
 
 
@@ -153,7 +207,13 @@ def _enable_wal(engine: Engine) -> None:
     """Readers never block the writer, and commits are cheap. Persistent in the file."""
     with engine.connect() as conn:
         # On the driver connection: SQLite refuses the switch inside a transaction.
-        mode = conn.connection.driver_connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        driver = conn.connection.driver_connection
+        mode = driver.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal":
+            switch = driver.execute
+            mode = retry_locked(
+                lambda: switch("PRAGMA journal_mode = WAL").fetchone()[0], BUSY_TIMEOUT_MS / 1000
+            )
     if str(mode).lower() not in ("wal", "memory"):
         raise DatabaseURLError(f"cannot switch {describe(engine.url)} to WAL mode (got {mode})")
 
@@ -176,8 +236,13 @@ def create_db_engine(url: URL, readonly: bool = False) -> Engine:
         path = _sqlite_path(url)
         if readonly and path is not None:
             # SQLite's own read-only mode: the dashboard cannot write, whatever it runs.
-            # The path is %-escaped: a '?' or '#' in a folder name would end it.
-            url = url.set(database=f"file:{quote(str(path))}?mode=ro", query={"uri": "true"})
+            # The path is %-escaped: a '?' or '#' in a folder name would end it. Where
+            # no side file can be made (a read-only filesystem: an archive, a
+            # snapshot) and no writer is live, the file is read as immutable.
+            mode = "mode=ro"
+            if not writable(path) and not side(path, "-wal").exists():
+                mode = "immutable=1"
+            url = url.set(database=f"file:{quote(str(path))}?{mode}", query={"uri": "true"})
         kwargs["connect_args"] = {"check_same_thread": False}
     elif readonly:
         options = f"{url.query.get('options', '')} -c default_transaction_read_only=on"
@@ -261,6 +326,13 @@ def _translate(e: DBAPIError, url: URL) -> Exception:
         return NotAGradtraceDatabase(
             f"{describe(url)} is not a readable SQLite database ({text}); it was left "
             "untouched; restore it from a copy or pass another file name"
+        )
+    if isinstance(e.orig, sqlite3.OperationalError) and (
+        "disk is full" in text or "readonly database" in text or "unable to open" in text
+    ):
+        return DatabaseURLError(
+            f"cannot write to {describe(url)} ({text}); free some space or pass a file "
+            "in a writable folder"
         )
     if isinstance(e, OperationalError) and url.get_backend_name() == "postgresql":
         return DatabaseURLError(

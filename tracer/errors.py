@@ -32,6 +32,10 @@ class ConfigError(GradtraceError):
     """A run's config, name or metric cannot be recorded."""
 
 
+class InvalidArgument(ConfigError):
+    """An argument's value cannot be recorded; the message names it, its value and the fix."""
+
+
 class RunNotFound(GradtraceError):
     """No run matches the id, prefix or name."""
 

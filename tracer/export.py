@@ -13,6 +13,7 @@ empty field and infinities as ``inf``/``-inf``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,7 +22,17 @@ import numpy as np
 import pandas as pd
 from gradtrace.tracer.errors import GradtraceError
 
-FORMATS = ("parquet", "csv")
+FORMATS = ("csv", "parquet")
+DEFAULT_FORMAT = "csv"  # works with the base install; Parquet needs gradtrace[parquet]
+_FOLDER_NAME_MAX = 60
+
+
+def default_folder(name: str, run_id: str) -> Path:
+    """``./<name>-<id prefix>``, with the name made a safe file name: characters other
+    than letters, digits, ``.``, ``-`` and ``_`` become ``_``, cut to 60 (a 200-character
+    name of 4-byte characters would pass the file system's 255-byte limit)."""
+    safe = re.sub(r"[^\w.-]", "_", name, flags=re.ASCII).lstrip(".") or "run"
+    return Path(f"{safe[:_FOLDER_NAME_MAX]}-{run_id[:8]}")
 
 
 def check_format(fmt: str) -> None:

@@ -26,6 +26,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Double,
     ForeignKey,
@@ -73,7 +74,7 @@ class Run(Base):
     name: Mapped[str] = mapped_column(String(200))
     experiment: Mapped[str] = mapped_column(String(200), default="default", index=True)
     status: Mapped[str] = mapped_column(
-        String(16), comment="running | finished | failed | interrupted"
+        String(16), comment="running | finished | failed | interrupted | terminated"
     )
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -82,7 +83,7 @@ class Run(Base):
     )
     steps: Mapped[int] = mapped_column(Integer, default=0, comment="steps logged so far")
     config: Mapped[dict] = mapped_column(JSON, default=dict)
-    seed: Mapped[int | None] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(BigInteger, comment="any 64-bit seed")
     tags: Mapped[list] = mapped_column(JSON, default=list)
     notes: Mapped[str] = mapped_column(Text, default="")
     model: Mapped[dict | None] = mapped_column(JSON, comment="engine model spec, if known")
@@ -91,6 +92,9 @@ class Run(Base):
     pid: Mapped[int] = mapped_column(Integer)
     pid_started: Mapped[float | None] = mapped_column(
         Float, comment="writer process start time, to tell a reused pid"
+    )
+    pid_ns: Mapped[str | None] = mapped_column(
+        String(80), comment="boot id and pid namespace of the writer: where its pid means it"
     )
     version: Mapped[str] = mapped_column(String(32), comment="gradtrace version of the writer")
     error: Mapped[str | None] = mapped_column(Text)

@@ -5,7 +5,10 @@
     True
 
 A pid alone can be reused after a crash, so the writer's start time is kept
-beside it and compared.
+beside it and compared. A pid also means something only in its own pid
+namespace of its own boot: a writer in a container sharing the host name has a
+pid that names another process (or none) out here, so :func:`pid_namespace` is
+kept too and liveness is judged only where it matches.
 """
 
 from __future__ import annotations
@@ -59,3 +62,17 @@ def is_alive(pid: int, started: float | None = None) -> bool:
     except (OSError, ValueError, IndexError):
         pass
     return True
+
+
+def pid_namespace() -> str | None:
+    """``<boot id>/<pid namespace>`` of this process, or None where unknown.
+
+    Two processes whose values are equal see the same pids (Linux: the boot id
+    from /proc, the namespace from the /proc/self/ns/pid link).
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        ns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{boot}/{ns}"

@@ -13,49 +13,43 @@ How updates are captured: ``log`` at step k snapshots every watched parameter
 values again. Whatever changed them in between, an engine optimizer or a hand
 written ``p.data += -lr * p.grad``, is step k's update.
 
-How a run ends: leaving the ``with`` block normally marks it ``finished``;
-Ctrl-C marks it ``interrupted`` and an exception ``failed`` (with the error
-text), both keeping every completed step. A Ctrl-C that arrives while a step is
-being written takes effect once that step is committed (press it twice to stop
-at once). A run never closed is closed when the interpreter exits. A killed
-process leaves the run ``running``; readers report it as ``crashed`` once its
-writer pid is gone.
+How a run ends: leaving the ``with`` block normally (or by ``sys.exit(0)``)
+marks it ``finished``; Ctrl-C marks it ``interrupted``, SIGTERM ``terminated``
+and an exception ``failed`` (with the error text), all keeping every completed
+step. A Ctrl-C or SIGTERM that arrives while a step is being written takes
+effect once that step is committed (press Ctrl-C twice to stop at once). A run
+never closed is closed when the interpreter exits; a forked child never closes
+its parent's runs (see ``tracer.lifecycle``). A killed process leaves the run
+``running``; readers report it as ``crashed`` once its writer pid is gone.
 """
 
 from __future__ import annotations
 
-import atexit
 import gc
-import json
 import os
-import signal
 import socket
-import sys
-import threading
 import time
-import traceback
 import uuid
 import warnings
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 from gradtrace.engine import Module, Role, Value
+from gradtrace.tracer import lifecycle
 from gradtrace.tracer.capture import GraphCapture, float_bytes, metric_row, update_rows
 from gradtrace.tracer.db import open_database, writing
 from gradtrace.tracer.errors import ConfigError, RecorderError
 from gradtrace.tracer.forensics import Origin
+from gradtrace.tracer.lifecycle import deferred_signals, error_text
 from gradtrace.tracer.models import Parameter, Run
 from gradtrace.tracer.origins import LiveCheck
-from gradtrace.tracer.procinfo import process_start_time
+from gradtrace.tracer.procinfo import pid_namespace, process_start_time
+from gradtrace.tracer.validate import RULES, check
 from gradtrace.tracer.writer import BackgroundWriter, Final, StepBatch, Writer
-
-CAPTURES = ("nodes", "params")
-_NAME_MAX = 200
 
 
 def _version() -> str:
@@ -67,44 +61,11 @@ def _version() -> str:
         return "0+unknown"
 
 
-def _check_json(config: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"config must be a dict, got {type(config).__name__}")
-    for key, value in config.items():
-        if not isinstance(key, str):
-            raise ConfigError(f"config keys must be strings, got {key!r}")
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(
-                f"config[{key!r}] = {value!r} cannot be stored as JSON ({e}); "
-                "use numbers, strings, booleans, lists and dicts (NaN/inf as strings)"
-            ) from None
-    return dict(config)
-
-
-def _check_name(what: str, name: Any) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"{what} must be a non-empty string, got {name!r}")
-    if len(name) > _NAME_MAX:
-        raise ConfigError(f"{what} is {len(name)} characters long; the limit is {_NAME_MAX}")
-    return name
-
-
 def _as_float(name: str, value: Any) -> float:
-    if isinstance(value, Value):
-        return value.data
-    try:  # Python and numpy numbers, 0-d arrays
-        return float(value)
-    except OverflowError:
-        raise ConfigError(
-            f"metric {name!r} = {value!r} is too large for a float64; log float(value) or inf"
-        ) from None
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"metric {name!r} must be a number or a Value, got {type(value).__name__} {value!r}"
-        ) from None
-
+    if type(value) is float:  # the common case, nothing to check
+        return value
+    check("metric", value, f"metric {name!r}")
+    return value.data if isinstance(value, Value) else float(value)
 
 
 def parameter_roles(model: Any, names: list[str]) -> list[Role]:
@@ -114,6 +75,7 @@ def parameter_roles(model: Any, names: list[str]) -> list[Role]:
         if [r.name for r in roles] == names:
             return roles
     return [Role(n, n.rpartition(".")[0] or "parameters") for n in names]
+
 
 class Recorder:
     """A run being recorded. Made by :func:`record`; see the module docstring."""
@@ -136,16 +98,24 @@ class Recorder:
     ):
         # Everything that can be wrong with the arguments is checked before
         # anything is written, so a bad call leaves no half-made run behind.
-        self.name = _check_name("the run name", name)
-        self.experiment = _check_name("the experiment name", experiment)
-        self.config = _check_json(config or {})
-        if capture not in CAPTURES:
-            raise ConfigError(f"capture must be one of {CAPTURES}, got {capture!r}")
-        if not isinstance(every, int) or every < 1:
-            raise ConfigError(f"every must be a positive int, got {every!r}")
-        if seed is not None and not isinstance(seed, int):
-            raise ConfigError(f"seed must be an int, got {seed!r}")
-        tags = [_check_name("a tag", t) for t in tags]
+        for argument, value in (
+            ("name", name),
+            ("db", db),
+            ("experiment", experiment),
+            ("config", config if config is not None else {}),
+            ("seed", seed),
+            ("tags", tags),
+            ("notes", notes),
+            ("capture", capture),
+            ("every", every),
+            ("background", background),
+            ("queue_size", queue_size),
+            ("freeze_gc", freeze_gc),
+        ):
+            check(argument, value)
+        self.name, self.experiment = name, experiment
+        self.config = dict(config or {})
+        tags = list(tags)
         self.capture, self.every = capture, every
         self.id = uuid.uuid4().hex
         self.engine = writing(open_database(db))
@@ -165,11 +135,13 @@ class Recorder:
         self.last_step: int | None = None
         self._pending: tuple[int, array, array, float | None] | None = None
         self._check = LiveCheck([])  # names the first NaN/inf's origin as it happens
+        self._metric_names: set[str] = set()
         self.closed = False
         # A script that never closes its run still ends it properly: the run is
         # held (strongly, so dropping the last reference in a function does not
         # lose it) until close(), and whatever is still open is closed at exit.
-        _OPEN.add(self)
+        self.pid = os.getpid()  # a forked child's copy is not its own to close
+        lifecycle.opened(self)
         if freeze_gc:
             _freeze_heap()
 
@@ -192,6 +164,7 @@ class Recorder:
                     host=socket.gethostname(),
                     pid=os.getpid(),
                     pid_started=process_start_time(os.getpid()),
+                    pid_ns=pid_namespace(),
                     version=_version(),
                     steps=0,
                 )
@@ -217,6 +190,8 @@ class Recorder:
             named = [(f"p{i}", p) for i, p in enumerate(model)]
         if not named or not all(isinstance(p, Value) for _, p in named):
             raise ConfigError("watch() takes a model with Value parameters or a list of Values")
+        for n, _ in named:
+            check("parameter name", n)
         roles = parameter_roles(model, [n for n, _ in named])
         self.params = [p for _, p in named]
         self.optimizer = optimizer
@@ -254,7 +229,8 @@ class Recorder:
         self._check_open()
         if step is None:
             step = 0 if self.last_step is None else self.last_step + 1
-        elif not isinstance(step, int) or (self.last_step is not None and step <= self.last_step):
+        check("step", step)
+        if self.last_step is not None and step <= self.last_step:
             raise RecorderError(
                 f"step {step!r} must be an int greater than the last logged step "
                 f"({self.last_step}); omit step= to number steps automatically"
@@ -264,7 +240,9 @@ class Recorder:
         if loss is not None:
             values["loss"] = _as_float("loss", loss)
         for name, value in metrics.items():
-            values[_check_name("a metric name", name)] = _as_float(name, value)
+            if name not in self._metric_names:  # each name is checked once per run
+                self._metric_names.add(check("metric name", name))
+            values[name] = _as_float(name, value)
         lr = values.get("lr")
         if lr is None and self.optimizer is not None:
             lr = float(self.optimizer.lr)
@@ -279,12 +257,14 @@ class Recorder:
             batch.param_data, batch.param_grad = float_bytes(before), float_bytes(grad)
         if isinstance(loss, Value) and self.capture == "nodes" and step % self.every == 0:
             batch.snapshot = self.graphs.capture(loss, step)
+            if batch.snapshot.new_shape:
+                self._check_labels(batch.snapshot.shape)
         batch.steps_logged = self.steps_logged + 1
         previous = self._pending
         # A Ctrl-C waits until the step is written *and* counted: landing between the
         # commit and the bookkeeping, it would lose the step's update or write an
         # update of a step that is not there. (A second Ctrl-C is not held back.)
-        with _deferred_sigint():
+        with deferred_signals():
             batch.updates = self._take_updates()
             try:
                 self.writer.submit(batch)
@@ -308,21 +288,22 @@ class Recorder:
         if self.closed:
             return
         self.closed = True
-        _OPEN.discard(self)
+        lifecycle.closed(self)
+        if self.pid != os.getpid():
+            self.engine.dispose(close=False)  # the parent's connections, left to it
+            return
         origin = None
         if self._check.found is None:
             after = np.array([p.data for p in self.params], dtype=np.float64)
             origin = self._check.closed(after)
         final = Final(status, error, self._take_updates())
         try:
-            with _deferred_sigint():  # the last update and the status go in whole
-                try:
-                    self.writer.submit(final)
-                    self.writer.close()
-                except RecorderError:
-                    # The background thread died; the final status still goes in directly.
-                    Writer(self.engine, self.run_key).submit(final)
-                    raise
+            with deferred_signals():  # the last update and the status go in whole
+                # The background writer stores the final status even after a step
+                # failed (then ``failed``, naming the lost steps), and raises here
+                # an error no log() has reported yet.
+                self.writer.submit(final)
+                self.writer.close()
         finally:
             self.engine.dispose()
         # Only now: a warnings filter set to "error" must not keep the run open.
@@ -332,12 +313,8 @@ class Recorder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is None:
-            self.close("finished")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.close("interrupted", "KeyboardInterrupt")
-        else:
-            self.close("failed", "".join(traceback.format_exception(exc_type, exc, tb)))
+        status = lifecycle.status_for(exc)
+        self.close(status, None if exc is None or status == "finished" else error_text(exc))
         return False
 
     def __repr__(self) -> str:
@@ -347,6 +324,17 @@ class Recorder:
     def _check_open(self) -> None:
         if self.closed:
             raise RecorderError(f"run {self.name!r} is closed; start a new one with record()")
+        if self.pid != os.getpid():
+            raise RecorderError(
+                f"run {self.name!r} belongs to process {self.pid}, and this is a forked "
+                f"child ({os.getpid()}); start a run of its own with record()"
+            )
+
+    def _check_labels(self, shape: Any) -> None:
+        for i, label in enumerate(shape.labels):
+            if label and RULES["label"].check(label):
+                self.graphs.shapes.remove(shape)  # not stored: a later step meets it anew
+                check("label", label, f"the label of node {i}")
 
     def _take_updates(self) -> list[tuple]:
         """Rows for the pending step's update, now that its after-values are known."""
@@ -369,54 +357,6 @@ class Recorder:
 
 def _np(values: array) -> np.ndarray:
     return np.frombuffer(values, dtype=np.float64)
-
-
-@contextmanager
-def _deferred_sigint() -> Iterator[None]:
-    """Hold back a first SIGINT (Ctrl-C) until the block is done, then deliver it.
-
-    Only in the main thread (where Python runs signal handlers) and only when
-    SIGINT has a Python handler; a second SIGINT goes to that handler at once.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if not callable(previous):  # SIG_IGN, SIG_DFL, or set outside Python
-        yield
-        return
-    received = []
-
-    def hold(signum, frame) -> None:
-        received.append(signum)
-        if len(received) > 1:
-            previous(signum, frame)
-
-    signal.signal(signal.SIGINT, hold)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if len(received) == 1:
-            previous(signal.SIGINT, None)
-
-
-_OPEN: set[Recorder] = set()  # runs not closed yet, closed at interpreter exit
-
-
-@atexit.register
-def _close_at_exit() -> None:
-    last = getattr(sys, "last_value", None)  # set when an uncaught exception ends the script
-    for rec in sorted(_OPEN, key=lambda r: r.run_key):
-        try:
-            if last is None:
-                rec.close("finished")
-            elif isinstance(last, KeyboardInterrupt):
-                rec.close("interrupted", "KeyboardInterrupt")
-            else:
-                rec.close("failed", "".join(traceback.format_exception(last)))
-        except Exception as e:  # one run's database being gone must not stop the others
-            print(f"gradtrace: could not close run {rec.name!r}: {e}", file=sys.stderr)
 
 
 def _freeze_heap() -> None:

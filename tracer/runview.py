@@ -53,6 +53,7 @@ import sqlalchemy as sa
 from gradtrace.tracer.errors import GradtraceError, RunNotFound
 from gradtrace.tracer.models import Graph, Metric, Parameter, Run, Step, Trace, Update
 from gradtrace.tracer.store import STR, as_utc, effective_status, last_metric_values, raw_floats
+from gradtrace.tracer.validate import safe_text
 
 if TYPE_CHECKING:
     from gradtrace.tracer.forensics import Origin
@@ -170,7 +171,8 @@ class RunView:
             row = conn.execute(sa.select(Run.__table__).where(Run.run_key == self.key)).first()
         if row is None:
             raise RunNotFound(f"run {self.key} was deleted")
-        self.info: dict[str, Any] = dict(row._mapping)
+        # Text written before it was validated (a lone surrogate) is made printable.
+        self.info: dict[str, Any] = {k: safe_text(v) for k, v in row._mapping.items()}
         return self
 
     # -- identity ------------------------------------------------------------
@@ -186,7 +188,7 @@ class RunView:
     def status(self) -> str:
         i = self.info
         return effective_status(
-            i["status"], i["host"], i["pid"], i["pid_started"], i["heartbeat_at"]
+            i["status"], i["host"], i["pid"], i["pid_started"], i["heartbeat_at"], None, i["pid_ns"]
         )
 
     @property
@@ -572,8 +574,8 @@ class RunView:
             after = int(steps[-1])
 
     # -- export --------------------------------------------------------------------
-    def export(self, folder: str | Path, fmt: str = "parquet") -> list[Path]:
-        """Write the run's tables into ``folder`` as Parquet or CSV; returns the files.
+    def export(self, folder: str | Path, fmt: str = "csv") -> list[Path]:
+        """Write the run's tables into ``folder`` as CSV or Parquet; returns the files.
 
         Files: ``run.json`` (the summary), ``metrics``, ``parameters``, ``steps``,
         ``updates``, and for node-traced runs ``graphs`` (every distinct graph shape,

@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from gradtrace.tracer.db import describe, open_database, writing
-from gradtrace.tracer.errors import AmbiguousRun, RunNotFound
+from gradtrace.tracer.db import describe, open_database, resolve_url, writing
+from gradtrace.tracer.errors import AmbiguousRun, NotAGradtraceDatabase, RunNotFound
 from gradtrace.tracer.models import Metric, Run, Step
-from gradtrace.tracer.procinfo import is_alive
+from gradtrace.tracer.procinfo import is_alive, pid_namespace
+from gradtrace.tracer.validate import NAME_MAX, safe_text, shown, text_problem
 from sqlalchemy.engine import URL, Engine
 
 if TYPE_CHECKING:
@@ -83,11 +84,13 @@ def effective_status(
     pid_started: float | None,
     heartbeat: datetime | None,
     now: datetime | None = None,
+    pid_ns: str | None = None,
 ) -> str:
-    """``running`` becomes ``crashed`` when its writer is gone (same host) or long silent."""
+    """``running`` becomes ``crashed`` when its writer is gone (same host and pid
+    namespace, where its pid means something) or long silent."""
     if status != "running":
         return status
-    if host == socket.gethostname():
+    if host == socket.gethostname() and (pid_ns is None or pid_ns == pid_namespace()):
         return "running" if is_alive(pid, pid_started) else "crashed"
     now = now or datetime.now(UTC)
     if heartbeat is not None and now - as_utc(heartbeat) > STALE_AFTER:
@@ -200,14 +203,24 @@ class Store:
         if experiment is not None:
             stmt = stmt.where(Run.experiment == experiment)
         with self.engine.connect() as conn:
-            rows = [dict(row._mapping) for row in conn.execute(stmt)]
+            # safe_text: one row with text no check refused when it was written (a
+            # lone surrogate in its config) must not hide every run.
+            rows = [
+                {k: safe_text(v) for k, v in row._mapping.items()} for row in conn.execute(stmt)
+            ]
         now = datetime.now(UTC)
         records = []
         for m in rows:
             started, ended = as_utc(m["started_at"]), as_utc(m["ended_at"])
             last = ended or as_utc(m["heartbeat_at"]) or started
             status = effective_status(
-                m["status"], m["host"], m["pid"], m["pid_started"], m["heartbeat_at"], now
+                m["status"],
+                m["host"],
+                m["pid"],
+                m["pid_started"],
+                m["heartbeat_at"],
+                now,
+                m["pid_ns"],
             )
             records.append(
                 {
@@ -263,13 +276,25 @@ class Store:
         from gradtrace.tracer.runview import RunView
 
         if not isinstance(ref, str) or not ref.strip():
-            raise RunNotFound(f"a run reference must be a non-empty string, got {ref!r}")
+            raise RunNotFound(f"a run reference must be a non-empty string, got {shown(ref)}")
+        problem = text_problem(ref)
+        if problem or len(ref) > NAME_MAX:
+            problem = problem or f"is {len(ref)} characters long, longer than any id or name"
+            raise RunNotFound(
+                f"the run reference {shown(ref)} {problem}; pass an id, an id prefix or a "
+                "name (`gradtrace runs` lists them)"
+            )
         cols = sa.select(Run.run_key, Run.id, Run.name, Run.started_at)
+
+        def prefix(column: sa.ColumnElement, text: str) -> sa.ColumnElement:
+            # Not LIKE: case-sensitive on both backends, and no pattern to grow complex.
+            return sa.func.substr(column, 1, len(text)) == text
+
         stages = [
             ("id", cols.where(Run.id == ref.lower())),
             ("name", cols.where(Run.name == ref)),
-            ("id prefix", cols.where(Run.id.startswith(ref.lower(), autoescape=True))),
-            ("name prefix", cols.where(Run.name.startswith(ref, autoescape=True))),
+            ("id prefix", cols.where(prefix(Run.id, ref.lower()))),
+            ("name prefix", cols.where(prefix(Run.name, ref))),
         ]
         with self.engine.connect() as conn:
             for what, stmt in stages:
@@ -283,11 +308,11 @@ class Store:
                     )
                     count = "more than 5" if len(found) > 5 else str(len(found))
                     raise AmbiguousRun(
-                        f"{ref!r} matches {count} runs by {what}: {listed}; "
+                        f"{shown(ref)} matches {count} runs by {what}: {listed}; "
                         "pass more characters of the id"
                     )
         raise RunNotFound(
-            f"no run matches {ref!r} (by id, id prefix, name or name prefix) in "
+            f"no run matches {shown(ref)} (by id, id prefix, name or name prefix) in "
             f"{describe(self.url)}; `gradtrace runs` lists them"
         )
 
@@ -364,5 +389,14 @@ def connect(db: str | os.PathLike | None = None, readonly: bool = False) -> Stor
     """Open ``db`` (path or SQLAlchemy URL; default ``$GRADTRACE_DB`` or ``./gradtrace.db``).
 
     ``readonly=True`` never writes, even to migrate, and is what the dashboard uses.
+    A reader never creates a database: a missing file is an error (``record``
+    creates one).
     """
+    url = resolve_url(db)
+    name = url.database if url.get_backend_name() == "sqlite" else None
+    if name and not name.startswith("file:") and not os.path.exists(name):
+        raise NotAGradtraceDatabase(
+            f"no database at {name}; check the path, or record a run first "
+            f"(gradtrace demo --db {name})"
+        )
     return Store(open_database(db, readonly=readonly))

@@ -138,7 +138,8 @@ class Writer:
         conn.execute(
             sa.update(Run)
             .where(Run.run_key == self.run_key)
-            .values(steps=batch.steps_logged, heartbeat_at=datetime.now(UTC))
+            # Counted in SQL: a step the database refused is not counted.
+            .values(steps=Run.steps + 1, heartbeat_at=datetime.now(UTC))
         )
 
     def _graph(self, conn: Connection, shape: Shape) -> None:
@@ -190,8 +191,10 @@ class BackgroundWriter(Writer):
 
     ``submit`` blocks when ``queue_size`` batches are waiting (back-pressure, so
     memory stays bounded); the thread commits whatever has queued up in one
-    transaction (group commit). An error on the thread is raised by the next
-    ``submit`` or by ``close``, and nothing is dropped silently.
+    transaction (group commit). When a group fails, its steps are committed one
+    by one, so one step the database refuses loses that step alone. The error
+    is raised by the next ``submit`` (and, if no ``submit`` came after it, by
+    ``close``), and a run that lost steps ends ``failed`` naming them.
     """
 
     def __init__(self, engine: Engine, run_key: int, queue_size: int = 8, group: int = 16):
@@ -200,12 +203,15 @@ class BackgroundWriter(Writer):
             raise ValueError(f"queue_size must be at least 1, got {queue_size}")
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.group = group
-        self.error: BaseException | None = None
+        self.error: BaseException | None = None  # not yet reported to the caller
+        self.lost: list[int] = []  # steps the database refused
+        self.first_error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="gradtrace-writer", daemon=True)
         self.thread.start()
 
     def submit(self, item: StepBatch | Final) -> None:
-        self._raise()
+        if isinstance(item, StepBatch):
+            self._raise()
         self.queue.put(item)
 
     def close(self) -> None:
@@ -217,7 +223,9 @@ class BackgroundWriter(Writer):
     def _raise(self) -> None:
         if self.error is not None:
             err, self.error = self.error, None
-            raise RecorderError(f"the background writer failed: {err}") from err
+            raise RecorderError(
+                f"the background writer could not store step(s) {_steps(self.lost)}: {err}"
+            ) from err
 
     def _run(self) -> None:
         stop = False
@@ -228,11 +236,37 @@ class BackgroundWriter(Writer):
                     items.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
-            if items[-1] is _STOP or _STOP in items:
+            if _STOP in items:
                 stop = True
                 items = [i for i in items if i is not _STOP]
-            if items and self.error is None:
-                try:
-                    self._write(items)
-                except BaseException as e:  # handed to the training thread
-                    self.error = e
+            if not items:
+                continue
+            try:
+                self._write([self._marked(i) for i in items])
+            except BaseException:
+                # One bad step must not sink the group: commit each on its own.
+                for item in items:
+                    try:
+                        self._write([self._marked(item)])
+                    except BaseException as e:  # handed to the training thread
+                        self._failed(item, e)
+
+    def _failed(self, item: StepBatch | Final, e: BaseException) -> None:
+        if isinstance(item, StepBatch):
+            self.lost.append(item.step)
+        self.first_error = self.first_error or e
+        self.error = e
+
+    def _marked(self, item: StepBatch | Final) -> StepBatch | Final:
+        """The final status of a run that lost steps: ``failed``, naming them."""
+        if not isinstance(item, Final) or not self.lost:
+            return item
+        lost = f"gradtrace: step(s) {_steps(self.lost)} could not be stored: {self.first_error}"
+        status = "failed" if item.status == "finished" else item.status
+        error = f"{item.error}\n{lost}" if item.error else lost
+        return Final(status, error, item.updates)
+
+
+def _steps(steps: list[int]) -> str:
+    shown = ", ".join(map(str, steps[:10]))
+    return shown + (f" and {len(steps) - 10} more" if len(steps) > 10 else "")

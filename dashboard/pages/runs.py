@@ -21,7 +21,7 @@ from gradtrace.dashboard.ui import card, message
 REFRESH_MS = 3000
 STATUS_RULES = {
     f"status-{s}": f"params.value === '{s}'"
-    for s in ("running", "finished", "failed", "interrupted", "crashed")
+    for s in ("running", "finished", "failed", "interrupted", "terminated", "crashed")
 }
 BASE_COLUMNS: list[dict[str, Any]] = [
     {"field": "name", "cellRenderer": "RunLink", "minWidth": 180},

@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL, Engine
 
 from gradtrace.tracer.db import (
     alembic_config,
+    check_file,
     create_db_engine,
     current_revision,
     describe,
@@ -26,7 +27,8 @@ from gradtrace.tracer.db import (
     open_database,
     resolve_url,
 )
-from gradtrace.tracer.errors import NotAGradtraceDatabase
+from gradtrace.tracer.errors import GradtraceError, NotAGradtraceDatabase
+from gradtrace.tracer.sqlitefile import look
 
 
 def _sqlite_file(url: URL) -> Path | None:
@@ -41,6 +43,9 @@ def _peek(url: URL) -> tuple[str | None, list[str]]:
     path = _sqlite_file(url)
     if path is not None and not path.exists():
         return None, []
+    if path is not None:  # seen without a connection that could change it
+        seen = look(path)
+        return seen.revision, list(seen.tables)
     engine = create_db_engine(url, readonly=True)
     try:
         with engine.connect() as conn:
@@ -56,7 +61,7 @@ def upgrade(db: str | None) -> str:
     url = resolve_url(db)
     try:
         before, _ = _peek(url)
-    except sa.exc.SQLAlchemyError:
+    except (sa.exc.SQLAlchemyError, GradtraceError):
         before = None  # open_database below says what is wrong with the file
     engine = open_database(db)
     try:
@@ -91,6 +96,8 @@ def check(db: str | None) -> tuple[list[str], str | None]:
     path = _sqlite_file(url)
     if path is not None and not path.exists():
         raise NotAGradtraceDatabase(f"no database at {path}; `gradtrace db upgrade` creates one")
+    if path is not None:
+        check_file(path)  # names the file; damage is an error (exit 1), nothing is created
     current, tables = _peek(url)
     head = head_revision()
     lines = [f"database  {where}", f"current   {current or '(none)'}", f"head      {head}"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,19 @@ from gradtrace.tracer.runview import RunView
 MAX_CELL = 32
 TOP_GRADS = 10
 SHOW_PARAMS = 8
+# What a terminal acts on instead of printing: C0 controls but tab and newline,
+# DEL and C1 (ESC sequences clear the screen, set the title, make hyperlinks),
+# bidirectional overrides (text that reads other than it is), lone surrogates.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every character a terminal would act on shown escaped.
+
+    >>> print(terminal_safe("run\\x1b]0;pwned\\x07 ok"))
+    run\\x1b]0;pwned\\x07 ok
+    """
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def number(x: Any, digits: int = 6) -> str:
@@ -73,7 +87,8 @@ def table(
     headers: Sequence[str], rows: Iterable[Sequence[Any]], right: set[int] = frozenset()
 ) -> str:
     """Columns padded to their widest cell, two spaces apart; ``right`` ones right-aligned."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    cells = [[terminal_safe(str(h)) for h in headers]]
+    cells += [[terminal_safe(str(c)) for c in row] for row in rows]
     widths = [max(len(r[j]) for r in cells) for j in range(len(headers))]
     lines = []
     for r in cells:
@@ -184,9 +199,9 @@ def _top_grads(view: RunView, last: int | None) -> list[str]:
 
 
 def terminal(text: str) -> str:
-    """User text (names, labels) safe for a terminal: control characters, escape
-    sequences included, are shown as Python escapes (``\\x1b``, ``\\n``)."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    """One field of user text (a name, a label) on one line: :func:`terminal_safe`,
+    with line breaks and tabs shown escaped too."""
+    return terminal_safe(str(text)).replace("\n", "\\n").replace("\t", "\\t")
 
 
 def _nonfinite(origin: Origin | None) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 import click
 
+from gradtrace.cli.format import terminal_safe
 from gradtrace.tracer.errors import GradtraceError
 
 DEMO_STEPS = {"moons": 100, "toy": 50}
@@ -35,6 +36,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from sqlalchemy.exc import SQLAlchemyError
 
     return (GradtraceError, SQLAlchemyError, OSError)
+
+
+def echo(text: str, err: bool = False) -> None:
+    """Print, every terminal control code in user text (names, config, notes, errors)
+    escaped: a shared database must not be able to drive the reader's terminal."""
+    click.echo(terminal_safe(str(text)), err=err)
 
 
 def one_line(e: BaseException) -> str:
@@ -59,7 +66,7 @@ class Gradtrace(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except KeyboardInterrupt:
-            click.echo("gradtrace: interrupted", err=True)
+            echo("gradtrace: interrupted", err=True)
             ctx.exit(130)
         except BrokenPipeError:
             # `gradtrace runs | head`: the reader left; say nothing more.
@@ -68,7 +75,7 @@ class Gradtrace(click.Group):
         except Exception as e:
             if not isinstance(e, user_errors()) or os.environ.get("GRADTRACE_DEBUG"):
                 raise
-            click.echo(f"gradtrace: error: {one_line(e)}", err=True)
+            echo(f"gradtrace: error: {one_line(e)}", err=True)
             ctx.exit(1)
 
 
@@ -183,12 +190,12 @@ def demo(
 
         run_id = train(kind, steps, db, seed=seed, name=name, progress=on_step, capture=capture)
     where = describe(resolve_url(db))
-    click.echo(
+    echo(
         f"recorded {name or kind!r}: {steps} steps, final loss {last['loss']:.6g}, "
         f"acc {last['acc']:.0%}, into {where}; `gradtrace show {run_id[:8]}` for details",
         err=True,
     )
-    click.echo(run_id)
+    echo(run_id)
     if serve_fn is not None:
         serve_fn(db=db, host=host, port=port, open_run=run_id)
 
@@ -205,9 +212,9 @@ def runs(db: str | None, experiment: str | None) -> None:
         df = store.runs(experiment)
         if df.empty:
             scope = f" of experiment {experiment!r}" if experiment is not None else ""
-            click.echo(f"no runs{scope} in {describe(store.url)}")
+            echo(f"no runs{scope} in {describe(store.url)}")
             return
-        click.echo(runs_table(df))
+        echo(runs_table(df))
 
 
 @cli.command()
@@ -219,7 +226,7 @@ def show(run: str, db: str | None) -> None:
     from gradtrace.cli import format as cli_format
 
     with open_store(db) as store:
-        click.echo(cli_format.show(store.run(run)))
+        echo(cli_format.show(store.run(run)))
 
 
 @cli.command()
@@ -239,8 +246,8 @@ def why(run: str, db: str | None) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["parquet", "csv"]),
-    default="parquet",
+    type=click.Choice(["csv", "parquet"]),
+    default="csv",
     show_default=True,
     help="File format.",
 )
@@ -253,15 +260,15 @@ def why(run: str, db: str | None) -> None:
 @db_option
 def export(run: str, fmt: str, out: Path | None, db: str | None) -> None:
     """Write a run's tables (metrics, parameters, steps, updates, graphs, nodes) as files."""
-    from gradtrace.tracer.export import check_format
+    from gradtrace.tracer.export import check_format, default_folder
 
     check_format(fmt)
     with open_store(db) as store:
         view = store.run(run)
-        folder = out or Path(f"{view.name}-{view.id[:8]}".replace(os.sep, "_"))
+        folder = out or default_folder(view.name, view.id)
         files = view.export(folder, fmt)
     for path in files:
-        click.echo(f"{path}  ({path.stat().st_size:,} bytes)")
+        echo(f"{path}  ({path.stat().st_size:,} bytes)")
 
 
 @cli.group("db")
@@ -275,7 +282,7 @@ def db_upgrade(db: str | None) -> None:
     """Create the schema or apply pending migrations; print the revision."""
     from gradtrace.cli.db import upgrade
 
-    click.echo(upgrade(db))
+    echo(upgrade(db))
 
 
 @db_group.command("check")
@@ -286,7 +293,7 @@ def db_check(db: str | None) -> None:
     from gradtrace.cli.db import check
 
     lines, problem = check(db)
-    click.echo("\n".join(lines))
+    echo("\n".join(lines))
     if problem:
         raise GradtraceError(problem)
 
