@@ -36,15 +36,15 @@ import time
 import traceback
 import uuid
 import warnings
-from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from gradtrace.engine import Value
-from gradtrace.tracer.capture import GraphCapture, float_bytes, metric_row, update_rows
+from gradtrace.tracer.capture import GraphCapture, metric_row, update_rows
 from gradtrace.tracer.db import open_database, writing
 from gradtrace.tracer.errors import ConfigError, RecorderError
 from gradtrace.tracer.models import Parameter, Run
@@ -118,7 +118,7 @@ class Recorder:
         notes: str = "",
         capture: str = "nodes",
         every: int = 1,
-        background: bool = False,
+        background: bool = True,
         queue_size: int = 8,
         freeze_gc: bool = True,
     ):
@@ -151,7 +151,8 @@ class Recorder:
         self.graphs = GraphCapture({})
         self.steps_logged = 0
         self.last_step: int | None = None
-        self._pending: tuple[int, array, array, float | None] | None = None
+        self._pending: tuple[int, np.ndarray, float | None] | None = None
+        self.handoff_s = 0.0  # training-thread seconds spent handing steps to the writer
         self._warned_nonfinite = False
         self.closed = False
         # A script that never closes its run still ends it properly: the run is
@@ -247,10 +248,8 @@ class Recorder:
         )
         pending = None
         if self.params:
-            before = array("d", [p.data for p in self.params])
-            grad = array("d", [p.grad for p in self.params])
-            pending = (step, before, grad, lr)
-            batch.param_data, batch.param_grad = float_bytes(before), float_bytes(grad)
+            batch.params = _read_params(self.params)
+            pending = (step, batch.params, lr)
         if isinstance(loss, Value) and self.capture == "nodes" and step % self.every == 0:
             batch.snapshot = self.graphs.capture(loss, step)
         batch.steps_logged = self.steps_logged + 1
@@ -260,6 +259,7 @@ class Recorder:
         # update of a step that is not there. (A second Ctrl-C is not held back.)
         with _deferred_sigint():
             batch.updates = self._take_updates()
+            t0 = time.perf_counter()
             try:
                 self.writer.submit(batch)
             except BaseException:
@@ -268,6 +268,7 @@ class Recorder:
                 # (the next log or close), and this step may be logged again.
                 self._pending = previous
                 raise
+            self.handoff_s += time.perf_counter() - t0
             self._pending = pending
             self.last_step = step
             self.steps_logged += 1
@@ -318,10 +319,10 @@ class Recorder:
         """Rows for the pending step's update, now that its after-values are known."""
         if self._pending is None:
             return []
-        step, before, grad, lr = self._pending
+        step, params, lr = self._pending
         self._pending = None
-        after = array("d", [p.data for p in self.params])
-        return update_rows(self.run_key, step, before, grad, after, lr)
+        after = np.array([p.data for p in self.params], dtype=np.float64)
+        return update_rows(self.run_key, step, params[0], params[1], after, lr)
 
     def _warn_nonfinite(self, step: int, node: int | None) -> None:
         if node is not None and not self._warned_nonfinite:
@@ -332,6 +333,14 @@ class Recorder:
                 RuntimeWarning,
                 stacklevel=3,
             )
+
+
+def _read_params(params: list[Value]) -> np.ndarray:
+    """A fresh ``(2, n)`` array: every parameter's value, then its gradient."""
+    out = np.empty((2, len(params)))
+    out[0] = [p.data for p in params]
+    out[1] = [p.grad for p in params]
+    return out
 
 
 @contextmanager
@@ -405,7 +414,8 @@ def record(name: str = "run", db: str | os.PathLike | None = None, **options: An
     Options: ``experiment``, ``config`` (JSON-able dict), ``seed``, ``tags``,
     ``notes``; ``capture="nodes"`` (every node, default) or ``"params"``
     (parameters and metrics only); ``every=k`` traces nodes every k-th step;
-    ``background=True`` writes on a thread behind a bounded queue;
+    ``background=True`` (default) writes and compresses on a thread behind a
+    bounded queue (``background=False`` writes in the training thread);
     ``freeze_gc=False`` leaves the garbage collector alone (by default the
     objects alive when the run starts are frozen with ``gc.freeze()``, so full
     collections during training stop re-walking them).

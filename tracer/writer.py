@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from gradtrace.tracer.capture import Shape, Snapshot
+from gradtrace.tracer.codec import ZSTD, encode_floats, row, rows
 from gradtrace.tracer.errors import RecorderError
 from gradtrace.tracer.models import Graph, GraphNode, Metric, Run, Step, Trace, Update
 from sqlalchemy.engine import Connection, Engine
@@ -36,8 +38,7 @@ class StepBatch:
     metrics: list[tuple[Any, ...]] = field(default_factory=list)
     updates: list[tuple[Any, ...]] = field(default_factory=list)
     snapshot: Snapshot | None = None
-    param_data: bytes | None = None
-    param_grad: bytes | None = None
+    params: np.ndarray | None = None  # (2, n): every watched parameter's value and grad
     steps_logged: int = 0
 
 
@@ -77,11 +78,16 @@ class _Statements:
 
 
 class Writer:
-    """Writes each batch in its own transaction, in the calling thread."""
+    """Writes each batch in its own transaction, in the calling thread.
 
-    def __init__(self, engine: Engine, run_key: int):
+    Float arrays are encoded (compressed) here, at write time: on the writer's
+    thread for a :class:`BackgroundWriter`. ``codec`` is one of ``tracer.codec``'s.
+    """
+
+    def __init__(self, engine: Engine, run_key: int, codec: int = ZSTD):
         self.engine = engine
         self.run_key = run_key
+        self.codec = codec
         self.stmts = _Statements(engine)
 
     def submit(self, item: StepBatch | Final) -> None:
@@ -120,21 +126,32 @@ class Writer:
                 self._graph(conn, snap.shape)
             graph_key = snap.shape.key
         ins = self.stmts.insert
-        first_bad = snap.first_nonfinite if snap else None
-        step_row = (
-            self.run_key,
-            batch.step,
-            batch.wall_time,
-            graph_key,
-            first_bad,
-            batch.param_data,
-            batch.param_grad,
+        encode, codec, params = encode_floats, self.codec, batch.params
+        step = row(
+            Step,
+            run_key=self.run_key,
+            step=batch.step,
+            wall_time=batch.wall_time,
+            graph_key=graph_key,
+            first_nonfinite=snap.first_nonfinite if snap else None,
+            param_data=None if params is None else encode(params[0], codec),
+            param_grad=None if params is None else encode(params[1], codec),
+            codec=None if params is None else codec,
         )
-        ins(conn, Step, [step_row])
+        ins(conn, Step, [step])
         ins(conn, Metric, batch.metrics)
         ins(conn, Update, batch.updates)
         if snap is not None:
-            ins(conn, Trace, [(self.run_key, batch.step, graph_key, snap.data, snap.grad)])
+            trace = row(
+                Trace,
+                run_key=self.run_key,
+                step=batch.step,
+                graph_key=graph_key,
+                data=encode(snap.data, codec),
+                grad=encode(snap.grad, codec),
+                codec=codec,
+            )
+            ins(conn, Trace, [trace])
         conn.execute(
             sa.update(Run)
             .where(Run.run_key == self.run_key)
@@ -153,7 +170,8 @@ class Writer:
             )
             .returning(Graph.graph_key)
         ).scalar_one()
-        self.stmts.insert(conn, GraphNode, [(shape.key, *row) for row in shape.rows()])
+        nodes = rows(GraphNode, shape.n_nodes, graph_key=shape.key, **shape.node_columns())
+        self.stmts.insert(conn, GraphNode, nodes)
 
     def _final(self, conn: Connection, final: Final) -> None:
         if final.updates:
@@ -194,8 +212,10 @@ class BackgroundWriter(Writer):
     ``submit`` or by ``close``, and nothing is dropped silently.
     """
 
-    def __init__(self, engine: Engine, run_key: int, queue_size: int = 8, group: int = 16):
-        super().__init__(engine, run_key)
+    def __init__(
+        self, engine: Engine, run_key: int, codec: int = ZSTD, queue_size: int = 8, group: int = 16
+    ):
+        super().__init__(engine, run_key, codec)
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {queue_size}")
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
