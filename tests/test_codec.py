@@ -177,3 +177,14 @@ def test_downgrade_decompresses_and_upgrade_reads_the_same(db_url):
                 ("param_data", "e"),
                 ("param_grad", "e"),
             ]
+
+
+def test_arrays_that_do_not_shrink_are_stored_plain():
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(40)  # 40 random doubles: zstd cannot beat 320 bytes
+    kind, a, b = codec.encode_pair(noise, noise[::-1].copy())
+    assert kind == PLAIN and a == noise.astype("<f8").tobytes()
+    zeros = np.zeros(4000)
+    kind, a, b = codec.encode_pair(zeros, zeros)
+    assert kind == ZSTD and len(a) + len(b) < 200
+    assert (decode_floats(b, kind, 4000) == 0).all()

@@ -95,6 +95,17 @@ def encode_floats(values: np.ndarray | array | Sequence[float], codec: int = ZST
     raise ValueError(f"codec must be one of {sorted(CODECS)}, got {codec!r}")
 
 
+def encode_pair(
+    first: np.ndarray, second: np.ndarray, codec: int = ZSTD
+) -> tuple[int, bytes, bytes]:
+    """Two arrays of one row (values and gradients) as ``(codec, first, second)``:
+    plain where compression would not make them smaller (tiny graphs)."""
+    a, b = encode_floats(first, codec), encode_floats(second, codec)
+    if codec != PLAIN and len(a) + len(b) >= 8 * (len(first) + len(second)):
+        return PLAIN, float_bytes(first), float_bytes(second)
+    return codec, a, b
+
+
 def decode_floats(
     blob: bytes | memoryview, codec: int | None, n: int | None = None, what: str = "an array"
 ) -> np.ndarray:

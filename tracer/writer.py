@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 from gradtrace.tracer.capture import Shape, Snapshot
-from gradtrace.tracer.codec import ZSTD, encode_floats, row, rows
+from gradtrace.tracer.codec import ZSTD, encode_pair, row, rows
 from gradtrace.tracer.errors import RecorderError
 from gradtrace.tracer.models import Graph, GraphNode, Metric, Run, Step, Trace, Update
 from sqlalchemy.engine import Connection, Engine
@@ -126,7 +126,9 @@ class Writer:
                 self._graph(conn, snap.shape)
             graph_key = snap.shape.key
         ins = self.stmts.insert
-        encode, codec, params = encode_floats, self.codec, batch.params
+        params, param_codec, param_data, param_grad = batch.params, None, None, None
+        if params is not None:
+            param_codec, param_data, param_grad = encode_pair(params[0], params[1], self.codec)
         step = row(
             Step,
             run_key=self.run_key,
@@ -134,21 +136,22 @@ class Writer:
             wall_time=batch.wall_time,
             graph_key=graph_key,
             first_nonfinite=snap.first_nonfinite if snap else None,
-            param_data=None if params is None else encode(params[0], codec),
-            param_grad=None if params is None else encode(params[1], codec),
-            codec=None if params is None else codec,
+            param_data=param_data,
+            param_grad=param_grad,
+            codec=param_codec,
         )
         ins(conn, Step, [step])
         ins(conn, Metric, batch.metrics)
         ins(conn, Update, batch.updates)
         if snap is not None:
+            codec, data, grad = encode_pair(snap.data, snap.grad, self.codec)
             trace = row(
                 Trace,
                 run_key=self.run_key,
                 step=batch.step,
                 graph_key=graph_key,
-                data=encode(snap.data, codec),
-                grad=encode(snap.grad, codec),
+                data=data,
+                grad=grad,
                 codec=codec,
             )
             ins(conn, Trace, [trace])
