@@ -4,8 +4,9 @@
     python benchmarks/query.py --db big.db     # reuse a run made by bigrun.py
 
 Targets: one weight's history over all 10,000 steps, and one step's 65,818
-nodes, each in < 50 ms (median of repeated calls; the first, cold call of
-``nodes`` also loads the graph shape and is shown separately).
+nodes, each in < 50 ms, the first (cold) call as well as the median of repeated
+calls; the cold call of ``nodes`` also loads the graph shape, and every call
+decompresses the step's values and gradients.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def main() -> None:
     for name, cold, warm, has_target in rows:
         target = ""
         if has_target:
-            target = f"< {TARGET_MS:.0f} ms: {'PASS' if warm < TARGET_MS else 'MISS'}"
+            ok = max(cold, warm) < TARGET_MS
+            target = f"< {TARGET_MS:.0f} ms, cold and median: {'PASS' if ok else 'MISS'}"
         print(f"| {name} | {cold:.1f} ms | {warm:.1f} ms | {target} |")
 
 
