@@ -227,6 +227,16 @@ def overhead_rows(label: str, sync: dict, bg: dict) -> list[tuple[str, str, str]
             f"target <= {TARGET_OVERHEAD}x: {verdict_}",
         )
     )
+    # The medians above are of two noisy distributions on a shared machine; the
+    # time run.log() keeps the training thread, over the untraced step, is steadier.
+    by_log = 1 + bg["log_mean"] / bg["plain"]
+    rows.append(
+        (
+            f"{label}: 1 + run.log() / untraced step, background",
+            f"{by_log:.3f}x",
+            f"target <= {TARGET_OVERHEAD}x: {'PASS' if by_log <= TARGET_OVERHEAD else 'MISS'}",
+        )
+    )
     other = bg["log_mean"] - bg["shape"] - bg["copy"] - bg["handoff"]
     rows.append(
         (
