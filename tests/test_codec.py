@@ -188,3 +188,14 @@ def test_arrays_that_do_not_shrink_are_stored_plain():
     kind, a, b = codec.encode_pair(zeros, zeros)
     assert kind == ZSTD and len(a) + len(b) < 200
     assert (decode_floats(b, kind, 4000) == 0).all()
+
+
+def test_a_matrix_of_rows_in_mixed_codecs():
+    rows = np.array([[0.5, -0.0, NAN_SIGNALLING], [np.inf, 5e-324, 0.0], [1.0, 2.0, 3.0]])
+    blobs = [rows[0].tobytes(), encode_floats(rows[1], ZSTD), encode_floats(rows[2], PLAIN)]
+    matrix = codec.decode_matrix(blobs, [None, ZSTD, PLAIN], 3)
+    assert bits(matrix.ravel()).tolist() == bits(rows.ravel()).tolist()
+    with pytest.raises(GradtraceError, match="param_data holds 16 bytes, expected 24"):
+        codec.decode_matrix([b"\0" * 16], [None], 3, "param_data")
+    with pytest.raises(GradtraceError, match="codec 7, unknown"):
+        codec.decode_matrix([b"\0" * 24], [7], 3, "param_data")

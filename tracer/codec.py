@@ -99,9 +99,11 @@ def encode_pair(
     first: np.ndarray, second: np.ndarray, codec: int = ZSTD
 ) -> tuple[int, bytes, bytes]:
     """Two arrays of one row (values and gradients) as ``(codec, first, second)``:
-    plain where compression would not make them smaller (tiny graphs)."""
+    plain unless compression saves at least an eighth. Decoding costs every read,
+    and some rows barely shrink: a tiny graph's (frame overhead), and per-step
+    parameter arrays of distinct weights with non-zero gradients."""
     a, b = encode_floats(first, codec), encode_floats(second, codec)
-    if codec != PLAIN and len(a) + len(b) >= 8 * (len(first) + len(second)):
+    if codec != PLAIN and 8 * (len(a) + len(b)) > 7 * 8 * (len(first) + len(second)):
         return PLAIN, float_bytes(first), float_bytes(second)
     return codec, a, b
 
@@ -126,6 +128,29 @@ def decode_floats(
     if len(blob) % 8 or (n is not None and len(blob) != 8 * n):
         raise GradtraceError(f"{what} holds {len(blob)} bytes, expected {8 * (n or 0)}")
     return np.frombuffer(blob, dtype=F8).astype(np.float64)
+
+
+def decode_matrix(
+    blobs: Sequence[bytes | memoryview | None],
+    codecs: Sequence[int | None],
+    n: int,
+    what: str = "an array",
+) -> np.ndarray:
+    """The ``(len(blobs), n)`` float64 matrix of per-step arrays, each in its row's
+    codec (a NULL blob is an error unless ``n`` is 0)."""
+    decompress = _decompressor().decompress
+    parts = []
+    for blob, codec in zip(blobs, codecs, strict=True):
+        raw = b"" if blob is None else bytes(blob)
+        if codec == ZSTD:
+            raw = decompress(raw)
+        elif codec not in (None, PLAIN):
+            decode_floats(raw, codec, n, what)  # raises: a codec this version does not know
+        if len(raw) != 8 * n:
+            raise GradtraceError(f"{what} holds {len(raw)} bytes, expected {8 * n}")
+        parts.append(raw)
+    matrix = np.frombuffer(b"".join(parts), dtype=F8).reshape(len(parts), n)
+    return matrix.astype(np.float64)
 
 
 # -- int32 arrays (graph structure) -------------------------------------------------

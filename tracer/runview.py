@@ -50,7 +50,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from gradtrace.tracer.codec import apply_raw, decode_floats, decode_int32, unpack_raw
+from gradtrace.tracer.codec import (
+    apply_raw,
+    decode_floats,
+    decode_int32,
+    decode_matrix,
+    unpack_raw,
+)
 from gradtrace.tracer.errors import GradtraceError, RunNotFound
 from gradtrace.tracer.models import Graph, Metric, Parameter, Run, Step, Trace, Update
 from gradtrace.tracer.store import STR, as_utc, effective_status, last_metric_values
@@ -137,14 +143,6 @@ def _f8(values: tuple | list) -> np.ndarray:
 
 def _i8(values: tuple | list) -> np.ndarray:
     return np.array(values, dtype=np.int64) if len(values) else np.empty(0, np.int64)
-
-
-def _float_rows(blobs: Sequence[bytes], codecs: Sequence[int | None], n: int, what: str):
-    """The ``(len(blobs), n)`` float64 matrix of per-step arrays, each in its row's codec."""
-    out = np.empty((len(blobs), n))
-    for i, (blob, codec) in enumerate(zip(blobs, codecs, strict=True)):
-        out[i] = decode_floats(blob if blob is not None else b"", codec, n, what)
-    return out
 
 
 class RunView:
@@ -407,7 +405,7 @@ class RunView:
             rows = [r for r in rows if r[0] in keep]
         index = pd.Index(_i8([r[0] for r in rows]), name="step")
         what = f"a parameter array of run {self.name!r}"
-        matrix = _float_rows([r[1] for r in rows], [r[2] for r in rows], n, what)
+        matrix = decode_matrix([r[1] for r in rows], [r[2] for r in rows], n, what)
         return pd.DataFrame(matrix, index=index, columns=names)
 
     def gradients(self, params: Params = None, steps: Steps = None) -> pd.DataFrame:
@@ -593,8 +591,8 @@ class RunView:
                 return
             steps = _i8([r[0] for r in rows])
             codecs = [r[3] for r in rows]
-            data = _float_rows([r[1] for r in rows], codecs, n, "param_data")
-            grad = _float_rows([r[2] for r in rows], codecs, n, "param_grad")
+            data = decode_matrix([r[1] for r in rows], codecs, n, "param_data")
+            grad = decode_matrix([r[2] for r in rows], codecs, n, "param_grad")
             yield steps, data, grad
             after = int(steps[-1])
 
