@@ -18,7 +18,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import sqlalchemy as sa
 from bigrun import make_big_run
+from gradtrace.tracer.codec import decode_floats
+from gradtrace.tracer.models import Trace
 
 from gradtrace import tracer
 
@@ -54,6 +57,14 @@ def main() -> None:
         rows.append((f"one weight's history ({len(df):,} steps)", cold, warm, True))
         cold, warm, df = timed(lambda: run.nodes(mid))
         rows.append((f"one step's nodes ({len(df):,} nodes)", cold, warm, True))
+        blobs = store.fetch(
+            sa.select(Trace.data, Trace.grad, Trace.codec).where(
+                Trace.run_key == run.key, Trace.step == mid
+            )
+        )[1][0]
+        n = run.nodes_per_step()
+        cold, warm, _ = timed(lambda: [decode_floats(b, blobs[2], n) for b in blobs[:2]])
+        rows.append((f"  of which decoding values and grads (codec {blobs[2]})", cold, warm, False))
         cold, warm, df = timed(lambda: run.metrics())
         rows.append((f"metrics, all steps ({len(df):,} rows)", cold, warm, False))
         cold, warm, df = timed(lambda: run.metrics(since=steps - 5))
