@@ -4,8 +4,9 @@
     python benchmarks/query.py --db big.db     # reuse a run made by bigrun.py
 
 Targets: one weight's history over all 10,000 steps, and one step's 65,818
-nodes, each in < 50 ms (median of repeated calls; the first, cold call of
-``nodes`` also loads the graph shape and is shown separately).
+nodes, each in < 50 ms, the first (cold) call as well as the median of repeated
+calls; the cold call of ``nodes`` also loads the graph shape, and every call
+decompresses the step's values and gradients.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import sqlalchemy as sa
 from bigrun import make_big_run
+from gradtrace.tracer.codec import decode_floats
+from gradtrace.tracer.models import Trace
 
 from gradtrace import tracer
 
@@ -53,6 +57,14 @@ def main() -> None:
         rows.append((f"one weight's history ({len(df):,} steps)", cold, warm, True))
         cold, warm, df = timed(lambda: run.nodes(mid))
         rows.append((f"one step's nodes ({len(df):,} nodes)", cold, warm, True))
+        blobs = store.fetch(
+            sa.select(Trace.data, Trace.grad, Trace.codec).where(
+                Trace.run_key == run.key, Trace.step == mid
+            )
+        )[1][0]
+        n = run.nodes_per_step()
+        cold, warm, _ = timed(lambda: [decode_floats(b, blobs[2], n) for b in blobs[:2]])
+        rows.append((f"  of which decoding values and grads (codec {blobs[2]})", cold, warm, False))
         cold, warm, df = timed(lambda: run.metrics())
         rows.append((f"metrics, all steps ({len(df):,} rows)", cold, warm, False))
         cold, warm, df = timed(lambda: run.metrics(since=steps - 5))
@@ -76,7 +88,8 @@ def main() -> None:
     for name, cold, warm, has_target in rows:
         target = ""
         if has_target:
-            target = f"< {TARGET_MS:.0f} ms: {'PASS' if warm < TARGET_MS else 'MISS'}"
+            ok = max(cold, warm) < TARGET_MS
+            target = f"< {TARGET_MS:.0f} ms, cold and median: {'PASS' if ok else 'MISS'}"
         print(f"| {name} | {cold:.1f} ms | {warm:.1f} ms | {target} |")
 
 

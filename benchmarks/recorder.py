@@ -1,15 +1,22 @@
 """What recording costs: micrograd's moons demo untraced vs fully traced, and the peers.
 
-    python benchmarks/recorder.py              # 50 steps, ~2 minutes
-    python benchmarks/recorder.py --steps 20 --mlflow-steps 3
+    python benchmarks/recorder.py              # 50 paired steps, ~4 minutes
+    python benchmarks/recorder.py --steps 20 --mlflow-steps 3 --demo-steps 30
+    python benchmarks/recorder.py --pg postgresql+psycopg://root@127.0.0.1:5432/test
 
 Prints one table:
 - the overhead ratio of a fully traced step (every node's value and grad,
   every parameter update, the metrics) over the same step untraced, the two
-  alternating step by step in one process from the same initial weights;
+  alternating step by step in one process from the same initial weights, with
+  the synchronous and the background writer, on SQLite and (``--pg`` or
+  ``$GRADTRACE_TEST_PG_URL``) PostgreSQL, in a fresh schema dropped afterwards;
+- the training thread's time per step inside ``run.log``: the shape check
+  (walking the graph, comparing it with the shapes seen), the copy of every
+  value and gradient, the hand-off to the writer, and the rest;
 - gradtrace's events/s while recording (node values + grads, update rows, metrics);
-- bytes on disk per node-step: the node trace alone (SQLite's dbstat) and the
-  whole file;
+- bytes on disk per node-step of ``gradtrace demo`` (the 100-step moons demo and
+  the toy demo): the node trace alone (SQLite's dbstat) and the whole file, and
+  their ratio to the 16 bytes of an uncompressed value and gradient;
 - the physical limit: raw ``sqlite3.executemany`` of the same node events as
   (step, node, value, grad) rows, one transaction per step;
 - the peer: the same parameter-update and metric stream through MLflow's
@@ -25,14 +32,19 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import sqlalchemy as sa
 from gradtrace.engine import MLP, make_moons
 from gradtrace.tracer import record
-from gradtrace.tracer.demo import moons_loss
+from gradtrace.tracer.demo import moons_loss, train
 
-TARGET_OVERHEAD = 1.15
-TARGET_BYTES = 17.0
+TARGET_OVERHEAD = 1.05
+TARGET_TRACE_BYTES = 5.0  # node trace, bytes per node-step, 100-step moons demo
+TARGET_FILE_BYTES = 6.0  # the whole file
 TARGET_VS_MLFLOW = 100.0
 
 
@@ -42,13 +54,12 @@ def sgd_step(model: MLP, k: int, steps: int) -> None:
         p.data -= lr * p.grad
 
 
-def overhead(steps: int, folder: Path, background: bool) -> dict[str, float]:
+def overhead(steps: int, db: str, background: bool) -> dict[str, float]:
     X, y = make_moons(100, noise=0.1, seed=1)
     plain, traced = MLP(2, [16, 16, 1], seed=1337), MLP(2, [16, 16, 1], seed=1337)
-    db = folder / f"moons-{'bg' if background else 'sync'}.db"
     t_plain, t_traced, t_log = [], [], []
     nodes = 0
-    with record("bench", db=str(db), background=background) as run:
+    with record("bench", db=db, background=background) as run:
         run.watch(traced)
         for k in range(steps):
             t0 = time.perf_counter()
@@ -71,27 +82,66 @@ def overhead(steps: int, folder: Path, background: bool) -> dict[str, float]:
             t_plain.append(t1 - t0)
             t_traced.append(t4 - t1)
             t_log.append(t3 - t2)
+            if k == 0:  # the first step stores the graph shape: split the others
+                first = (run.graphs.timings.shape, run.graphs.timings.copy, run.handoff_s)
         t_close = time.perf_counter()
+        timings, handoff = run.graphs.timings, run.handoff_s
     t_close = time.perf_counter() - t_close
-    with sqlite3.connect(db) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        trace_bytes = table_bytes(conn, "traces")
-    size = db.stat().st_size
     params = len(traced.parameters())
     events = 2 * nodes + params + 3  # node values+grads, update rows, metrics
     log_s = statistics.median(t_log)
+    n = max(steps - 1, 1)
     return {
         "plain": statistics.median(t_plain),
         "traced": statistics.median(t_traced),
         "log": log_s,
+        "log_mean": statistics.fmean(t_log[1:] or t_log),
+        "shape": (timings.shape - first[0]) / n,
+        "copy": (timings.copy - first[1]) / n,
+        "handoff": (handoff - first[2]) / n,
         "close": t_close,
         "nodes": nodes,
         "params": params,
         "events_per_s": events / log_s,
-        "bytes_per_node_step": size / (nodes * steps),
-        "trace_bytes_per_node_step": trace_bytes / (nodes * steps) if trace_bytes else None,
-        "size": size,
     }
+
+
+def demo_bytes(kind: str, steps: int, folder: Path) -> dict[str, float]:
+    """Bytes per node-step of ``gradtrace demo KIND --steps STEPS`` (SQLite)."""
+    db = folder / f"demo-{kind}.db"
+    train(kind, steps=steps, db=db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        trace_bytes = table_bytes(conn, "traces")
+        nodes = conn.execute("SELECT MAX(n_nodes) FROM graphs").fetchone()[0]
+    conn.close()
+    size = db.stat().st_size
+    return {
+        "nodes": nodes,
+        "steps": steps,
+        "size": size,
+        "file": size / (nodes * steps),
+        "trace": trace_bytes / (nodes * steps) if trace_bytes else None,
+    }
+
+
+@contextmanager
+def pg_schema(url: str) -> Iterator[str]:
+    """A URL of a fresh PostgreSQL schema, dropped afterwards."""
+    schema = f"gt_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.schema.CreateSchema(schema))
+    try:
+        yield (
+            sa.make_url(url)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.schema.DropSchema(schema, cascade=True))
+        admin.dispose()
 
 
 def table_bytes(conn: sqlite3.Connection, table: str) -> int | None:
@@ -148,55 +198,103 @@ def mlflow_events_per_s(params: int, steps: int, folder: Path) -> float | None:
 
 
 def fmt_bytes(x: float | None) -> str:
-    return "n/a (no dbstat)" if x is None else f"{x:.2f}"
+    return "n/a (no dbstat)" if x is None else f"{x:.2f} ({16 / x:.1f}x smaller than 16)"
 
 
-def verdict(x: float | None) -> str:
-    return "n/a" if x is None else ("PASS" if x <= TARGET_BYTES else "MISS")
+def verdict(x: float | None, target: float) -> str:
+    return "n/a" if x is None else (f"target <= {target}: {'PASS' if x <= target else 'MISS'}")
+
+
+def overhead_rows(label: str, sync: dict, bg: dict) -> list[tuple[str, str, str]]:
+    best = min((sync, bg), key=lambda r: r["traced"] / r["plain"])
+    ratio = best["traced"] / best["plain"]
+    rows = [
+        (f"{label}: untraced step (median)", f"{best['plain'] * 1e3:.1f} ms", ""),
+    ]
+    for name, r in (("sync writer", sync), ("background writer", bg)):
+        rows.append(
+            (
+                f"{label}: traced step, {name}",
+                f"{r['traced'] * 1e3:.1f} ms",
+                f"{r['traced'] / r['plain']:.3f}x",
+            )
+        )
+    verdict_ = "PASS" if ratio <= TARGET_OVERHEAD else "MISS"
+    rows.append(
+        (
+            f"{label}: overhead ratio (best)",
+            f"{ratio:.3f}x",
+            f"target <= {TARGET_OVERHEAD}x: {verdict_}",
+        )
+    )
+    # The medians above are of two noisy distributions on a shared machine; the
+    # time run.log() keeps the training thread, over the untraced step, is steadier.
+    by_log = 1 + bg["log_mean"] / bg["plain"]
+    rows.append(
+        (
+            f"{label}: 1 + run.log() / untraced step, background",
+            f"{by_log:.3f}x",
+            f"target <= {TARGET_OVERHEAD}x: {'PASS' if by_log <= TARGET_OVERHEAD else 'MISS'}",
+        )
+    )
+    other = bg["log_mean"] - bg["shape"] - bg["copy"] - bg["handoff"]
+    rows.append(
+        (
+            f"{label}: run.log() per step, background",
+            f"{bg['log_mean'] * 1e3:.1f} ms",
+            f"shape check {bg['shape'] * 1e3:.1f} ms, copy {bg['copy'] * 1e3:.1f} ms, "
+            f"hand-off {bg['handoff'] * 1e3:.1f} ms, other {other * 1e3:.1f} ms",
+        )
+    )
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--mlflow-steps", type=int, default=5)
+    ap.add_argument("--demo-steps", type=int, default=100)
+    ap.add_argument("--pg", default=os.environ.get("GRADTRACE_TEST_PG_URL"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        sync = overhead(args.steps, folder, background=False)
-        bg = overhead(args.steps, folder, background=True)
+        moons = demo_bytes("moons", args.demo_steps, folder)
+        toy = demo_bytes("toy", args.demo_steps, folder)
+        sync = overhead(args.steps, str(folder / "sync.db"), background=False)
+        bg = overhead(args.steps, str(folder / "bg.db"), background=True)
+        pg = None
+        if args.pg:
+            with pg_schema(args.pg) as url:
+                pg = (overhead(args.steps, url, False), overhead(args.steps, url, True))
         raw = raw_sqlite(sync["nodes"], min(args.steps, 20), folder)
         mlflow = mlflow_events_per_s(sync["params"], args.mlflow_steps, folder)
-    best = min((sync, bg), key=lambda r: r["traced"] / r["plain"])
-    ratio = best["traced"] / best["plain"]
-    rows = [
-        ("nodes per step", f"{sync['nodes']:,}", ""),
-        ("untraced step (median)", f"{best['plain'] * 1e3:.1f} ms", ""),
+    rows = [("nodes per step (moons)", f"{sync['nodes']:,}", "")]
+    rows += overhead_rows("SQLite", sync, bg)
+    if pg is None:
+        rows.append(("PostgreSQL", "not measured", "pass --pg URL"))
+    else:
+        rows += overhead_rows("PostgreSQL", *pg)
+    rows += [
+        ("gradtrace events/s (sync, SQLite)", f"{sync['events_per_s']:,.0f}", ""),
         (
-            "traced step, sync writer",
-            f"{sync['traced'] * 1e3:.1f} ms",
-            f"{sync['traced'] / sync['plain']:.3f}x",
+            f"moons demo ({moons['steps']} steps): node trace bytes/node-step",
+            fmt_bytes(moons["trace"]),
+            verdict(moons["trace"], TARGET_TRACE_BYTES),
         ),
         (
-            "traced step, background writer",
-            f"{bg['traced'] * 1e3:.1f} ms",
-            f"{bg['traced'] / bg['plain']:.3f}x",
+            f"moons demo ({moons['steps']} steps): whole file bytes/node-step",
+            fmt_bytes(moons["file"]),
+            f"{moons['size'] / 1e6:.1f} MB; {verdict(moons['file'], TARGET_FILE_BYTES)}",
         ),
         (
-            "overhead ratio (best)",
-            f"{ratio:.3f}x",
-            f"target <= {TARGET_OVERHEAD}x: {'PASS' if ratio <= TARGET_OVERHEAD else 'MISS'}",
-        ),
-        ("run.log() time (median, sync)", f"{sync['log'] * 1e3:.1f} ms", ""),
-        ("gradtrace events/s (sync)", f"{sync['events_per_s']:,.0f}", ""),
-        (
-            "node trace bytes per node-step",
-            fmt_bytes(sync["trace_bytes_per_node_step"]),
-            f"target <= {TARGET_BYTES}: {verdict(sync['trace_bytes_per_node_step'])}",
+            f"toy demo ({toy['steps']} steps, {toy['nodes']} nodes): trace bytes/node-step",
+            fmt_bytes(toy["trace"]),
+            "",
         ),
         (
-            "whole file bytes per node-step",
-            f"{sync['bytes_per_node_step']:.2f}",
-            "incl. the graph shape (once), updates, metrics, indexes",
+            f"toy demo ({toy['steps']} steps): whole file bytes/node-step",
+            fmt_bytes(toy["file"]),
+            f"{toy['size'] / 1e3:.0f} kB: the schema and graph dominate a tiny graph",
         ),
         (
             "raw sqlite3.executemany events/s",
@@ -218,7 +316,8 @@ def main() -> None:
         )
     width = max(len(r[0]) for r in rows)
     print(
-        f"recorder benchmark: moons demo, {args.steps} steps, python {sys.version.split()[0]}, "
+        f"recorder benchmark: moons demo, {args.steps} paired steps, "
+        f"python {sys.version.split()[0]}, "
         f"{os.cpu_count()} cores"
     )
     print(f"| {'measure'.ljust(width)} | value | note |")

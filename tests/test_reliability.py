@@ -212,7 +212,8 @@ def test_failed_transaction_does_not_break_the_next_steps(db_url, monkeypatch):
     model, X, y = small_model()
     opt = SGD(model.parameters(), lr=0.1)
     logged = []
-    with tracer.record("hiccup", db=db_url) as run:
+    # The synchronous writer: its error reaches the log() of the failing step itself.
+    with tracer.record("hiccup", db=db_url, background=False) as run:
         run.watch(model, optimizer=opt)
         for k in range(6):
             loss, acc = batch_loss(model, X, y, range(0, 20) if k < 2 else range(0, 10))
@@ -259,7 +260,9 @@ def test_ctrl_c_just_after_a_commit_keeps_that_steps_update(db_url, monkeypatch)
     monkeypatch.setattr(Writer, "_write", write_then_ctrl_c)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        with pytest.raises(KeyboardInterrupt), tracer.record("late", db=db_url) as run:
+        # The synchronous writer: the commit (and this SIGINT) happen inside log().
+        run_ = tracer.record("late", db=db_url, background=False)
+        with pytest.raises(KeyboardInterrupt), run_ as run:
             list(train(10, run))
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -41,6 +41,10 @@ def test_specials_in_values_grads_updates_and_metrics(db_url):
                 p.data = x
                 p.grad = 0.0
     with tracer.connect(db_url) as store:
+        with store.engine.connect() as conn:  # the round trip below is through zstd
+            stored = conn.execute(sa.text("SELECT codec, data FROM traces")).all()
+        assert {codec for codec, _ in stored} == {1}
+        assert all(bytes(data).startswith(b"\x28\xb5\x2f\xfd") for _, data in stored)
         view = store.run("specials")
         for step, (data, grad) in enumerate(expected_nodes):
             nodes = view.nodes(step)

@@ -10,7 +10,10 @@ from gradtrace.tracer.demo import train
 
 from gradtrace import tracer
 
-LIMIT = 17.0  # bytes per node-step: 16 for the value and gradient, 1 for everything else
+# Bytes per node-step a traced step adds: 16 before compression (value and gradient
+# as float64); zstd keeps it under 5 on the moons demo (gradients are mostly exact
+# zeros, values repeat). Lossless: it cannot drop far below ~2 (30,000 distinct values).
+LIMIT = 5.0
 
 
 def _recorded_size(path: Path, steps: int) -> tuple[int, int]:
@@ -36,7 +39,7 @@ def test_node_trace_bytes_per_node_step(tmp_path):
     full, nodes_full = _recorded_size(tmp_path / "full.db", 30)
     assert nodes == nodes_full > 60_000
     per_node_step = (full - short) / ((30 - 3) * nodes)
-    assert 16.0 <= per_node_step <= LIMIT, (
+    assert 1.0 <= per_node_step <= LIMIT, (
         f"a node trace costs {per_node_step:.3f} bytes per node-step "
         f"({full - short} bytes for {30 - 3} steps x {nodes} nodes); the budget is {LIMIT}"
     )

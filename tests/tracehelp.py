@@ -177,7 +177,9 @@ def steps(run):
                    raise_at=opts["raise_at"]):
         pass
 
-record_kwargs = dict(db=opts["db"], background=opts["background"])
+record_kwargs = dict(db=opts["db"])
+if opts["background"] is not None:  # None: the recorder's default (the background writer)
+    record_kwargs["background"] = opts["background"]
 mode = opts["mode"]
 if mode == "with":
     with tracer.record(opts["name"], **record_kwargs) as run:
@@ -203,7 +205,7 @@ def start_child(
     steps: int | None,
     mode: str = "with",
     seed: int = 0,
-    background: bool = False,
+    background: bool | None = None,
     delay: float = 0.0,
     raise_at: int | None = None,
     go: Path | None = None,

@@ -16,32 +16,19 @@ already seen, and only a new shape is stored (once) with its labels.
 from __future__ import annotations
 
 import math
-import struct
-import sys
 from array import array
 from dataclasses import dataclass, field
 from operator import attrgetter
+from time import perf_counter
 from typing import Any
 
 import numpy as np
 from gradtrace.engine import Value, structure
+from gradtrace.tracer.codec import int32_bytes, needs_raw, pack_raw, row, rows, sql_float
+from gradtrace.tracer.models import Metric, Update
 
 _get_label = attrgetter("label")
 _get_exponent = attrgetter("exponent")
-_BIG_ENDIAN = sys.byteorder == "big"
-
-
-def int32_bytes(values: list[int]) -> bytes:
-    """Little-endian int32 bytes (node indices)."""
-    return np.asarray(values, dtype="<i4").tobytes()
-
-
-def float_bytes(values: array) -> bytes:
-    """``values`` as little-endian float64 bytes, the on-disk format of traces."""
-    if _BIG_ENDIAN:
-        values = array("d", values)
-        values.byteswap()
-    return values.tobytes()
 
 
 @dataclass(eq=False)
@@ -92,22 +79,17 @@ class Shape:
             "args": {str(i): _json_float(x) for i, x in enumerate(self.exponents) if x is not None},
         }
 
-    def rows(self) -> list[tuple[Any, ...]]:
-        """``(node, op, a, b, arg, label, param)`` per node, for ``graph_nodes``."""
-        return [
-            (i, op, a if a >= 0 else None, b if b >= 0 else None, arg, label, p if p >= 0 else None)
-            for i, (op, a, b, arg, label, p) in enumerate(
-                zip(
-                    self.ops,
-                    self.a,
-                    self.b,
-                    self.exponents,
-                    self.labels,
-                    self.node_params(),
-                    strict=True,
-                )
-            )
-        ]
+    def node_columns(self) -> dict[str, list[Any]]:
+        """The ``graph_nodes`` columns of this shape, one entry per node."""
+        return {
+            "node": list(range(self.n_nodes)),
+            "op": self.ops,
+            "a": [x if x >= 0 else None for x in self.a],
+            "b": [x if x >= 0 else None for x in self.b],
+            "arg": self.exponents,
+            "label": self.labels,
+            "param": [p if p >= 0 else None for p in self.node_params()],
+        }
 
 
 def _json_float(x: float) -> float | str:
@@ -118,13 +100,25 @@ def _json_float(x: float) -> float | str:
 
 @dataclass(eq=False)
 class Snapshot:
-    """One step's node trace: its shape and every node's value and gradient."""
+    """One step's node trace: its shape and every node's value and gradient.
+
+    ``values`` is a fresh ``(2, n)`` float64 array (row 0 the values, row 1 the
+    gradients) owned by the snapshot: the writer encodes it later, maybe on its
+    thread, while training has moved on.
+    """
 
     shape: Shape
     new_shape: bool
-    data: bytes
-    grad: bytes
+    values: np.ndarray
     first_nonfinite: int | None
+
+    @property
+    def data(self) -> np.ndarray:
+        return self.values[0]
+
+    @property
+    def grad(self) -> np.ndarray:
+        return self.values[1]
 
 
 MAX_SHAPES = 16  # shapes remembered per run; a graph that changes every step stays bounded
@@ -140,8 +134,10 @@ class GraphCapture:
     def __init__(self, param_index: dict[int, int]):
         self.param_index = param_index  # id(parameter Value) -> parameter idx
         self.shapes: list[Shape] = []
+        self.timings = CaptureTimings()
 
     def capture(self, root: Value, step: int = 0) -> Snapshot:
+        t0 = perf_counter()
         nodes, ops, a, b = structure(root)
         leaves = _positions(ops, "")
         get = self.param_index.get
@@ -154,11 +150,15 @@ class GraphCapture:
             shape.exponents = list(map(_get_exponent, nodes))
             self.shapes.append(shape)
             del self.shapes[:-MAX_SHAPES]  # the least recently seen go first
-        data = array("d", [v.data for v in nodes])
-        grad = array("d", [v.grad for v in nodes])
-        return Snapshot(
-            shape, new, float_bytes(data), float_bytes(grad), first_nonfinite(data, grad)
-        )
+        t1 = perf_counter()
+        # List comprehensions read slot attributes faster than attrgetter maps,
+        # and numpy converts a list of floats in one C loop.
+        values = np.empty((2, len(nodes)))
+        values[0] = [v.data for v in nodes]
+        values[1] = [v.grad for v in nodes]
+        snap = Snapshot(shape, new, values, first_nonfinite(values))
+        self.timings.add(t1 - t0, perf_counter() - t1)
+        return snap
 
     def _find(
         self, ops: list[str], a: list[int], b: list[int], leaf_params: list[int]
@@ -186,49 +186,61 @@ def _positions(items: list, value: object) -> list[int]:
         return found
 
 
-def first_nonfinite(data: array, grad: array) -> int | None:
-    """Index of the first node whose value or gradient is NaN or infinite."""
-    d = np.frombuffer(data, dtype=np.float64)
-    g = np.frombuffer(grad, dtype=np.float64)
-    bad = np.flatnonzero(~(np.isfinite(d) & np.isfinite(g)))
+def first_nonfinite(values: np.ndarray) -> int | None:
+    """Index of the first node whose value or gradient (a ``(2, n)`` array) is NaN or inf."""
+    bad = np.flatnonzero(~np.isfinite(values).all(axis=0))
     return int(bad[0]) if bad.size else None
 
 
-_PACK4 = struct.Struct("<4d")
-_PACK1 = struct.Struct("<d")
+@dataclass
+class CaptureTimings:
+    """Training-thread seconds spent in :meth:`GraphCapture.capture`, summed over steps."""
 
+    shape: float = 0.0  # walking the graph and checking its shape
+    copy: float = 0.0  # copying values and gradients out of the nodes
+    steps: int = 0
 
-def needs_raw(x: float) -> bool:
-    """NaN and -0.0 are the floats SQL columns cannot hold exactly."""
-    return x != x or (x == 0.0 and math.copysign(1.0, x) < 0)
+    def add(self, shape: float, copy: float) -> None:
+        self.shape += shape
+        self.copy += copy
+        self.steps += 1
 
 
 def update_rows(
-    run_key: int, step: int, before: array, grad: array, after: array, lr: float | None
+    run_key: int,
+    step: int,
+    before: np.ndarray,
+    grad: np.ndarray,
+    after: np.ndarray,
+    lr: float | None,
 ) -> list[tuple[Any, ...]]:
     """Rows for ``updates``: one per parameter, NaN as NULL plus exact bits in ``raw``."""
-    b = np.frombuffer(before, dtype=np.float64)
-    g = np.frombuffer(grad, dtype=np.float64)
-    f = np.frombuffer(after, dtype=np.float64)
+    b, g, f = (np.asarray(x, dtype=np.float64) for x in (before, grad, after))
     n = len(b)
-    rows = list(zip([run_key] * n, range(n), [step] * n, before, grad, after, [lr] * n, [None] * n))
+    columns = {"value_before": b.tolist(), "grad": g.tolist(), "value_after": f.tolist()}
+    raw: list[bytes | None] = [None] * n
     stack = np.stack([b, g, f])
     special = np.isnan(stack) | ((stack == 0.0) & np.signbit(stack))
     lr_special = lr is not None and needs_raw(lr)
     odd = range(n) if lr_special else np.flatnonzero(special.any(axis=0)).tolist()
-    lr_sql = None if lr is None or lr != lr else lr
     for i in odd:
-        bi, gi, fi = before[i], grad[i], after[i]
-        raw = _PACK4.pack(bi, gi, fi, math.nan if lr is None else lr)
-        rows[i] = (run_key, i, step, _sql(bi), _sql(gi), _sql(fi), lr_sql, raw)
-    return rows
-
-
-def _sql(x: float) -> float | None:
-    return None if x != x else x
+        exact = [col[i] for col in columns.values()]
+        raw[i] = pack_raw(*exact, math.nan if lr is None else lr)
+        for col, x in zip(columns.values(), exact, strict=True):
+            col[i] = sql_float(x)
+    return rows(
+        Update,
+        n,
+        run_key=run_key,
+        param=range(n),
+        step=step,
+        lr=None if lr is None else sql_float(lr),
+        raw=raw,
+        **columns,
+    )
 
 
 def metric_row(run_key: int, name: str, step: int, value: float) -> tuple[Any, ...]:
-    if needs_raw(value):
-        return (run_key, name, step, _sql(value), _PACK1.pack(value))
-    return (run_key, name, step, value, None)
+    """The ``metrics`` row of one logged value (NaN and -0.0 keep their bits in ``raw``)."""
+    raw = pack_raw(value) if needs_raw(value) else None
+    return row(Metric, run_key=run_key, name=name, step=step, value=sql_float(value), raw=raw)

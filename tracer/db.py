@@ -347,14 +347,30 @@ def migrate(engine: Engine, url: URL) -> str:
     from alembic import command
 
     head = head_revision()
-    with writing(engine).begin() as conn:  # SQLite: BEGIN IMMEDIATE is the lock
-        if engine.dialect.name == "postgresql":
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
-        current = _state(conn, url)
-        if current != head:
-            cfg = alembic_config()
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+    sqlite = engine.dialect.name == "sqlite"
+    with writing(engine).connect() as conn:
+        if sqlite:
+            # A batch migration re-creates a SQLite table by copy, drop and rename;
+            # with foreign keys on, dropping ``runs`` would cascade into every row
+            # of every run. The pragma only takes effect outside a transaction.
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with conn.begin():  # SQLite: BEGIN IMMEDIATE is the lock
+                if not sqlite:
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+                current = _state(conn, url)
+                if current != head:
+                    cfg = alembic_config()
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+                    if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                        raise NotAGradtraceDatabase(
+                            f"migrating {describe(url)} would break its links between tables; "
+                            "it was rolled back; run `gradtrace db check` on it"
+                        )
+        finally:
+            if sqlite:
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys = ON")
     return head
 
 

@@ -17,7 +17,9 @@ Node traces
 -----------
 ``traces.data`` and ``traces.grad`` hold one step's node values and gradients as
 little-endian IEEE-754 float64 arrays: node ``i`` (in the order of
-``graph_nodes.node``) at bytes ``[8*i, 8*i + 8)``. NaN payloads and -0.0 survive.
+``graph_nodes.node``) at bytes ``[8*i, 8*i + 8)``, compressed as the row's
+``codec`` says (NULL, as gradtrace 0.1.0 wrote, is uncompressed; see
+``tracer.codec`` for every byte format). NaN payloads and -0.0 survive.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
 )
@@ -50,6 +53,7 @@ NAMING = {
 }
 
 Float = Double()
+CODEC_COMMENT = "encoding of the float64 arrays: NULL or 0 plain, 1 zstd (tracer.codec)"
 # Small-row tables are clustered on their primary key in SQLite: one B-tree, and
 # a range read (one weight over all steps) touches consecutive pages.
 CLUSTERED = {"sqlite_with_rowid": False}
@@ -150,6 +154,7 @@ class Step(Base):
     param_grad: Mapped[bytes | None] = mapped_column(
         LargeBinary, comment="every watched parameter's gradient, float64 LE"
     )
+    codec: Mapped[int | None] = mapped_column(SmallInteger, comment=CODEC_COMMENT)
 
 
 class Metric(Base):
@@ -236,3 +241,4 @@ class Trace(Base):
     graph_key: Mapped[int] = mapped_column(ForeignKey("graphs.graph_key"))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     grad: Mapped[bytes] = mapped_column(LargeBinary)
+    codec: Mapped[int | None] = mapped_column(SmallInteger, comment=CODEC_COMMENT)

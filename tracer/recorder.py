@@ -31,7 +31,6 @@ import socket
 import time
 import uuid
 import warnings
-from array import array
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +39,7 @@ import numpy as np
 import sqlalchemy as sa
 from gradtrace.engine import Module, Role, Value
 from gradtrace.tracer import lifecycle
-from gradtrace.tracer.capture import GraphCapture, float_bytes, metric_row, update_rows
+from gradtrace.tracer.capture import GraphCapture, metric_row, update_rows
 from gradtrace.tracer.db import open_database, writing
 from gradtrace.tracer.errors import ConfigError, RecorderError
 from gradtrace.tracer.forensics import Origin
@@ -92,7 +91,7 @@ class Recorder:
         notes: str = "",
         capture: str = "nodes",
         every: int = 1,
-        background: bool = False,
+        background: bool = True,
         queue_size: int = 8,
         freeze_gc: bool = True,
     ):
@@ -133,7 +132,8 @@ class Recorder:
         self.graphs = GraphCapture({})
         self.steps_logged = 0
         self.last_step: int | None = None
-        self._pending: tuple[int, array, array, float | None] | None = None
+        self._pending: tuple[int, np.ndarray, float | None] | None = None
+        self.handoff_s = 0.0  # training-thread seconds spent handing steps to the writer
         self._check = LiveCheck([])  # names the first NaN/inf's origin as it happens
         self._metric_names: set[str] = set()
         self.closed = False
@@ -251,10 +251,8 @@ class Recorder:
         )
         pending = None
         if self.params:
-            before = array("d", [p.data for p in self.params])
-            grad = array("d", [p.grad for p in self.params])
-            pending = (step, before, grad, lr)
-            batch.param_data, batch.param_grad = float_bytes(before), float_bytes(grad)
+            batch.params = _read_params(self.params)
+            pending = (step, batch.params, lr)
         if isinstance(loss, Value) and self.capture == "nodes" and step % self.every == 0:
             batch.snapshot = self.graphs.capture(loss, step)
             if batch.snapshot.new_shape:
@@ -266,6 +264,7 @@ class Recorder:
         # update of a step that is not there. (A second Ctrl-C is not held back.)
         with deferred_signals():
             batch.updates = self._take_updates()
+            t0 = time.perf_counter()
             try:
                 self.writer.submit(batch)
             except BaseException:
@@ -274,11 +273,12 @@ class Recorder:
                 # (the next log or close), and this step may be logged again.
                 self._pending = previous
                 raise
+            self.handoff_s += time.perf_counter() - t0
             self._pending = pending
             self.last_step = step
             self.steps_logged += 1
         if self._check.found is None:
-            data, grad = (None, None) if pending is None else (_np(pending[1]), _np(pending[2]))
+            data, grad = (None, None) if pending is None else (pending[1][0], pending[1][1])
             origin = self._check.logged(step, batch.snapshot, data, grad, lr, values)
             self._warn_nonfinite(origin, stacklevel=3)
         return step
@@ -340,10 +340,10 @@ class Recorder:
         """Rows for the pending step's update, now that its after-values are known."""
         if self._pending is None:
             return []
-        step, before, grad, lr = self._pending
+        step, params, lr = self._pending
         self._pending = None
-        after = array("d", [p.data for p in self.params])
-        return update_rows(self.run_key, step, before, grad, after, lr)
+        after = np.array([p.data for p in self.params], dtype=np.float64)
+        return update_rows(self.run_key, step, params[0], params[1], after, lr)
 
     def _warn_nonfinite(self, origin: Origin | None, stacklevel: int) -> None:
         if origin is not None:
@@ -355,8 +355,12 @@ class Recorder:
             )
 
 
-def _np(values: array) -> np.ndarray:
-    return np.frombuffer(values, dtype=np.float64)
+def _read_params(params: list[Value]) -> np.ndarray:
+    """A fresh ``(2, n)`` array: every parameter's value, then its gradient."""
+    out = np.empty((2, len(params)))
+    out[0] = [p.data for p in params]
+    out[1] = [p.grad for p in params]
+    return out
 
 
 def _freeze_heap() -> None:
@@ -382,7 +386,8 @@ def record(name: str = "run", db: str | os.PathLike | None = None, **options: An
     Options: ``experiment``, ``config`` (JSON-able dict), ``seed``, ``tags``,
     ``notes``; ``capture="nodes"`` (every node, default) or ``"params"``
     (parameters and metrics only); ``every=k`` traces nodes every k-th step;
-    ``background=True`` writes on a thread behind a bounded queue;
+    ``background=True`` (default) writes and compresses on a thread behind a
+    bounded queue (``background=False`` writes in the training thread);
     ``freeze_gc=False`` leaves the garbage collector alone (by default the
     objects alive when the run starts are frozen with ``gc.freeze()``, so full
     collections during training stop re-walking them).

@@ -50,9 +50,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from gradtrace.tracer.codec import (
+    apply_raw,
+    decode_floats,
+    decode_int32,
+    decode_matrix,
+)
 from gradtrace.tracer.errors import GradtraceError, RunNotFound
 from gradtrace.tracer.models import Graph, Metric, Parameter, Run, Step, Trace, Update
-from gradtrace.tracer.store import STR, as_utc, effective_status, last_metric_values, raw_floats
+from gradtrace.tracer.store import STR, as_utc, effective_status, last_metric_values
 from gradtrace.tracer.validate import safe_text
 
 if TYPE_CHECKING:
@@ -62,8 +68,6 @@ if TYPE_CHECKING:
 Steps = int | range | slice | Sequence[int] | np.ndarray | None
 Params = int | str | Sequence[int | str] | None
 
-_F8 = np.dtype("<f8")
-_I4 = np.dtype("<i4")
 UPDATE_FLOATS = ["value_before", "grad", "value_after", "lr"]
 GRAPH_COLUMNS = ["node", "op", "label", "parents", "a", "b", "arg", "param"]
 MAX_IN = 500  # longer step lists are read as one range and filtered in memory
@@ -139,13 +143,6 @@ def _f8(values: tuple | list) -> np.ndarray:
 
 def _i8(values: tuple | list) -> np.ndarray:
     return np.array(values, dtype=np.int64) if len(values) else np.empty(0, np.int64)
-
-
-def _floats(blob: bytes, n: int | None, what: str) -> np.ndarray:
-    """A float64 LE blob as a native, writable array of ``n`` values."""
-    if len(blob) % 8 or (n is not None and len(blob) != 8 * n):
-        raise GradtraceError(f"{what} holds {len(blob)} bytes, expected {8 * (n or 0)}")
-    return np.frombuffer(blob, dtype=_F8).astype(np.float64)
 
 
 class RunView:
@@ -277,10 +274,7 @@ class RunView:
         c, s = _columns(*metric_rows), _columns(*step_rows)
         steps = pd.Series(_f8(s["wall_time"]), index=pd.Index(_i8(s["step"]), name="step"))
         values = _f8(c["value"])
-        raws = c["raw"]
-        odd = [i for i, r in enumerate(raws) if r is not None]
-        if odd:
-            values[odd] = raw_floats([raws[i] for i in odd], 1)[:, 0]
+        apply_raw({"value": values}, c["raw"])
         codes, names = pd.factorize(pd.Series(list(c["name"]), dtype=object), sort=True)
         metric_steps = _i8(c["step"])
         index = np.union1d(steps.index.to_numpy(dtype=np.int64), metric_steps)
@@ -386,12 +380,7 @@ class RunView:
         )
         step, param = _i8(c["step"]), _i8(c["param"])
         floats = {col: _f8(c[col]) for col in UPDATE_FLOATS}
-        raws = c["raw"]
-        odd = [i for i, r in enumerate(raws) if r is not None]
-        if odd:
-            exact = raw_floats([raws[i] for i in odd], len(UPDATE_FLOATS))
-            for j, col in enumerate(UPDATE_FLOATS):
-                floats[col][odd] = exact[:, j]
+        apply_raw(floats, c["raw"])
         order = np.lexsort((param, step))
         mask = _keep(step, keep)
         if mask is not None:
@@ -413,7 +402,7 @@ class RunView:
         column = {"grad": Step.param_grad, "data": Step.param_data}[which]
         cond, keep = _step_filter(Step.step, steps)
         rows = self._rows(
-            sa.select(Step.step, column.label("blob"))
+            sa.select(Step.step, column.label("blob"), Step.codec)
             .where(Step.run_key == self.key, cond, column.is_not(None))
             .order_by(Step.step)
         )
@@ -422,12 +411,8 @@ class RunView:
         if keep is not None:
             rows = [r for r in rows if r[0] in keep]
         index = pd.Index(_i8([r[0] for r in rows]), name="step")
-        blob = b"".join(bytes(r[1]) for r in rows)
-        if len(blob) != 8 * n * len(rows):
-            raise GradtraceError(
-                f"run {self.name!r}: parameter arrays do not hold {n} values per step"
-            )
-        matrix = np.frombuffer(blob, dtype=_F8).astype(np.float64).reshape(len(rows), n)
+        what = f"a parameter array of run {self.name!r}"
+        matrix = decode_matrix([r[1] for r in rows], [r[2] for r in rows], n, what)
         return pd.DataFrame(matrix, index=index, columns=names)
 
     def gradients(self, params: Params = None, steps: Steps = None) -> pd.DataFrame:
@@ -475,9 +460,7 @@ class RunView:
             )
             g = dict(zip(keys, rows[0], strict=True))
             n = int(g["n_nodes"])
-            a = np.frombuffer(bytes(g["a"]), dtype=_I4).astype(np.int64)
-            b = np.frombuffer(bytes(g["b"]), dtype=_I4).astype(np.int64)
-            params = np.frombuffer(bytes(g["params"]), dtype=_I4).astype(np.int64)
+            a, b, params = decode_int32(g["a"]), decode_int32(g["b"]), decode_int32(g["params"])
             ops = g["ops"].split(" ") if n else []
             if not len(a) == len(b) == len(params) == len(ops) == n:
                 raise GradtraceError(f"graph {graph_key} of run {self.name!r} is inconsistent")
@@ -523,17 +506,17 @@ class RunView:
         """Every node of step ``step``: the graph columns plus value and grad."""
         step = _int(step, "step")
         rows = self._rows(
-            sa.select(Trace.graph_key, Trace.data, Trace.grad).where(
+            sa.select(Trace.graph_key, Trace.data, Trace.grad, Trace.codec).where(
                 Trace.run_key == self.key, Trace.step == step
             )
         )
         if not rows:
             raise self._no_trace(step)
-        graph_key, data, grad = rows[0]
+        graph_key, data, grad, codec = rows[0]
         out = self._structure(int(graph_key)).copy()
         what = f"the trace of step {step}"
-        out["value"] = _floats(bytes(data), len(out), what)
-        out["grad"] = _floats(bytes(grad), len(out), what)
+        out["value"] = decode_floats(data, codec, len(out), what)
+        out["grad"] = decode_floats(grad, codec, len(out), what)
         return out
 
     def first_nonfinite(self) -> Origin | None:
@@ -560,7 +543,7 @@ class RunView:
             if upto is not None:
                 cond.append(Step.step <= upto)
             rows = self._rows(
-                sa.select(Step.step, Step.param_data, Step.param_grad)
+                sa.select(Step.step, Step.param_data, Step.param_grad, Step.codec)
                 .where(*cond)
                 .order_by(Step.step)
                 .limit(EXPORT_CHUNK_STEPS)
@@ -568,9 +551,10 @@ class RunView:
             if not rows:
                 return
             steps = _i8([r[0] for r in rows])
-            data = _floats(b"".join(bytes(r[1]) for r in rows), n * len(rows), "param_data")
-            grad = _floats(b"".join(bytes(r[2] or b"") for r in rows), n * len(rows), "grad")
-            yield steps, data.reshape(len(rows), n), grad.reshape(len(rows), n)
+            codecs = [r[3] for r in rows]
+            data = decode_matrix([r[1] for r in rows], codecs, n, "param_data")
+            grad = decode_matrix([r[2] for r in rows], codecs, n, "param_grad")
+            yield steps, data, grad
             after = int(steps[-1])
 
     # -- export --------------------------------------------------------------------

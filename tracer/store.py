@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import os
 import socket
-import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from gradtrace.tracer.codec import apply_raw
 from gradtrace.tracer.db import describe, open_database, resolve_url, writing
 from gradtrace.tracer.errors import AmbiguousRun, NotAGradtraceDatabase, RunNotFound
 from gradtrace.tracer.models import Metric, Run, Step
@@ -104,35 +104,6 @@ def as_utc(ts: datetime | None) -> datetime | None:
     if ts is None or pd.isna(ts):
         return None
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def raw_floats(raws: list[bytes], width: int) -> np.ndarray:
-    """Decode ``raw`` blobs (little-endian float64, at least ``width`` each) into an
-    ``(n, width)`` float64 array, bit for bit."""
-    sizes = {len(b) for b in raws}
-    if len(sizes) == 1 and sizes.pop() == 8 * width:
-        return (
-            np.frombuffer(b"".join(raws), dtype="<f8").reshape(len(raws), width).astype(np.float64)
-        )
-    fmt = struct.Struct(f"<{width}d")
-    return np.array([fmt.unpack(b[: 8 * width]) for b in raws], dtype=np.float64).reshape(
-        len(raws), width
-    )
-
-
-def apply_raw(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Put back the exact bits of NaN and -0.0 kept in the ``raw`` column; drop it."""
-    if "raw" not in df:
-        return df
-    raws = df["raw"].to_numpy(dtype=object)
-    mask = np.array([b is not None for b in raws], dtype=bool)
-    if mask.any():
-        exact = raw_floats(list(raws[mask]), len(columns))
-        for j, col in enumerate(columns):
-            values = df[col].to_numpy(dtype=np.float64, copy=True)
-            values[mask] = exact[:, j]
-            df[col] = values
-    return df.drop(columns="raw")
 
 
 def public_url(url: URL) -> URL:
@@ -373,16 +344,17 @@ def last_metric_values(store: Store, run_keys: list[int]) -> pd.DataFrame:
     )
     keys, rows = store.fetch(stmt)
     cols = dict(zip(keys, zip(*rows, strict=True), strict=True)) if rows else {}
+    floats = {"value": np.array(cols.get("value", ()), dtype=np.float64)}
+    apply_raw(floats, cols.get("raw", ()))
     df = pd.DataFrame(
         {
             "run_key": np.array(cols.get("run_key", ()), dtype=np.int64),
             "name": pd.Series(list(cols.get("name", ())), dtype=STR),
             "step": np.array(cols.get("step", ()), dtype=np.int64),
-            "value": np.array(cols.get("value", ()), dtype=np.float64),
-            "raw": pd.Series(list(cols.get("raw", ())), dtype=object),
+            **floats,
         }
     )
-    return apply_raw(df, ["value"]).sort_values(["run_key", "name"], ignore_index=True)
+    return df.sort_values(["run_key", "name"], ignore_index=True)
 
 
 def connect(db: str | os.PathLike | None = None, readonly: bool = False) -> Store:

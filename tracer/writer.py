@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from gradtrace.tracer.capture import Shape, Snapshot
+from gradtrace.tracer.codec import ZSTD, encode_pair, row, rows
 from gradtrace.tracer.errors import RecorderError
 from gradtrace.tracer.models import Graph, GraphNode, Metric, Run, Step, Trace, Update
 from sqlalchemy.engine import Connection, Engine
@@ -36,8 +38,7 @@ class StepBatch:
     metrics: list[tuple[Any, ...]] = field(default_factory=list)
     updates: list[tuple[Any, ...]] = field(default_factory=list)
     snapshot: Snapshot | None = None
-    param_data: bytes | None = None
-    param_grad: bytes | None = None
+    params: np.ndarray | None = None  # (2, n): every watched parameter's value and grad
     steps_logged: int = 0
 
 
@@ -77,11 +78,16 @@ class _Statements:
 
 
 class Writer:
-    """Writes each batch in its own transaction, in the calling thread."""
+    """Writes each batch in its own transaction, in the calling thread.
 
-    def __init__(self, engine: Engine, run_key: int):
+    Float arrays are encoded (compressed) here, at write time: on the writer's
+    thread for a :class:`BackgroundWriter`. ``codec`` is one of ``tracer.codec``'s.
+    """
+
+    def __init__(self, engine: Engine, run_key: int, codec: int = ZSTD):
         self.engine = engine
         self.run_key = run_key
+        self.codec = codec
         self.stmts = _Statements(engine)
 
     def submit(self, item: StepBatch | Final) -> None:
@@ -120,21 +126,35 @@ class Writer:
                 self._graph(conn, snap.shape)
             graph_key = snap.shape.key
         ins = self.stmts.insert
-        first_bad = snap.first_nonfinite if snap else None
-        step_row = (
-            self.run_key,
-            batch.step,
-            batch.wall_time,
-            graph_key,
-            first_bad,
-            batch.param_data,
-            batch.param_grad,
+        params, param_codec, param_data, param_grad = batch.params, None, None, None
+        if params is not None:
+            param_codec, param_data, param_grad = encode_pair(params[0], params[1], self.codec)
+        step = row(
+            Step,
+            run_key=self.run_key,
+            step=batch.step,
+            wall_time=batch.wall_time,
+            graph_key=graph_key,
+            first_nonfinite=snap.first_nonfinite if snap else None,
+            param_data=param_data,
+            param_grad=param_grad,
+            codec=param_codec,
         )
-        ins(conn, Step, [step_row])
+        ins(conn, Step, [step])
         ins(conn, Metric, batch.metrics)
         ins(conn, Update, batch.updates)
         if snap is not None:
-            ins(conn, Trace, [(self.run_key, batch.step, graph_key, snap.data, snap.grad)])
+            codec, data, grad = encode_pair(snap.data, snap.grad, self.codec)
+            trace = row(
+                Trace,
+                run_key=self.run_key,
+                step=batch.step,
+                graph_key=graph_key,
+                data=data,
+                grad=grad,
+                codec=codec,
+            )
+            ins(conn, Trace, [trace])
         conn.execute(
             sa.update(Run)
             .where(Run.run_key == self.run_key)
@@ -154,7 +174,8 @@ class Writer:
             )
             .returning(Graph.graph_key)
         ).scalar_one()
-        self.stmts.insert(conn, GraphNode, [(shape.key, *row) for row in shape.rows()])
+        nodes = rows(GraphNode, shape.n_nodes, graph_key=shape.key, **shape.node_columns())
+        self.stmts.insert(conn, GraphNode, nodes)
 
     def _final(self, conn: Connection, final: Final) -> None:
         if final.updates:
@@ -197,8 +218,10 @@ class BackgroundWriter(Writer):
     ``close``), and a run that lost steps ends ``failed`` naming them.
     """
 
-    def __init__(self, engine: Engine, run_key: int, queue_size: int = 8, group: int = 16):
-        super().__init__(engine, run_key)
+    def __init__(
+        self, engine: Engine, run_key: int, queue_size: int = 8, group: int = 16, codec: int = ZSTD
+    ):
+        super().__init__(engine, run_key, codec)
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {queue_size}")
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)

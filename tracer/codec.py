@@ -1,0 +1,233 @@
+"""Every byte format gradtrace stores, encode and decode side by side.
+
+    >>> import numpy as np
+    >>> x = np.array([0.5, -0.0, float("nan")])
+    >>> blob = encode_floats(x, ZSTD)
+    >>> decode_floats(blob, ZSTD, 3).tobytes() == x.tobytes()
+    True
+    >>> unpack_raw([pack_raw(-0.0)], 1)[0, 0].hex()
+    '-0x0.0p+0'
+
+What is stored where, and how wide it is:
+
+=============================  ============================================  =================
+column                         format                                        width
+=============================  ============================================  =================
+traces.data, traces.grad       float64 array, ``traces.codec``               8 bytes a node
+steps.param_data, param_grad   float64 array, ``steps.codec``                8 bytes a param
+metrics.raw                    exact bits of ``value``, float64 LE           8 bytes (1 float)
+updates.raw                    before, grad, after, lr; float64 LE           32 bytes (4)
+graphs.a, graphs.b, params     int32 LE, -1 for none                         4 bytes a node
+=============================  ============================================  =================
+
+A float64 array is little-endian IEEE-754 before compression (the width above),
+so NaN payloads, -0.0, infinities and subnormals keep every bit. The codec of a
+row says what was done to it: ``NULL`` or :data:`PLAIN` stores the bytes as
+they are (everything gradtrace 0.1.0 wrote), :data:`ZSTD` one zstd frame of
+them. ``raw`` columns are only set where a row holds a NaN or a -0.0, the
+floats SQL columns cannot keep (see ``tracer.models``).
+
+Why zstd level 1: on the moons demo's traces it keeps ~4-5 bytes a node-step
+(gradients are mostly exact zeros, values repeat), and higher levels save a few
+percent for several times the time; the writer thread compresses, and the
+binding releases the GIL while it does, so training goes on meanwhile.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import sys
+import threading
+from array import array
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import zstandard
+from gradtrace.tracer.errors import GradtraceError
+
+PLAIN = 0  # little-endian float64 as is (gradtrace 0.1.0 wrote NULL for this)
+ZSTD = 1  # one zstd frame of the little-endian float64 bytes
+CODECS = {PLAIN: "plain float64", ZSTD: "zstd float64"}
+ZSTD_LEVEL = 1  # see the module docstring
+
+F8 = np.dtype("<f8")
+I4 = np.dtype("<i4")
+_BIG_ENDIAN = sys.byteorder == "big"
+_local = threading.local()  # a zstd context may be used by one thread at a time
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    c = getattr(_local, "c", None)
+    if c is None:
+        c = _local.c = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return c
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    d = getattr(_local, "d", None)
+    if d is None:
+        d = _local.d = zstandard.ZstdDecompressor()
+    return d
+
+
+# -- float64 arrays (traces, per-step parameter arrays) -----------------------------
+def float_bytes(values: np.ndarray | array | Sequence[float]) -> bytes:
+    """``values`` as little-endian float64 bytes, uncompressed."""
+    if isinstance(values, np.ndarray):
+        return np.ascontiguousarray(values, dtype=F8).tobytes()
+    if not isinstance(values, array) or values.typecode != "d":
+        values = array("d", values)
+    if _BIG_ENDIAN:
+        values = array("d", values)
+        values.byteswap()
+    return values.tobytes()
+
+
+def encode_floats(values: np.ndarray | array | Sequence[float], codec: int = ZSTD) -> bytes:
+    """A float64 array as stored under ``codec``."""
+    plain = float_bytes(values)
+    if codec == PLAIN:
+        return plain
+    if codec == ZSTD:
+        return _compressor().compress(plain)
+    raise ValueError(f"codec must be one of {sorted(CODECS)}, got {codec!r}")
+
+
+def encode_pair(
+    first: np.ndarray, second: np.ndarray, codec: int = ZSTD
+) -> tuple[int, bytes, bytes]:
+    """Two arrays of one row (values and gradients) as ``(codec, first, second)``:
+    plain unless compression saves at least an eighth. Decoding costs every read,
+    and some rows barely shrink: a tiny graph's (frame overhead), and per-step
+    parameter arrays of distinct weights with non-zero gradients."""
+    a, b = encode_floats(first, codec), encode_floats(second, codec)
+    if codec != PLAIN and 8 * (len(a) + len(b)) > 7 * 8 * (len(first) + len(second)):
+        return PLAIN, float_bytes(first), float_bytes(second)
+    return codec, a, b
+
+
+def decode_floats(
+    blob: bytes | memoryview, codec: int | None, n: int | None = None, what: str = "an array"
+) -> np.ndarray:
+    """The native, writable float64 array ``blob`` holds; ``n`` values if given.
+
+    ``codec`` is the row's codec column (``None`` for rows written by 0.1.0).
+    """
+    if codec == ZSTD:
+        try:
+            blob = _decompressor().decompress(bytes(blob))
+        except zstandard.ZstdError as e:
+            raise GradtraceError(f"{what} is not a valid zstd frame ({e})") from None
+    elif codec not in (None, PLAIN):
+        raise GradtraceError(
+            f"{what} uses codec {codec!r}, unknown to this gradtrace "
+            f"(it knows {sorted(CODECS)}); upgrade gradtrace to read it"
+        )
+    if len(blob) % 8 or (n is not None and len(blob) != 8 * n):
+        raise GradtraceError(f"{what} holds {len(blob)} bytes, expected {8 * (n or 0)}")
+    return np.frombuffer(blob, dtype=F8).astype(np.float64)
+
+
+def decode_matrix(
+    blobs: Sequence[bytes | memoryview | None],
+    codecs: Sequence[int | None],
+    n: int,
+    what: str = "an array",
+) -> np.ndarray:
+    """The ``(len(blobs), n)`` float64 matrix of per-step arrays, each in its row's
+    codec (a NULL blob is an error unless ``n`` is 0)."""
+    decompress = _decompressor().decompress
+    parts = []
+    for blob, codec in zip(blobs, codecs, strict=True):
+        raw = b"" if blob is None else bytes(blob)
+        if codec == ZSTD:
+            raw = decompress(raw)
+        elif codec not in (None, PLAIN):
+            decode_floats(raw, codec, n, what)  # raises: a codec this version does not know
+        if len(raw) != 8 * n:
+            raise GradtraceError(f"{what} holds {len(raw)} bytes, expected {8 * n}")
+        parts.append(raw)
+    matrix = np.frombuffer(b"".join(parts), dtype=F8).reshape(len(parts), n)
+    return matrix.astype(np.float64)
+
+
+# -- int32 arrays (graph structure) -------------------------------------------------
+def int32_bytes(values: Sequence[int]) -> bytes:
+    """Little-endian int32 bytes (node and parameter indices, -1 for none)."""
+    return np.asarray(values, dtype=I4).tobytes()
+
+
+def decode_int32(blob: bytes | memoryview) -> np.ndarray:
+    """A native int64 array of the int32 LE values in ``blob``."""
+    return np.frombuffer(bytes(blob), dtype=I4).astype(np.int64)
+
+
+# -- the ``raw`` exact-bits column -------------------------------------------------
+_RAW = {width: struct.Struct(f"<{width}d") for width in (1, 4)}
+
+
+def needs_raw(x: float) -> bool:
+    """NaN and -0.0 are the floats SQL columns cannot hold exactly."""
+    return x != x or (x == 0.0 and math.copysign(1.0, x) < 0)
+
+
+def sql_float(x: float) -> float | None:
+    """What a float column holds: NaN is NULL (``raw`` keeps the bits)."""
+    return None if x != x else x
+
+
+def pack_raw(*floats: float) -> bytes:
+    """The ``raw`` column of a row whose float columns are ``floats``, in order."""
+    return _RAW[len(floats)].pack(*floats)
+
+
+def unpack_raw(raws: Sequence[bytes | memoryview], width: int) -> np.ndarray:
+    """Decode ``raw`` blobs (``width`` float64 LE each, at least) into an ``(n, width)``
+    float64 array, bit for bit."""
+    raws = [bytes(b) for b in raws]
+    sizes = {len(b) for b in raws}
+    if len(sizes) == 1 and sizes.pop() == 8 * width:
+        return np.frombuffer(b"".join(raws), dtype=F8).reshape(len(raws), width).astype(np.float64)
+    fmt = struct.Struct(f"<{width}d")
+    return np.array([fmt.unpack(b[: 8 * width]) for b in raws], dtype=np.float64).reshape(
+        len(raws), width
+    )
+
+
+def apply_raw(values: dict[str, np.ndarray], raws: Sequence[bytes | None]) -> None:
+    """Put the exact bits kept in ``raws`` back into the float columns ``values``
+    (in the order the ``raw`` column packs them), in place."""
+    odd = [i for i, r in enumerate(raws) if r is not None]
+    if odd:
+        exact = unpack_raw([raws[i] for i in odd], len(values))
+        for j, column in enumerate(values.values()):
+            column[odd] = exact[:, j]
+
+
+# -- rows by column name ----------------------------------------------------------
+def row(model: type, **fields: Any) -> tuple[Any, ...]:
+    """One row of ``model``'s table as a tuple in column order, from named fields;
+    a column not named is NULL, a name that is not a column is an error."""
+    return rows(model, 1, **fields)[0]
+
+
+def rows(model: type, n: int, **columns: Any) -> list[tuple[Any, ...]]:
+    """``n`` rows of ``model``'s table in column order, for the writer's positional
+    INSERT/COPY. Each keyword is a column: a sequence of ``n`` values, or one
+    value (a str, bytes or scalar) repeated on every row."""
+    names = model.__table__.columns.keys()
+    unknown = set(columns) - set(names)
+    if unknown:
+        raise KeyError(f"{model.__tablename__} has no column {sorted(unknown)}")
+    cols = [_column(columns.get(name), n) for name in names]
+    return list(zip(*cols, strict=True))
+
+
+def _column(value: Any, n: int) -> Iterable[Any]:
+    if isinstance(value, list | tuple | range | array):
+        if len(value) != n:
+            raise ValueError(f"a column of {len(value)} values for {n} rows")
+        return value
+    return [value] * n
