@@ -154,6 +154,8 @@ class RunView:
         self.store = store
         self.key = key
         self._graphs: dict[int, pd.DataFrame] = {}
+        # Set by Store.run when a name picked the newest of several runs.
+        self.note: str | None = None
         self.refresh()
 
     def _rows(self, stmt: sa.Select) -> list[tuple]:

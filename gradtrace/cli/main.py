@@ -8,7 +8,8 @@
     gradtrace dashboard [--host 127.0.0.1] [--port 8050]          the browser dashboard
 
 Every command takes ``--db`` (a path or SQLAlchemy URL; default ``$GRADTRACE_DB``
-or ``./gradtrace.db``). RUN is an id, a unique id prefix, a name or a name prefix.
+or ``./gradtrace.db``). RUN is an id, a unique id prefix, a name or a name prefix; a name several runs
+share means the most recent of them (a note on stderr says so).
 Errors the user can fix print one line, ``gradtrace: error: ...``, and exit 1;
 usage errors exit 2; set GRADTRACE_DEBUG=1 to see the traceback instead.
 """
@@ -103,6 +104,14 @@ def open_store(db: str | None):
     from gradtrace import tracer
 
     return tracer.connect(db, readonly=True)
+
+
+def find_run(store, ref: str):
+    """``store.run(ref)``, saying on stderr when a name picked the newest of several runs."""
+    view = store.run(ref)
+    if view.note:
+        click.echo(f"gradtrace: note: {click.unstyle(view.note)}", err=True)
+    return view
 
 
 @click.group(cls=Gradtrace, context_settings={"help_option_names": ["-h", "--help"]})
@@ -210,7 +219,7 @@ def show(run: str, db: str | None) -> None:
     from gradtrace.cli import format as cli_format
 
     with open_store(db) as store:
-        click.echo(cli_format.show(store.run(run)))
+        click.echo(cli_format.show(find_run(store, run)))
 
 
 @cli.command()
@@ -236,7 +245,7 @@ def export(run: str, fmt: str, out: Path | None, db: str | None) -> None:
 
     check_format(fmt)
     with open_store(db) as store:
-        view = store.run(run)
+        view = find_run(store, run)
         folder = out or Path(f"{view.name}-{view.id[:8]}".replace(os.sep, "_"))
         files = view.export(folder, fmt)
     for path in files:
