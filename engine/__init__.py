@@ -14,6 +14,7 @@ from gradtrace.engine.data import make_circles, make_moons, toy
 from gradtrace.engine.graph import to_dot
 from gradtrace.engine.losses import accuracy, binary_cross_entropy, hinge, l2, mse
 from gradtrace.engine.nn import MLP, Layer, Module, Neuron
+from gradtrace.engine.ops import apply
 from gradtrace.engine.optim import SGD, Adam, Optimizer, constant, cosine, linear_decay, step_decay
 from gradtrace.engine.value import OPS, Value, structure, topo
 
@@ -22,6 +23,7 @@ __all__ = [
     "Value",
     "topo",
     "structure",
+    "apply",
     "to_dot",
     "Module",
     "Neuron",

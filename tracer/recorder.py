@@ -208,14 +208,18 @@ class Recorder:
         self.params = [p for _, p in named]
         self.optimizer = optimizer
         self.graphs = GraphCapture({id(p): i for i, p in enumerate(self.params)})
-        spec = model.spec() if hasattr(model, "spec") else None
+        specs = {
+            "model": model.spec() if hasattr(model, "spec") else None,
+            "optimizer": optimizer.spec() if hasattr(optimizer, "spec") else None,
+        }
+        specs = {k: v for k, v in specs.items() if v is not None}
         with self.engine.begin() as conn:
             conn.execute(
                 sa.insert(Parameter),
                 [{"run_key": self.run_key, "idx": i, "name": n} for i, (n, _) in enumerate(named)],
             )
-            if spec is not None:
-                conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(model=spec))
+            if specs:
+                conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(**specs))
         return model
 
     def log(
