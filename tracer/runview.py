@@ -649,6 +649,18 @@ class RunView:
             grad=float(r["grad"]),
         )
 
+    def verify(self):
+        """Re-compute every traced step and recorded SGD update, bit for bit.
+
+            >>> run.verify().ok                    # doctest: +SKIP
+            True
+
+        Returns a :class:`gradtrace.tracer.verify.VerifyResult`; see that module.
+        """
+        from gradtrace.tracer.verify import verify_run
+
+        return verify_run(self)
+
     # -- export --------------------------------------------------------------------
     def export(self, folder: str | Path, fmt: str = "parquet") -> list[Path]:
         """Write the run's tables into ``folder`` as Parquet or CSV; returns the files.

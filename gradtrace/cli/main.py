@@ -4,6 +4,8 @@
     gradtrace runs [--experiment E]                               list the runs
     gradtrace show RUN                                            one run in detail
     gradtrace export RUN --format parquet|csv --out DIR           a run's tables as files
+    gradtrace diff A B [--rtol R] [--atol A]                      where two runs part
+    gradtrace verify RUN                                          re-compute a recording
     gradtrace db upgrade | db check                               schema migrations
     gradtrace dashboard [--host 127.0.0.1] [--port 8050]          the browser dashboard
 
@@ -250,6 +252,39 @@ def export(run: str, fmt: str, out: Path | None, db: str | None) -> None:
         files = view.export(folder, fmt)
     for path in files:
         click.echo(f"{path}  ({path.stat().st_size:,} bytes)")
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--rtol", type=click.FloatRange(min=0), default=0.0, help="Relative tolerance.")
+@click.option("--atol", type=click.FloatRange(min=0), default=0.0, help="Absolute tolerance.")
+@db_option
+def diff(a: str, b: str, rtol: float, atol: float, db: str | None) -> None:
+    """Where runs A and B part: settings, graph shapes, the first step whose parameters
+    differ (and the update before it), the first differing node, metrics side by side.
+    Bit-exact unless --rtol/--atol are given."""
+    from gradtrace.cli.compare import diff_report
+    from gradtrace.tracer.diff import diff_runs
+
+    with open_store(db) as store:
+        result = diff_runs(find_run(store, a), find_run(store, b), rtol=rtol, atol=atol)
+    click.echo(diff_report(result))
+
+
+@cli.command()
+@click.argument("run")
+@db_option
+def verify(run: str, db: str | None) -> None:
+    """Re-compute every traced step (values and gradients) and every SGD update of RUN
+    with the engine, bit for bit; exit 1 at the first mismatch."""
+    from gradtrace.cli.compare import verify_report
+
+    with open_store(db) as store:
+        result = find_run(store, run).verify()
+    click.echo(verify_report(result))
+    if not result.ok:
+        sys.exit(1)
 
 
 @cli.group("db")
