@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 
-from gradtrace import tracer
 from gradtrace.engine import SGD, constant
 from tracehelp import N_POINTS, batch_loss, small_model
+
+from gradtrace import tracer
 
 LR = 0.1
 

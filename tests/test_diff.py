@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from gradtrace import tracer
-from gradtrace.cli.main import cli
+from comparehelp import record_run
 from gradtrace.tracer.diff import equal_mask, first_differing_step, first_unequal
 from tracehelp import NAN_PAYLOAD, fbits
 
-from comparehelp import record_run
+from gradtrace import tracer
+from gradtrace.cli.main import cli
 
 
 def test_one_script_one_seed_is_identical_through_the_last_step(db_url):

@@ -80,9 +80,7 @@ def shape_diff(
         if ka is not None and kb is not None and ka[1] == kb[1]:
             continue
         if ka is None or kb is None:
-            return ShapeDiff(
-                i, ka and ka[0], kb and kb[0], None, None, None, None, None
-            )
+            return ShapeDiff(i, ka and ka[0], kb and kb[0], None, None, None, None, None)
         ga, gb = a._structure(ka[2]), b._structure(kb[2])
         node = _first_structure_diff(ga, gb)
         pick = _node_facts(ga, node), _node_facts(gb, node)

@@ -50,9 +50,7 @@ def diff_report(d: RunDiff) -> str:
     tol = "bit-exact" if not (d.rtol or d.atol) else f"rtol {d.rtol:g}, atol {d.atol:g}"
     if d.identical:
         last = "-" if d.last_common_step is None else d.last_common_step
-        lines.append(
-            f"identical through step {last} ({d.common_steps} common steps, {tol})"
-        )
+        lines.append(f"identical through step {last} ({d.common_steps} common steps, {tol})")
     if d.steps_a != d.steps_b:
         lines.append(f"A logged {d.steps_a} steps, B {d.steps_b}")
     if not d.same_parameters:

@@ -10,8 +10,8 @@
     gradtrace dashboard [--host 127.0.0.1] [--port 8050]          the browser dashboard
 
 Every command takes ``--db`` (a path or SQLAlchemy URL; default ``$GRADTRACE_DB``
-or ``./gradtrace.db``). RUN is an id, a unique id prefix, a name or a name prefix; a name several runs
-share means the most recent of them (a note on stderr says so).
+or ``./gradtrace.db``). RUN is an id, a unique id prefix, a name or a name prefix;
+a name several runs share means the most recent of them (a note on stderr says so).
 Errors the user can fix print one line, ``gradtrace: error: ...``, and exit 1;
 usage errors exit 2; set GRADTRACE_DEBUG=1 to see the traceback instead.
 """
