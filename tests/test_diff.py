@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from comparehelp import record_run
-from gradtrace.tracer.diff import equal_mask, first_differing_step, first_unequal
+from gradtrace.tracer.diff import (
+    equal_mask,
+    first_differing_step,
+    first_unequal,
+    probe_then_bisect,
+)
 from tracehelp import NAN_PAYLOAD, fbits
 
 from gradtrace import tracer
@@ -142,3 +147,12 @@ def test_bitwise_equality_and_bisection_rules():
     assert first_differing_step(3, list(range(4, 100)), differs) == 7
     assert len(asked) < 10  # bisected, not walked
     assert first_differing_step(None, [1, 2], differs) is None
+    # A difference that heals (steps 10 to 12 only) is found from a hint, not by bisection.
+    healed = {10, 11, 12}
+    steps = list(range(0, 40, 2))
+    assert probe_then_bisect(steps, [], healed.__contains__) is None
+    assert probe_then_bisect(steps, [11], healed.__contains__) == 10  # bisected back
+    assert probe_then_bisect(steps, [9], healed.__contains__) == 10
+    asked.clear()
+    assert probe_then_bisect(list(range(100)), [50], differs) == 7  # earlier than the hint
+    assert len(asked) < 12

@@ -10,13 +10,18 @@ The engine is deterministic, so two runs of one program with one seed hold the s
 bits at every step; the first step where they do not is where something changed.
 The search never walks node by node in Python:
 
-1. the database lists the first step whose stored bytes differ (a join on the
-   primary key, blobs compared by the database);
-2. that step's decoded arrays are compared whole (numpy); if they agree (a tolerance
-   was given, or the two runs encode alike values differently), the later steps are
-   bisected, on the assumption that runs which have parted stay apart;
-3. within the first step whose node trace differs, one vectorised comparison names
-   the first node, in topological order, whose value differs and the first whose
+1. parameters: the database lists the first step whose stored parameter bytes
+   differ (a join of the two runs' rows on the primary key, blobs compared by the
+   database: exact over every step); that step's decoded arrays are compared whole
+   (numpy). If they agree (a tolerance was given, or the runs encode alike values
+   differently), the later steps are bisected;
+2. node traces (about 1,000 times larger) are probed, not scanned: the first
+   traced step, then the steps where the parameters (or a metric) first differ, since
+   a node that differs shows there (a one-ulp nudge can heal later); the first probe
+   that differs is bisected back to the probe before it. With no probe differing,
+   the traced steps are bisected, assuming runs that have parted stay apart;
+3. within the first step whose trace differs, one vectorised comparison names the
+   first node, in topological order, whose value differs and the first whose
    gradient differs.
 
 Equality is bit-exact by default (a NaN equals a NaN of the same bits, -0.0 differs
@@ -219,6 +224,31 @@ def first_differing_step(
     return later[lo]
 
 
+def probe_then_bisect(
+    steps: list[int], hints: list[int], differs: Callable[[int], bool]
+) -> int | None:
+    """The first of ``steps`` that differs, reading few of them.
+
+    Probes the first step and, in order, the first step at or after each hint
+    (where the parameters or a metric first differ: a small difference can heal
+    later, so it is looked for where it starts). The first probe that differs is
+    refined by bisecting back to the probe before it; when none differs, all the
+    steps after the first are bisected.
+    """
+    if not steps:
+        return None
+    arr = np.asarray(steps, dtype=np.int64)
+    probes = sorted({0, *(int(np.searchsorted(arr, h)) for h in hints)} - {len(steps)})
+    agreed = 0
+    for i in probes:
+        if differs(steps[i]):
+            if i == 0:
+                return steps[0]
+            return first_differing_step(steps[agreed + 1], steps[agreed + 2 : i + 1], differs)
+        agreed = i
+    return first_differing_step(steps[0], steps[1:], differs) if len(steps) > 1 else None
+
+
 def _check_tolerance(rtol: float, atol: float) -> None:
     for name, x in (("rtol", rtol), ("atol", atol)):
         if not isinstance(x, int | float) or isinstance(x, bool) or not x >= 0:
@@ -231,7 +261,7 @@ def diff_runs(a: RunView, b: RunView, rtol: float = 0.0, atol: float = 0.0) -> R
     from gradtrace.tracer.diffread import (
         common_steps,
         first_byte_diff_param_step,
-        first_byte_diff_trace_step,
+        metric_series,
         metric_sides,
         settings_of,
         shape_diff,
@@ -259,13 +289,14 @@ def diff_runs(a: RunView, b: RunView, rtol: float = 0.0, atol: float = 0.0) -> R
         rtol=rtol,
         atol=atol,
     )
-    out.metrics = metric_sides(a.metrics(), b.metrics(), rtol, atol)
+    out.metrics = metric_sides(metric_series(a), metric_series(b), rtol, atol)
     if names_a == names_b and names_a:
         _param_search(out, a, b, steps, first_byte_diff_param_step(a, b), rtol, atol)
     traced = common_steps(a, b, Trace)
-    cand = first_byte_diff_trace_step(a, b)
-    later = traced[traced.index(cand) + 1 :] if cand in traced else []
-    step = first_differing_step(cand, later, lambda s: _trace_differs(a, b, s, rtol, atol))
+    hints = [m.first_diff_step for m in out.metrics if m.first_diff_step is not None]
+    if out.first_param_step is not None:
+        hints += [out.first_param_step - 1, out.first_param_step]
+    step = probe_then_bisect(traced, hints, lambda s: _trace_differs(a, b, s, rtol, atol))
     if step is not None:
         out.first_trace_step = step
         out.node_value, out.node_grad = _node_diffs(a, b, step, rtol, atol)

@@ -4,8 +4,8 @@ step whose stored bytes differ, shapes, settings and metrics side by side.
     >>> common_steps(view_a, view_b, Step)                  # doctest: +SKIP
     [0, 1, 2, ...]
 
-The byte comparisons run in the database, on a join of the two runs' rows by their
-primary key, so a 10,000-step run is compared without shipping its arrays to Python.
+The parameter byte comparison runs in the database, on a join of the two runs' rows
+by their primary key, so 10,000 steps are compared without shipping arrays to Python.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from gradtrace.tracer.models import Graph, Step, Trace
+from gradtrace.tracer.models import Metric, Step, Trace
+from gradtrace.tracer.store import raw_floats
 
 if TYPE_CHECKING:
     from gradtrace.tracer.diff import MetricSide, ShapeDiff
@@ -23,18 +24,43 @@ if TYPE_CHECKING:
 
 
 def common_steps(a: RunView, b: RunView, table: type[Step] | type[Trace]) -> list[int]:
-    """Step numbers present in ``table`` for both runs (for ``Step``: with parameters)."""
-    ta, tb = sa.orm.aliased(table), sa.orm.aliased(table)
-    cond = [ta.run_key == a.key]
-    if table is Step:
-        cond += [ta.param_data.is_not(None), tb.param_data.is_not(None)]
-    stmt = (
-        sa.select(ta.step)
-        .join(tb, sa.and_(tb.run_key == b.key, tb.step == ta.step))
-        .where(*cond)
-        .order_by(ta.step)
+    """Step numbers present in ``table`` for both runs.
+
+    Each run's steps are read on their own, from the keys (an index covers them),
+    and intersected here: a join would make the database visit the wide rows.
+    """
+    steps = [
+        np.array(
+            [r[0] for r in v._rows(sa.select(table.step).where(table.run_key == v.key))],
+            dtype=np.int64,
+        )
+        for v in (a, b)
+    ]
+    return np.intersect1d(steps[0], steps[1]).tolist()
+
+
+def metric_series(view: RunView) -> dict[str, pd.Series]:
+    """Every metric as a Series indexed by step (exact bits of NaN and -0.0 kept):
+    the diff's lean read, without the wide frame ``metrics()`` builds."""
+    _, rows = view.store.fetch(
+        sa.select(Metric.name, Metric.step, Metric.value, Metric.raw)
+        .where(Metric.run_key == view.key)
+        .order_by(Metric.name, Metric.step)
     )
-    return [int(r[0]) for r in a._rows(stmt)]
+    if not rows:
+        return {}
+    names, steps, values, raws = zip(*rows, strict=True)
+    v = np.array([np.nan if x is None else x for x in values], dtype=np.float64)
+    odd = [i for i, r in enumerate(raws) if r is not None]
+    if odd:
+        v[odd] = raw_floats([bytes(raws[i]) for i in odd], 1)[:, 0]
+    step = np.array(steps, dtype=np.int64)
+    name_arr = np.array(names, dtype=object)
+    cuts = np.flatnonzero(name_arr[1:] != name_arr[:-1]) + 1
+    out = {}
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(name_arr)], strict=True):
+        out[str(name_arr[lo])] = pd.Series(v[lo:hi], index=pd.Index(step[lo:hi], name="step"))
+    return out
 
 
 def first_byte_diff_param_step(a: RunView, b: RunView) -> int | None:
@@ -44,23 +70,6 @@ def first_byte_diff_param_step(a: RunView, b: RunView) -> int | None:
         sa.select(sa.func.min(sa_.step))
         .join(sb, sa.and_(sb.run_key == b.key, sb.step == sa_.step))
         .where(sa_.run_key == a.key, sa_.param_data != sb.param_data)
-    )
-    return a._max(stmt)
-
-
-def first_byte_diff_trace_step(a: RunView, b: RunView) -> int | None:
-    """The first common traced step whose shape, value bytes or gradient bytes differ."""
-    ta, tb = sa.orm.aliased(Trace), sa.orm.aliased(Trace)
-    ga, gb = sa.orm.aliased(Graph), sa.orm.aliased(Graph)
-    stmt = (
-        sa.select(sa.func.min(ta.step))
-        .join(tb, sa.and_(tb.run_key == b.key, tb.step == ta.step))
-        .join(ga, ga.graph_key == ta.graph_key)
-        .join(gb, gb.graph_key == tb.graph_key)
-        .where(
-            ta.run_key == a.key,
-            sa.or_(ga.fingerprint != gb.fingerprint, ta.data != tb.data, ta.grad != tb.grad),
-        )
     )
     return a._max(stmt)
 
@@ -129,24 +138,26 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def metric_sides(ma: pd.DataFrame, mb: pd.DataFrame, rtol: float, atol: float) -> list[MetricSide]:
-    """Final, best (with its step) and the first differing step of every metric."""
+def metric_sides(
+    ma: dict[str, pd.Series], mb: dict[str, pd.Series], rtol: float, atol: float
+) -> list[MetricSide]:
+    """Final, best (with its step) and the first differing step of every metric;
+    ``ma``/``mb`` as :func:`metric_series` returns them."""
     from gradtrace.tracer.diff import HIGHER_IS_BETTER, MetricSide, first_unequal
 
-    names = [c for c in ma.columns if c != "wall_time"]
-    names += [c for c in mb.columns if c != "wall_time" and c not in names]
+    empty = pd.Series(dtype=np.float64)
     out = []
-    for name in names:
-        sa_ = ma[name].dropna() if name in ma else pd.Series(dtype=np.float64)
-        sb = mb[name].dropna() if name in mb else pd.Series(dtype=np.float64)
+    for name in list(ma) + [n for n in mb if n not in ma]:
+        xa, xb = ma.get(name, empty), mb.get(name, empty)
         higher = name.lower() in HIGHER_IS_BETTER
-        fa, fb = _final(sa_), _final(sb)
-        ba, bb = _best(sa_, higher), _best(sb, higher)
+        fa, fb = _final(xa.dropna()), _final(xb.dropna())
+        ba, bb = _best(xa, higher), _best(xb, higher)
         first = None
         if name in ma and name in mb:
-            common = ma.index.intersection(mb.index)
-            xa, xb = ma[name].reindex(common).to_numpy(), mb[name].reindex(common).to_numpy()
-            i = first_unequal(xa, xb, rtol, atol)
+            common = xa.index.intersection(xb.index)
+            i = first_unequal(
+                xa.reindex(common).to_numpy(), xb.reindex(common).to_numpy(), rtol, atol
+            )
             first = None if i is None else int(common[i])
         out.append(MetricSide(name, fa, fb, ba[0], ba[1], bb[0], bb[1], first))
     return out

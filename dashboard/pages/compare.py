@@ -21,7 +21,7 @@ from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import fmt_duration
 from gradtrace.dashboard.ui import card, message
 from gradtrace.tracer.diff import SETTINGS, RunDiff
-from gradtrace.tracer.diffread import metric_sides, settings_of
+from gradtrace.tracer.diffread import metric_series, metric_sides, settings_of
 
 from gradtrace import tracer
 
@@ -92,10 +92,10 @@ def _num(x: float | None) -> str:
 
 def summary_table(found: list[RunCache]) -> html.Table:
     """Per run: status, steps, duration, then each metric's final and best (at step)."""
-    frames = [rc.metrics() for rc in found]
+    frames = [metric_series(rc.view) for rc in found]
     names: list[str] = []
     for m in frames:
-        names += [c for c in m.columns if c != "wall_time" and c not in names]
+        names += [c for c in m if c not in names]
     head = ["run", "status", "steps", "duration"]
     for n in names:
         head += [f"{n} final", f"{n} best"]
