@@ -50,7 +50,7 @@ def metric_series(view: RunView) -> dict[str, pd.Series]:
     if not rows:
         return {}
     names, steps, values, raws = zip(*rows, strict=True)
-    v = np.array([np.nan if x is None else x for x in values], dtype=np.float64)
+    v = np.array(values, dtype=np.float64)  # NULL (None) reads as NaN
     odd = [i for i, r in enumerate(raws) if r is not None]
     if odd:
         v[odd] = raw_floats([bytes(raws[i]) for i in odd], 1)[:, 0]
