@@ -64,9 +64,14 @@ def main() -> None:
 
     _, peer, _ = timed(lambda: a.metrics())
     _, arrays, _ = timed(whole_arrays, repeat=3)
-    rows = [("peer: metrics() of one run", peer), ("peer: every parameter array, both runs", arrays)]
+    rows = [
+        ("peer: metrics() of one run", peer),
+        ("peer: every parameter array, both runs", arrays),
+    ]
     cold, same_s, same = timed(lambda: store.diff("big-a", "big-b"))
-    rows.append((f"diff identical (through step {same.last_common_step}; cold {cold:.2f} s)", same_s))
+    rows.append(
+        (f"diff identical (through step {same.last_common_step}; cold {cold:.2f} s)", same_s)
+    )
     cold, part_s, part = timed(lambda: store.diff("big-a", "big-c"))
     where = f"params at {part.first_param_step}, update {part.update.step}"
     rows.append((f"diff diverged ({where}; cold {cold:.2f} s)", part_s))
