@@ -9,6 +9,8 @@ with tracer.record("moons", db="runs.db", config={"lr": 1.0}) as run:
 store = tracer.connect("runs.db")
 store.runs()                       # one row per run
 store.run("moons").metrics()       # loss curve as a DataFrame
+store.diff("moons", "moons-lr2")   # where two runs part (a RunDiff)
+store.run("moons").verify()        # re-compute the recording (a VerifyResult)
 """
 
 from gradtrace.tracer.errors import (
@@ -30,6 +32,8 @@ _LAZY = {
     "connect": "gradtrace.tracer.store",
     "Store": "gradtrace.tracer.store",
     "RunView": "gradtrace.tracer.runview",
+    "RunDiff": "gradtrace.tracer.diff",
+    "VerifyResult": "gradtrace.tracer.verify",
 }
 
 
@@ -54,8 +58,10 @@ __all__ = [
     "GradtraceError",
     "NotAGradtraceDatabase",
     "Recorder",
+    "RunDiff",
     "RunView",
     "Store",
+    "VerifyResult",
     "connect",
     "RecorderError",
     "RunNotFound",
