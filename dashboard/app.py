@@ -11,7 +11,7 @@ import dash_cytoscape as cyto
 from dash import Dash, dcc, html
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, attach, context_for
-from gradtrace.dashboard.pages import run, runs
+from gradtrace.dashboard.pages import compare, run, runs
 
 cyto.load_extra_layouts()  # dagre: the computation graph left to right, like graphviz
 
@@ -32,6 +32,7 @@ def create_app(db: str | None = None) -> Dash:
     figures.frame()  # Plotly's validators load on first use (~0.2 s): not in a callback
     runs.register(app, ctx)
     run.register(app, ctx)
+    compare.register(app, ctx)
     app.layout = html.Div(
         [
             html.Header(

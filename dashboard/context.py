@@ -218,7 +218,8 @@ class AppContext:
         view = self.store.run(ref)
         with self._lock:
             cached = self._runs.setdefault(view.id, RunCache(view))
-            self._runs[ref] = cached
+        # Only an id is cached as given: a name means the newest run of that name,
+        # which a new run can change.
         return cached
 
     def close(self) -> None:

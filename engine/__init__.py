@@ -15,6 +15,7 @@ from gradtrace.engine.data import make_circles, make_moons, toy
 from gradtrace.engine.graph import to_dot
 from gradtrace.engine.losses import accuracy, binary_cross_entropy, hinge, l2, mse
 from gradtrace.engine.nn import MLP, Layer, Module, Neuron, Role
+from gradtrace.engine.ops import apply
 from gradtrace.engine.optim import SGD, Adam, Optimizer, constant, cosine, linear_decay, step_decay
 from gradtrace.engine.rules import OPS
 from gradtrace.engine.value import Value, structure, topo
@@ -24,6 +25,7 @@ __all__ = [
     "Value",
     "topo",
     "structure",
+    "apply",
     "to_dot",
     "gradcheck",
     "GradCheck",

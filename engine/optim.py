@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from gradtrace.engine.value import Value
 
@@ -64,6 +65,14 @@ class Optimizer:
         """The learning rate of the next step."""
         return self.schedule(self.steps)
 
+    def spec(self) -> dict[str, Any]:
+        """What an update does, as JSON (the recorder stores it so updates can be checked).
+
+        The learning rate is not in it: a schedule is a function; the recorder
+        stores the rate each step used.
+        """
+        return {"type": type(self).__name__}
+
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = 0.0
@@ -90,6 +99,9 @@ class SGD(Optimizer):
         self.momentum, self.weight_decay = momentum, weight_decay
         self.velocity = [0.0] * len(self.params)
 
+    def spec(self) -> dict[str, Any]:
+        return {"type": "SGD", "momentum": self.momentum, "weight_decay": self.weight_decay}
+
     def _update(self, lr: float) -> None:
         mu, wd, vel = self.momentum, self.weight_decay, self.velocity
         for i, p in enumerate(self.params):
@@ -115,6 +127,14 @@ class Adam(Optimizer):
         self.eps, self.weight_decay = eps, weight_decay
         self.m = [0.0] * len(self.params)
         self.v = [0.0] * len(self.params)
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "type": "Adam",
+            "betas": [self.beta1, self.beta2],
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+        }
 
     def _update(self, lr: float) -> None:
         b1, b2, wd = self.beta1, self.beta2, self.weight_decay

@@ -198,10 +198,25 @@ def test_show_points_at_the_first_nan(db_url):
 
 def test_run_errors_are_one_line(toy_db):
     url, _ = toy_db
-    train("toy", 1, url, name="toy")
+    train("toy", 1, url, name="toy-b")
     assert_one_line_error(run_cli("show", "nope", "--db", url), 1, "no run matches 'nope'")
-    assert_one_line_error(run_cli("show", "toy", "--db", url), 1, "'toy' matches 2 runs by name")
+    assert_one_line_error(run_cli("show", "to", "--db", url), 1, "'to' matches 2 runs by name")
     assert_one_line_error(run_cli("export", "nope", "--db", url), 1, "no run matches")
+
+
+def test_a_shared_name_shows_the_newest_run_with_a_note(toy_db):
+    url, older = toy_db
+    newer = train("toy", 1, url, name="toy")
+    result = run_cli("show", "toy", "--db", url)
+    assert result.exit_code == 0, result.stderr
+    assert newer in result.stdout and older not in result.stdout
+    note = result.stderr.strip().splitlines()
+    assert note == [
+        f"gradtrace: note: 'toy' names 2 runs; this is the most recent ({newer[:8]}, "
+        + note[0].split(", ", 1)[1]
+    ]
+    assert "pass an id for an older one" in note[0]
+    assert older in run_cli("show", older[:8], "--db", url).stdout
 
 
 def test_database_errors_are_one_line(tmp_path):

@@ -147,3 +147,19 @@ def test_import_gradtrace_loads_no_layer():
     heavy, version = done.stdout.strip().splitlines()
     assert heavy == "heavy:"
     assert version.count(".") >= 2
+
+
+def test_the_command_line_starts_without_the_heavy_layers():
+    """``gradtrace --version`` and ``--help`` must not wait for pandas, SQLAlchemy or Dash."""
+    code = (
+        "import sys\n"
+        "from gradtrace.cli import cli\n"
+        "heavy = [m for m in ('sqlalchemy', 'pandas', 'numpy', 'dash') if m in sys.modules]\n"
+        "print('heavy:' + ','.join(heavy))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT.parent
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "heavy:"
+

@@ -366,19 +366,29 @@ def test_run_by_id_prefix_name_and_name_prefix(db_url):
             store.run("")
 
 
-def test_two_runs_with_one_name_are_ambiguous(db_url):
+def test_a_name_shared_by_runs_means_the_newest(db_url):
     insert_run(db_url, id="1" * 32, name="x")
     insert_run(db_url, id="2" * 32, name="x")
     insert_run(db_url, id="3" * 32, name="xy")
+    insert_run(db_url, id="4" * 32, name="solo")
     with tracer.connect(db_url, readonly=True) as store:
-        with pytest.raises(tracer.AmbiguousRun) as err:
-            store.run("x")
-        message = str(err.value)
-        assert "'x' matches 2 runs by name" in message
-        assert "11111111" in message and "22222222" in message and "33333333" not in message
-        assert "pass more characters of the id" in message
+        newest = store.run("x")
+        assert newest.id == "2" * 32
+        assert newest.note is not None
+        assert "'x' names 2 runs" in newest.note and "22222222" in newest.note
+        assert "pass an id" in newest.note
+        assert store.run("1111").id == "1" * 32  # an older one stays reachable by id
+        assert store.run("1111").note is None
+        assert store.run("solo").note is None
         assert store.run("xy").id == "3" * 32  # an exact name wins over the prefix "x"
-        assert store.run("1111").name == "x"
+        assert store.run("so").id == "4" * 32
+        # A prefix of two different names is still ambiguous, and so is an id prefix.
+        insert_run(db_url, id="5" * 32, name="pa-1")
+        insert_run(db_url, id="5" * 31 + "6", name="pa-2")
+        with pytest.raises(tracer.AmbiguousRun, match="'pa' matches 2 runs by name prefix"):
+            store.run("pa")
+        with pytest.raises(tracer.AmbiguousRun, match="'5555' matches 2 runs by id prefix"):
+            store.run("5555")
 
 
 @pytest.mark.parametrize(

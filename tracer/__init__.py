@@ -9,6 +9,8 @@ with tracer.record("moons", db="runs.db", config={"lr": 1.0}) as run:
 store = tracer.connect("runs.db")
 store.runs()                       # one row per run
 store.run("moons").metrics()       # loss curve as a DataFrame
+store.diff("moons", "moons-lr2")   # where two runs part (a RunDiff)
+store.run("moons").verify()        # re-compute the recording (a VerifyResult)
 """
 
 from gradtrace.tracer.errors import (
@@ -34,6 +36,8 @@ _LAZY = {
     "RunView": "gradtrace.tracer.runview",
     "Origin": "gradtrace.tracer.forensics",
     "ParentValue": "gradtrace.tracer.forensics",
+    "RunDiff": "gradtrace.tracer.diff",
+    "VerifyResult": "gradtrace.tracer.verify",
 }
 
 
@@ -61,8 +65,10 @@ __all__ = [
     "Origin",
     "ParentValue",
     "Recorder",
+    "RunDiff",
     "RunView",
     "Store",
+    "VerifyResult",
     "connect",
     "RecorderError",
     "RunNotFound",

@@ -91,6 +91,9 @@ class Run(Base):
     tags: Mapped[list] = mapped_column(JSON, default=list)
     notes: Mapped[str] = mapped_column(Text, default="")
     model: Mapped[dict | None] = mapped_column(JSON, comment="engine model spec, if known")
+    optimizer: Mapped[dict | None] = mapped_column(
+        JSON, comment="engine optimizer spec (type, momentum, ...), if watched"
+    )
     capture: Mapped[str] = mapped_column(String(32), comment="nodes | params, and every k")
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)

@@ -197,7 +197,11 @@ class Recorder:
         self.optimizer = optimizer
         self.graphs = GraphCapture({id(p): i for i, p in enumerate(self.params)})
         self._check = LiveCheck([n for n, _ in named])
-        spec = model.spec() if hasattr(model, "spec") else None
+        specs = {
+            "model": model.spec() if hasattr(model, "spec") else None,
+            "optimizer": optimizer.spec() if hasattr(optimizer, "spec") else None,
+        }
+        specs = {k: v for k, v in specs.items() if v is not None}
         with self.engine.begin() as conn:
             conn.execute(
                 sa.insert(Parameter),
@@ -215,8 +219,8 @@ class Recorder:
                     for i, role in enumerate(roles)
                 ],
             )
-            if spec is not None:
-                conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(model=spec))
+            if specs:
+                conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(**specs))
         return model
 
     def log(

@@ -152,6 +152,8 @@ class RunView:
         self.store = store
         self.key = key
         self._graphs: dict[int, pd.DataFrame] = {}
+        # Set by Store.run when a name picked the newest of several runs.
+        self.note: str | None = None
         self.refresh()
 
     def _rows(self, stmt: sa.Select) -> list[tuple]:
@@ -556,6 +558,18 @@ class RunView:
             grad = decode_matrix([r[2] for r in rows], codecs, n, "param_grad")
             yield steps, data, grad
             after = int(steps[-1])
+
+    def verify(self):
+        """Re-compute every traced step and recorded SGD update, bit for bit.
+
+            >>> run.verify().ok                    # doctest: +SKIP
+            True
+
+        Returns a :class:`gradtrace.tracer.verify.VerifyResult`; see that module.
+        """
+        from gradtrace.tracer.verify import verify_run
+
+        return verify_run(self)
 
     # -- export --------------------------------------------------------------------
     def export(self, folder: str | Path, fmt: str = "csv") -> list[Path]:

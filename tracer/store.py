@@ -241,9 +241,18 @@ class Store:
         return wide.astype(np.float64)
 
     def run(self, ref: str) -> RunView:
-        """A run by exact id, exact name, unique id prefix or unique name prefix (in
-        that order: an exact match wins over a prefix). The reference is plain text:
-        ``%``, ``_`` and quotes match themselves."""
+        """A run by exact id, exact name, unique id prefix or name prefix (in that
+        order: an exact match wins over a prefix). The reference is plain text:
+        ``%``, ``_`` and quotes match themselves.
+
+        A name stands for the most recent run with that name (scripts are re-run
+        under one name all the time); the returned view's ``note`` then says how
+        many older runs share it. Ids and id prefixes stay exact: a prefix that
+        matches two runs raises :class:`AmbiguousRun`.
+
+            >>> store.run("moons").note        # doctest: +SKIP
+            "'moons' names 3 runs; this is the most recent (a1b2c3d4), ..."
+        """
         from gradtrace.tracer.runview import RunView
 
         if not isinstance(ref, str) or not ref.strip():
@@ -267,11 +276,16 @@ class Store:
             ("id prefix", cols.where(prefix(Run.id, ref.lower()))),
             ("name prefix", cols.where(prefix(Run.name, ref))),
         ]
+        newest_first = (Run.started_at.desc(), Run.run_key.desc())
         with self.engine.connect() as conn:
             for what, stmt in stages:
-                found = conn.execute(stmt.order_by(Run.started_at.desc()).limit(6)).all()
+                found = conn.execute(stmt.order_by(*newest_first).limit(6)).all()
                 if len(found) == 1:
                     return RunView(self, found[0].run_key)
+                if len(found) > 1 and what.startswith("name") and _one_name(found):
+                    view = RunView(self, found[0].run_key)
+                    view.note = _older_note(conn, found[0])
+                    return view
                 if len(found) > 1:
                     listed = ", ".join(
                         f"{r.id[:8]} ({r.name!r}, started {as_utc(r.started_at):%Y-%m-%d %H:%M})"
@@ -280,18 +294,45 @@ class Store:
                     count = "more than 5" if len(found) > 5 else str(len(found))
                     raise AmbiguousRun(
                         f"{shown(ref)} matches {count} runs by {what}: {listed}; "
-                        "pass more characters of the id"
+                        "pass more characters of the id, or the whole name"
                     )
         raise RunNotFound(
             f"no run matches {shown(ref)} (by id, id prefix, name or name prefix) in "
             f"{describe(self.url)}; `gradtrace runs` lists them"
         )
 
+    def diff(self, a: str, b: str, rtol: float = 0.0, atol: float = 0.0):
+        """Where two runs part: settings, shapes, first differing step and node.
+
+            >>> d = store.diff("moons", "moons-lr2")        # doctest: +SKIP
+            >>> d.first_param_step, d.first_node            # doctest: +SKIP
+
+        Bit-exact by default; see :mod:`gradtrace.tracer.diff`.
+        """
+        from gradtrace.tracer.diff import diff_runs
+
+        return diff_runs(self.run(a), self.run(b), rtol=rtol, atol=atol)
+
     def delete_run(self, ref: str) -> None:
         """Remove a run and everything recorded for it (needs a writable store)."""
         view = self.run(ref)
         with writing(self.engine).begin() as conn:
             conn.execute(sa.delete(Run).where(Run.run_key == view.key))
+
+
+def _one_name(found: list) -> bool:
+    return len({r.name for r in found}) == 1
+
+
+def _older_note(conn: sa.Connection, newest: sa.Row) -> str:
+    """The note on a run found by a name several runs share."""
+    total = conn.execute(
+        sa.select(sa.func.count()).select_from(Run).where(Run.name == newest.name)
+    ).scalar_one()
+    return (
+        f"{newest.name!r} names {total} runs; this is the most recent ({newest.id[:8]}, "
+        f"started {as_utc(newest.started_at):%Y-%m-%d %H:%M}); pass an id for an older one"
+    )
 
 
 def _utc_times(values: list[datetime | None]) -> pd.DatetimeIndex:

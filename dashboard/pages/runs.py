@@ -181,4 +181,11 @@ def register(app: Dash, ctx: AppContext) -> None:
                 dashGridOptions={"suppressFieldDotNotation": True, "domLayout": "autoHeight"},
                 columnSize="autoSize",
             )
-        return [dcc.Graph(id="runs-compare-loss", figure=fig), html.H4("config differences"), table]
+        href = "/compare?runs=" + ",".join(ids)  # ids are hex: nothing to escape
+        link = dcc.Link("Open on the compare page", href=href, id="runs-compare-link")
+        return [
+            link,
+            dcc.Graph(id="runs-compare-loss", figure=fig),
+            html.H4("config differences"),
+            table,
+        ]

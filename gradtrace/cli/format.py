@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,27 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gradtrace.cli.text import terminal_safe
 from gradtrace.tracer.forensics import Origin, upstream_params
 from gradtrace.tracer.runview import RunView
 
 MAX_CELL = 32
 TOP_GRADS = 10
 SHOW_PARAMS = 8
-# What a terminal acts on instead of printing: C0 controls but tab and newline,
-# DEL and C1 (ESC sequences clear the screen, set the title, make hyperlinks),
-# bidirectional overrides (text that reads other than it is), lone surrogates.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
-def terminal_safe(text: str) -> str:
-    """``text`` with every character a terminal would act on shown escaped.
-
-    >>> print(terminal_safe("run\\x1b]0;pwned\\x07 ok"))
-    run\\x1b]0;pwned\\x07 ok
-    """
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-
-
 def number(x: Any, digits: int = 6) -> str:
     """A float in ``digits`` significant digits; ``nan``, ``inf``, ``-inf`` as such."""
     if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA:

@@ -5,11 +5,14 @@
     gradtrace show RUN                                            one run in detail
     gradtrace why RUN                                             where its first NaN/inf came from
     gradtrace export RUN --format parquet|csv --out DIR           a run's tables as files
+    gradtrace diff A B [--rtol R] [--atol A]                      where two runs part
+    gradtrace verify RUN                                          re-compute a recording
     gradtrace db upgrade | db check                               schema migrations
     gradtrace dashboard [--host 127.0.0.1] [--port 8050]          the browser dashboard
 
 Every command takes ``--db`` (a path or SQLAlchemy URL; default ``$GRADTRACE_DB``
-or ``./gradtrace.db``). RUN is an id, a unique id prefix, a name or a name prefix.
+or ``./gradtrace.db``). RUN is an id, a unique id prefix, a name or a name prefix;
+a name several runs share means the most recent of them (a note on stderr says so).
 Errors the user can fix print one line, ``gradtrace: error: ...``, and exit 1;
 usage errors exit 2; set GRADTRACE_DEBUG=1 to see the traceback instead.
 """
@@ -24,7 +27,7 @@ from typing import Any
 
 import click
 
-from gradtrace.cli.format import terminal_safe
+from gradtrace.cli.text import terminal_safe
 from gradtrace.tracer.errors import GradtraceError
 
 DEMO_STEPS = {"moons": 100, "toy": 50}
@@ -119,6 +122,14 @@ def open_store(db: str | None):
     from gradtrace import tracer
 
     return tracer.connect(db, readonly=True)
+
+
+def find_run(store, ref: str):
+    """``store.run(ref)``, saying on stderr when a name picked the newest of several runs."""
+    view = store.run(ref)
+    if view.note:
+        echo(f"gradtrace: note: {view.note}", err=True)
+    return view
 
 
 @click.group(cls=Gradtrace, context_settings={"help_option_names": ["-h", "--help"]})
@@ -226,7 +237,7 @@ def show(run: str, db: str | None) -> None:
     from gradtrace.cli import format as cli_format
 
     with open_store(db) as store:
-        echo(cli_format.show(store.run(run)))
+        echo(cli_format.show(find_run(store, run)))
 
 
 @cli.command()
@@ -238,7 +249,7 @@ def why(run: str, db: str | None) -> None:
     from gradtrace.cli import format as cli_format
 
     with open_store(db) as store:
-        click.echo(cli_format.why(store.run(run)))
+        echo(cli_format.why(find_run(store, run)))
 
 
 @cli.command()
@@ -264,11 +275,44 @@ def export(run: str, fmt: str, out: Path | None, db: str | None) -> None:
 
     check_format(fmt)
     with open_store(db) as store:
-        view = store.run(run)
+        view = find_run(store, run)
         folder = out or default_folder(view.name, view.id)
         files = view.export(folder, fmt)
     for path in files:
         echo(f"{path}  ({path.stat().st_size:,} bytes)")
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--rtol", type=click.FloatRange(min=0), default=0.0, help="Relative tolerance.")
+@click.option("--atol", type=click.FloatRange(min=0), default=0.0, help="Absolute tolerance.")
+@db_option
+def diff(a: str, b: str, rtol: float, atol: float, db: str | None) -> None:
+    """Where runs A and B part: settings, graph shapes, the first step whose parameters
+    differ (and the update before it), the first differing node, metrics side by side.
+    Bit-exact unless --rtol/--atol are given."""
+    from gradtrace.cli.compare import diff_report
+    from gradtrace.tracer.diff import diff_runs
+
+    with open_store(db) as store:
+        result = diff_runs(find_run(store, a), find_run(store, b), rtol=rtol, atol=atol)
+    echo(diff_report(result))
+
+
+@cli.command()
+@click.argument("run")
+@db_option
+def verify(run: str, db: str | None) -> None:
+    """Re-compute every traced step (values and gradients) and every SGD update of RUN
+    with the engine, bit for bit; exit 1 at the first mismatch."""
+    from gradtrace.cli.compare import verify_report
+
+    with open_store(db) as store:
+        result = find_run(store, run).verify()
+    echo(verify_report(result))
+    if not result.ok:
+        sys.exit(1)
 
 
 @cli.group("db")
