@@ -29,7 +29,9 @@ def ema(values: Sequence[float] | np.ndarray, smoothing: float) -> np.ndarray:
         return x.copy()
     series = pd.Series(np.where(np.isfinite(x), x, np.nan))
     out = series.ewm(alpha=1.0 - smoothing, adjust=True, ignore_na=True).mean()
-    return out.to_numpy(dtype=np.float64)
+    out = out.to_numpy(dtype=np.float64, copy=True)
+    out[~np.isfinite(x)] = np.nan
+    return out
 
 
 def downsample(steps: Sequence[int] | np.ndarray, limit: int = MAX_COLUMNS) -> list[int]:
@@ -39,6 +41,37 @@ def downsample(steps: Sequence[int] | np.ndarray, limit: int = MAX_COLUMNS) -> l
         return s.tolist()
     picks = np.unique(np.round(np.linspace(0, len(s) - 1, limit)).astype(np.int64))
     return s[picks].tolist()
+
+
+def minmax_picks(values: Sequence[float] | np.ndarray, buckets: int) -> np.ndarray:
+    """Indices of ``values`` that draw the same line at ``buckets`` columns: the
+    first and last point, and per bucket its smallest and largest finite value and
+    its first non-finite one (a spike or a gap survives any zoom level).
+
+    >>> minmax_picks([0, 5, 1, 1, 1, 1], 2).tolist()
+    [0, 1, 3, 5]
+    """
+    y = np.asarray(values, dtype=np.float64)
+    n = len(y)
+    if n <= 2 * buckets:
+        return np.arange(n)
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    finite = np.isfinite(y)
+    high = np.where(finite, y, -np.inf)
+    low = np.where(finite, y, np.inf)
+    starts = edges[:-1]
+    # reduceat gives each bucket's extreme; argmax of the equality finds where it is
+    picks = [np.array([0, n - 1])]
+    for values_, reduce in ((high, np.maximum), (low, np.minimum)):
+        extreme = reduce.reduceat(values_, starts)
+        hit = values_ == np.repeat(extreme, np.diff(edges))
+        first = np.maximum.reduceat(np.where(hit, -np.arange(n), -n), starts)
+        picks.append(-first[first > -n])
+    gaps = np.flatnonzero(~finite)
+    if len(gaps):
+        bucket = np.searchsorted(edges, gaps, side="right") - 1
+        picks.append(gaps[np.r_[True, np.diff(bucket) > 0]])
+    return np.unique(np.concatenate(picks))
 
 
 def layer_groups(parameters: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -76,11 +109,16 @@ def histogram(values: np.ndarray, bins: int = 30) -> tuple[np.ndarray, np.ndarra
     bad = len(x) - len(finite)
     if not len(finite):
         return np.array([]), np.array([]), bad
-    lo, hi = float(finite.min()), float(finite.max())
-    if lo == hi:
-        lo, hi = lo - 0.5, hi + 0.5
-    counts, edges = np.histogram(finite, bins=bins, range=(lo, hi))
-    return (edges[:-1] + edges[1:]) / 2, counts, bad
+    # Binned in units of the largest magnitude: values near the float limit would
+    # overflow the range (hi - lo = inf) or leave bins narrower than a float's step.
+    scale = float(np.max(np.abs(finite))) or 1.0
+    unit = finite / scale
+    lo, hi = float(unit.min()), float(unit.max())
+    if hi - lo < 1e-9:  # one value (to float precision): a bin of width 1 around it
+        pad = max(0.5 / scale, 1e-6)
+        lo, hi = lo - pad, hi + pad
+    counts, edges = np.histogram(unit, bins=bins, range=(lo, hi))
+    return (edges[:-1] + edges[1:]) / 2 * scale, counts, bad
 
 
 def bounds(X: np.ndarray, margin: float = 0.25) -> tuple[float, float, float, float]:

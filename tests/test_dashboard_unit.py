@@ -86,11 +86,12 @@ def test_ema_matches_bias_corrected_recurrence():
     np.testing.assert_array_equal(data.ema(x, 0.0), x)
 
 
-def test_ema_carries_over_nan_and_inf():
-    out = data.ema([1.0, math.nan, 3.0, math.inf], 0.5)
-    assert out[0] == 1.0 and out[1] == 1.0  # NaN skipped: the average carries over
-    assert out[2] == pytest.approx(7 / 3)
-    assert out[3] == pytest.approx(7 / 3)
+def test_ema_breaks_at_nan_and_inf_and_resumes_after():
+    out = data.ema([1.0, math.nan, 3.0, math.inf, 3.0], 0.5)
+    assert out[0] == 1.0
+    assert np.isnan(out[1]) and np.isnan(out[3])  # a gap, not the last value carried
+    assert out[2] == pytest.approx(7 / 3)  # resumes from the finite points before
+    assert out[4] == pytest.approx((0.25 * 1.0 + 0.5 * 3.0 + 3.0) / 1.75)
     with pytest.raises(ValueError):
         data.ema([1.0], 1.0)
 
@@ -118,7 +119,36 @@ def test_histogram_counts_finite_values_and_reports_the_rest():
     centers, counts, bad = data.histogram(np.array([0.0, 1.0, 1.0, math.nan, math.inf]), bins=2)
     assert centers.tolist() == [0.25, 0.75] and counts.tolist() == [1, 2] and bad == 2
     centers, counts, _ = data.histogram(np.array([3.0, 3.0]), bins=2)
-    assert counts.sum() == 2 and centers.tolist() == [2.75, 3.25]
+    assert counts.sum() == 2 and centers.tolist() == pytest.approx([2.75, 3.25])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [-1e300, 1e300, math.inf, math.nan],
+        [-1.79e308, 1.79e308],  # max - min overflows to inf
+        [1e300, 1e300 * (1 + 1e-15)],  # a range narrower than the bins can split
+        [1.79e308, 1.79e308],
+        [5e-324, 1e-323],
+    ],
+)
+def test_histogram_near_the_float_limit_counts_every_finite_value(values):
+    x = np.array(values)
+    centers, counts, bad = data.histogram(x, bins=30)
+    assert counts.sum() == np.isfinite(x).sum() and bad == (~np.isfinite(x)).sum()
+    assert np.isfinite(centers).all()
+
+
+def test_minmax_picks_keep_spikes_gaps_and_ends():
+    y = np.sin(np.arange(10_000) / 300.0)
+    y[4321] = 50.0
+    y[8000] = -50.0
+    y[6000] = math.nan
+    picks = data.minmax_picks(y, 500)
+    assert len(picks) <= 2 * 500 + 2 + 1
+    assert {0, 4321, 8000, 6000, 9999} <= set(picks.tolist())
+    assert picks.tolist() == sorted(set(picks.tolist()))
+    np.testing.assert_array_equal(data.minmax_picks([1.0, 2.0, 3.0], 500), [0, 1, 2])
 
 
 def test_config_diff_lists_only_differing_keys():
