@@ -74,6 +74,38 @@ def minmax_picks(values: Sequence[float] | np.ndarray, buckets: int) -> np.ndarr
     return np.unique(np.concatenate(picks))
 
 
+def zoom_ranges(relayout: dict[str, Any] | None) -> dict[str, tuple[float, float] | None]:
+    """The x ranges a Plotly ``relayoutData`` sets, by axis (``"xaxis"``, ``"xaxis2"``):
+    a ``(low, high)`` for a zoom, None for "back to the whole run"; axes it does not
+    mention are absent.
+
+    >>> zoom_ranges({"xaxis.range[0]": 10, "xaxis.range[1]": 90.5, "xaxis2.autorange": True})
+    {'xaxis': (10.0, 90.5), 'xaxis2': None}
+    """
+    out: dict[str, tuple[float, float] | None] = {}
+    for key, value in (relayout or {}).items():
+        axis, _, prop = key.partition(".")
+        if not axis.startswith("xaxis"):
+            continue
+        if prop == "autorange":
+            out[axis] = None
+        elif prop == "range" and isinstance(value, list | tuple) and len(value) == 2:
+            out[axis] = (float(value[0]), float(value[1]))
+        elif prop == "range[0]" and f"{axis}.range[1]" in relayout:
+            out[axis] = (float(value), float(relayout[f"{axis}.range[1]"]))
+    return out
+
+
+def window(steps: np.ndarray, xrange: tuple[float, float] | None) -> slice:
+    """The positions of ``steps`` inside ``xrange``, one more on each side so the
+    line runs to the plot's edges."""
+    if xrange is None:
+        return slice(0, len(steps))
+    lo = int(np.searchsorted(steps, xrange[0], side="left"))
+    hi = int(np.searchsorted(steps, xrange[1], side="right"))
+    return slice(max(lo - 1, 0), min(hi + 1, len(steps)))
+
+
 def layer_groups(parameters: pd.DataFrame) -> dict[str, np.ndarray]:
     """Layer label -> the parameter indices in it ("layer 0", ...; "other" last)."""
     groups: dict[str, np.ndarray] = {}

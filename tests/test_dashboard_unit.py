@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import math
 from pathlib import Path
 
@@ -416,16 +417,80 @@ def call(app, output: str, values: dict, changed: str) -> dict | None:
     return resp.json["response"] if resp.status_code == 200 else None
 
 
-def test_run_page_init_callback(small_db):
-    """Header, facts and meta for a run; a clear message for an unknown one."""
+def page(app, path: str, search: str = "") -> dict:
+    """The page Dash renders at ``path`` (its layout as JSON), through the router."""
+    values = {"_pages_location.pathname": path, "_pages_location.search": search}
+    resp = call(app, "_pages_content.children", values, "_pages_location.pathname")
+    return resp["_pages_content"]["children"]
+
+
+def find(tree, component_id: str) -> dict | None:
+    """The component with ``component_id`` in a rendered layout."""
+    if isinstance(tree, dict):
+        if tree.get("props", {}).get("id") == component_id:
+            return tree
+        return find(tree.get("props", {}).get("children"), component_id) or next(
+            (f for v in tree.get("props", {}).values() if (f := find(v, component_id))), None
+        )
+    if isinstance(tree, list):
+        return next((f for t in tree if (f := find(t, component_id))), None)
+    return None
+
+
+def test_run_page_draws_header_and_curves_in_its_own_request(small_db):
+    """The first paint is one request: header, meta, loss figure and slider at the
+    URL's step are in the page; an unknown run gets a page that says so."""
+    app = create_app(small_db)
+    view = tracer.connect(small_db, readonly=True).run(
+        tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
+    )
+    tree = page(app, f"/run/{view.id}", "?step=1")
+    meta = find(tree, "run-meta")["props"]["data"]
+    assert meta["id"] == view.id and meta["traced"] is True and meta["nin"] == 3
+    assert meta["n_params"] == 41
+    loss = find(tree, "run-loss")["props"]["figure"]
+    expected = view.metrics()["loss"].tolist()
+    assert loss["data"][0]["y"] == pytest.approx(expected)
+    assert loss["layout"]["shapes"][0]["x0"] == 1  # the marker at the URL's step
+    assert find(tree, "run-slider")["props"]["value"] == 1
+    assert find(tree, "run-status")["props"]["children"] == view.status
+    missing = page(app, "/run/no-such-run")
+    assert "no run matches" in str(find(missing, "run-missing"))
+    assert find(missing, "run-loss") is None
+
+
+def test_curves_patch_marker_and_axis_without_resending_points(small_db):
     app = create_app(small_db)
     run_id = tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
-    resp = call(app, "run-header.children", {"run-id.data": run_id}, "run-id.data")
-    meta = resp["run-meta"]["data"]
-    assert meta["id"] == run_id and meta["traced"] is True and meta["nin"] == 3
-    assert meta["n_params"] == 41
-    resp = call(app, "run-header.children", {"run-id.data": "no-such-run"}, "run-id.data")
-    assert "no run matches" in str(resp["run-header"]["children"])
+    values = {"run-id.data": run_id, "run-slider.value": 2, "run-logy.value": ["log"]}
+    resp = call(app, "run-loss.figure", values, "run-slider.value")
+    patch = json.dumps(resp["run-loss"]["figure"])
+    assert '"x0": 2' in patch and '"data"' not in patch
+    resp = call(app, "run-loss.figure", values, "run-logy.value")
+    patch = json.dumps(resp["run-loss"]["figure"])
+    assert '"log"' in patch and '"data"' not in patch
+
+
+def test_zoom_redraws_the_loss_at_full_detail_inside_the_range(tmp_path):
+    from gradtrace.dashboard import figures
+
+    db = str(tmp_path / "long.db")
+    with tracer.record("long", db=db) as run:
+        for k in range(3 * figures.CURVE_BUCKETS):
+            run.log(float(np.sin(k / 50.0)) + (5.0 if k == 1234 else 0.0))
+    app = create_app(db)
+    whole = figures.loss_figure(
+        context_for(app).run(run.id).metrics(), 0.0, False, None
+    )["data"][0]
+    assert len(whole["x"]) <= 2 * figures.CURVE_BUCKETS + 2 and 1234 in whole["x"]
+    values = {
+        "run-id.data": run.id,
+        "run-smooth.value": 0.0,
+        "run-loss.relayoutData": {"xaxis.range[0]": 100, "xaxis.range[1]": 200},
+    }
+    resp = call(app, "run-loss.figure", values, "run-loss.relayoutData")
+    raw = resp["run-loss"]["figure"]["operations"][0]["params"]["value"]
+    assert raw["x"] == list(range(99, 202))  # every step, one beyond each edge
 
 
 def test_heatmap_click_picks_that_weight(small_db):
@@ -500,12 +565,10 @@ def test_run_page_reads_each_backend(db_url):
     """The same callbacks over SQLite and PostgreSQL (opened read-only)."""
     run_id = train("toy", 3, db_url)
     app = create_app(db_url)
-    resp = call(app, "run-header.children", {"run-id.data": run_id}, "run-id.data")
-    meta = resp["run-meta"]["data"]
+    tree = page(app, f"/run/{run_id}")
+    meta = find(tree, "run-meta")["props"]["data"]
     assert meta["traced"] is True and meta["n_params"] == 41
-    values = {"run-meta.data": meta, "run-smooth.value": 0.0, "run-logy.value": []}
-    resp = call(app, "run-loss.figure", values, "run-meta.data")
-    assert resp["run-loss"]["figure"]["data"][0]["x"] == [0, 1, 2]
+    assert find(tree, "run-loss")["props"]["figure"]["data"][0]["x"] == [0, 1, 2]
     values = {
         "run-slider.value": 2,
         "run-meta.data": meta,

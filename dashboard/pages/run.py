@@ -1,8 +1,8 @@
-"""The run page (``/run/<run_id>``): one run replayed, section by section.
+"""The run page (``/run/<run_id>?step=16``): one run replayed, section by section.
 
-The layout is a skeleton holding only the run id; every number arrives through
-a callback, so opening a page never blocks on a big read. Sections live in
-``dashboard.run`` with their own callbacks.
+The header and the curves are drawn in the page's own request, so the first
+paint needs no callback; the sections below fill in through their callbacks.
+Sections live in ``dashboard.run`` with their own callbacks.
 """
 
 from __future__ import annotations
@@ -11,22 +11,62 @@ from typing import Any
 
 import dash
 from dash import Dash, dcc, html
-from gradtrace.dashboard.context import AppContext
+from gradtrace.dashboard.context import AppContext, context_for
 from gradtrace.dashboard.run import nodes, overview, replay, weights
+from gradtrace.dashboard.ui import message
+
+from gradtrace import tracer
 
 
-def layout(run_id: str | None = None, **_: Any) -> html.Div:
-    """The page skeleton for ``run_id``; callbacks fill it in."""
+def layout(run_id: str | None = None, step: str | None = None, **_: Any) -> html.Div:
+    """The page of ``run_id`` at ``step`` (the last step when absent)."""
+    try:
+        rc = context_for().run(run_id or "")
+    except tracer.GradtraceError as e:
+        return not_found(run_id, str(e))
+    at = replay.initial_step(rc, step)
     return html.Div(
         [
-            dcc.Store(id="run-id", data=run_id),
-            dcc.Store(id="run-meta"),
-            overview.layout(),
-            replay.layout(),
+            dcc.Store(id="run-id", data=rc.id),
+            dcc.Store(id="run-meta", data=overview.meta_for(rc)),
+            overview.layout(rc, at),
+            replay.layout(rc, at),
             nodes.layout(),
             weights.layout(),
         ],
         className="run-page",
+    )
+
+
+def not_found(run_id: str | None, why: str) -> html.Div:
+    """What an unknown run id shows: why, a way back, and a search of the runs."""
+    return html.Div(
+        [
+            html.H2("No such run"),
+            message(why, "error", id="run-missing"),
+            html.P(
+                [
+                    dcc.Link("← all runs", href="/", className="run-link"),
+                    " or search them by name or id:",
+                ]
+            ),
+            html.Form(
+                [
+                    dcc.Input(
+                        id="run-search",
+                        name="q",
+                        type="search",
+                        value=run_id or "",
+                        placeholder="run name or id prefix",
+                    ),
+                    html.Button("search", type="submit", className="btn"),
+                ],
+                action="/",
+                method="get",
+                className="controls",
+            ),
+        ],
+        className="card not-found",
     )
 
 

@@ -12,21 +12,21 @@ from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import ema, fmt_duration
-from gradtrace.dashboard.ui import badge, card, facts, message
-
-from gradtrace import tracer
+from gradtrace.dashboard.data import ema, fmt_duration, zoom_ranges
+from gradtrace.dashboard.ui import badge, card, facts
 
 LIVE_MS = 1000
 
 
-def layout() -> html.Div:
-    """The header placeholder, the curves and the live-poll timer."""
+def layout(rc: RunCache, step: int | None) -> html.Div:
+    """The header and the curves drawn in the page itself (the first paint is the
+    page's one request), and the live-poll timer."""
+    metrics = rc.metrics()
+    smoothing = 0.6
+    last = int(metrics.index[-1]) if len(metrics) else None
     return html.Div(
         [
-            html.Div(
-                id="run-header", className="card run-header", children=message("Loading the run…")
-            ),
+            html.Div(id="run-header", className="card run-header", children=header(rc)),
             card(
                 "Curves",
                 html.Div(
@@ -44,7 +44,7 @@ def layout() -> html.Div:
                                 min=0,
                                 max=0.99,
                                 step=0.01,
-                                value=0.6,
+                                value=smoothing,
                                 marks={0: "0", 0.5: "0.5", 0.9: "0.9"},
                             ),
                             className="smooth-slider",
@@ -52,12 +52,20 @@ def layout() -> html.Div:
                     ],
                     className="controls",
                 ),
-                dcc.Graph(id="run-loss", config={"displaylogo": False}),
-                dcc.Graph(id="run-metrics", config={"displaylogo": False}),
+                dcc.Graph(
+                    id="run-loss",
+                    figure=figures.loss_figure(metrics, smoothing, False, step),
+                    config={"displaylogo": False},
+                ),
+                dcc.Graph(
+                    id="run-metrics",
+                    figure=figures.metrics_figure(metrics, smoothing, step),
+                    config={"displaylogo": False},
+                ),
             ),
-            dcc.Interval(id="run-live-timer", interval=LIVE_MS, disabled=True),
+            dcc.Interval(id="run-live-timer", interval=LIVE_MS, disabled=not rc.live),
             dcc.Store(id="run-live"),  # the newest step seen by the live poll
-            dcc.Store(id="run-drawn"),  # the last step the curves show
+            dcc.Store(id="run-drawn", data=last),  # the last step the curves show
         ]
     )
 
@@ -137,24 +145,6 @@ def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
     @app.callback(
-        Output("run-header", "children"),
-        Output("run-meta", "data"),
-        Output("run-live-timer", "disabled"),
-        Input("run-id", "data"),
-    )
-    def init(run_id: str | None):
-        """Header and run facts (no per-step reads); polls while the run records."""
-        if not run_id:
-            raise PreventUpdate
-        try:
-            rc = ctx.run(run_id)
-        except tracer.GradtraceError as e:
-            return message(str(e), "error"), None, True
-        if rc.live:
-            rc.view.refresh()
-        return header(rc), meta_for(rc), not rc.live
-
-    @app.callback(
         Output("run-live", "data", allow_duplicate=True),
         Output("run-live-timer", "disabled", allow_duplicate=True),
         Output("run-status", "children"),
@@ -185,38 +175,108 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-loss", "figure"),
         Output("run-metrics", "figure"),
         Output("run-drawn", "data"),
-        Input("run-meta", "data"),
         Input("run-smooth", "value"),
         Input("run-logy", "value"),
         Input("run-slider", "value"),
         Input("run-live", "data"),
+        Input("run-loss", "relayoutData"),
+        Input("run-metrics", "relayoutData"),
+        State("run-id", "data"),
         State("run-drawn", "data"),
+        prevent_initial_call=True,  # the page drew them
     )
     def curves(
-        meta: dict | None,
         smooth: float,
         logy: list,
         step: int | None,
         _live: dict | None,
+        loss_zoom: dict | None,
+        metrics_zoom: dict | None,
+        run_id: str,
         drawn: int | None,
     ):
-        """Draw the curves; afterwards only patch them (a new marker, new points)."""
-        if not meta:
-            raise PreventUpdate
-        rc = ctx.run(meta["id"])
-        smoothing = _smoothing(smooth)
+        """Patch the curves: the marker, the axis type, zoomed detail, new points;
+        redraw them only when the smoothing changes."""
+        rc = ctx.run(run_id)
         metrics = rc.metrics()
-        last = int(metrics.index[-1]) if len(metrics) else None
+        names = figures.other_metrics(metrics)
         trigger = dash_ctx.triggered_id
+        smoothing = _smoothing(smooth)
         if trigger == "run-slider":
-            return (*_marker_patch(step, len(figures.other_metrics(metrics))), no_update)
+            return (*_marker_patch(step, len(names)), no_update)
+        if trigger == "run-logy":
+            return (*_axis_patch("log" in (logy or []), len(names)), no_update)
+        if trigger in ("run-loss", "run-metrics"):
+            return _zoom_patch(metrics, trigger, loss_zoom, metrics_zoom, smoothing)
+        last = int(metrics.index[-1]) if len(metrics) else None
         if trigger == "run-live" and drawn is not None:
             return (*_grow(metrics, drawn, smoothing), last)
+        log = "log" in (logy or [])
+        zoom = zoom_ranges(loss_zoom).get("xaxis")
         return (
-            figures.loss_figure(metrics, smoothing, "log" in (logy or []), step),
-            figures.metrics_figure(metrics, smoothing, step, "log" in (logy or [])),
+            figures.loss_figure(metrics, smoothing, log, step, zoom),
+            figures.metrics_figure(metrics, smoothing, step, log, zoom_ranges(metrics_zoom)),
             last,
         )
+
+
+def _axis_patch(log: bool, n_other: int) -> tuple[Patch, Patch]:
+    loss, other = Patch(), Patch()
+    kind = "log" if log else "linear"
+    loss["layout"]["yaxis"]["type"] = kind
+    for i in range(n_other):
+        other["layout"]["yaxis" if i == 0 else f"yaxis{i + 1}"]["type"] = kind
+    return loss, other
+
+
+def _zoom_patch(
+    metrics: pd.DataFrame,
+    trigger: str,
+    loss_zoom: dict | None,
+    metrics_zoom: dict | None,
+    smoothing: float,
+) -> tuple[Any, Any, Any]:
+    """Redraw the zoomed panels' pairs at full detail inside the new x range (the
+    curves are downsampled to the plot's width over whatever range is shown)."""
+    if trigger == "run-loss":
+        ranges = zoom_ranges(loss_zoom)
+        if "xaxis" not in ranges or "loss" not in metrics:
+            raise PreventUpdate
+        patch = Patch()
+        pair = figures.curve_pair(
+            metrics.index,
+            metrics["loss"].to_numpy(),
+            smoothing,
+            "loss",
+            figures.COLORWAY[0],
+            "",
+            ranges["xaxis"],
+        )
+        for k, trace in enumerate(pair):
+            patch["data"][k] = trace
+        return patch, no_update, no_update
+    ranges = zoom_ranges(metrics_zoom)
+    patch = Patch()
+    changed = False
+    for i, name in enumerate(figures.other_metrics(metrics)):
+        axis = "" if i == 0 else str(i + 1)
+        if f"xaxis{axis}" not in ranges:
+            continue
+        pair = figures.curve_pair(
+            metrics.index,
+            metrics[name].to_numpy(),
+            smoothing,
+            name,
+            figures.metric_color(i),
+            axis,
+            ranges[f"xaxis{axis}"],
+        )
+        for k, trace in enumerate(pair):
+            patch["data"][figures.PAIR * i + k] = trace
+        changed = True
+    if not changed:
+        raise PreventUpdate
+    return no_update, patch, no_update
 
 
 def _marker_patch(step: int | None, n_other: int) -> tuple[Patch, Patch]:
@@ -237,9 +297,10 @@ def _grow(metrics: pd.DataFrame, drawn: int, smoothing: float) -> tuple[Patch, P
         patch = Patch()
         for i, name in enumerate(names):
             values = metrics[name].to_numpy()
-            patch["data"][2 * i]["x"].extend(x)
-            patch["data"][2 * i]["y"].extend(figures.finite_list(values[new]))
-            patch["data"][2 * i + 1]["x"].extend(x)
-            patch["data"][2 * i + 1]["y"].extend(figures.finite_list(ema(values, smoothing)[new]))
+            raw, smooth = figures.PAIR * i, figures.PAIR * i + 1
+            patch["data"][raw]["x"].extend(x)
+            patch["data"][raw]["y"].extend(figures.finite_list(values[new]))
+            patch["data"][smooth]["x"].extend(x)
+            patch["data"][smooth]["y"].extend(figures.finite_list(ema(values, smoothing)[new]))
         patches.append(patch)
     return patches[0], patches[1]

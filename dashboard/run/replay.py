@@ -8,42 +8,50 @@ from typing import Any
 
 import numpy as np
 from dash import Dash, Input, Output, State, dcc, html, no_update
-from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures, graphs, stepfigures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import bounds, decision_grid, grid_size, histogram, layer_groups
 from gradtrace.dashboard.ui import card
 
-TICK_MS = 400
-SPEEDS = (1, 5, 20, 100)
+RATES = (1, 2, 5, 10, 20)  # steps per second while playing
 
 
-def layout() -> html.Section:
-    """Play/pause, speed, the step slider and the per-step figures."""
+def layout(rc: RunCache, step: int | None) -> html.Section:
+    """Play/pause, rate, the step slider (at ``step``) and the per-step figures."""
+    steps = rc.step_list()
+    first, last = (int(steps[0]), int(steps[-1])) if len(steps) else (0, 0)
     return card(
         "Replay",
         html.Div(
             [
                 html.Button("▶ play", id="run-play", n_clicks=0, className="btn"),
-                dcc.Dropdown(
-                    id="run-speed",
-                    options=[
-                        {"label": f"{s} step{'s' if s > 1 else ''} / tick", "value": s}
-                        for s in SPEEDS
-                    ],
-                    value=1,
-                    clearable=False,
+                html.Div(
+                    dcc.Dropdown(
+                        id="run-speed",
+                        options=[{"label": f"{r} steps / s", "value": r} for r in RATES],
+                        value=5,
+                        clearable=False,
+                    ),
+                    id="run-rate",
                     className="speed",
+                    **{"data-max": str(max(RATES))},
                 ),
                 html.Div(
-                    dcc.Slider(id="run-slider", min=0, max=0, step=1, value=None, marks=None),
+                    dcc.Slider(
+                        id="run-slider",
+                        min=first,
+                        max=last,
+                        step=1,
+                        value=step,
+                        marks=marks(first, last),
+                    ),
                     className="step-slider",
                 ),
             ],
             className="controls replay-controls",
         ),
-        dcc.Interval(id="run-timer", interval=TICK_MS, disabled=True),
+        dcc.Interval(id="run-timer", interval=1000 // 5, disabled=True),
         html.Div(
             [
                 dcc.Graph(id="run-boundary", config={"displaylogo": False}),
@@ -66,6 +74,18 @@ def marks(first: int, last: int, n: int = 6) -> dict[int, str]:
         return {first: str(first)}
     ticks = np.unique(np.round(np.linspace(first, last, n)).astype(int)).tolist()
     return {t: str(t) for t in ticks}
+
+
+def initial_step(rc: RunCache, asked: str | int | None) -> int | None:
+    """The step a page opens on: the one in its URL snapped to a logged step, else
+    the last one."""
+    steps = rc.step_list()
+    if not len(steps):
+        return None
+    try:
+        return snap(rc, int(asked)) if asked not in (None, "") else int(steps[-1])
+    except (TypeError, ValueError):
+        return int(steps[-1])
 
 
 def snap(rc: RunCache, step: int | None) -> int | None:
@@ -128,55 +148,59 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-slider", "max"),
         Output("run-slider", "marks"),
         Output("run-slider", "value"),
-        Input("run-meta", "data"),
         Input("run-live", "data"),
+        State("run-id", "data"),
         State("run-slider", "value"),
         State("run-slider", "max"),
+        prevent_initial_call=True,
     )
-    def slider_range(meta: dict | None, shown: dict | None, value: int | None, top: int | None):
-        """Fit the slider to the run; while live, follow the newest step if at the end."""
-        if not meta:
-            raise PreventUpdate
-        steps = ctx.run(meta["id"]).step_list()
+    def slider_range(shown: dict | None, run_id: str, value: int | None, top: int | None):
+        """While live, grow the slider and follow the newest step if it was at the end."""
+        steps = ctx.run(run_id).step_list()
         if not len(steps):
             raise PreventUpdate
         first, last = int(steps[0]), int(steps[-1])
-        if dash_ctx.triggered_id == "run-live":
-            follow = value is None or value == top
-            return no_update, last, marks(first, last), (last if follow else no_update)
-        return first, last, marks(first, last), last
+        follow = value is None or value == top
+        return first, last, marks(first, last), (last if follow else no_update)
 
-    @app.callback(
+    # Playing runs in the browser: a tick moves the slider without a round trip,
+    # so the chosen rate holds however long the step's figures take to arrive.
+    app.clientside_callback(
+        """
+        function(clicks, ticks, click, rate, value, low, high, stopped) {
+            const trig = (dash_clientside.callback_context.triggered[0] || {}).prop_id || "";
+            const nu = dash_clientside.no_update;
+            const interval = Math.round(1000 / (rate || 5));
+            if (value === null || value === undefined) { value = low; }
+            if (trig.startsWith("run-loss")) {
+                if (!click || !click.points || !click.points.length) { return [nu, nu, nu, nu]; }
+                return [Math.round(click.points[0].x), nu, nu, nu];
+            }
+            if (trig.startsWith("run-speed")) { return [nu, nu, nu, interval]; }
+            if (trig.startsWith("run-play")) {
+                if (!stopped) { return [nu, true, "▶ play", interval]; }
+                return [value >= high ? low : nu, false, "⏸ pause", interval];
+            }
+            if (stopped) { return [nu, nu, nu, nu]; }
+            const next = Math.min(value + 1, high);
+            const done = next >= high;
+            return [next, done, done ? "▶ play" : nu, nu];
+        }
+        """,
         Output("run-slider", "value", allow_duplicate=True),
         Output("run-timer", "disabled"),
         Output("run-play", "children"),
+        Output("run-timer", "interval"),
         Input("run-play", "n_clicks"),
         Input("run-timer", "n_intervals"),
         Input("run-loss", "clickData"),
+        Input("run-speed", "value"),
         State("run-slider", "value"),
         State("run-slider", "min"),
         State("run-slider", "max"),
-        State("run-speed", "value"),
         State("run-timer", "disabled"),
         prevent_initial_call=True,
     )
-    def play(_clicks, _ticks, click, value, low, high, speed, stopped):
-        """Play/pause, advance one tick, or jump to a step clicked on the loss curve."""
-        trigger = dash_ctx.triggered_id
-        value = low if value is None else value
-        if trigger == "run-loss":
-            if not click or not click.get("points"):
-                raise PreventUpdate
-            return int(click["points"][0]["x"]), no_update, no_update
-        if trigger == "run-play":
-            if not stopped:
-                return no_update, True, "▶ play"
-            return (low if value >= high else no_update), False, "⏸ pause"
-        if stopped:
-            raise PreventUpdate
-        nxt = min(int(value) + int(speed or 1), high)
-        done = nxt >= high
-        return nxt, done, ("▶ play" if done else no_update)
 
     @app.callback(
         Output("run-weight-hist", "figure"),
