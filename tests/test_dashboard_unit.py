@@ -395,7 +395,11 @@ def call(app, output: str, values: dict, changed: str) -> dict | None:
     """Call the callback writing ``output`` as the browser does; its response or None."""
     client = app.server.test_client()
     client.get("/")  # registers the callbacks
-    key = next(k for k in app.callback_map if output in k.split("@")[0])
+    key = next(
+        k
+        for k in app.callback_map
+        if output in [o.split("@")[0] for o in k.strip(".").split("...")]
+    )
     spec = app.callback_map[key]
     outs = [
         {"id": o.split(".")[0], "property": o.split(".")[1].split("@")[0]}
@@ -459,6 +463,19 @@ def test_run_page_draws_header_and_curves_in_its_own_request(small_db):
     assert find(missing, "run-loss") is None
 
 
+def test_headline_numbers_from_the_metrics():
+    from gradtrace.dashboard.run.summary import headline
+
+    metrics = pd.DataFrame(
+        {"loss": [2.0, 0.5, math.nan, 0.75], "acc": [0.1, 0.9, math.nan, math.nan]},
+        index=pd.Index([0, 3, 6, 9], name="step"),
+    )
+    h = headline(metrics)
+    assert (h.loss_start, h.loss_final) == (2.0, 0.75)
+    assert (h.loss_best, h.best_step) == (0.5, 3)  # NaN is never "best"
+    assert h.acc_final == 0.9  # the last finite accuracy
+
+
 def test_curves_patch_marker_and_axis_without_resending_points(small_db):
     app = create_app(small_db)
     run_id = tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
@@ -512,8 +529,9 @@ def test_heatmap_click_picks_that_weight(small_db):
     assert {"label": "neuron 3", "value": 3} in resp["run-w-neuron"]["options"]
 
 
-def test_nonfinite_run_gets_a_banner_and_highlighted_cells(tmp_path):
-    """A NaN that appears at step 2 is named in the banner and sent as text."""
+def test_nonfinite_run_tells_its_story_on_top_and_highlights_cells(tmp_path):
+    """A NaN that appears at step 2 is told at the top of the page, its button replays
+    that step around the node, and it is sent to the grid as text."""
     db = str(tmp_path / "nan.db")
     model = MLP(2, [2, 1], seed=0)
     with tracer.record("nan", db) as run, pytest.warns(RuntimeWarning, match="NaN/inf"):
@@ -527,9 +545,19 @@ def test_nonfinite_run_gets_a_banner_and_highlighted_cells(tmp_path):
     app = create_app(db)
     view = tracer.connect(db, readonly=True).run("nan")
     bad = view.first_nonfinite()
-    resp = call(app, "run-nonfinite.children", {"run-meta.data": {"id": view.id}}, "run-meta.data")
-    banner = str(resp["run-nonfinite"]["children"])
-    assert f"First NaN/inf at step {bad['step']}: node {bad['node']}" in banner
+    tree = page(app, f"/run/{view.id}")
+    top = tree["props"]["children"][2]["props"]["children"][0]  # the header, first
+    story = find(top, "run-story-text")["props"]["children"]
+    assert f"step {bad['step']}" in story and f"node {bad['node']}" in story
+    assert find(top, "run-diverged")["props"]["children"] == f"diverged at step {bad['step']}"
+    resp = call(
+        app,
+        "run-g-mode.value",
+        {"run-story-go.n_clicks": 1, "run-id.data": view.id},
+        "run-story-go.n_clicks",
+    )
+    assert resp["run-slider"]["value"] == bad["step"]
+    assert resp["run-g-node"]["value"] == bad["node"] and resp["run-g-mode"]["value"] == "node"
     request = {"startRow": 0, "endRow": 5, "sortModel": [{"colId": "value", "sort": "desc"}]}
     values = {
         "run-nodes.getRowsRequest": request,

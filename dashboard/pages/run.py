@@ -12,7 +12,7 @@ from typing import Any
 import dash
 from dash import Dash, dcc, html
 from gradtrace.dashboard.context import AppContext, context_for
-from gradtrace.dashboard.run import nodes, overview, replay, weights
+from gradtrace.dashboard.run import nodes, overview, replay, summary, weights
 from gradtrace.dashboard.ui import message
 
 from gradtrace import tracer
@@ -80,6 +80,7 @@ def register(app: Dash, ctx: AppContext) -> None:
     dash.register_page(
         __name__, path_template="/run/<run_id>", name="Run", title=title, layout=layout
     )
+    summary.register(app, ctx)
     overview.register(app, ctx)
     replay.register(app, ctx)
     nodes.register(app, ctx)

@@ -1,6 +1,6 @@
 """Run page, computation graph: a neighbourhood of the step's graph drawn with
 cytoscape (a neuron's sub-graph for one training example, or the nodes around a
-node id), the details of a clicked node, the first NaN/inf banner, and every
+node id), the details of a clicked node, and every
 node of the step in a server-side paged, sortable table."""
 
 from __future__ import annotations
@@ -90,7 +90,6 @@ def layout() -> html.Section:
     """The graph controls, the cytoscape view, node details and the node table."""
     return card(
         "Computation graph",
-        html.Div(id="run-nonfinite"),
         html.Div(
             [
                 dcc.RadioItems(
@@ -193,29 +192,14 @@ def register(app: Dash, ctx: AppContext) -> None:
     @app.callback(
         Output("run-g-layer", "options"),
         Output("run-g-layer", "value"),
-        Output("run-nonfinite", "children"),
         Input("run-meta", "data"),
     )
     def setup(meta: dict | None):
-        """Layer choices and the first-NaN banner."""
+        """Layer choices (the first NaN/inf is told at the top of the page)."""
         if not meta:
             raise PreventUpdate
-        rc = ctx.run(meta["id"])
-        options = layer_options(rc.parameters())
-        bad = rc.first_nonfinite()
-        banner: Any = []
-        if bad is not None:
-            where = (
-                f"node {bad['node']} ({bad.get('label') or bad.get('op') or 'leaf'})"
-                if bad.get("node") is not None
-                else f"{bad['where']} {bad.get('name')}"
-            )
-            banner = message(
-                f"First NaN/inf at step {bad['step']}: {where}, value {graphs.fmt(bad['value'])}",
-                "error",
-                id="run-nonfinite-banner",
-            )
-        return options, (options[0]["value"] if options else None), banner
+        options = layer_options(ctx.run(meta["id"]).parameters())
+        return options, (options[0]["value"] if options else None)
 
     @app.callback(
         Output("run-g-neuron", "options"),

@@ -1,9 +1,8 @@
-"""Run page, top: the header (name, status, config, sizes), the metric curves with
-log-y and EMA smoothing, and live growth while the run is still recording."""
+"""Run page, curves: the metric curves with log-y, EMA smoothing and zoom, drawn in
+the page's own request under the summary, and live growth while the run records."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pandas as pd
@@ -13,7 +12,8 @@ from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import ema, fmt_duration, zoom_ranges
-from gradtrace.dashboard.ui import badge, card, facts
+from gradtrace.dashboard.run import summary
+from gradtrace.dashboard.ui import card
 
 LIVE_MS = 1000
 
@@ -26,7 +26,7 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
     last = int(metrics.index[-1]) if len(metrics) else None
     return html.Div(
         [
-            html.Div(id="run-header", className="card run-header", children=header(rc)),
+            html.Div(id="run-header", className="card run-header", children=summary.header(rc)),
             card(
                 "Curves",
                 html.Div(
@@ -85,58 +85,6 @@ def meta_for(rc: RunCache) -> dict[str, Any]:
     }
 
 
-def model_text(spec: dict[str, Any] | None) -> str:
-    """``MLP(2, [16, 16, 1], relu), seed 1337`` for an engine MLP's spec."""
-    if not spec:
-        return "not recorded"
-    if spec.get("type") == "MLP":
-        seed = f", seed {spec['seed']}" if spec.get("seed") is not None else ""
-        return f"MLP({spec['nin']}, {spec['nouts']}, {spec.get('activation', 'relu')}){seed}"
-    return json.dumps(spec)
-
-
-def header(rc: RunCache) -> list[Any]:
-    """The run's identity and facts; every user string rendered as text."""
-    s = rc.summary()
-    started = s["started_at"].strftime("%Y-%m-%d %H:%M:%S UTC") if s["started_at"] else ""
-    config = s["config"] or {}
-    out: list[Any] = [
-        html.Div(
-            [
-                html.H2(s["name"], id="run-name"),
-                badge(s["status"], id="run-status"),
-                html.Code(s["id"], className="run-id"),
-            ],
-            className="title-row",
-        ),
-        facts(
-            [
-                ("experiment", s["experiment"]),
-                ("started", started),
-                ("duration", fmt_duration(s["duration_s"])),
-                ("steps", html.Span(str(s["steps"]), id="run-steps")),
-                ("seed", "" if s["seed"] is None else s["seed"]),
-                ("parameters", s["parameters"]),
-                ("nodes per step", s["nodes_per_step"] or "not traced"),
-                ("capture", s["capture"]),
-                ("model", model_text(s["model"])),
-            ]
-        ),
-    ]
-    if config:
-        out += [
-            html.H4("config"),
-            facts([(k, v if isinstance(v, str) else json.dumps(v)) for k, v in config.items()]),
-        ]
-    if s["tags"]:
-        out.append(html.Div(["tags: ", ", ".join(map(str, s["tags"]))], className="tags"))
-    if s["notes"]:
-        out.append(html.P(s["notes"], className="notes"))
-    if s["error"]:
-        out.append(html.Pre(s["error"], className="error-text"))
-    return out
-
-
 def _smoothing(value: float | None) -> float:
     return min(max(float(value or 0.0), 0.0), 0.99)
 
@@ -150,6 +98,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-status", "children"),
         Output("run-status", "className"),
         Output("run-steps", "children"),
+        Output("run-duration", "children"),
         Input("run-live-timer", "n_intervals"),
         State("run-id", "data"),
         State("run-live", "data"),
@@ -162,13 +111,15 @@ def register(app: Dash, ctx: AppContext) -> None:
         status = rc.view.status
         done = status != "running"
         if last == (shown or {}).get("last") and not done:
-            raise PreventUpdate
+            # no new step, but the clock runs: only the duration changes
+            return (no_update,) * 5 + (fmt_duration(rc.summary()["duration_s"]),)
         return (
             {"last": last, "status": status},
             done,
             status,
             f"badge status-{status}",
             str(rc.view.info["steps"]),
+            fmt_duration(rc.summary()["duration_s"]),
         )
 
     @app.callback(
