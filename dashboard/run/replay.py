@@ -4,6 +4,7 @@ decision boundary of 2-input models rebuilt with the engine at that step."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -140,6 +141,15 @@ def boundary(rc: RunCache, meta: dict[str, Any], step: int) -> Any:
     return rc.cache.get(("boundary", step), make)
 
 
+def safely(make: Callable[[], Any], what: str, step: int | None) -> Any:
+    """``make()``, or a figure saying that ``what`` cannot be drawn at ``step``: a
+    failed step must replace the previous step's figure, never leave it standing."""
+    try:
+        return make()
+    except (ArithmeticError, ValueError, TypeError, OverflowError) as e:
+        return figures.empty(f"cannot draw {what} at step {step}: {e}")
+
+
 def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
@@ -221,8 +231,12 @@ def register(app: Dash, ctx: AppContext) -> None:
             if row is None:
                 out.append(figures.empty(f"no {title} recorded at step {value}"))
                 continue
-            per_layer = {name: histogram(row[idx]) for name, idx in groups.items()}
-            out.append(stepfigures.histograms_figure(f"{title} at step {step}", per_layer))
+
+            def draw(row: np.ndarray = row, title: str = title) -> Any:
+                per_layer = {name: histogram(row[idx]) for name, idx in groups.items()}
+                return stepfigures.histograms_figure(f"{title} at step {step}", per_layer)
+
+            out.append(safely(draw, f"the {title} histogram", step))
         return tuple(out)
 
     @app.callback(
@@ -239,4 +253,4 @@ def register(app: Dash, ctx: AppContext) -> None:
         step = snap(rc, value)
         if step is None:
             raise PreventUpdate
-        return boundary(rc, meta, step)
+        return safely(lambda: boundary(rc, meta, step), "the decision boundary", step)
