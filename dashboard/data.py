@@ -125,7 +125,7 @@ def update_ratio(
     step's update is next to the weights it changes (about -3 is healthy)."""
     delta = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
     out = {}
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for name, idx in groups.items():
             num = np.linalg.norm(delta[:, idx], axis=1)
             den = np.linalg.norm(np.asarray(before)[:, idx], axis=1)
