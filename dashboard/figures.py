@@ -385,29 +385,47 @@ def heatmap_figure(grads: np.ndarray, steps: Sequence[int], names: Sequence[str]
     return fig
 
 
-def ratio_figure(steps: Sequence[int], ratios: dict[str, np.ndarray]) -> Figure:
-    """log10 of update size over weight size, one line per layer."""
-    if not ratios or not len(steps):
-        return empty("needs two consecutive recorded steps")
-    x = [int(s) for s in steps]
+def layer_lines(
+    title: str,
+    series: dict[str, tuple[Sequence[int], np.ndarray]],
+    y_title: str,
+    log: bool = False,
+    guide: float | None = None,
+    height: int = 260,
+) -> Figure:
+    """One line per layer (``name -> (steps, values)``), optionally on a log axis
+    with a dotted guide line at ``guide``."""
+    if not series:
+        return empty(f"{title}: nothing recorded to compute it from", height=height)
     fig = frame(
-        height=520,
-        title="update / data ratio, log10(|Δw| / |w|) per layer",
+        height=height,
+        title=plotly_text(title),
         xaxis={"title": {"text": "step"}},
-        shapes=[
+        yaxis={"type": "log" if log else "linear", "title": {"text": y_title}},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    if guide is not None:
+        fig["layout"]["shapes"] = [
             {
                 "type": "line",
                 "xref": "paper",
                 "x0": 0,
                 "x1": 1,
-                "y0": -3,
-                "y1": -3,
+                "y0": guide,
+                "y1": guide,
                 "line": {"dash": "dot", "color": "#9ca3af"},
             }
-        ],
-    )
-    fig["data"] = [
-        scatter(len(x), x=x, y=finite_list(r), mode="lines", name=plotly_text(name))
-        for name, r in ratios.items()
-    ]
+        ]
+    for k, (name, (steps, values)) in enumerate(series.items()):
+        x = [int(s) for s in steps]
+        fig["data"].append(
+            scatter(
+                len(x),
+                x=x,
+                y=finite_list(values),
+                mode="lines+markers" if len(x) < 60 else "lines",
+                name=plotly_text(name),
+                line={"color": COLORWAY[k % len(COLORWAY)], "width": 2},
+            )
+        )
     return fig

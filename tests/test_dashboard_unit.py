@@ -516,7 +516,7 @@ def test_heatmap_click_picks_that_weight(small_db):
     name = "layers.1.neurons.2.w.3"
     resp = call(
         app,
-        "run-w-param.value",
+        "run-w-layer.value",
         {
             "run-meta.data": {"id": run_id},
             "run-w-heatmap.clickData": {"points": [{"x": 3, "y": name, "z": 0.1}]},

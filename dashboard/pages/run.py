@@ -12,7 +12,7 @@ from typing import Any
 import dash
 from dash import Dash, dcc, html
 from gradtrace.dashboard.context import AppContext, context_for
-from gradtrace.dashboard.run import nodes, overview, replay, summary, weights
+from gradtrace.dashboard.run import health, nodes, overview, replay, summary, weights
 from gradtrace.dashboard.ui import message
 
 from gradtrace import tracer
@@ -29,10 +29,13 @@ def layout(run_id: str | None = None, step: str | None = None, **_: Any) -> html
         [
             dcc.Store(id="run-id", data=rc.id),
             dcc.Store(id="run-meta", data=overview.meta_for(rc)),
+            # in the order of the questions a user brings: how did it go, is it
+            # healthy, what did the weights do, then step by step
             overview.layout(rc, at),
+            health.layout(),
+            weights.layout(),
             replay.layout(rc, at),
             nodes.layout(),
-            weights.layout(),
         ],
         className="run-page",
     )
@@ -82,6 +85,7 @@ def register(app: Dash, ctx: AppContext) -> None:
     )
     summary.register(app, ctx)
     overview.register(app, ctx)
+    health.register(app, ctx)
     replay.register(app, ctx)
     nodes.register(app, ctx)
     weights.register(app, ctx)

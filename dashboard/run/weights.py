@@ -1,6 +1,6 @@
 """Run page, weights and gradients: pick weights by layer, neuron and name to see
 their value, gradient and update per step; a parameters x steps gradient heatmap
-(click a cell to pick that weight); the per-layer update-to-data ratio."""
+(click a cell to pick that weight). The update-to-data ratio is in ``health``."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import downsample, layer_groups, plotly_text, update_ratio
+from gradtrace.dashboard.data import downsample, plotly_text
 from gradtrace.dashboard.ui import card, layer_options, neuron_options
 
 
 def layout() -> html.Section:
-    """The weight pickers, the history, the heatmap and the ratio."""
+    """The weight pickers, the history and the heatmap."""
     return card(
         "Weights and gradients",
         html.Div(
@@ -37,13 +37,7 @@ def layout() -> html.Section:
             className="controls",
         ),
         dcc.Graph(id="run-w-history", config={"displaylogo": False}),
-        html.Div(
-            [
-                dcc.Graph(id="run-w-heatmap", config={"displaylogo": False}),
-                dcc.Graph(id="run-w-ratio", config={"displaylogo": False}),
-            ],
-            className="grid-2",
-        ),
+        dcc.Graph(id="run-w-heatmap", config={"displaylogo": False}),
     )
 
 
@@ -106,28 +100,6 @@ def heatmap(rc: RunCache) -> Any:
     return figures.heatmap_figure(
         grads.to_numpy(dtype=np.float64).T, grads.index.tolist(), rc.parameters()["name"].tolist()
     )
-
-
-def ratio(rc: RunCache) -> Any:
-    """log10(|Δw|/|w|) per layer at <= 300 sampled steps, Δw from the next step's values."""
-    all_steps = rc.step_list()
-    if len(all_steps) < 2:
-        return figures.ratio_figure([], {})
-    picks = downsample(all_steps[:-1])
-    nxt = all_steps[np.searchsorted(all_steps, picks) + 1].tolist()
-    # Two lists of <= 300 steps: each is one indexed IN read (RunView reads a longer
-    # list as a range scan of every step's parameter arrays).
-    data = rc.view.param_arrays(steps=picks, which="data")
-    rest = sorted(set(nxt) - set(picks))
-    if rest:
-        data = pd.concat([data, rc.view.param_arrays(steps=rest, which="data")])
-    have = [(s, t) for s, t in zip(picks, nxt, strict=True) if s in data.index and t in data.index]
-    if not have:
-        return figures.ratio_figure([], {})
-    before = data.loc[[s for s, _ in have]].to_numpy(dtype=np.float64)
-    after = data.loc[[t for _, t in have]].to_numpy(dtype=np.float64)
-    ratios = update_ratio(before, after, layer_groups(rc.parameters()))
-    return figures.ratio_figure([s for s, _ in have], ratios)
 
 
 def per_run(rc: RunCache, what: str, make: Callable[[RunCache], Any]) -> Any:
@@ -206,14 +178,3 @@ def register(app: Dash, ctx: AppContext) -> None:
         if not meta:
             raise PreventUpdate
         return per_run(ctx.run(meta["id"]), "heatmap", heatmap)
-
-    @app.callback(
-        Output("run-w-ratio", "figure"),
-        Input("run-meta", "data"),
-        Input("run-live", "data"),
-    )
-    def update_to_data(meta: dict | None, _shown: dict | None):
-        """The per-layer update-to-data ratio (kept once the run has ended)."""
-        if not meta:
-            raise PreventUpdate
-        return per_run(ctx.run(meta["id"]), "ratio", ratio)
