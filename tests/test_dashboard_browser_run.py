@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from gradtrace.dashboard import create_app
+from selenium.webdriver.common.keys import Keys
 from test_dashboard_browser import component_prop, set_slider, wait_until
 from test_dashboard_divergence import STEPS, diverging_run
 
@@ -74,3 +75,67 @@ def test_url_step_restores_the_view_and_unknown_run_has_a_way_back(dash_duo, div
     assert "no-such-run" in dash_duo.find_element("#run-missing").text
     dash_duo.find_element(".not-found a").click()
     dash_duo.wait_for_element("#runs-grid", timeout=20)
+
+
+OVERFLOWING = """
+const W = window.innerWidth, out = [];
+function clipped(el) {
+  for (let p = el.parentElement; p; p = p.parentElement) {
+    const s = getComputedStyle(p);
+    if (s.overflowX !== 'visible' && p.getBoundingClientRect().right <= W + 1) return true;
+  }
+  return false;
+}
+for (const el of document.querySelectorAll('body *')) {
+  const r = el.getBoundingClientRect(), s = getComputedStyle(el);
+  if (r.width === 0 || r.right <= 0 || s.visibility === 'hidden' || s.opacity === '0') continue;
+  if ((r.right > W + 1 || r.left < -1) && !clipped(el)) {
+    out.push(`${el.tagName}#${el.id}.${el.className} ${Math.round(r.right)}`);
+  }
+}
+return [document.documentElement.scrollWidth, W, out.slice(0, 10)];
+"""
+
+
+def test_phone_width_is_one_column_without_horizontal_overflow(dash_duo, diverged):
+    db, run_id = diverged
+    dash_duo.start_server(create_app(db))
+    # Headless Chromium will not make a window narrower than 500 px: emulate the phone.
+    dash_duo.driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+    )
+    dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
+    dash_duo.wait_for_element("#run-name", timeout=20)
+    wait_until(lambda: "step" in dash_duo.find_element("#run-weight-hist").text, what="replay")
+    wait_until(lambda: component_prop(dash_duo, "run-cyto", "elements"), what="the graph")
+    scroll, width, wide = dash_duo.driver.execute_script(OVERFLOWING)
+    assert width == 390
+    assert scroll <= width and wide == [], wide
+    cyto = dash_duo.driver.execute_script(
+        "return document.querySelector('#run-cyto').getBoundingClientRect().width"
+    )
+    assert cyto > 300  # the graph canvas spans the screen, its side panel below
+
+
+def test_enter_applies_a_typed_step_and_the_breadcrumb_goes_home(dash_duo, diverged):
+    db, run_id = diverged
+    dash_duo.start_server(create_app(db))
+    dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
+    dash_duo.wait_for_element("#run-name", timeout=20)
+    box = dash_duo.wait_for_element("#run-slider input", timeout=20)
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("2", Keys.ENTER)
+    wait_until(
+        lambda: component_prop(dash_duo, "run-slider", "value") == 2, what="step 2 on Enter"
+    )
+    dash_duo.find_element("#crumb-runs").click()
+    dash_duo.wait_for_element("#runs-grid", timeout=20)
+
+
+def test_empty_database_shows_the_demo_command(dash_duo, tmp_path):
+    db = str(tmp_path / "empty.db")
+    tracer.connect(db).close()
+    dash_duo.start_server(create_app(db))
+    dash_duo.wait_for_element("#runs-empty", timeout=20)
+    assert dash_duo.find_element("#runs-empty-command").text == f"gradtrace demo --db {db}"

@@ -25,17 +25,18 @@ def layout(run_id: str | None = None, step: str | None = None, **_: Any) -> html
     except tracer.GradtraceError as e:
         return not_found(run_id, str(e))
     at = replay.initial_step(rc, step)
+    meta = overview.meta_for(rc)
     return html.Div(
         [
             dcc.Store(id="run-id", data=rc.id),
-            dcc.Store(id="run-meta", data=overview.meta_for(rc)),
+            dcc.Store(id="run-meta", data=meta),
             # in the order of the questions a user brings: how did it go, is it
             # healthy, what did the weights do, then step by step
             overview.layout(rc, at),
             health.layout(),
             weights.layout(),
-            replay.layout(rc, at),
-            nodes.layout(),
+            replay.layout(rc, at, meta),
+            nodes.layout(meta),
         ],
         className="run-page",
     )

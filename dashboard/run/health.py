@@ -46,8 +46,16 @@ def layout() -> html.Section:
                             rowData=[],
                             columnDefs=[
                                 {"field": "name", "minWidth": 170},
-                                {"field": "max_abs_grad", "headerName": "max |grad|"},
-                                {"field": "max_abs_update", "headerName": "max |update|"},
+                                {
+                                    "field": "max_abs_grad",
+                                    "headerName": "max |grad|",
+                                    "valueFormatter": {"function": "gtNumber(params.value)"},
+                                },
+                                {
+                                    "field": "max_abs_update",
+                                    "headerName": "max |update|",
+                                    "valueFormatter": {"function": "gtNumber(params.value)"},
+                                },
                             ],
                             defaultColDef={"sortable": True, "resizable": True, "flex": 1},
                             dashGridOptions={"rowSelection": {"mode": "singleRow"}},
@@ -146,7 +154,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         rc = ctx.run(meta["id"])
         if meta.get("traced"):
             units = figures.layer_lines(
-                "dead ReLUs (output 0 for every example) and saturated tanh (|t| > 0.97)",
+                "dead ReLUs and saturated tanh, fraction per layer",
                 kept(rc, "h-units", unit_series),
                 "fraction",
             )
@@ -157,7 +165,7 @@ def register(app: Dash, ctx: AppContext) -> None:
                 height=120,
             )
         ratio = figures.layer_lines(
-            "update / data ratio |Δw| / |w| (about 1e-3 is customary)",
+            "update / data ratio |Δw| / |w| (guide: 1e-3)",
             kept(rc, "h-ratio", ratio_series),
             "ratio",
             log=True,

@@ -11,7 +11,7 @@ import dash_ag_grid as dag
 import dash_cytoscape as cyto
 import numpy as np
 import pandas as pd
-from dash import Dash, Input, Output, State, dcc, html
+from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import graphs
 from gradtrace.dashboard.context import AppContext, RunCache
@@ -68,7 +68,9 @@ STYLESHEET = [
 LAYOUT = {"name": "dagre", "rankDir": "LR", "nodeSep": 8, "rankSep": 40, "animate": False}
 
 
-def _index_input(text: str, component_id: str) -> html.Label:
+def _index_input(
+    text: str, component_id: str, value: int | None = 0, placeholder: str | None = None
+) -> html.Label:
     """A labelled whole-number box (a training example, a node index)."""
     return html.Label(
         [
@@ -78,7 +80,8 @@ def _index_input(text: str, component_id: str) -> html.Label:
                 type="number",
                 min=0,
                 step=1,
-                value=0,
+                value=value,
+                placeholder=placeholder,
                 debounce=True,
                 className="num",
             ),
@@ -86,8 +89,18 @@ def _index_input(text: str, component_id: str) -> html.Label:
     )
 
 
-def layout() -> html.Section:
-    """The graph controls, the cytoscape view, node details and the node table."""
+def layout(meta: dict[str, Any]) -> html.Section:
+    """The graph controls, the cytoscape view, node details and the node table; one
+    line saying why for a run without node traces."""
+    if not meta.get("traced"):
+        return card(
+            "Computation graph",
+            message(
+                f"No node traces: this run was recorded with capture={meta.get('capture')!r}, "
+                "so there is no graph or node table to show (parameters are above).",
+                id="run-g-none",
+            ),
+        )
     return card(
         "Computation graph",
         html.Div(
@@ -107,12 +120,26 @@ def layout() -> html.Section:
                 dcc.Dropdown(
                     id="run-g-neuron", placeholder="neuron", clearable=False, className="pick"
                 ),
-                _index_input("example ", "run-g-example"),
+                _index_input("example ", "run-g-example", None, "busiest"),
                 _index_input("node ", "run-g-node"),
             ],
             className="controls",
         ),
         html.Div(id="run-g-note", className="card-note"),
+        html.Div(
+            [
+                html.Span("colour: |grad| on a log scale, ", className="lbl"),
+                html.Span("0", className="key-swatch key-zero"),
+                html.Span("→", className="lbl"),
+                html.Span("large", className="key-swatch key-large"),
+                html.Span("parameter", className="key-swatch key-param"),
+                html.Span("leaf (input, constant, target)", className="key-swatch key-leaf"),
+                html.Span("NaN/inf", className="key-swatch key-bad"),
+                html.Span("focus", className="key-swatch key-focus"),
+            ],
+            className="colour-key",
+            id="run-g-key",
+        ),
         html.Div(
             [
                 cyto.Cytoscape(
@@ -151,22 +178,32 @@ def layout() -> html.Section:
 
 def shown_nodes(
     rc: RunCache, step: int, mode: str, layer: Any, neuron: Any, example: Any, node: Any
-) -> tuple[list[int], list[int], str]:
-    """The node ids to draw, those to highlight, and a note about what is shown."""
+) -> tuple[list[int], list[int], str, int | None]:
+    """The node ids to draw, those to highlight, a note about what is shown, and the
+    example picked when none was asked for."""
     nodes, children = rc.nodes(step), rc.children(step)
     if mode == "node":
         center = int(node or 0)
         shown = graphs.neighbourhood(children, center)
-        return shown, [center], f"node {center} and its neighbours within 2 hops ({len(shown)})"
+        return (
+            shown,
+            [center],
+            f"node {center} and its neighbours within 2 hops ({len(shown)})",
+            None,
+        )
     if layer is None or neuron is None:
         raise ValueError("pick a layer and a neuron")
-    shown = graphs.neuron_subgraph(
-        nodes, children, rc.parameters(), int(layer), int(neuron), int(example or 0)
-    )
+    params = rc.parameters()
+    how, picked = "", None
+    if example is None or example == "":
+        example = graphs.busiest_example(nodes, children, params, int(layer), int(neuron))
+        how, picked = " (the one passing the most gradient)", example
+    shown = graphs.neuron_subgraph(nodes, children, params, int(layer), int(neuron), int(example))
     return (
         shown,
         shown[:1],
-        (f"layer {layer} neuron {neuron}, training example {example or 0}: {len(shown)} nodes"),
+        f"layer {layer} neuron {neuron}, training example {example}{how}: {len(shown)} nodes",
+        picked,
     )
 
 
@@ -218,6 +255,7 @@ def register(app: Dash, ctx: AppContext) -> None:
     @app.callback(
         Output("run-cyto", "elements"),
         Output("run-g-note", "children"),
+        Output("run-g-example", "value"),
         Input("run-slider", "value"),
         Input("run-g-mode", "value"),
         Input("run-g-neuron", "value"),
@@ -230,21 +268,17 @@ def register(app: Dash, ctx: AppContext) -> None:
         """The chosen neighbourhood of the step's graph."""
         if value is None or not meta:
             raise PreventUpdate
-        if not meta["traced"]:
-            return [], (
-                f"This run was recorded with capture={meta['capture']!r}: it has no "
-                "node traces, so there is no graph to show."
-            )
         rc = ctx.run(meta["id"])
         step = rc.nearest_traced(snap(rc, value))
         try:
-            shown, focus, note = shown_nodes(rc, step, mode, layer, neuron, example, node)
+            shown, focus, note, picked = shown_nodes(rc, step, mode, layer, neuron, example, node)
         except ValueError as e:
-            return [], str(e)
+            return [], str(e), no_update
         names = rc.parameters()["name"].tolist()
         elements = graphs.cyto_elements(rc.nodes(step), rc.children(step), shown, names, focus)
         where = f"step {step}" if step == value else f"step {step} (nearest traced step)"
-        return elements, f"{where}: {note}. Colour: log |grad|; blue boxes are parameters."
+        # the picked example stays in the box, so replaying keeps to one example
+        return elements, f"{where}: {note}.", (no_update if picked is None else picked)
 
     @app.callback(
         Output("run-g-detail", "children"),

@@ -13,13 +13,14 @@ from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures, graphs, stepfigures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import bounds, decision_grid, grid_size, histogram, layer_groups
-from gradtrace.dashboard.ui import card
+from gradtrace.dashboard.ui import card, message
 
 RATES = (1, 2, 5, 10, 20)  # steps per second while playing
 
 
-def layout(rc: RunCache, step: int | None) -> html.Section:
-    """Play/pause, rate, the step slider (at ``step``) and the per-step figures."""
+def layout(rc: RunCache, step: int | None, meta: dict[str, Any]) -> html.Section:
+    """Play/pause, rate, the step slider (at ``step``) and the per-step figures; the
+    boundary panel is one line saying why for a model that is not 2-input."""
     steps = rc.step_list()
     first, last = (int(steps[0]), int(steps[-1])) if len(steps) else (0, 0)
     return card(
@@ -55,7 +56,7 @@ def layout(rc: RunCache, step: int | None) -> html.Section:
         dcc.Interval(id="run-timer", interval=1000 // 5, disabled=True),
         html.Div(
             [
-                dcc.Graph(id="run-boundary", config={"displaylogo": False}),
+                boundary_panel(meta),
                 html.Div(
                     [
                         dcc.Graph(id="run-weight-hist", config={"displaylogo": False}),
@@ -67,6 +68,19 @@ def layout(rc: RunCache, step: int | None) -> html.Section:
         ),
         note="step k shows the weights step k's forward pass used, before its update",
     )
+
+
+def boundary_panel(meta: dict[str, Any]) -> Any:
+    """The decision-boundary graph, or why there is none."""
+    spec = meta.get("spec") or {}
+    if spec.get("type") == "MLP" and spec.get("nin") == 2:
+        return dcc.Graph(id="run-boundary", config={"displaylogo": False})
+    why = (
+        f"No decision boundary: it is drawn for 2-input models; this one takes {spec['nin']}."
+        if spec.get("nin") is not None
+        else "No decision boundary: no engine MLP was watch()ed, so there is no model to draw."
+    )
+    return message(why, id="run-boundary-none")
 
 
 def marks(first: int, last: int, n: int = 6) -> dict[int, str]:
