@@ -156,11 +156,16 @@ def logy_toggles(driver, moves: int) -> list[float]:
 
 
 def play_rate(driver, seconds: float = 6.0) -> tuple[float, float]:
-    """(chosen rate, achieved steps/s) playing at the fastest rate the page offers."""
-    rate = driver.execute_script(
-        "const el = document.querySelector('#run-rate');"
-        "return el ? parseFloat(el.dataset.max || '0') : 0;"
+    """(chosen rate, achieved steps/s) playing at PLAY_TARGET steps/s."""
+    driver.find_element(By.CSS_SELECTOR, "#run-speed").click()
+    options = wait_for(
+        driver,
+        "return Array.from(document.querySelectorAll('[role=option]'))"
+        f".filter(o => o.textContent.trim() === '{PLAY_TARGET:g} steps / s');",
     )
+    options[0].click()
+    driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    rate = PLAY_TARGET
     box = driver.find_element(By.CSS_SELECTOR, "#run-slider input")
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys("0", Keys.ENTER, Keys.TAB)
@@ -218,7 +223,7 @@ def main() -> None:
         target = TARGETS_MS[name]
         ok = "yes" if median <= target else "NO"
         print(f"{name:32} {median:9.0f} {max(samples[name]):9.0f} {target:8.0f}  {ok}")
-    ok = "yes" if achieved >= min(rate, PLAY_TARGET) * 0.9 and rate >= PLAY_TARGET else "NO"
+    ok = "yes" if achieved >= rate * 0.9 else "NO"
     print(f"{'play (steps/s at chosen rate)':32} {achieved:9.1f} {'':>9} {rate:8.1f}  {ok}")
     print(f"(cpu count {os.cpu_count()}; server and browser share it)")
 

@@ -365,6 +365,8 @@ def test_hostile_run_name_is_shown_as_text(dash_duo, recorded):
 
 def test_params_only_run_says_it_has_no_graph(dash_duo, recorded):
     open_run(dash_duo, recorded["db"], recorded["ids"]["params"])
-    dash_duo.wait_for_contains_text("#run-g-note", "no node traces", timeout=20)
+    dash_duo.wait_for_contains_text("#run-g-none", "No node traces", timeout=20)
+    # one line instead of an empty canvas, an empty table and an empty boundary panel
+    assert not dash_duo.driver.find_elements("css selector", "#run-cyto, #run-nodes")
     wait_until(lambda: figure_data(dash_duo, "run-loss"), what="the loss curve")
     assert dash_duo.get_logs() == []

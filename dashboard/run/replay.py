@@ -187,26 +187,35 @@ def register(app: Dash, ctx: AppContext) -> None:
         follow = value is None or value == top
         return first, last, marks(first, last), (last if follow else no_update)
 
-    # Playing runs in the browser: a tick moves the slider without a round trip,
-    # so the chosen rate holds however long the step's figures take to arrive.
+    # Playing runs in the browser and keeps time: each tick puts the slider where
+    # the chosen rate says it should be by now, so the rate holds even when the
+    # step's figures take longer than a tick to draw (they show the newest step).
     app.clientside_callback(
         """
         function(clicks, ticks, click, rate, value, low, high, stopped) {
             const trig = (dash_clientside.callback_context.triggered[0] || {}).prop_id || "";
             const nu = dash_clientside.no_update;
-            const interval = Math.round(1000 / (rate || 5));
+            rate = rate || 5;
+            const interval = Math.max(50, Math.round(1000 / rate));
             if (value === null || value === undefined) { value = low; }
+            const now = performance.now();
             if (trig.startsWith("run-loss")) {
                 if (!click || !click.points || !click.points.length) { return [nu, nu, nu, nu]; }
                 return [Math.round(click.points[0].x), nu, nu, nu];
             }
-            if (trig.startsWith("run-speed")) { return [nu, nu, nu, interval]; }
+            if (trig.startsWith("run-speed")) {
+                window.gtPlay = {t0: now, v0: value};
+                return [nu, nu, nu, interval];
+            }
             if (trig.startsWith("run-play")) {
                 if (!stopped) { return [nu, true, "▶ play", interval]; }
-                return [value >= high ? low : nu, false, "⏸ pause", interval];
+                const start = value >= high ? low : value;
+                window.gtPlay = {t0: now, v0: start};
+                return [start === value ? nu : start, false, "⏸ pause", interval];
             }
-            if (stopped) { return [nu, nu, nu, nu]; }
-            const next = Math.min(value + 1, high);
+            if (stopped || !window.gtPlay) { return [nu, nu, nu, nu]; }
+            const due = window.gtPlay.v0 + Math.floor((now - window.gtPlay.t0) * rate / 1000);
+            const next = Math.min(Math.max(due, value + 1), high);
             const done = next >= high;
             return [next, done, done ? "▶ play" : nu, nu];
         }
