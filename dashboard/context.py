@@ -177,11 +177,17 @@ class RunCache:
             ("children", int(step)), lambda: graphs.children_index(self.nodes(step))
         )
 
-    def first_nonfinite(self) -> dict[str, Any] | None:
-        """Where the first NaN/inf appeared (cached once the run has ended)."""
+    def once(self, what: Hashable, make: Callable[[RunCache], T]) -> T:
+        """``make(self)``, kept once the run has ended (it cannot change any more) and
+        made afresh while it records: the dashboard's one caching policy for
+        whole-run views."""
         if self.live:
-            return self.view.first_nonfinite()
-        return self.cache.get(("first_nonfinite",), self.view.first_nonfinite)
+            return make(self)
+        return self.cache.get(("once", what), lambda: make(self))
+
+    def first_nonfinite(self) -> Any:
+        """Where the first NaN/inf appeared (``RunView.first_nonfinite()``)."""
+        return self.once("first_nonfinite", lambda rc: rc.view.first_nonfinite())
 
 
 def _last(index: pd.Index) -> int | None:

@@ -12,7 +12,7 @@ from typing import Any
 import dash
 from dash import Dash, dcc, html
 from gradtrace.dashboard.context import AppContext, context_for
-from gradtrace.dashboard.run import health, nodes, overview, replay, summary, weights
+from gradtrace.dashboard.run import health, ids, nodes, overview, replay, summary, weights
 from gradtrace.dashboard.ui import message
 
 from gradtrace import tracer
@@ -28,8 +28,8 @@ def layout(run_id: str | None = None, step: str | None = None, **_: Any) -> html
     meta = overview.meta_for(rc)
     return html.Div(
         [
-            dcc.Store(id="run-id", data=rc.id),
-            dcc.Store(id="run-meta", data=meta),
+            dcc.Store(id=ids.RUN_ID, data=rc.id),
+            dcc.Store(id=ids.META, data=meta),
             # in the order of the questions a user brings: how did it go, is it
             # healthy, what did the weights do, then step by step
             overview.layout(rc, at),

@@ -5,8 +5,6 @@ picks a weight for the weights section on a click."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import dash_ag_grid as dag
 import numpy as np
 import pandas as pd
@@ -15,6 +13,7 @@ from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import downsample, layer_groups
+from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.ui import card
 from gradtrace.tracer import health
 
@@ -129,11 +128,6 @@ def stalled_table(rc: RunCache) -> pd.DataFrame:
     )
 
 
-def kept(rc: RunCache, what: str, make: Any) -> Any:
-    """``make(rc)``, cached once the run has ended (it cannot change any more)."""
-    return make(rc) if rc.live else rc.cache.get((what,), lambda: make(rc))
-
-
 def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
@@ -144,8 +138,8 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-h-stalled", "rowData"),
         Output("run-h-stalled-title", "children"),
         Output("run-h-flags", "children"),
-        Input("run-meta", "data"),
-        Input("run-live", "data"),
+        Input(ids.META, "data"),
+        Input(ids.LIVE, "data"),
     )
     def draw(meta: dict | None, _live: dict | None):
         """Every health figure and the stalled table (kept once the run has ended)."""
@@ -155,7 +149,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         if meta.get("traced"):
             units = figures.layer_lines(
                 "dead ReLUs and saturated tanh, fraction per layer",
-                kept(rc, "h-units", unit_series),
+                rc.once("h-units", unit_series),
                 "fraction",
             )
         else:
@@ -166,15 +160,15 @@ def register(app: Dash, ctx: AppContext) -> None:
             )
         ratio = figures.layer_lines(
             "update / data ratio |Δw| / |w| (guide: 1e-3)",
-            kept(rc, "h-ratio", ratio_series),
+            rc.once("h-ratio", ratio_series),
             "ratio",
             log=True,
             guide=1e-3,
         )
         norms = figures.layer_lines(
-            "gradient norm per layer", kept(rc, "h-gradnorm", gradnorm_series), "‖grad‖", log=True
+            "gradient norm per layer", rc.once("h-gradnorm", gradnorm_series), "‖grad‖", log=True
         )
-        table = kept(rc, "h-stalled", stalled_table)
+        table = rc.once("h-stalled", stalled_table)
         stalled = table[table["stalled"]]
         rows = [
             {
@@ -196,9 +190,9 @@ def register(app: Dash, ctx: AppContext) -> None:
         return units, ratio, norms, rows, title, " · ".join(flags)
 
     @app.callback(
-        Output("run-w-param", "value", allow_duplicate=True),
+        Output(ids.WEIGHTS, "value", allow_duplicate=True),
         Input("run-h-stalled", "selectedRows"),
-        State("run-w-param", "value"),
+        State(ids.WEIGHTS, "value"),
         prevent_initial_call=True,
     )
     def plot_stalled(selected: list[dict] | None, picked: list[str] | None):

@@ -16,6 +16,7 @@ from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import graphs
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.nodetable import COLUMNS, page
+from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.run.replay import snap
 from gradtrace.dashboard.ui import card, facts, layer_options, message, neuron_options
 
@@ -106,7 +107,7 @@ def layout(meta: dict[str, Any]) -> html.Section:
         html.Div(
             [
                 dcc.RadioItems(
-                    id="run-g-mode",
+                    id=ids.GRAPH_MODE,
                     value="neuron",
                     inline=True,
                     options=[
@@ -229,7 +230,7 @@ def register(app: Dash, ctx: AppContext) -> None:
     @app.callback(
         Output("run-g-layer", "options"),
         Output("run-g-layer", "value"),
-        Input("run-meta", "data"),
+        Input(ids.META, "data"),
     )
     def setup(meta: dict | None):
         """Layer choices (the first NaN/inf is told at the top of the page)."""
@@ -242,7 +243,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-g-neuron", "options"),
         Output("run-g-neuron", "value"),
         Input("run-g-layer", "value"),
-        State("run-id", "data"),
+        State(ids.RUN_ID, "data"),
     )
     def neurons(layer: int | None, run_id: str):
         """The layer's neurons; the one with the largest gradients is shown first."""
@@ -256,13 +257,13 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-cyto", "elements"),
         Output("run-g-note", "children"),
         Output("run-g-example", "value"),
-        Input("run-slider", "value"),
-        Input("run-g-mode", "value"),
+        Input(ids.SLIDER, "value"),
+        Input(ids.GRAPH_MODE, "value"),
         Input("run-g-neuron", "value"),
         Input("run-g-example", "value"),
-        Input("run-g-node", "value"),
+        Input(ids.GRAPH_NODE, "value"),
         State("run-g-layer", "value"),
-        State("run-meta", "data"),
+        State(ids.META, "data"),
     )
     def draw(value, mode, neuron, example, node, layer, meta):
         """The chosen neighbourhood of the step's graph."""
@@ -282,7 +283,7 @@ def register(app: Dash, ctx: AppContext) -> None:
 
     @app.callback(
         Output("run-g-detail", "children"),
-        Output("run-g-node", "value"),
+        Output(ids.GRAPH_NODE, "value"),
         Input("run-cyto", "tapNodeData"),
     )
     def detail(data: dict | None):
@@ -306,8 +307,8 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-nodes", "getRowsResponse"),
         Output("run-nodes-title", "children"),
         Input("run-nodes", "getRowsRequest"),
-        State("run-slider", "value"),
-        State("run-meta", "data"),
+        State(ids.SLIDER, "value"),
+        State(ids.META, "data"),
     )
     def rows(request: dict | None, value: int | None, meta: dict | None):
         """One block of the node table, sorted and filtered on the server."""
@@ -335,5 +336,5 @@ def register(app: Dash, ctx: AppContext) -> None:
             }
         }
         """,
-        Input("run-slider", "value"),
+        Input(ids.SLIDER, "value"),
     )

@@ -12,7 +12,7 @@ from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import ema, fmt_duration, zoom_ranges
-from gradtrace.dashboard.run import summary
+from gradtrace.dashboard.run import ids, summary
 from gradtrace.dashboard.ui import card
 
 LIVE_MS = 1000
@@ -53,7 +53,7 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
                     className="controls",
                 ),
                 dcc.Graph(
-                    id="run-loss",
+                    id=ids.LOSS,
                     figure=figures.loss_figure(metrics, smoothing, False, step),
                     config={"displaylogo": False},
                 ),
@@ -64,7 +64,7 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
                 ),
             ),
             dcc.Interval(id="run-live-timer", interval=LIVE_MS, disabled=not rc.live),
-            dcc.Store(id="run-live"),  # the newest step seen by the live poll
+            dcc.Store(id=ids.LIVE),  # the newest step seen by the live poll
             dcc.Store(id="run-drawn", data=last),  # the last step the curves show
         ]
     )
@@ -93,15 +93,15 @@ def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
     @app.callback(
-        Output("run-live", "data", allow_duplicate=True),
+        Output(ids.LIVE, "data", allow_duplicate=True),
         Output("run-live-timer", "disabled", allow_duplicate=True),
         Output("run-status", "children"),
         Output("run-status", "className"),
         Output("run-steps", "children"),
         Output("run-duration", "children"),
         Input("run-live-timer", "n_intervals"),
-        State("run-id", "data"),
-        State("run-live", "data"),
+        State(ids.RUN_ID, "data"),
+        State(ids.LIVE, "data"),
         prevent_initial_call=True,
     )
     def live(_n: int, run_id: str, shown: dict | None):
@@ -123,16 +123,16 @@ def register(app: Dash, ctx: AppContext) -> None:
         )
 
     @app.callback(
-        Output("run-loss", "figure"),
+        Output(ids.LOSS, "figure"),
         Output("run-metrics", "figure"),
         Output("run-drawn", "data"),
         Input("run-smooth", "value"),
         Input("run-logy", "value"),
-        Input("run-slider", "value"),
-        Input("run-live", "data"),
-        Input("run-loss", "relayoutData"),
+        Input(ids.SLIDER, "value"),
+        Input(ids.LIVE, "data"),
+        Input(ids.LOSS, "relayoutData"),
         Input("run-metrics", "relayoutData"),
-        State("run-id", "data"),
+        State(ids.RUN_ID, "data"),
         State("run-drawn", "data"),
         prevent_initial_call=True,  # the page drew them
     )
@@ -153,14 +153,14 @@ def register(app: Dash, ctx: AppContext) -> None:
         names = figures.other_metrics(metrics)
         trigger = dash_ctx.triggered_id
         smoothing = _smoothing(smooth)
-        if trigger == "run-slider":
+        if trigger == ids.SLIDER:
             return (*_marker_patch(step, len(names)), no_update)
         if trigger == "run-logy":
             return (*_axis_patch("log" in (logy or []), len(names)), no_update)
         if trigger in ("run-loss", "run-metrics"):
             return _zoom_patch(metrics, trigger, loss_zoom, metrics_zoom, smoothing)
         last = int(metrics.index[-1]) if len(metrics) else None
-        if trigger == "run-live" and drawn is not None:
+        if trigger == ids.LIVE and drawn is not None:
             return (*_grow(metrics, drawn, smoothing), last)
         log = "log" in (logy or [])
         zoom = zoom_ranges(loss_zoom).get("xaxis")
@@ -189,7 +189,7 @@ def _zoom_patch(
 ) -> tuple[Any, Any, Any]:
     """Redraw the zoomed panels' pairs at full detail inside the new x range (the
     curves are downsampled to the plot's width over whatever range is shown)."""
-    if trigger == "run-loss":
+    if trigger == ids.LOSS:
         ranges = zoom_ranges(loss_zoom)
         if "xaxis" not in ranges or "loss" not in metrics:
             raise PreventUpdate

@@ -13,6 +13,7 @@ from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures, graphs, stepfigures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import bounds, decision_grid, grid_size, histogram, layer_groups
+from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.ui import card, message
 
 RATES = (1, 2, 5, 10, 20)  # steps per second while playing
@@ -41,7 +42,7 @@ def layout(rc: RunCache, step: int | None, meta: dict[str, Any]) -> html.Section
                 ),
                 html.Div(
                     dcc.Slider(
-                        id="run-slider",
+                        id=ids.SLIDER,
                         min=first,
                         max=last,
                         step=1,
@@ -168,14 +169,14 @@ def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
     @app.callback(
-        Output("run-slider", "min"),
-        Output("run-slider", "max"),
-        Output("run-slider", "marks"),
-        Output("run-slider", "value"),
-        Input("run-live", "data"),
-        State("run-id", "data"),
-        State("run-slider", "value"),
-        State("run-slider", "max"),
+        Output(ids.SLIDER, "min"),
+        Output(ids.SLIDER, "max"),
+        Output(ids.SLIDER, "marks"),
+        Output(ids.SLIDER, "value"),
+        Input(ids.LIVE, "data"),
+        State(ids.RUN_ID, "data"),
+        State(ids.SLIDER, "value"),
+        State(ids.SLIDER, "max"),
         prevent_initial_call=True,
     )
     def slider_range(shown: dict | None, run_id: str, value: int | None, top: int | None):
@@ -220,17 +221,17 @@ def register(app: Dash, ctx: AppContext) -> None:
             return [next, done, done ? "▶ play" : nu, nu];
         }
         """,
-        Output("run-slider", "value", allow_duplicate=True),
+        Output(ids.SLIDER, "value", allow_duplicate=True),
         Output("run-timer", "disabled"),
         Output("run-play", "children"),
         Output("run-timer", "interval"),
         Input("run-play", "n_clicks"),
         Input("run-timer", "n_intervals"),
-        Input("run-loss", "clickData"),
+        Input(ids.LOSS, "clickData"),
         Input("run-speed", "value"),
-        State("run-slider", "value"),
-        State("run-slider", "min"),
-        State("run-slider", "max"),
+        State(ids.SLIDER, "value"),
+        State(ids.SLIDER, "min"),
+        State(ids.SLIDER, "max"),
         State("run-timer", "disabled"),
         prevent_initial_call=True,
     )
@@ -238,8 +239,8 @@ def register(app: Dash, ctx: AppContext) -> None:
     @app.callback(
         Output("run-weight-hist", "figure"),
         Output("run-grad-hist", "figure"),
-        Input("run-slider", "value"),
-        State("run-id", "data"),
+        Input(ids.SLIDER, "value"),
+        State(ids.RUN_ID, "data"),
     )
     def hists(value: int | None, run_id: str):
         """Per-layer histograms of the weights and of their gradients at the step."""
@@ -264,9 +265,9 @@ def register(app: Dash, ctx: AppContext) -> None:
 
     @app.callback(
         Output("run-boundary", "figure"),
-        Input("run-slider", "value"),
-        State("run-meta", "data"),
-        State("run-id", "data"),
+        Input(ids.SLIDER, "value"),
+        State(ids.META, "data"),
+        State(ids.RUN_ID, "data"),
     )
     def decision(value: int | None, meta: dict | None, run_id: str):
         """The model's decision boundary at the step (2-input models)."""

@@ -20,6 +20,7 @@ from dash import Dash, Input, Output, State, html, no_update
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import fmt_duration
+from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.ui import badge, facts
 
 
@@ -223,11 +224,11 @@ def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
     @app.callback(
-        Output("run-slider", "value", allow_duplicate=True),
-        Output("run-g-mode", "value"),
-        Output("run-g-node", "value", allow_duplicate=True),
+        Output(ids.SLIDER, "value", allow_duplicate=True),
+        Output(ids.GRAPH_MODE, "value"),
+        Output(ids.GRAPH_NODE, "value", allow_duplicate=True),
         Input("run-story-go", "n_clicks"),
-        State("run-id", "data"),
+        State(ids.RUN_ID, "data"),
         prevent_initial_call=True,
     )
     def go_to_divergence(clicks: int | None, run_id: str):

@@ -4,7 +4,6 @@ their value, gradient and update per step; a parameters x steps gradient heatmap
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import downsample, plotly_text
+from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.ui import card, layer_options, neuron_options
 
 
@@ -31,7 +31,7 @@ def layout() -> html.Section:
                     id="run-w-neuron", placeholder="neuron", clearable=False, className="pick"
                 ),
                 dcc.Dropdown(
-                    id="run-w-param", placeholder="weights", multi=True, className="pick-wide"
+                    id=ids.WEIGHTS, placeholder="weights", multi=True, className="pick-wide"
                 ),
             ],
             className="controls",
@@ -102,11 +102,6 @@ def heatmap(rc: RunCache) -> Any:
     )
 
 
-def per_run(rc: RunCache, what: str, make: Callable[[RunCache], Any]) -> Any:
-    """``make(rc)``, kept once the run has ended (it cannot change any more)."""
-    return make(rc) if rc.live else rc.cache.get((what,), lambda: make(rc))
-
-
 def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
@@ -115,13 +110,13 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-w-layer", "value"),
         Output("run-w-neuron", "options"),
         Output("run-w-neuron", "value"),
-        Output("run-w-param", "options"),
-        Output("run-w-param", "value"),
-        Input("run-meta", "data"),
+        Output(ids.WEIGHTS, "options"),
+        Output(ids.WEIGHTS, "value"),
+        Input(ids.META, "data"),
         Input("run-w-layer", "value"),
         Input("run-w-neuron", "value"),
         Input("run-w-heatmap", "clickData"),
-        State("run-w-param", "value"),
+        State(ids.WEIGHTS, "value"),
     )
     def pickers(
         meta: dict | None,
@@ -155,9 +150,9 @@ def register(app: Dash, ctx: AppContext) -> None:
 
     @app.callback(
         Output("run-w-history", "figure"),
-        Input("run-w-param", "value"),
-        Input("run-live", "data"),
-        State("run-id", "data"),
+        Input(ids.WEIGHTS, "value"),
+        Input(ids.LIVE, "data"),
+        State(ids.RUN_ID, "data"),
     )
     def history(names: list[str] | None, _shown: dict | None, run_id: str):
         """Value, gradient and update per step of the picked weights (one range read each)."""
@@ -170,11 +165,11 @@ def register(app: Dash, ctx: AppContext) -> None:
 
     @app.callback(
         Output("run-w-heatmap", "figure"),
-        Input("run-meta", "data"),
-        Input("run-live", "data"),
+        Input(ids.META, "data"),
+        Input(ids.LIVE, "data"),
     )
     def grad_heatmap(meta: dict | None, _shown: dict | None):
         """Parameters x sampled steps of gradients (kept once the run has ended)."""
         if not meta:
             raise PreventUpdate
-        return per_run(ctx.run(meta["id"]), "heatmap", heatmap)
+        return ctx.run(meta["id"]).once("heatmap", heatmap)
