@@ -197,6 +197,15 @@ def test_decision_grid_is_the_engine_prediction():
             assert z[i, j] == model.predict([x, y])  # row = y, column = x, exactly
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_decision_grid_equals_predict_for_a_deep_model(activation):
+    model = MLP(2, [8, 8, 1], activation=activation, seed=3)
+    values = [p.data for p in model.parameters()]
+    xs, ys, z = data.decision_grid(model.spec(), values, (-2.0, 2.0, -1.0, 1.5), n=7)
+    expected = [[model.predict([x, y]) for x in xs.tolist()] for y in ys.tolist()]
+    assert z.tolist() == expected
+
+
 def test_decision_grid_uses_the_given_parameters():
     model = MLP(2, [4, 1], seed=7)
     zeros = [0.0] * len(model.parameters())
