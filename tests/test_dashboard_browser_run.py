@@ -63,12 +63,23 @@ def test_diverging_run_story_on_top_every_step_without_errors(dash_duo, diverged
 def test_url_step_restores_the_view_and_unknown_run_has_a_way_back(dash_duo, diverged):
     db, run_id = diverged
     dash_duo.start_server(create_app(db))
-    dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}?step=3")
+    dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}?step=3&node=5")
     dash_duo.wait_for_element("#run-name", timeout=20)
     assert component_prop(dash_duo, "run-slider", "value") == 3
+    assert component_prop(dash_duo, "run-g-mode", "value") == "node"
+    assert component_prop(dash_duo, "run-g-node", "value") == 5
     wait_until(
         lambda: "step 3" in dash_duo.find_element("#run-weight-hist").text,
         what="the histograms of the URL's step",
+    )
+    wait_until(
+        lambda: "node 5 and its neighbours" in dash_duo.find_element("#run-g-note").text,
+        what="the graph around the URL's node",
+    )
+    set_slider(dash_duo, "run-slider", 2)
+    wait_until(
+        lambda: dash_duo.driver.current_url.endswith(f"/run/{run_id}?step=2&node=5"),
+        what="the address bar to follow the view",
     )
     dash_duo.driver.get(f"{dash_duo.server_url}/run/no-such-run")
     dash_duo.wait_for_element("#run-missing", timeout=20)

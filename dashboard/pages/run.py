@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import Dash, dcc, html
+from dash import Dash, Input, Output, dcc, html
 from gradtrace.dashboard.context import AppContext, context_for
 from gradtrace.dashboard.run import health, ids, nodes, overview, replay, summary, weights
 from gradtrace.dashboard.ui import message
@@ -18,8 +18,11 @@ from gradtrace.dashboard.ui import message
 from gradtrace import tracer
 
 
-def layout(run_id: str | None = None, step: str | None = None, **_: Any) -> html.Div:
-    """The page of ``run_id`` at ``step`` (the last step when absent)."""
+def layout(
+    run_id: str | None = None, step: str | None = None, node: str | None = None, **_: Any
+) -> html.Div:
+    """The page of ``run_id`` at ``step`` (the last step when absent), its graph
+    around ``node`` when given: ``/run/<id>?step=16&node=1021``."""
     try:
         rc = context_for().run(run_id or "")
     except tracer.GradtraceError as e:
@@ -36,10 +39,20 @@ def layout(run_id: str | None = None, step: str | None = None, **_: Any) -> html
             health.layout(),
             weights.layout(),
             replay.layout(rc, at, meta),
-            nodes.layout(meta),
+            nodes.layout(meta, _whole(node)),
+            dcc.Store(id="run-url"),  # written by the browser: the view's URL
         ],
         className="run-page",
     )
+
+
+def _whole(text: str | None) -> int | None:
+    """A non-negative whole number from the URL, else None (never an error page)."""
+    try:
+        value = int(text) if text not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and value >= 0 else None
 
 
 def not_found(run_id: str | None, why: str) -> html.Div:
@@ -83,6 +96,28 @@ def register(app: Dash, ctx: AppContext) -> None:
     """Add the page and the callbacks of all its sections to ``app``."""
     dash.register_page(
         __name__, path_template="/run/<run_id>", name="Run", title=title, layout=layout
+    )
+    # The address bar follows the view, so "step 16, node 1021 of run X" can be shared;
+    # replaceState leaves Dash's router (and the browser history) alone.
+    app.clientside_callback(
+        """
+        function(step, mode, node) {
+            const q = new URLSearchParams(window.location.search);
+            if (step !== null && step !== undefined) { q.set("step", step); }
+            if (mode === "node" && node !== null && node !== undefined) { q.set("node", node); }
+            else { q.delete("node"); }
+            const url = window.location.pathname + "?" + q.toString();
+            if (url !== window.location.pathname + window.location.search) {
+                window.history.replaceState(window.history.state, "", url);
+            }
+            return url;
+        }
+        """,
+        Output("run-url", "data"),
+        Input(ids.SLIDER, "value"),
+        Input(ids.GRAPH_MODE, "value"),
+        Input(ids.GRAPH_NODE, "value"),
+        prevent_initial_call=True,
     )
     summary.register(app, ctx)
     overview.register(app, ctx)

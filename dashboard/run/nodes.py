@@ -90,9 +90,10 @@ def _index_input(
     )
 
 
-def layout(meta: dict[str, Any]) -> html.Section:
+def layout(meta: dict[str, Any], node: int | None = None) -> html.Section:
     """The graph controls, the cytoscape view, node details and the node table; one
-    line saying why for a run without node traces."""
+    line saying why for a run without node traces. With ``node`` (from the URL) the
+    graph opens around that node."""
     if not meta.get("traced"):
         return card(
             "Computation graph",
@@ -108,7 +109,7 @@ def layout(meta: dict[str, Any]) -> html.Section:
             [
                 dcc.RadioItems(
                     id=ids.GRAPH_MODE,
-                    value="neuron",
+                    value="neuron" if node is None else "node",
                     inline=True,
                     options=[
                         {"label": " a neuron, one example", "value": "neuron"},
@@ -122,7 +123,7 @@ def layout(meta: dict[str, Any]) -> html.Section:
                     id="run-g-neuron", placeholder="neuron", clearable=False, className="pick"
                 ),
                 _index_input("example ", "run-g-example", None, "busiest"),
-                _index_input("node ", "run-g-node"),
+                _index_input("node ", ids.GRAPH_NODE, 0 if node is None else node),
             ],
             className="controls",
         ),
