@@ -118,6 +118,31 @@ def layer_groups(parameters: pd.DataFrame) -> dict[str, np.ndarray]:
     return groups
 
 
+def neuron_groups(parameters: pd.DataFrame) -> dict[tuple[int, int], np.ndarray]:
+    """(layer, neuron) -> the indices of its parameters (weights and bias)."""
+    rows = parameters.dropna(subset=["layer", "neuron"])
+    return {
+        (int(layer), int(neuron)): g["idx"].to_numpy(dtype=np.int64)
+        for (layer, neuron), g in rows.groupby(["layer", "neuron"], sort=True)
+    }
+
+
+def neuron_label(layer: int, neuron: int) -> str:
+    """The heatmap's row label of a neuron; ``neuron_of`` reads it back."""
+    return f"L{layer} n{neuron}"
+
+
+def neuron_of(label: str) -> tuple[int, int] | None:
+    """``"L0 n6"`` -> ``(0, 6)``; None for anything else."""
+    parts = str(label).split()
+    if len(parts) != 2 or not parts[0].startswith("L") or not parts[1].startswith("n"):
+        return None
+    try:
+        return int(parts[0][1:]), int(parts[1][1:])
+    except ValueError:
+        return None
+
+
 def update_ratio(
     before: np.ndarray, after: np.ndarray, groups: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:

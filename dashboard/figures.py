@@ -352,34 +352,42 @@ def history_figure(updates: pd.DataFrame) -> Figure:
     return fig
 
 
-def heatmap_figure(grads: np.ndarray, steps: Sequence[int], names: Sequence[str]) -> Figure:
-    """Parameters x sampled steps of gradients; a click on a cell picks that weight."""
-    if grads.size == 0:
+def heatmap_figure(mags: np.ndarray, steps: Sequence[int], labels: Sequence[str]) -> Figure:
+    """Neurons x sampled steps of summed |gradient|, on a log colour scale (a dead
+    neuron is a blank row, not a faint one); a click on a row picks its weights."""
+    if mags.size == 0:
         return empty("no parameter gradients recorded")
-    z = np.where(np.isfinite(grads), grads, np.nan)
-    finite = np.abs(z[np.isfinite(z)])
-    top = float(np.quantile(finite, 0.99)) if finite.size else 1.0
-    top = top or 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(np.where(np.isfinite(mags) & (mags > 0), mags, np.nan))
+    finite = logs[np.isfinite(logs)]
+    lo, hi = (float(np.quantile(finite, 0.01)), float(finite.max())) if finite.size else (-3, 0)
+    ticks = list(range(int(np.floor(lo)), int(np.ceil(hi)) + 1))
     fig = frame(
-        height=520,
-        margin={**MARGIN, "l": 170},
+        height=max(260, min(16 * len(labels) + 90, 700)),
+        margin={**MARGIN, "l": 70},
         hovermode="closest",
-        title="gradients (click a cell to pick that weight)",
+        title="|gradient| per neuron, summed over its weights (blank: 0; click a row)",
         xaxis={"title": {"text": "step"}},
-        yaxis={"autorange": "reversed", "tickfont": {"size": 9}},
+        yaxis={"autorange": "reversed", "tickfont": {"size": 10}, "dtick": 1},
     )
     fig["data"] = [
         {
             "type": "heatmap",
-            "z": [finite_list(r) for r in z],
+            "z": [finite_list(r) for r in logs],
+            "customdata": [finite_list(r) for r in mags],
             "x": [int(s) for s in steps],
-            "y": [plotly_text(n) for n in names],
-            "colorscale": NEG_POS,
-            "zmid": 0,
-            "zmin": -top,
-            "zmax": top,
-            "colorbar": {"title": {"text": "grad"}, "thickness": 12},
-            "hovertemplate": "%{y}<br>step %{x}<br>grad %{z:.4g}<extra></extra>",
+            "y": [plotly_text(n) for n in labels],
+            "colorscale": "Viridis",
+            "zmin": lo,
+            "zmax": hi,
+            "colorbar": {
+                "title": {"text": "|grad|"},
+                "thickness": 12,
+                "tickvals": ticks,
+                "ticktext": [f"1e{t}" for t in ticks],
+            },
+            "hovertemplate": "%{y}<br>step %{x}<br>|grad| %{customdata:.3g}<extra></extra>",
+            "ygap": 1,
         }
     ]
     return fig

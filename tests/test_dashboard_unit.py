@@ -519,22 +519,31 @@ def test_zoom_redraws_the_loss_at_full_detail_inside_the_range(tmp_path):
     assert raw["x"] == list(range(99, 202))  # every step, one beyond each edge
 
 
-def test_heatmap_click_picks_that_weight(small_db):
+def test_heatmap_is_per_neuron_and_a_click_picks_its_weights(small_db):
     app = create_app(small_db)
-    run_id = tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
-    name = "layers.1.neurons.2.w.3"
+    view = tracer.connect(small_db, readonly=True).run(
+        tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
+    )
+    meta = {"id": view.id}
+    resp = call(app, "run-w-heatmap.figure", {"run-meta.data": meta}, "run-meta.data")
+    heat = resp["run-w-heatmap"]["figure"]["data"][0]
+    params = view.parameters()
+    assert heat["y"][0] == "L0 n0" and len(heat["y"]) == params.groupby(["layer", "neuron"]).ngroups
+    grads = view.param_arrays(steps=heat["x"], which="grad")
+    names = params.loc[(params["layer"] == 1) & (params["neuron"] == 2), "name"].tolist()
+    row = heat["y"].index("L1 n2")
+    expected = grads[names].abs().sum(axis=1).to_numpy()
+    assert heat["customdata"][row] == pytest.approx(expected.tolist())  # the |grad| shown
+    assert heat["z"][row] == pytest.approx(np.log10(expected).tolist())  # the log colour
     resp = call(
         app,
         "run-w-layer.value",
-        {
-            "run-meta.data": {"id": run_id},
-            "run-w-heatmap.clickData": {"points": [{"x": 3, "y": name, "z": 0.1}]},
-        },
+        {"run-meta.data": meta, "run-w-heatmap.clickData": {"points": [{"x": 2, "y": "L1 n2"}]}},
         "run-w-heatmap.clickData",
     )
     assert resp["run-w-layer"]["value"] == 1
     assert resp["run-w-neuron"]["value"] == 2
-    assert resp["run-w-param"]["value"] == [name]
+    assert resp["run-w-param"]["value"] == names  # the neuron's weights and bias
     assert {"label": "neuron 3", "value": 3} in resp["run-w-neuron"]["options"]
 
 

@@ -1,6 +1,6 @@
 """Run page, weights and gradients: pick weights by layer, neuron and name to see
-their value, gradient and update per step; a parameters x steps gradient heatmap
-(click a cell to pick that weight). The update-to-data ratio is in ``health``."""
+their value, gradient and update per step; a neurons x steps heatmap of |gradient|
+(click a row to plot that neuron's weights). The update-to-data ratio is in ``health``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import downsample, plotly_text
+from gradtrace.dashboard.data import downsample, neuron_groups, neuron_label, neuron_of
 from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.ui import card, layer_options, neuron_options
 
@@ -94,12 +94,13 @@ def sampled_steps(rc: RunCache) -> list[int]:
 
 
 def heatmap(rc: RunCache) -> Any:
-    """Gradients of every parameter at <= 300 sampled steps."""
+    """Summed |gradient| of every neuron's parameters at <= 300 sampled steps."""
     steps = sampled_steps(rc)
-    grads = rc.view.param_arrays(steps=steps, which="grad")
-    return figures.heatmap_figure(
-        grads.to_numpy(dtype=np.float64).T, grads.index.tolist(), rc.parameters()["name"].tolist()
-    )
+    grads = np.abs(rc.view.param_arrays(steps=steps, which="grad").to_numpy(dtype=np.float64))
+    groups = neuron_groups(rc.parameters())
+    mags = np.array([grads[:, idx].sum(axis=1) for idx in groups.values()])
+    labels = [neuron_label(*key) for key in groups]
+    return figures.heatmap_figure(mags, steps, labels)
 
 
 def register(app: Dash, ctx: AppContext) -> None:
@@ -125,7 +126,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         click: dict | None,
         picked: list[str] | None,
     ):
-        """Layer -> neuron -> weight pickers; a heatmap click picks its weight."""
+        """Layer -> neuron -> weight pickers; a heatmap click picks a neuron's weights."""
         if not meta:
             raise PreventUpdate
         rc = ctx.run(meta["id"])
@@ -133,11 +134,18 @@ def register(app: Dash, ctx: AppContext) -> None:
         picked = picked or []
         trigger = dash_ctx.triggered_id
         if trigger == "run-w-heatmap":
-            shown = {plotly_text(n): n for n in params["name"]}
-            name = shown.get(str((click or {}).get("points", [{}])[0].get("y")))
-            if name is None:
+            hit = neuron_of((click or {}).get("points", [{}])[0].get("y"))
+            if hit is None:
                 raise PreventUpdate
-            return (no_update, *focus(rc, name))
+            names = param_options(rc, hit[0], hit[1], [])
+            return (
+                no_update,
+                hit[0],
+                neuron_options(params, hit[0]),
+                hit[1],
+                names,
+                [o["value"] for o in names],
+            )
         if trigger == "run-w-neuron":
             value = first_weight(rc, layer, neuron)
             return (*[no_update] * 4, param_options(rc, layer, neuron, value), value)
