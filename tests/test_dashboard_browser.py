@@ -245,6 +245,9 @@ def test_replay_slider_moves_graph_and_boundary(dash_duo, recorded):
     assert len(boundary[2]["x"]) == 100  # the moons inputs, read off the graph
     n = len(tracer.connect(recorded["db"], readonly=True).run(recorded["ids"]["moons"]).nodes(0))
     dash_duo.wait_for_text_to_equal("#run-nodes-title", f"every node of step {last} ({n} shown)")
+    box = dash_duo.find_element("#run-nodes-box")
+    assert box.get_attribute("open") is None  # folded until asked for
+    dash_duo.find_element("#run-nodes-box summary").click()
     first_row = dash_duo.find_element("#run-nodes .ag-row[row-index='0']").text
 
     set_slider(dash_duo, "run-slider", 0)

@@ -160,20 +160,25 @@ def layout(meta: dict[str, Any], node: int | None = None) -> html.Section:
             ],
             className="graph-row",
         ),
-        html.H4(id="run-nodes-title"),
-        dag.AgGrid(
-            id="run-nodes",
-            rowModelType="infinite",
-            columnDefs=COLUMNS,
-            defaultColDef={"sortable": True, "resizable": True, "filter": True},
-            dashGridOptions={
-                "cacheBlockSize": 100,
-                "maxBlocksInCache": 20,
-                "rowBuffer": 10,
-                "suppressFieldDotNotation": True,
-                "rowHeight": 30,
-            },
-            style={"height": "360px"},
+        html.Details(
+            [
+                html.Summary(html.H4(id="run-nodes-title", className="inline")),
+                dag.AgGrid(
+                    id="run-nodes",
+                    rowModelType="infinite",
+                    columnDefs=COLUMNS,
+                    defaultColDef={"sortable": True, "resizable": True, "filter": True},
+                    dashGridOptions={
+                        "cacheBlockSize": 100,
+                        "maxBlocksInCache": 20,
+                        "rowBuffer": 10,
+                        "suppressFieldDotNotation": True,
+                        "rowHeight": 30,
+                    },
+                    style={"height": "360px"},
+                ),
+            ],
+            id="run-nodes-box",  # folded until opened: tens of thousands of rows
         ),
     )
 
