@@ -101,6 +101,9 @@ def test_health_section_draws_the_counts_of_the_query_api(moons):
     last = moons.traced_steps()[-1]
     dead = int(health.units(moons, last)["dead"].sum())
     assert resp["run-h-flags"]["children"].startswith(f"{dead} dead ReLU neurons")
+    strip = resp["run-sum-health"]["children"]  # the summary's flags link down to the panels
+    assert strip[0]["props"]["children"] == f"{dead} dead"
+    assert strip[0]["props"]["href"] == "#run-h-units"
     stalled = health.stalled(moons, last=STEPS)
     rows = resp["run-h-stalled"]["rowData"]
     assert sorted(r["name"] for r in rows) == sorted(stalled.loc[stalled["stalled"], "name"])

@@ -138,6 +138,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-h-stalled", "rowData"),
         Output("run-h-stalled-title", "children"),
         Output("run-h-flags", "children"),
+        Output("run-sum-health", "children"),
         Input(ids.META, "data"),
         Input(ids.LIVE, "data"),
     )
@@ -187,7 +188,13 @@ def register(app: Dash, ctx: AppContext) -> None:
         flags = [f"{len(stalled)} stalled weights"]
         if dead is not None:
             flags.insert(0, f"{dead} dead ReLU neurons at the last traced step")
-        return units, ratio, norms, rows, title, " · ".join(flags)
+        links = [
+            html.A(f"{len(stalled)} stalled", href="#run-h-stalled-title", id="run-sum-stalled")
+        ]
+        if dead is not None:
+            links.insert(0, html.A(f"{dead} dead", href="#run-h-units", id="run-sum-dead"))
+            links.insert(1, " · ")
+        return units, ratio, norms, rows, title, " · ".join(flags), links
 
     @app.callback(
         Output(ids.WEIGHTS, "value", allow_duplicate=True),

@@ -154,6 +154,8 @@ def strip(rc: RunCache, bad: Divergence | None) -> html.Div:
             _stat("duration", fmt_duration(s["duration_s"]), id="run-duration"),
             _stat("parameters", str(s["parameters"]), id="run-sum-params"),
             _stat("nodes per step", str(s["nodes_per_step"] or "not traced"), id="run-sum-nodes"),
+            # filled by the health section's callback: links down to its panels
+            _stat("health", html.A("…", href="#run-health"), id="run-sum-health"),
         ],
         className="summary-strip",
         id="run-summary",
