@@ -363,7 +363,7 @@ def heatmap_figure(mags: np.ndarray, steps: Sequence[int], labels: Sequence[str]
     lo, hi = (float(np.quantile(finite, 0.01)), float(finite.max())) if finite.size else (-3, 0)
     ticks = list(range(int(np.floor(lo)), int(np.ceil(hi)) + 1))
     fig = frame(
-        height=max(260, min(16 * len(labels) + 90, 700)),
+        height=520,  # the size its placeholder holds, so nothing below it jumps
         margin={**MARGIN, "l": 70},
         hovermode="closest",
         title="|gradient| per neuron, summed over its weights (blank: 0; click a row)",

@@ -29,14 +29,20 @@ def layout() -> html.Section:
         html.Div(id="run-h-flags", className="card-note"),
         html.Div(
             [
-                dcc.Graph(id="run-h-units", config={"displaylogo": False}),
-                dcc.Graph(id="run-h-ratio", config={"displaylogo": False}),
+                dcc.Graph(
+                    id="run-h-units", config={"displaylogo": False}, style={"height": "260px"}
+                ),
+                dcc.Graph(
+                    id="run-h-ratio", config={"displaylogo": False}, style={"height": "260px"}
+                ),
             ],
             className="grid-2",
         ),
         html.Div(
             [
-                dcc.Graph(id="run-h-gradnorm", config={"displaylogo": False}),
+                dcc.Graph(
+                    id="run-h-gradnorm", config={"displaylogo": False}, style={"height": "260px"}
+                ),
                 html.Div(
                     [
                         html.H4(id="run-h-stalled-title"),

@@ -60,8 +60,16 @@ def layout(rc: RunCache, step: int | None, meta: dict[str, Any]) -> html.Section
                 boundary_panel(meta),
                 html.Div(
                     [
-                        dcc.Graph(id="run-weight-hist", config={"displaylogo": False}),
-                        dcc.Graph(id="run-grad-hist", config={"displaylogo": False}),
+                        dcc.Graph(
+                            id="run-weight-hist",
+                            config={"displaylogo": False},
+                            style={"height": "260px"},
+                        ),
+                        dcc.Graph(
+                            id="run-grad-hist",
+                            config={"displaylogo": False},
+                            style={"height": "260px"},
+                        ),
                     ]
                 ),
             ],
@@ -75,7 +83,9 @@ def boundary_panel(meta: dict[str, Any]) -> Any:
     """The decision-boundary graph, or why there is none."""
     spec = meta.get("spec") or {}
     if spec.get("type") == "MLP" and spec.get("nin") == 2:
-        return dcc.Graph(id="run-boundary", config={"displaylogo": False})
+        return dcc.Graph(
+            id="run-boundary", config={"displaylogo": False}, style={"height": "400px"}
+        )
     why = (
         f"No decision boundary: it is drawn for 2-input models; this one takes {spec['nin']}."
         if spec.get("nin") is not None

@@ -36,8 +36,8 @@ def layout() -> html.Section:
             ],
             className="controls",
         ),
-        dcc.Graph(id="run-w-history", config={"displaylogo": False}),
-        dcc.Graph(id="run-w-heatmap", config={"displaylogo": False}),
+        dcc.Graph(id="run-w-history", config={"displaylogo": False}, style={"height": "520px"}),
+        dcc.Graph(id="run-w-heatmap", config={"displaylogo": False}, style={"height": "520px"}),
     )
 
 
