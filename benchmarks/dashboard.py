@@ -37,7 +37,11 @@ class Caller:
         self.client.get("/_dash-layout")
 
     def call(self, output: str, values: dict[str, Any], changed: str) -> tuple[float, Any]:
-        key = next(k for k in self.app.callback_map if output in k.split("@")[0])
+        key = next(
+            k
+            for k in self.app.callback_map
+            if output in [o.split("@")[0] for o in k.strip(".").split("...")]
+        )
         spec = self.app.callback_map[key]
         outputs = [
             {"id": o.split(".")[0], "property": o.split(".")[1].split("@")[0]}
@@ -64,6 +68,22 @@ class Caller:
         return ms, (resp.json if resp.status_code == 200 else None)
 
 
+def _find(tree: Any, component_id: str) -> Any:
+    """The component with ``component_id`` in a rendered layout (JSON)."""
+    if isinstance(tree, dict):
+        props = tree.get("props", {})
+        if props.get("id") == component_id:
+            return tree
+        for value in props.values():
+            if (found := _find(value, component_id)) is not None:
+                return found
+    elif isinstance(tree, list):
+        for item in tree:
+            if (found := _find(item, component_id)) is not None:
+                return found
+    return None
+
+
 def run_benchmark(db: str, samples: int = 8) -> list[tuple[str, float, float, float]]:
     """(callback, cold median ms, cold max ms, warm median ms) per callback."""
     store = tracer.connect(db, readonly=True)
@@ -84,9 +104,12 @@ def run_benchmark(db: str, samples: int = 8) -> list[tuple[str, float, float, fl
         table.append((name, statistics.median(cold), max(cold), statistics.median(warm)))
 
     base = {"run-id.data": run_id}
-    ms, resp = c.call("run-header.children", base, "run-id.data")
-    table.append(("init (header, facts)", ms, ms, ms))
-    meta = resp["response"]["run-meta"]["data"]
+    where = {"_pages_location.pathname": f"/run/{run_id}", "_pages_location.search": ""}
+    ms, resp = c.call("_pages_content.children", where, "_pages_location.pathname")
+    table.append(("page: summary and curves, cold (reads all metrics once)", ms, ms, ms))
+    ms, resp = c.call("_pages_content.children", where, "_pages_location.pathname")
+    table.append(("page: summary and curves, warm", ms, ms, ms))
+    meta = _find(resp["response"]["_pages_content"]["children"], "run-meta")["props"]["data"]
     ctx = {
         **base,
         "run-meta.data": meta,
@@ -94,15 +117,17 @@ def run_benchmark(db: str, samples: int = 8) -> list[tuple[str, float, float, fl
         "run-logy.value": [],
         "run-slider.value": steps - 1,
     }
-    ms, _ = c.call("run-loss.figure", ctx, "run-meta.data")
-    table.append(("curves, first draw (reads all metrics once)", ms, ms, ms))
-    ms, _ = c.call("run-slider.max", ctx, "run-meta.data")
-    table.append(("replay slider range", ms, ms, ms))
     measure(
         "curves, smoothing change",
         "run-loss.figure",
         "run-smooth.value",
         lambda i: {**ctx, "run-smooth.value": 0.5 + i / 100},
+    )
+    measure(
+        "curves, log-y (a layout patch)",
+        "run-loss.figure",
+        "run-logy.value",
+        lambda i: {**ctx, "run-logy.value": ["log"] if i % 2 else []},
     )
     measure(
         "curves, replay marker",
@@ -129,7 +154,12 @@ def run_benchmark(db: str, samples: int = 8) -> list[tuple[str, float, float, fl
         "run-meta.data",
         lambda i: ctx,
     )
-    measure("update/data ratio per layer", "run-w-ratio.figure", "run-meta.data", lambda i: ctx)
+    measure(
+        "training health (units, ratio, norms, stalled)",
+        "run-h-units.figure",
+        "run-meta.data",
+        lambda i: ctx,
+    )
     measure(
         "weight pickers",
         "run-w-param.options",

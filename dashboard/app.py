@@ -38,7 +38,7 @@ def create_app(db: str | None = None) -> Dash:
             html.Header(
                 [
                     dcc.Link("gradtrace", href="/", className="brand"),
-                    html.Span("runs", className="crumb"),
+                    dcc.Link("runs", href="/", className="crumb", id="crumb-runs"),
                     html.Span(ctx.title, className="db", title="database (read-only)"),
                 ],
                 className="topbar",

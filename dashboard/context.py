@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 import dash
+import flask
 import numpy as np
 import pandas as pd
 from gradtrace.dashboard import graphs
@@ -177,11 +178,17 @@ class RunCache:
             ("children", int(step)), lambda: graphs.children_index(self.nodes(step))
         )
 
-    def first_nonfinite(self) -> Origin | None:
-        """Where the first NaN/inf appeared (cached once the run has ended)."""
+    def once(self, what: Hashable, make: Callable[[RunCache], T]) -> T:
+        """``make(self)``, kept once the run has ended (it cannot change any more) and
+        made afresh while it records: the dashboard's one caching policy for
+        whole-run views."""
         if self.live:
-            return self.view.first_nonfinite()
-        return self.cache.get(("first_nonfinite",), self.view.first_nonfinite)
+            return make(self)
+        return self.cache.get(("once", what), lambda: make(self))
+
+    def first_nonfinite(self) -> Origin | None:
+        """Where the first NaN/inf appeared (``RunView.first_nonfinite()``)."""
+        return self.once("first_nonfinite", lambda rc: rc.view.first_nonfinite())
 
 
 def _last(index: pd.Index) -> int | None:
@@ -236,10 +243,21 @@ def describe(store: tracer.Store) -> str:
 
 
 def attach(app: dash.Dash, ctx: AppContext) -> None:
-    """Remember ``ctx`` as the context of ``app``."""
+    """Remember ``ctx`` as the context of ``app`` (and of its Flask server)."""
     _CONTEXTS[app] = ctx
+    _CONTEXTS[app.server] = ctx
 
 
 def context_for(app: dash.Dash | None = None) -> AppContext:
-    """The context of ``app`` (default: the app serving the current request)."""
-    return _CONTEXTS[app if app is not None else dash.get_app()]
+    """The context of ``app`` (default: the app serving the current request).
+
+    Inside a request the Flask server decides: ``dash.get_app()`` answers the last
+    app made in the process, not necessarily the one serving this request.
+    """
+    if app is not None:
+        return _CONTEXTS[app]
+    if flask.has_app_context():
+        found = _CONTEXTS.get(flask.current_app._get_current_object())
+        if found is not None:
+            return found
+    return _CONTEXTS[dash.get_app()]

@@ -29,7 +29,9 @@ def ema(values: Sequence[float] | np.ndarray, smoothing: float) -> np.ndarray:
         return x.copy()
     series = pd.Series(np.where(np.isfinite(x), x, np.nan))
     out = series.ewm(alpha=1.0 - smoothing, adjust=True, ignore_na=True).mean()
-    return out.to_numpy(dtype=np.float64)
+    out = out.to_numpy(dtype=np.float64, copy=True)
+    out[~np.isfinite(x)] = np.nan
+    return out
 
 
 def downsample(steps: Sequence[int] | np.ndarray, limit: int = MAX_COLUMNS) -> list[int]:
@@ -41,6 +43,69 @@ def downsample(steps: Sequence[int] | np.ndarray, limit: int = MAX_COLUMNS) -> l
     return s[picks].tolist()
 
 
+def minmax_picks(values: Sequence[float] | np.ndarray, buckets: int) -> np.ndarray:
+    """Indices of ``values`` that draw the same line at ``buckets`` columns: the
+    first and last point, and per bucket its smallest and largest finite value and
+    its first non-finite one (a spike or a gap survives any zoom level).
+
+    >>> minmax_picks([0, 5, 1, 1, 1, 1], 2).tolist()
+    [0, 1, 3, 5]
+    """
+    y = np.asarray(values, dtype=np.float64)
+    n = len(y)
+    if n <= 2 * buckets:
+        return np.arange(n)
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    finite = np.isfinite(y)
+    high = np.where(finite, y, -np.inf)
+    low = np.where(finite, y, np.inf)
+    starts = edges[:-1]
+    # reduceat gives each bucket's extreme; argmax of the equality finds where it is
+    picks = [np.array([0, n - 1])]
+    for values_, reduce in ((high, np.maximum), (low, np.minimum)):
+        extreme = reduce.reduceat(values_, starts)
+        hit = values_ == np.repeat(extreme, np.diff(edges))
+        first = np.maximum.reduceat(np.where(hit, -np.arange(n), -n), starts)
+        picks.append(-first[first > -n])
+    gaps = np.flatnonzero(~finite)
+    if len(gaps):
+        bucket = np.searchsorted(edges, gaps, side="right") - 1
+        picks.append(gaps[np.r_[True, np.diff(bucket) > 0]])
+    return np.unique(np.concatenate(picks))
+
+
+def zoom_ranges(relayout: dict[str, Any] | None) -> dict[str, tuple[float, float] | None]:
+    """The x ranges a Plotly ``relayoutData`` sets, by axis (``"xaxis"``, ``"xaxis2"``):
+    a ``(low, high)`` for a zoom, None for "back to the whole run"; axes it does not
+    mention are absent.
+
+    >>> zoom_ranges({"xaxis.range[0]": 10, "xaxis.range[1]": 90.5, "xaxis2.autorange": True})
+    {'xaxis': (10.0, 90.5), 'xaxis2': None}
+    """
+    out: dict[str, tuple[float, float] | None] = {}
+    for key, value in (relayout or {}).items():
+        axis, _, prop = key.partition(".")
+        if not axis.startswith("xaxis"):
+            continue
+        if prop == "autorange":
+            out[axis] = None
+        elif prop == "range" and isinstance(value, list | tuple) and len(value) == 2:
+            out[axis] = (float(value[0]), float(value[1]))
+        elif prop == "range[0]" and f"{axis}.range[1]" in relayout:
+            out[axis] = (float(value), float(relayout[f"{axis}.range[1]"]))
+    return out
+
+
+def window(steps: np.ndarray, xrange: tuple[float, float] | None) -> slice:
+    """The positions of ``steps`` inside ``xrange``, one more on each side so the
+    line runs to the plot's edges."""
+    if xrange is None:
+        return slice(0, len(steps))
+    lo = int(np.searchsorted(steps, xrange[0], side="left"))
+    hi = int(np.searchsorted(steps, xrange[1], side="right"))
+    return slice(max(lo - 1, 0), min(hi + 1, len(steps)))
+
+
 def layer_groups(parameters: pd.DataFrame) -> dict[str, np.ndarray]:
     """Group label -> the parameter indices in it, as the model grouped them at watch()
     ("layer 0", "layer 1", ... for an MLP; a name prefix for other models)."""
@@ -50,6 +115,31 @@ def layer_groups(parameters: pd.DataFrame) -> dict[str, np.ndarray]:
     return groups
 
 
+def neuron_groups(parameters: pd.DataFrame) -> dict[tuple[int, int], np.ndarray]:
+    """(layer, neuron) -> the indices of its parameters (weights and bias)."""
+    rows = parameters.dropna(subset=["layer", "neuron"])
+    return {
+        (int(layer), int(neuron)): g["idx"].to_numpy(dtype=np.int64)
+        for (layer, neuron), g in rows.groupby(["layer", "neuron"], sort=True)
+    }
+
+
+def neuron_label(layer: int, neuron: int) -> str:
+    """The heatmap's row label of a neuron; ``neuron_of`` reads it back."""
+    return f"L{layer} n{neuron}"
+
+
+def neuron_of(label: str) -> tuple[int, int] | None:
+    """``"L0 n6"`` -> ``(0, 6)``; None for anything else."""
+    parts = str(label).split()
+    if len(parts) != 2 or not parts[0].startswith("L") or not parts[1].startswith("n"):
+        return None
+    try:
+        return int(parts[0][1:]), int(parts[1][1:])
+    except ValueError:
+        return None
+
+
 def update_ratio(
     before: np.ndarray, after: np.ndarray, groups: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
@@ -57,7 +147,7 @@ def update_ratio(
     step's update is next to the weights it changes (about -3 is healthy)."""
     delta = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
     out = {}
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for name, idx in groups.items():
             num = np.linalg.norm(delta[:, idx], axis=1)
             den = np.linalg.norm(np.asarray(before)[:, idx], axis=1)
@@ -73,11 +163,16 @@ def histogram(values: np.ndarray, bins: int = 30) -> tuple[np.ndarray, np.ndarra
     bad = len(x) - len(finite)
     if not len(finite):
         return np.array([]), np.array([]), bad
-    lo, hi = float(finite.min()), float(finite.max())
-    if lo == hi:
-        lo, hi = lo - 0.5, hi + 0.5
-    counts, edges = np.histogram(finite, bins=bins, range=(lo, hi))
-    return (edges[:-1] + edges[1:]) / 2, counts, bad
+    # Binned in units of the largest magnitude: values near the float limit would
+    # overflow the range (hi - lo = inf) or leave bins narrower than a float's step.
+    scale = float(np.max(np.abs(finite))) or 1.0
+    unit = finite / scale
+    lo, hi = float(unit.min()), float(unit.max())
+    if hi - lo < 1e-9:  # one value (to float precision): a bin of width 1 around it
+        pad = max(0.5 / scale, 1e-6)
+        lo, hi = lo - pad, hi + pad
+    counts, edges = np.histogram(unit, bins=bins, range=(lo, hi))
+    return (edges[:-1] + edges[1:]) / 2 * scale, counts, bad
 
 
 def bounds(X: np.ndarray, margin: float = 0.25) -> tuple[float, float, float, float]:
@@ -110,15 +205,35 @@ def decision_grid(
     box: tuple[float, float, float, float],
     n: int = 40,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The model of ``spec`` with parameters ``values`` evaluated by the engine's own
-    ``MLP.predict`` on an n x n grid over ``box``: (xs, ys, z[row=y, col=x])."""
+    """The model of ``spec`` with parameters ``values`` evaluated on an n x n grid
+    over ``box``: (xs, ys, z[row=y, col=x]).
+
+    The engine's ``MLP`` loads the parameters (so their order is the engine's own),
+    and its ``predict`` runs on every grid point at once: the same operations in the
+    same order on float64 arrays, so each score equals ``model.predict([x, y])``
+    exactly, a hundred times faster than calling it point by point.
+    """
     model = MLP.from_spec(spec)
     model.load_parameters(values)
     xs = np.linspace(box[0], box[1], n)
     ys = np.linspace(box[2], box[3], n)
-    predict = model.predict
-    z = np.array([[predict([x, y]) for x in xs.tolist()] for y in ys.tolist()], dtype=float)
-    return xs, ys, z
+    gx, gy = np.meshgrid(xs, ys)
+    h: list[np.ndarray] = [gx.ravel(), gy.ravel()]
+    tanh = np.frompyfunc(math.tanh, 1, 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for layer in model.layers:
+            out = []
+            for neuron in layer.neurons:
+                act = np.full(h[0].shape, neuron.b.data)
+                for w, x in zip(neuron.w, h):
+                    act = act + w.data * x
+                if neuron.activation == "relu":
+                    act = np.where(act <= 0.0, 0.0, act)
+                elif neuron.activation == "tanh":
+                    act = tanh(act).astype(np.float64)
+                out.append(act)
+            h = out
+    return xs, ys, h[0].reshape(n, n)
 
 
 def cell(value: Any) -> Any:

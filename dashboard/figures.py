@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from gradtrace.dashboard.data import ema, plotly_text
+from gradtrace.dashboard.data import ema, minmax_picks, plotly_text, window
 from plotly.subplots import make_subplots
 
 Figure = dict[str, Any]
@@ -142,6 +142,14 @@ def marker(step: int | None, xref: str = "x") -> list[dict]:
     ]
 
 
+# Curves: metric i of a figure is drawn by traces PAIR * i (raw) and PAIR * i + 1
+# (EMA); the markers of its non-finite steps come after every pair. The live
+# growth and the zoom of the run page patch traces by these positions.
+PAIR = 2
+CURVE_BUCKETS = 700  # columns of a wide plot: min and max of each survive
+EDGE_AXIS = 90  # overlay y axes y91, y92, ... hold the non-finite markers at the edge
+
+
 def curve_pair(
     steps: Sequence[int],
     values: np.ndarray,
@@ -149,15 +157,22 @@ def curve_pair(
     name: str,
     color: str,
     axis: str = "",
+    xrange: tuple[float, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """A metric drawn raw (faint when smoothed) and EMA-smoothed (hidden at 0)."""
-    x = [int(s) for s in steps]
+    """A metric drawn raw (faint when smoothed) and EMA-smoothed (hidden at 0),
+    both downsampled to the plot's width inside ``xrange`` (the whole run if None)."""
+    s = np.asarray(steps, dtype=np.int64)
+    v = np.asarray(values, dtype=np.float64)
+    smooth_v = ema(v, smoothing)  # over the whole run: the same line at every zoom
+    part = window(s, xrange)
+    picks = minmax_picks(v[part], CURVE_BUCKETS) + (part.start or 0)
+    x = s[picks].tolist()
     n = len(x)
     refs = {"xaxis": f"x{axis}", "yaxis": f"y{axis}"}
     raw = scatter(
         n,
         x=x,
-        y=finite_list(values),
+        y=finite_list(v[picks]),
         name=plotly_text(name),
         mode="lines",
         line={"color": color, "width": 1.5},
@@ -168,7 +183,7 @@ def curve_pair(
     smooth = scatter(
         n,
         x=x,
-        y=finite_list(ema(values, smoothing)),
+        y=finite_list(smooth_v[picks]),
         mode="lines",
         name=plotly_text(f"{name} (EMA {smoothing:g})"),
         visible=smoothing > 0,
@@ -180,8 +195,58 @@ def curve_pair(
     return [raw, smooth]
 
 
-def loss_figure(metrics: pd.DataFrame, smoothing: float, logy: bool, step: int | None) -> Figure:
-    """The loss curve: trace 0 the logged loss (one point per step), trace 1 its EMA."""
+def edge_marks(steps: Sequence[int], values: np.ndarray, panel: int = 1) -> tuple[list, dict]:
+    """Markers at the plot's edge for NaN (top, x) and +inf / -inf (top / bottom,
+    triangles) steps of panel ``panel``'s metric: ``(traces, layout)`` to merge in.
+    Empty when every value is finite."""
+    v = np.asarray(values, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(v))
+    if not len(bad):
+        return [], {}
+    s = np.asarray(steps, dtype=np.int64)[bad]
+    kind = np.where(np.isnan(v[bad]), "NaN", np.where(v[bad] > 0, "+inf", "-inf"))
+    overlay = EDGE_AXIS + panel
+    base = "y" if panel == 1 else f"y{panel}"
+    layout = {
+        f"yaxis{overlay}": {
+            "overlaying": base,
+            "range": [0, 1],
+            "visible": False,
+            "fixedrange": True,
+        }
+    }
+    trace = {
+        "type": "scatter",
+        "mode": "markers",
+        "x": s.tolist(),
+        "y": [0.0 if k == "-inf" else 1.0 for k in kind.tolist()],
+        "text": kind.tolist(),
+        "marker": {
+            "color": "#dc2626",
+            "size": 9,
+            "symbol": [
+                {"NaN": "x", "+inf": "triangle-up", "-inf": "triangle-down"}[k]
+                for k in kind.tolist()
+            ],
+        },
+        "cliponaxis": False,
+        "showlegend": False,
+        "name": "non-finite",
+        "hovertemplate": "step %{x}: %{text}<extra></extra>",
+        "xaxis": "x" if panel == 1 else f"x{panel}",
+        "yaxis": f"y{overlay}",
+    }
+    return [trace], layout
+
+
+def loss_figure(
+    metrics: pd.DataFrame,
+    smoothing: float,
+    logy: bool,
+    step: int | None,
+    xrange: tuple[float, float] | None = None,
+) -> Figure:
+    """The loss curve: traces 0 and 1 its pair (see ``PAIR``), then its edge marks."""
     if "loss" not in metrics:
         return empty("this run logged no loss")
     fig = frame(
@@ -192,9 +257,11 @@ def loss_figure(metrics: pd.DataFrame, smoothing: float, logy: bool, step: int |
         xaxis={"title": {"text": "step"}},
         yaxis={"type": "log" if logy else "linear"},
     )
-    fig["data"] = curve_pair(
-        metrics.index, metrics["loss"].to_numpy(), smoothing, "loss", COLORWAY[0]
-    )
+    values = metrics["loss"].to_numpy()
+    fig["data"] = curve_pair(metrics.index, values, smoothing, "loss", COLORWAY[0], "", xrange)
+    marks, layout = edge_marks(metrics.index, values)
+    fig["data"] += marks
+    fig["layout"].update(layout)
     return fig
 
 
@@ -203,15 +270,24 @@ def other_metrics(metrics: pd.DataFrame) -> list[str]:
     return [c for c in metrics.columns if c != "loss"]
 
 
+def metric_color(i: int) -> str:
+    """The colour of the ``i``-th metric beside the loss."""
+    return COLORWAY[1 + i % (len(COLORWAY) - 1)]
+
+
 def metric_shapes(step: int | None, n: int) -> list[dict]:
     """The replay marker on each of ``n`` side-by-side panels."""
     return [s for i in range(n) for s in marker(step, "x" if i == 0 else f"x{i + 1}")]
 
 
 def metrics_figure(
-    metrics: pd.DataFrame, smoothing: float, step: int | None, logy: bool = False
+    metrics: pd.DataFrame,
+    smoothing: float,
+    step: int | None,
+    logy: bool = False,
+    xranges: dict[str, tuple[float, float] | None] | None = None,
 ) -> Figure:
-    """Every other metric (acc, lr, ...) side by side, two traces each."""
+    """Every other metric (acc, lr, ...) side by side, a pair of traces each."""
     names = other_metrics(metrics)
     if not names:
         return empty("no other metrics logged", height=220)
@@ -223,16 +299,19 @@ def metrics_figure(
         shapes=metric_shapes(step, len(names)),
         uirevision="metrics",
     )
+    edges: list[dict] = []
     for i, name in enumerate(names):
+        axis = "" if i == 0 else str(i + 1)
+        values = metrics[name].to_numpy()
+        xrange = (xranges or {}).get(f"xaxis{axis}")
         fig["data"] += curve_pair(
-            metrics.index,
-            metrics[name].to_numpy(),
-            smoothing,
-            name,
-            COLORWAY[1 + i % (len(COLORWAY) - 1)],
-            "" if i == 0 else str(i + 1),
+            metrics.index, values, smoothing, name, metric_color(i), axis, xrange
         )
-        fig["layout"]["yaxis" if i == 0 else f"yaxis{i + 1}"]["type"] = "log" if logy else "linear"
+        fig["layout"][f"yaxis{axis}"]["type"] = "log" if logy else "linear"
+        marks, layout = edge_marks(metrics.index, values, i + 1)
+        edges += marks
+        fig["layout"].update(layout)
+    fig["data"] += edges
     return fig
 
 
@@ -273,62 +352,88 @@ def history_figure(updates: pd.DataFrame) -> Figure:
     return fig
 
 
-def heatmap_figure(grads: np.ndarray, steps: Sequence[int], names: Sequence[str]) -> Figure:
-    """Parameters x sampled steps of gradients; a click on a cell picks that weight."""
-    if grads.size == 0:
+def heatmap_figure(mags: np.ndarray, steps: Sequence[int], labels: Sequence[str]) -> Figure:
+    """Neurons x sampled steps of summed |gradient|, on a log colour scale (a dead
+    neuron is a blank row, not a faint one); a click on a row picks its weights."""
+    if mags.size == 0:
         return empty("no parameter gradients recorded")
-    z = np.where(np.isfinite(grads), grads, np.nan)
-    finite = np.abs(z[np.isfinite(z)])
-    top = float(np.quantile(finite, 0.99)) if finite.size else 1.0
-    top = top or 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(np.where(np.isfinite(mags) & (mags > 0), mags, np.nan))
+    finite = logs[np.isfinite(logs)]
+    lo, hi = (float(np.quantile(finite, 0.01)), float(finite.max())) if finite.size else (-3, 0)
+    ticks = list(range(int(np.floor(lo)), int(np.ceil(hi)) + 1))
     fig = frame(
-        height=520,
-        margin={**MARGIN, "l": 170},
+        height=520,  # the size its placeholder holds, so nothing below it jumps
+        margin={**MARGIN, "l": 70},
         hovermode="closest",
-        title="gradients (click a cell to pick that weight)",
+        title="|gradient| per neuron, summed over its weights (blank: 0; click a row)",
         xaxis={"title": {"text": "step"}},
-        yaxis={"autorange": "reversed", "tickfont": {"size": 9}},
+        yaxis={"autorange": "reversed", "tickfont": {"size": 10}, "dtick": 1},
     )
     fig["data"] = [
         {
             "type": "heatmap",
-            "z": [finite_list(r) for r in z],
+            "z": [finite_list(r) for r in logs],
+            "customdata": [finite_list(r) for r in mags],
             "x": [int(s) for s in steps],
-            "y": [plotly_text(n) for n in names],
-            "colorscale": NEG_POS,
-            "zmid": 0,
-            "zmin": -top,
-            "zmax": top,
-            "colorbar": {"title": {"text": "grad"}, "thickness": 12},
-            "hovertemplate": "%{y}<br>step %{x}<br>grad %{z:.4g}<extra></extra>",
+            "y": [plotly_text(n) for n in labels],
+            "colorscale": "Viridis",
+            "zmin": lo,
+            "zmax": hi,
+            "colorbar": {
+                "title": {"text": "|grad|"},
+                "thickness": 12,
+                "tickvals": ticks,
+                "ticktext": [f"1e{t}" for t in ticks],
+            },
+            "hovertemplate": "%{y}<br>step %{x}<br>|grad| %{customdata:.3g}<extra></extra>",
+            "ygap": 1,
         }
     ]
     return fig
 
 
-def ratio_figure(steps: Sequence[int], ratios: dict[str, np.ndarray]) -> Figure:
-    """log10 of update size over weight size, one line per layer."""
-    if not ratios or not len(steps):
-        return empty("needs two consecutive recorded steps")
-    x = [int(s) for s in steps]
+def layer_lines(
+    title: str,
+    series: dict[str, tuple[Sequence[int], np.ndarray]],
+    y_title: str,
+    log: bool = False,
+    guide: float | None = None,
+    height: int = 260,
+) -> Figure:
+    """One line per layer (``name -> (steps, values)``), optionally on a log axis
+    with a dotted guide line at ``guide``."""
+    if not series:
+        return empty(f"{title}: nothing recorded to compute it from", height=height)
     fig = frame(
-        height=520,
-        title="update / data ratio, log10(|Δw| / |w|) per layer",
+        height=height,
+        title=plotly_text(title),
         xaxis={"title": {"text": "step"}},
-        shapes=[
+        yaxis={"type": "log" if log else "linear", "title": {"text": y_title}},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    if guide is not None:
+        fig["layout"]["shapes"] = [
             {
                 "type": "line",
                 "xref": "paper",
                 "x0": 0,
                 "x1": 1,
-                "y0": -3,
-                "y1": -3,
+                "y0": guide,
+                "y1": guide,
                 "line": {"dash": "dot", "color": "#9ca3af"},
             }
-        ],
-    )
-    fig["data"] = [
-        scatter(len(x), x=x, y=finite_list(r), mode="lines", name=plotly_text(name))
-        for name, r in ratios.items()
-    ]
+        ]
+    for k, (name, (steps, values)) in enumerate(series.items()):
+        x = [int(s) for s in steps]
+        fig["data"].append(
+            scatter(
+                len(x),
+                x=x,
+                y=finite_list(values),
+                mode="lines+markers" if len(x) < 60 else "lines",
+                name=plotly_text(name),
+                line={"color": COLORWAY[k % len(COLORWAY)], "width": 2},
+            )
+        )
     return fig

@@ -169,6 +169,21 @@ def _first_link(
     return None
 
 
+def busiest_example(
+    nodes: pd.DataFrame, children: Children, parameters: pd.DataFrame, layer: int, neuron: int
+) -> int:
+    """The training example through which the neuron passes the most loss gradient
+    (largest |grad| at its activation, else at the end of its sum): the one whose
+    graph is worth looking at first. 0 when every example's gradient is 0."""
+    _, chains, acts = neuron_chains(nodes, children, parameters, layer, neuron)
+    grads = nodes["grad"].to_numpy(dtype=np.float64)
+    ends = [act if act is not None else chain[-1][0] for chain, act in zip(chains, acts)]
+    if not ends:
+        return 0
+    mags = np.abs(np.nan_to_num(grads[ends], nan=0.0, posinf=np.inf, neginf=np.inf))
+    return int(np.argmax(mags)) if mags.max() > 0 else 0
+
+
 def neuron_subgraph(
     nodes: pd.DataFrame,
     children: Children,

@@ -245,6 +245,9 @@ def test_replay_slider_moves_graph_and_boundary(dash_duo, recorded):
     assert len(boundary[2]["x"]) == 100  # the moons inputs, read off the graph
     n = len(tracer.connect(recorded["db"], readonly=True).run(recorded["ids"]["moons"]).nodes(0))
     dash_duo.wait_for_text_to_equal("#run-nodes-title", f"every node of step {last} ({n} shown)")
+    box = dash_duo.find_element("#run-nodes-box")
+    assert box.get_attribute("open") is None  # folded until asked for
+    dash_duo.find_element("#run-nodes-box summary").click()
     first_row = dash_duo.find_element("#run-nodes .ag-row[row-index='0']").text
 
     set_slider(dash_duo, "run-slider", 0)
@@ -365,6 +368,8 @@ def test_hostile_run_name_is_shown_as_text(dash_duo, recorded):
 
 def test_params_only_run_says_it_has_no_graph(dash_duo, recorded):
     open_run(dash_duo, recorded["db"], recorded["ids"]["params"])
-    dash_duo.wait_for_contains_text("#run-g-note", "no node traces", timeout=20)
+    dash_duo.wait_for_contains_text("#run-g-none", "No node traces", timeout=20)
+    # one line instead of an empty canvas, an empty table and an empty boundary panel
+    assert not dash_duo.driver.find_elements("css selector", "#run-cyto, #run-nodes")
     wait_until(lambda: figure_data(dash_duo, "run-loss"), what="the loss curve")
     assert dash_duo.get_logs() == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import math
 from pathlib import Path
 
@@ -86,11 +87,12 @@ def test_ema_matches_bias_corrected_recurrence():
     np.testing.assert_array_equal(data.ema(x, 0.0), x)
 
 
-def test_ema_carries_over_nan_and_inf():
-    out = data.ema([1.0, math.nan, 3.0, math.inf], 0.5)
-    assert out[0] == 1.0 and out[1] == 1.0  # NaN skipped: the average carries over
-    assert out[2] == pytest.approx(7 / 3)
-    assert out[3] == pytest.approx(7 / 3)
+def test_ema_breaks_at_nan_and_inf_and_resumes_after():
+    out = data.ema([1.0, math.nan, 3.0, math.inf, 3.0], 0.5)
+    assert out[0] == 1.0
+    assert np.isnan(out[1]) and np.isnan(out[3])  # a gap, not the last value carried
+    assert out[2] == pytest.approx(7 / 3)  # resumes from the finite points before
+    assert out[4] == pytest.approx((0.25 * 1.0 + 0.5 * 3.0 + 3.0) / 1.75)
     with pytest.raises(ValueError):
         data.ema([1.0], 1.0)
 
@@ -118,7 +120,36 @@ def test_histogram_counts_finite_values_and_reports_the_rest():
     centers, counts, bad = data.histogram(np.array([0.0, 1.0, 1.0, math.nan, math.inf]), bins=2)
     assert centers.tolist() == [0.25, 0.75] and counts.tolist() == [1, 2] and bad == 2
     centers, counts, _ = data.histogram(np.array([3.0, 3.0]), bins=2)
-    assert counts.sum() == 2 and centers.tolist() == [2.75, 3.25]
+    assert counts.sum() == 2 and centers.tolist() == pytest.approx([2.75, 3.25])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [-1e300, 1e300, math.inf, math.nan],
+        [-1.79e308, 1.79e308],  # max - min overflows to inf
+        [1e300, 1e300 * (1 + 1e-15)],  # a range narrower than the bins can split
+        [1.79e308, 1.79e308],
+        [5e-324, 1e-323],
+    ],
+)
+def test_histogram_near_the_float_limit_counts_every_finite_value(values):
+    x = np.array(values)
+    centers, counts, bad = data.histogram(x, bins=30)
+    assert counts.sum() == np.isfinite(x).sum() and bad == (~np.isfinite(x)).sum()
+    assert np.isfinite(centers).all()
+
+
+def test_minmax_picks_keep_spikes_gaps_and_ends():
+    y = np.sin(np.arange(10_000) / 300.0)
+    y[4321] = 50.0
+    y[8000] = -50.0
+    y[6000] = math.nan
+    picks = data.minmax_picks(y, 500)
+    assert len(picks) <= 2 * 500 + 2 + 1
+    assert {0, 4321, 8000, 6000, 9999} <= set(picks.tolist())
+    assert picks.tolist() == sorted(set(picks.tolist()))
+    np.testing.assert_array_equal(data.minmax_picks([1.0, 2.0, 3.0], 500), [0, 1, 2])
 
 
 def test_config_diff_lists_only_differing_keys():
@@ -164,6 +195,15 @@ def test_decision_grid_is_the_engine_prediction():
     for i, y in enumerate(ys):
         for j, x in enumerate(xs):
             assert z[i, j] == model.predict([x, y])  # row = y, column = x, exactly
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_decision_grid_equals_predict_for_a_deep_model(activation):
+    model = MLP(2, [8, 8, 1], activation=activation, seed=3)
+    values = [p.data for p in model.parameters()]
+    xs, ys, z = data.decision_grid(model.spec(), values, (-2.0, 2.0, -1.0, 1.5), n=7)
+    expected = [[model.predict([x, y]) for x in xs.tolist()] for y in ys.tolist()]
+    assert z.tolist() == expected
 
 
 def test_decision_grid_uses_the_given_parameters():
@@ -364,7 +404,11 @@ def call(app, output: str, values: dict, changed: str) -> dict | None:
     """Call the callback writing ``output`` as the browser does; its response or None."""
     client = app.server.test_client()
     client.get("/")  # registers the callbacks
-    key = next(k for k in app.callback_map if output in k.split("@")[0])
+    key = next(
+        k
+        for k in app.callback_map
+        if output in [o.split("@")[0] for o in k.strip(".").split("...")]
+    )
     spec = app.callback_map[key]
     outs = [
         {"id": o.split(".")[0], "property": o.split(".")[1].split("@")[0]}
@@ -386,39 +430,126 @@ def call(app, output: str, values: dict, changed: str) -> dict | None:
     return resp.json["response"] if resp.status_code == 200 else None
 
 
-def test_run_page_init_callback(small_db):
-    """Header, facts and meta for a run; a clear message for an unknown one."""
+def page(app, path: str, search: str = "") -> dict:
+    """The page Dash renders at ``path`` (its layout as JSON), through the router."""
+    values = {"_pages_location.pathname": path, "_pages_location.search": search}
+    resp = call(app, "_pages_content.children", values, "_pages_location.pathname")
+    return resp["_pages_content"]["children"]
+
+
+def find(tree, component_id: str) -> dict | None:
+    """The component with ``component_id`` in a rendered layout."""
+    if isinstance(tree, dict):
+        if tree.get("props", {}).get("id") == component_id:
+            return tree
+        return find(tree.get("props", {}).get("children"), component_id) or next(
+            (f for v in tree.get("props", {}).values() if (f := find(v, component_id))), None
+        )
+    if isinstance(tree, list):
+        return next((f for t in tree if (f := find(t, component_id))), None)
+    return None
+
+
+def test_run_page_draws_header_and_curves_in_its_own_request(small_db):
+    """The first paint is one request: header, meta, loss figure and slider at the
+    URL's step are in the page; an unknown run gets a page that says so."""
     app = create_app(small_db)
-    run_id = tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
-    resp = call(app, "run-header.children", {"run-id.data": run_id}, "run-id.data")
-    meta = resp["run-meta"]["data"]
-    assert meta["id"] == run_id and meta["traced"] is True and meta["nin"] == 3
+    view = tracer.connect(small_db, readonly=True).run(
+        tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
+    )
+    tree = page(app, f"/run/{view.id}", "?step=1")
+    meta = find(tree, "run-meta")["props"]["data"]
+    assert meta["id"] == view.id and meta["traced"] is True and meta["nin"] == 3
     assert meta["n_params"] == 41
-    resp = call(app, "run-header.children", {"run-id.data": "no-such-run"}, "run-id.data")
-    assert "no run matches" in str(resp["run-header"]["children"])
+    loss = find(tree, "run-loss")["props"]["figure"]
+    expected = view.metrics()["loss"].tolist()
+    assert loss["data"][0]["y"] == pytest.approx(expected)
+    assert loss["layout"]["shapes"][0]["x0"] == 1  # the marker at the URL's step
+    assert find(tree, "run-slider")["props"]["value"] == 1
+    assert find(tree, "run-status")["props"]["children"] == view.status
+    missing = page(app, "/run/no-such-run")
+    assert "no run matches" in str(find(missing, "run-missing"))
+    assert find(missing, "run-loss") is None
 
 
-def test_heatmap_click_picks_that_weight(small_db):
+def test_headline_numbers_from_the_metrics():
+    from gradtrace.dashboard.run.summary import headline
+
+    metrics = pd.DataFrame(
+        {"loss": [2.0, 0.5, math.nan, 0.75], "acc": [0.1, 0.9, math.nan, math.nan]},
+        index=pd.Index([0, 3, 6, 9], name="step"),
+    )
+    h = headline(metrics)
+    assert (h.loss_start, h.loss_final) == (2.0, 0.75)
+    assert (h.loss_best, h.best_step) == (0.5, 3)  # NaN is never "best"
+    assert h.acc_final == 0.9  # the last finite accuracy
+
+
+def test_curves_patch_marker_and_axis_without_resending_points(small_db):
     app = create_app(small_db)
     run_id = tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
-    name = "layers.1.neurons.2.w.3"
+    values = {"run-id.data": run_id, "run-slider.value": 2, "run-logy.value": ["log"]}
+    resp = call(app, "run-loss.figure", values, "run-slider.value")
+    patch = json.dumps(resp["run-loss"]["figure"])
+    assert '"x0": 2' in patch and '"data"' not in patch
+    resp = call(app, "run-loss.figure", values, "run-logy.value")
+    patch = json.dumps(resp["run-loss"]["figure"])
+    assert '"log"' in patch and '"data"' not in patch
+
+
+def test_zoom_redraws_the_loss_at_full_detail_inside_the_range(tmp_path):
+    from gradtrace.dashboard import figures
+
+    db = str(tmp_path / "long.db")
+    with tracer.record("long", db=db) as run:
+        for k in range(3 * figures.CURVE_BUCKETS):
+            run.log(float(np.sin(k / 50.0)) + (5.0 if k == 1234 else 0.0))
+    app = create_app(db)
+    whole = figures.loss_figure(
+        context_for(app).run(run.id).metrics(), 0.0, False, None
+    )["data"][0]
+    assert len(whole["x"]) <= 2 * figures.CURVE_BUCKETS + 2 and 1234 in whole["x"]
+    values = {
+        "run-id.data": run.id,
+        "run-smooth.value": 0.0,
+        "run-loss.relayoutData": {"xaxis.range[0]": 100, "xaxis.range[1]": 200},
+    }
+    resp = call(app, "run-loss.figure", values, "run-loss.relayoutData")
+    raw = resp["run-loss"]["figure"]["operations"][0]["params"]["value"]
+    assert raw["x"] == list(range(99, 202))  # every step, one beyond each edge
+
+
+def test_heatmap_is_per_neuron_and_a_click_picks_its_weights(small_db):
+    app = create_app(small_db)
+    view = tracer.connect(small_db, readonly=True).run(
+        tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
+    )
+    meta = {"id": view.id}
+    resp = call(app, "run-w-heatmap.figure", {"run-meta.data": meta}, "run-meta.data")
+    heat = resp["run-w-heatmap"]["figure"]["data"][0]
+    params = view.parameters()
+    assert heat["y"][0] == "L0 n0" and len(heat["y"]) == params.groupby(["layer", "neuron"]).ngroups
+    grads = view.param_arrays(steps=heat["x"], which="grad")
+    names = params.loc[(params["layer"] == 1) & (params["neuron"] == 2), "name"].tolist()
+    row = heat["y"].index("L1 n2")
+    expected = grads[names].abs().sum(axis=1).to_numpy()
+    assert heat["customdata"][row] == pytest.approx(expected.tolist())  # the |grad| shown
+    assert heat["z"][row] == pytest.approx(np.log10(expected).tolist())  # the log colour
     resp = call(
         app,
-        "run-w-param.value",
-        {
-            "run-meta.data": {"id": run_id},
-            "run-w-heatmap.clickData": {"points": [{"x": 3, "y": name, "z": 0.1}]},
-        },
+        "run-w-layer.value",
+        {"run-meta.data": meta, "run-w-heatmap.clickData": {"points": [{"x": 2, "y": "L1 n2"}]}},
         "run-w-heatmap.clickData",
     )
     assert resp["run-w-layer"]["value"] == 1
     assert resp["run-w-neuron"]["value"] == 2
-    assert resp["run-w-param"]["value"] == [name]
+    assert resp["run-w-param"]["value"] == names  # the neuron's weights and bias
     assert {"label": "neuron 3", "value": 3} in resp["run-w-neuron"]["options"]
 
 
-def test_nonfinite_run_gets_a_banner_and_highlighted_cells(tmp_path):
-    """A NaN that appears at step 2 is named in the banner and sent as text."""
+def test_nonfinite_run_tells_its_story_on_top_and_highlights_cells(tmp_path):
+    """A NaN that appears at step 2 is told at the top of the page, its button replays
+    that step around the node, and it is sent to the grid as text."""
     db = str(tmp_path / "nan.db")
     model = MLP(2, [2, 1], seed=0)
     with tracer.record("nan", db) as run, pytest.warns(RuntimeWarning, match="NaN/inf"):
@@ -432,10 +563,20 @@ def test_nonfinite_run_gets_a_banner_and_highlighted_cells(tmp_path):
     app = create_app(db)
     view = tracer.connect(db, readonly=True).run("nan")
     bad = view.first_nonfinite()
-    resp = call(app, "run-nonfinite.children", {"run-meta.data": {"id": view.id}}, "run-meta.data")
-    banner = str(resp["run-nonfinite"]["children"])
+    tree = page(app, f"/run/{view.id}")
+    top = tree["props"]["children"][2]["props"]["children"][0]  # the header, first
+    story = find(top, "run-story-text")["props"]["children"]
     assert (bad.step, bad.kind, bad.op) == (2, "forward", "")  # the NaN leaf
-    assert f"First NaN/inf: step 2: leaf node {bad.node} was fed nan" in banner
+    assert story == bad.story and f"step 2: leaf node {bad.node} was fed nan" in story
+    assert find(top, "run-diverged")["props"]["children"] == f"diverged at step {bad.step}"
+    resp = call(
+        app,
+        "run-g-mode.value",
+        {"run-story-go.n_clicks": 1, "run-id.data": view.id},
+        "run-story-go.n_clicks",
+    )
+    assert resp["run-slider"]["value"] == bad.step
+    assert resp["run-g-node"]["value"] == bad.node and resp["run-g-mode"]["value"] == "node"
     request = {"startRow": 0, "endRow": 5, "sortModel": [{"colId": "value", "sort": "desc"}]}
     values = {
         "run-nodes.getRowsRequest": request,
@@ -471,12 +612,10 @@ def test_run_page_reads_each_backend(db_url):
     """The same callbacks over SQLite and PostgreSQL (opened read-only)."""
     run_id = train("toy", 3, db_url)
     app = create_app(db_url)
-    resp = call(app, "run-header.children", {"run-id.data": run_id}, "run-id.data")
-    meta = resp["run-meta"]["data"]
+    tree = page(app, f"/run/{run_id}")
+    meta = find(tree, "run-meta")["props"]["data"]
     assert meta["traced"] is True and meta["n_params"] == 41
-    values = {"run-meta.data": meta, "run-smooth.value": 0.0, "run-logy.value": []}
-    resp = call(app, "run-loss.figure", values, "run-meta.data")
-    assert resp["run-loss"]["figure"]["data"][0]["x"] == [0, 1, 2]
+    assert find(tree, "run-loss")["props"]["figure"]["data"][0]["x"] == [0, 1, 2]
     values = {
         "run-slider.value": 2,
         "run-meta.data": meta,

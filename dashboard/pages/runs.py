@@ -14,7 +14,7 @@ import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
-from gradtrace.dashboard.context import AppContext
+from gradtrace.dashboard.context import AppContext, context_for
 from gradtrace.dashboard.data import config_diff, plotly_text, runs_rows
 from gradtrace.dashboard.ui import card, message
 
@@ -56,10 +56,27 @@ BASE_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
+def empty_state() -> html.Section | None:
+    """For a database without runs: the command that records one, to copy."""
+    ctx = context_for()
+    if len(ctx.store.runs()):
+        return None
+    command = f"gradtrace demo --db {ctx.title}"
+    return card(
+        "No runs yet",
+        html.P("This database has no recorded runs. Record the demo into it:"),
+        html.Pre(html.Code(command), id="runs-empty-command", className="copy"),
+        dcc.Clipboard(target_id="runs-empty-command", title="copy", className="copy-btn"),
+        html.P("then this page lists it within a few seconds."),
+        id="runs-empty",
+    )
+
+
 def layout(**_: Any) -> html.Div:
     """The runs grid, its refresh timer and the comparison panel."""
     return html.Div(
         [
+            empty_state(),
             card(
                 "Runs",
                 dag.AgGrid(

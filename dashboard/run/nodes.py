@@ -1,6 +1,6 @@
 """Run page, computation graph: a neighbourhood of the step's graph drawn with
 cytoscape (a neuron's sub-graph for one training example, or the nodes around a
-node id), the details of a clicked node, the first NaN/inf banner, and every
+node id), the details of a clicked node, and every
 node of the step in a server-side paged, sortable table."""
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import dash_ag_grid as dag
 import dash_cytoscape as cyto
 import numpy as np
 import pandas as pd
-from dash import Dash, Input, Output, State, dcc, html
+from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import graphs
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.nodetable import COLUMNS, page
+from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.run.replay import snap
 from gradtrace.dashboard.ui import card, facts, layer_options, message, neuron_options
 
@@ -68,7 +69,9 @@ STYLESHEET = [
 LAYOUT = {"name": "dagre", "rankDir": "LR", "nodeSep": 8, "rankSep": 40, "animate": False}
 
 
-def _index_input(text: str, component_id: str) -> html.Label:
+def _index_input(
+    text: str, component_id: str, value: int | None = 0, placeholder: str | None = None
+) -> html.Label:
     """A labelled whole-number box (a training example, a node index)."""
     return html.Label(
         [
@@ -78,7 +81,8 @@ def _index_input(text: str, component_id: str) -> html.Label:
                 type="number",
                 min=0,
                 step=1,
-                value=0,
+                value=value,
+                placeholder=placeholder,
                 debounce=True,
                 className="num",
             ),
@@ -86,16 +90,26 @@ def _index_input(text: str, component_id: str) -> html.Label:
     )
 
 
-def layout() -> html.Section:
-    """The graph controls, the cytoscape view, node details and the node table."""
+def layout(meta: dict[str, Any], node: int | None = None) -> html.Section:
+    """The graph controls, the cytoscape view, node details and the node table; one
+    line saying why for a run without node traces. With ``node`` (from the URL) the
+    graph opens around that node."""
+    if not meta.get("traced"):
+        return card(
+            "Computation graph",
+            message(
+                f"No node traces: this run was recorded with capture={meta.get('capture')!r}, "
+                "so there is no graph or node table to show (parameters are above).",
+                id="run-g-none",
+            ),
+        )
     return card(
         "Computation graph",
-        html.Div(id="run-nonfinite"),
         html.Div(
             [
                 dcc.RadioItems(
-                    id="run-g-mode",
-                    value="neuron",
+                    id=ids.GRAPH_MODE,
+                    value="neuron" if node is None else "node",
                     inline=True,
                     options=[
                         {"label": " a neuron, one example", "value": "neuron"},
@@ -108,12 +122,26 @@ def layout() -> html.Section:
                 dcc.Dropdown(
                     id="run-g-neuron", placeholder="neuron", clearable=False, className="pick"
                 ),
-                _index_input("example ", "run-g-example"),
-                _index_input("node ", "run-g-node"),
+                _index_input("example ", "run-g-example", None, "busiest"),
+                _index_input("node ", ids.GRAPH_NODE, 0 if node is None else node),
             ],
             className="controls",
         ),
         html.Div(id="run-g-note", className="card-note"),
+        html.Div(
+            [
+                html.Span("colour: |grad| on a log scale, ", className="lbl"),
+                html.Span("0", className="key-swatch key-zero"),
+                html.Span("→", className="lbl"),
+                html.Span("large", className="key-swatch key-large"),
+                html.Span("parameter", className="key-swatch key-param"),
+                html.Span("leaf (input, constant, target)", className="key-swatch key-leaf"),
+                html.Span("NaN/inf", className="key-swatch key-bad"),
+                html.Span("focus", className="key-swatch key-focus"),
+            ],
+            className="colour-key",
+            id="run-g-key",
+        ),
         html.Div(
             [
                 cyto.Cytoscape(
@@ -132,42 +160,57 @@ def layout() -> html.Section:
             ],
             className="graph-row",
         ),
-        html.H4(id="run-nodes-title"),
-        dag.AgGrid(
-            id="run-nodes",
-            rowModelType="infinite",
-            columnDefs=COLUMNS,
-            defaultColDef={"sortable": True, "resizable": True, "filter": True},
-            dashGridOptions={
-                "cacheBlockSize": 100,
-                "maxBlocksInCache": 20,
-                "rowBuffer": 10,
-                "suppressFieldDotNotation": True,
-                "rowHeight": 30,
-            },
-            style={"height": "360px"},
+        html.Details(
+            [
+                html.Summary(html.H4(id="run-nodes-title", className="inline")),
+                dag.AgGrid(
+                    id="run-nodes",
+                    rowModelType="infinite",
+                    columnDefs=COLUMNS,
+                    defaultColDef={"sortable": True, "resizable": True, "filter": True},
+                    dashGridOptions={
+                        "cacheBlockSize": 100,
+                        "maxBlocksInCache": 20,
+                        "rowBuffer": 10,
+                        "suppressFieldDotNotation": True,
+                        "rowHeight": 30,
+                    },
+                    style={"height": "360px"},
+                ),
+            ],
+            id="run-nodes-box",  # folded until opened: tens of thousands of rows
         ),
     )
 
 
 def shown_nodes(
     rc: RunCache, step: int, mode: str, layer: Any, neuron: Any, example: Any, node: Any
-) -> tuple[list[int], list[int], str]:
-    """The node ids to draw, those to highlight, and a note about what is shown."""
+) -> tuple[list[int], list[int], str, int | None]:
+    """The node ids to draw, those to highlight, a note about what is shown, and the
+    example picked when none was asked for."""
     nodes, children = rc.nodes(step), rc.children(step)
     if mode == "node":
         center = int(node or 0)
         shown = graphs.neighbourhood(children, center)
-        return shown, [center], f"node {center} and its neighbours within 2 hops ({len(shown)})"
+        return (
+            shown,
+            [center],
+            f"node {center} and its neighbours within 2 hops ({len(shown)})",
+            None,
+        )
     if layer is None or neuron is None:
         raise ValueError("pick a layer and a neuron")
-    shown = graphs.neuron_subgraph(
-        nodes, children, rc.parameters(), int(layer), int(neuron), int(example or 0)
-    )
+    params = rc.parameters()
+    how, picked = "", None
+    if example is None or example == "":
+        example = graphs.busiest_example(nodes, children, params, int(layer), int(neuron))
+        how, picked = " (the one passing the most gradient)", example
+    shown = graphs.neuron_subgraph(nodes, children, params, int(layer), int(neuron), int(example))
     return (
         shown,
         shown[:1],
-        (f"layer {layer} neuron {neuron}, training example {example or 0}: {len(shown)} nodes"),
+        f"layer {layer} neuron {neuron}, training example {example}{how}: {len(shown)} nodes",
+        picked,
     )
 
 
@@ -193,26 +236,20 @@ def register(app: Dash, ctx: AppContext) -> None:
     @app.callback(
         Output("run-g-layer", "options"),
         Output("run-g-layer", "value"),
-        Output("run-nonfinite", "children"),
-        Input("run-meta", "data"),
+        Input(ids.META, "data"),
     )
     def setup(meta: dict | None):
-        """Layer choices and the first-NaN banner."""
+        """Layer choices (the first NaN/inf is told at the top of the page)."""
         if not meta:
             raise PreventUpdate
-        rc = ctx.run(meta["id"])
-        options = layer_options(rc.parameters())
-        bad = rc.first_nonfinite()
-        banner: Any = []
-        if bad is not None:
-            banner = message(f"First NaN/inf: {bad.story}", "error", id="run-nonfinite-banner")
-        return options, (options[0]["value"] if options else None), banner
+        options = layer_options(ctx.run(meta["id"]).parameters())
+        return options, (options[0]["value"] if options else None)
 
     @app.callback(
         Output("run-g-neuron", "options"),
         Output("run-g-neuron", "value"),
         Input("run-g-layer", "value"),
-        State("run-id", "data"),
+        State(ids.RUN_ID, "data"),
     )
     def neurons(layer: int | None, run_id: str):
         """The layer's neurons; the one with the largest gradients is shown first."""
@@ -225,37 +262,34 @@ def register(app: Dash, ctx: AppContext) -> None:
     @app.callback(
         Output("run-cyto", "elements"),
         Output("run-g-note", "children"),
-        Input("run-slider", "value"),
-        Input("run-g-mode", "value"),
+        Output("run-g-example", "value"),
+        Input(ids.SLIDER, "value"),
+        Input(ids.GRAPH_MODE, "value"),
         Input("run-g-neuron", "value"),
         Input("run-g-example", "value"),
-        Input("run-g-node", "value"),
+        Input(ids.GRAPH_NODE, "value"),
         State("run-g-layer", "value"),
-        State("run-meta", "data"),
+        State(ids.META, "data"),
     )
     def draw(value, mode, neuron, example, node, layer, meta):
         """The chosen neighbourhood of the step's graph."""
         if value is None or not meta:
             raise PreventUpdate
-        if not meta["traced"]:
-            return [], (
-                f"This run was recorded with capture={meta['capture']!r}: it has no "
-                "node traces, so there is no graph to show."
-            )
         rc = ctx.run(meta["id"])
         step = rc.nearest_traced(snap(rc, value))
         try:
-            shown, focus, note = shown_nodes(rc, step, mode, layer, neuron, example, node)
+            shown, focus, note, picked = shown_nodes(rc, step, mode, layer, neuron, example, node)
         except ValueError as e:
-            return [], str(e)
+            return [], str(e), no_update
         names = rc.parameters()["name"].tolist()
         elements = graphs.cyto_elements(rc.nodes(step), rc.children(step), shown, names, focus)
         where = f"step {step}" if step == value else f"step {step} (nearest traced step)"
-        return elements, f"{where}: {note}. Colour: log |grad|; blue boxes are parameters."
+        # the picked example stays in the box, so replaying keeps to one example
+        return elements, f"{where}: {note}.", (no_update if picked is None else picked)
 
     @app.callback(
         Output("run-g-detail", "children"),
-        Output("run-g-node", "value"),
+        Output(ids.GRAPH_NODE, "value"),
         Input("run-cyto", "tapNodeData"),
     )
     def detail(data: dict | None):
@@ -279,8 +313,8 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-nodes", "getRowsResponse"),
         Output("run-nodes-title", "children"),
         Input("run-nodes", "getRowsRequest"),
-        State("run-slider", "value"),
-        State("run-meta", "data"),
+        State(ids.SLIDER, "value"),
+        State(ids.META, "data"),
     )
     def rows(request: dict | None, value: int | None, meta: dict | None):
         """One block of the node table, sorted and filtered on the server."""
@@ -308,5 +342,5 @@ def register(app: Dash, ctx: AppContext) -> None:
             }
         }
         """,
-        Input("run-slider", "value"),
+        Input(ids.SLIDER, "value"),
     )

@@ -1,9 +1,8 @@
-"""Run page, top: the header (name, status, config, sizes), the metric curves with
-log-y and EMA smoothing, and live growth while the run is still recording."""
+"""Run page, curves: the metric curves with log-y, EMA smoothing and zoom, drawn in
+the page's own request under the summary, and live growth while the run records."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pandas as pd
@@ -12,21 +11,22 @@ from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import ema, fmt_duration
-from gradtrace.dashboard.ui import badge, card, facts, message
-
-from gradtrace import tracer
+from gradtrace.dashboard.data import ema, fmt_duration, zoom_ranges
+from gradtrace.dashboard.run import ids, summary
+from gradtrace.dashboard.ui import card
 
 LIVE_MS = 1000
 
 
-def layout() -> html.Div:
-    """The header placeholder, the curves and the live-poll timer."""
+def layout(rc: RunCache, step: int | None) -> html.Div:
+    """The header and the curves drawn in the page itself (the first paint is the
+    page's one request), and the live-poll timer."""
+    metrics = rc.metrics()
+    smoothing = 0.6
+    last = int(metrics.index[-1]) if len(metrics) else None
     return html.Div(
         [
-            html.Div(
-                id="run-header", className="card run-header", children=message("Loading the run…")
-            ),
+            html.Div(id="run-header", className="card run-header", children=summary.header(rc)),
             card(
                 "Curves",
                 html.Div(
@@ -44,7 +44,7 @@ def layout() -> html.Div:
                                 min=0,
                                 max=0.99,
                                 step=0.01,
-                                value=0.6,
+                                value=smoothing,
                                 marks={0: "0", 0.5: "0.5", 0.9: "0.9"},
                             ),
                             className="smooth-slider",
@@ -52,12 +52,20 @@ def layout() -> html.Div:
                     ],
                     className="controls",
                 ),
-                dcc.Graph(id="run-loss", config={"displaylogo": False}),
-                dcc.Graph(id="run-metrics", config={"displaylogo": False}),
+                dcc.Graph(
+                    id=ids.LOSS,
+                    figure=figures.loss_figure(metrics, smoothing, False, step),
+                    config={"displaylogo": False},
+                ),
+                dcc.Graph(
+                    id="run-metrics",
+                    figure=figures.metrics_figure(metrics, smoothing, step),
+                    config={"displaylogo": False},
+                ),
             ),
-            dcc.Interval(id="run-live-timer", interval=LIVE_MS, disabled=True),
-            dcc.Store(id="run-live"),  # the newest step seen by the live poll
-            dcc.Store(id="run-drawn"),  # the last step the curves show
+            dcc.Interval(id="run-live-timer", interval=LIVE_MS, disabled=not rc.live),
+            dcc.Store(id=ids.LIVE),  # the newest step seen by the live poll
+            dcc.Store(id="run-drawn", data=last),  # the last step the curves show
         ]
     )
 
@@ -77,58 +85,6 @@ def meta_for(rc: RunCache) -> dict[str, Any]:
     }
 
 
-def model_text(spec: dict[str, Any] | None) -> str:
-    """``MLP(2, [16, 16, 1], relu), seed 1337`` for an engine MLP's spec."""
-    if not spec:
-        return "not recorded"
-    if spec.get("type") == "MLP":
-        seed = f", seed {spec['seed']}" if spec.get("seed") is not None else ""
-        return f"MLP({spec['nin']}, {spec['nouts']}, {spec.get('activation', 'relu')}){seed}"
-    return json.dumps(spec)
-
-
-def header(rc: RunCache) -> list[Any]:
-    """The run's identity and facts; every user string rendered as text."""
-    s = rc.summary()
-    started = s["started_at"].strftime("%Y-%m-%d %H:%M:%S UTC") if s["started_at"] else ""
-    config = s["config"] or {}
-    out: list[Any] = [
-        html.Div(
-            [
-                html.H2(s["name"], id="run-name"),
-                badge(s["status"], id="run-status"),
-                html.Code(s["id"], className="run-id"),
-            ],
-            className="title-row",
-        ),
-        facts(
-            [
-                ("experiment", s["experiment"]),
-                ("started", started),
-                ("duration", fmt_duration(s["duration_s"])),
-                ("steps", html.Span(str(s["steps"]), id="run-steps")),
-                ("seed", "" if s["seed"] is None else s["seed"]),
-                ("parameters", s["parameters"]),
-                ("nodes per step", s["nodes_per_step"] or "not traced"),
-                ("capture", s["capture"]),
-                ("model", model_text(s["model"])),
-            ]
-        ),
-    ]
-    if config:
-        out += [
-            html.H4("config"),
-            facts([(k, v if isinstance(v, str) else json.dumps(v)) for k, v in config.items()]),
-        ]
-    if s["tags"]:
-        out.append(html.Div(["tags: ", ", ".join(map(str, s["tags"]))], className="tags"))
-    if s["notes"]:
-        out.append(html.P(s["notes"], className="notes"))
-    if s["error"]:
-        out.append(html.Pre(s["error"], className="error-text"))
-    return out
-
-
 def _smoothing(value: float | None) -> float:
     return min(max(float(value or 0.0), 0.0), 0.99)
 
@@ -137,32 +93,15 @@ def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
     @app.callback(
-        Output("run-header", "children"),
-        Output("run-meta", "data"),
-        Output("run-live-timer", "disabled"),
-        Input("run-id", "data"),
-    )
-    def init(run_id: str | None):
-        """Header and run facts (no per-step reads); polls while the run records."""
-        if not run_id:
-            raise PreventUpdate
-        try:
-            rc = ctx.run(run_id)
-        except tracer.GradtraceError as e:
-            return message(str(e), "error"), None, True
-        if rc.live:
-            rc.view.refresh()
-        return header(rc), meta_for(rc), not rc.live
-
-    @app.callback(
-        Output("run-live", "data", allow_duplicate=True),
+        Output(ids.LIVE, "data", allow_duplicate=True),
         Output("run-live-timer", "disabled", allow_duplicate=True),
         Output("run-status", "children"),
         Output("run-status", "className"),
         Output("run-steps", "children"),
+        Output("run-duration", "children"),
         Input("run-live-timer", "n_intervals"),
-        State("run-id", "data"),
-        State("run-live", "data"),
+        State(ids.RUN_ID, "data"),
+        State(ids.LIVE, "data"),
         prevent_initial_call=True,
     )
     def live(_n: int, run_id: str, shown: dict | None):
@@ -172,51 +111,123 @@ def register(app: Dash, ctx: AppContext) -> None:
         status = rc.view.status
         done = status != "running"
         if last == (shown or {}).get("last") and not done:
-            raise PreventUpdate
+            # no new step, but the clock runs: only the duration changes
+            return (no_update,) * 5 + (fmt_duration(rc.summary()["duration_s"]),)
         return (
             {"last": last, "status": status},
             done,
             status,
             f"badge status-{status}",
             str(rc.view.info["steps"]),
+            fmt_duration(rc.summary()["duration_s"]),
         )
 
     @app.callback(
-        Output("run-loss", "figure"),
+        Output(ids.LOSS, "figure"),
         Output("run-metrics", "figure"),
         Output("run-drawn", "data"),
-        Input("run-meta", "data"),
         Input("run-smooth", "value"),
         Input("run-logy", "value"),
-        Input("run-slider", "value"),
-        Input("run-live", "data"),
+        Input(ids.SLIDER, "value"),
+        Input(ids.LIVE, "data"),
+        Input(ids.LOSS, "relayoutData"),
+        Input("run-metrics", "relayoutData"),
+        State(ids.RUN_ID, "data"),
         State("run-drawn", "data"),
+        prevent_initial_call=True,  # the page drew them
     )
     def curves(
-        meta: dict | None,
         smooth: float,
         logy: list,
         step: int | None,
         _live: dict | None,
+        loss_zoom: dict | None,
+        metrics_zoom: dict | None,
+        run_id: str,
         drawn: int | None,
     ):
-        """Draw the curves; afterwards only patch them (a new marker, new points)."""
-        if not meta:
-            raise PreventUpdate
-        rc = ctx.run(meta["id"])
-        smoothing = _smoothing(smooth)
+        """Patch the curves: the marker, the axis type, zoomed detail, new points;
+        redraw them only when the smoothing changes."""
+        rc = ctx.run(run_id)
         metrics = rc.metrics()
-        last = int(metrics.index[-1]) if len(metrics) else None
+        names = figures.other_metrics(metrics)
         trigger = dash_ctx.triggered_id
-        if trigger == "run-slider":
-            return (*_marker_patch(step, len(figures.other_metrics(metrics))), no_update)
-        if trigger == "run-live" and drawn is not None:
+        smoothing = _smoothing(smooth)
+        if trigger == ids.SLIDER:
+            return (*_marker_patch(step, len(names)), no_update)
+        if trigger == "run-logy":
+            return (*_axis_patch("log" in (logy or []), len(names)), no_update)
+        if trigger in ("run-loss", "run-metrics"):
+            return _zoom_patch(metrics, trigger, loss_zoom, metrics_zoom, smoothing)
+        last = int(metrics.index[-1]) if len(metrics) else None
+        if trigger == ids.LIVE and drawn is not None:
             return (*_grow(metrics, drawn, smoothing), last)
+        log = "log" in (logy or [])
+        zoom = zoom_ranges(loss_zoom).get("xaxis")
         return (
-            figures.loss_figure(metrics, smoothing, "log" in (logy or []), step),
-            figures.metrics_figure(metrics, smoothing, step, "log" in (logy or [])),
+            figures.loss_figure(metrics, smoothing, log, step, zoom),
+            figures.metrics_figure(metrics, smoothing, step, log, zoom_ranges(metrics_zoom)),
             last,
         )
+
+
+def _axis_patch(log: bool, n_other: int) -> tuple[Patch, Patch]:
+    loss, other = Patch(), Patch()
+    kind = "log" if log else "linear"
+    loss["layout"]["yaxis"]["type"] = kind
+    for i in range(n_other):
+        other["layout"]["yaxis" if i == 0 else f"yaxis{i + 1}"]["type"] = kind
+    return loss, other
+
+
+def _zoom_patch(
+    metrics: pd.DataFrame,
+    trigger: str,
+    loss_zoom: dict | None,
+    metrics_zoom: dict | None,
+    smoothing: float,
+) -> tuple[Any, Any, Any]:
+    """Redraw the zoomed panels' pairs at full detail inside the new x range (the
+    curves are downsampled to the plot's width over whatever range is shown)."""
+    if trigger == ids.LOSS:
+        ranges = zoom_ranges(loss_zoom)
+        if "xaxis" not in ranges or "loss" not in metrics:
+            raise PreventUpdate
+        patch = Patch()
+        pair = figures.curve_pair(
+            metrics.index,
+            metrics["loss"].to_numpy(),
+            smoothing,
+            "loss",
+            figures.COLORWAY[0],
+            "",
+            ranges["xaxis"],
+        )
+        for k, trace in enumerate(pair):
+            patch["data"][k] = trace
+        return patch, no_update, no_update
+    ranges = zoom_ranges(metrics_zoom)
+    patch = Patch()
+    changed = False
+    for i, name in enumerate(figures.other_metrics(metrics)):
+        axis = "" if i == 0 else str(i + 1)
+        if f"xaxis{axis}" not in ranges:
+            continue
+        pair = figures.curve_pair(
+            metrics.index,
+            metrics[name].to_numpy(),
+            smoothing,
+            name,
+            figures.metric_color(i),
+            axis,
+            ranges[f"xaxis{axis}"],
+        )
+        for k, trace in enumerate(pair):
+            patch["data"][figures.PAIR * i + k] = trace
+        changed = True
+    if not changed:
+        raise PreventUpdate
+    return no_update, patch, no_update
 
 
 def _marker_patch(step: int | None, n_other: int) -> tuple[Patch, Patch]:
@@ -237,9 +248,10 @@ def _grow(metrics: pd.DataFrame, drawn: int, smoothing: float) -> tuple[Patch, P
         patch = Patch()
         for i, name in enumerate(names):
             values = metrics[name].to_numpy()
-            patch["data"][2 * i]["x"].extend(x)
-            patch["data"][2 * i]["y"].extend(figures.finite_list(values[new]))
-            patch["data"][2 * i + 1]["x"].extend(x)
-            patch["data"][2 * i + 1]["y"].extend(figures.finite_list(ema(values, smoothing)[new]))
+            raw, smooth = figures.PAIR * i, figures.PAIR * i + 1
+            patch["data"][raw]["x"].extend(x)
+            patch["data"][raw]["y"].extend(figures.finite_list(values[new]))
+            patch["data"][smooth]["x"].extend(x)
+            patch["data"][smooth]["y"].extend(figures.finite_list(ema(values, smoothing)[new]))
         patches.append(patch)
     return patches[0], patches[1]

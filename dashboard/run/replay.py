@@ -4,53 +4,72 @@ decision boundary of 2-input models rebuilt with the engine at that step."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from dash import Dash, Input, Output, State, dcc, html, no_update
-from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures, graphs, stepfigures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import bounds, decision_grid, grid_size, histogram, layer_groups
-from gradtrace.dashboard.ui import card
+from gradtrace.dashboard.run import ids
+from gradtrace.dashboard.ui import card, message
 
-TICK_MS = 400
-SPEEDS = (1, 5, 20, 100)
+RATES = (1, 2, 5, 10, 20)  # steps per second while playing
 
 
-def layout() -> html.Section:
-    """Play/pause, speed, the step slider and the per-step figures."""
+def layout(rc: RunCache, step: int | None, meta: dict[str, Any]) -> html.Section:
+    """Play/pause, rate, the step slider (at ``step``) and the per-step figures; the
+    boundary panel is one line saying why for a model that is not 2-input."""
+    steps = rc.step_list()
+    first, last = (int(steps[0]), int(steps[-1])) if len(steps) else (0, 0)
     return card(
         "Replay",
         html.Div(
             [
                 html.Button("▶ play", id="run-play", n_clicks=0, className="btn"),
-                dcc.Dropdown(
-                    id="run-speed",
-                    options=[
-                        {"label": f"{s} step{'s' if s > 1 else ''} / tick", "value": s}
-                        for s in SPEEDS
-                    ],
-                    value=1,
-                    clearable=False,
+                html.Div(
+                    dcc.Dropdown(
+                        id="run-speed",
+                        options=[{"label": f"{r} steps / s", "value": r} for r in RATES],
+                        value=5,
+                        clearable=False,
+                    ),
+                    id="run-rate",
                     className="speed",
+                    **{"data-max": str(max(RATES))},
                 ),
                 html.Div(
-                    dcc.Slider(id="run-slider", min=0, max=0, step=1, value=None, marks=None),
+                    dcc.Slider(
+                        id=ids.SLIDER,
+                        min=first,
+                        max=last,
+                        step=1,
+                        value=step,
+                        marks=marks(first, last),
+                    ),
                     className="step-slider",
                 ),
             ],
             className="controls replay-controls",
         ),
-        dcc.Interval(id="run-timer", interval=TICK_MS, disabled=True),
+        dcc.Interval(id="run-timer", interval=1000 // 5, disabled=True),
         html.Div(
             [
-                dcc.Graph(id="run-boundary", config={"displaylogo": False}),
+                boundary_panel(meta),
                 html.Div(
                     [
-                        dcc.Graph(id="run-weight-hist", config={"displaylogo": False}),
-                        dcc.Graph(id="run-grad-hist", config={"displaylogo": False}),
+                        dcc.Graph(
+                            id="run-weight-hist",
+                            config={"displaylogo": False},
+                            style={"height": "260px"},
+                        ),
+                        dcc.Graph(
+                            id="run-grad-hist",
+                            config={"displaylogo": False},
+                            style={"height": "260px"},
+                        ),
                     ]
                 ),
             ],
@@ -60,12 +79,39 @@ def layout() -> html.Section:
     )
 
 
+def boundary_panel(meta: dict[str, Any]) -> Any:
+    """The decision-boundary graph, or why there is none."""
+    spec = meta.get("spec") or {}
+    if spec.get("type") == "MLP" and spec.get("nin") == 2:
+        return dcc.Graph(
+            id="run-boundary", config={"displaylogo": False}, style={"height": "400px"}
+        )
+    why = (
+        f"No decision boundary: it is drawn for 2-input models; this one takes {spec['nin']}."
+        if spec.get("nin") is not None
+        else "No decision boundary: no engine MLP was watch()ed, so there is no model to draw."
+    )
+    return message(why, id="run-boundary-none")
+
+
 def marks(first: int, last: int, n: int = 6) -> dict[int, str]:
     """About ``n`` evenly spaced step labels (Dash would label every step)."""
     if last <= first:
         return {first: str(first)}
     ticks = np.unique(np.round(np.linspace(first, last, n)).astype(int)).tolist()
     return {t: str(t) for t in ticks}
+
+
+def initial_step(rc: RunCache, asked: str | int | None) -> int | None:
+    """The step a page opens on: the one in its URL snapped to a logged step, else
+    the last one."""
+    steps = rc.step_list()
+    if not len(steps):
+        return None
+    try:
+        return snap(rc, int(asked)) if asked not in (None, "") else int(steps[-1])
+    except (TypeError, ValueError):
+        return int(steps[-1])
 
 
 def snap(rc: RunCache, step: int | None) -> int | None:
@@ -120,69 +166,91 @@ def boundary(rc: RunCache, meta: dict[str, Any], step: int) -> Any:
     return rc.cache.get(("boundary", step), make)
 
 
+def safely(make: Callable[[], Any], what: str, step: int | None) -> Any:
+    """``make()``, or a figure saying that ``what`` cannot be drawn at ``step``: a
+    failed step must replace the previous step's figure, never leave it standing."""
+    try:
+        return make()
+    except (ArithmeticError, ValueError, TypeError, OverflowError) as e:
+        return figures.empty(f"cannot draw {what} at step {step}: {e}")
+
+
 def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
     @app.callback(
-        Output("run-slider", "min"),
-        Output("run-slider", "max"),
-        Output("run-slider", "marks"),
-        Output("run-slider", "value"),
-        Input("run-meta", "data"),
-        Input("run-live", "data"),
-        State("run-slider", "value"),
-        State("run-slider", "max"),
+        Output(ids.SLIDER, "min"),
+        Output(ids.SLIDER, "max"),
+        Output(ids.SLIDER, "marks"),
+        Output(ids.SLIDER, "value"),
+        Input(ids.LIVE, "data"),
+        State(ids.RUN_ID, "data"),
+        State(ids.SLIDER, "value"),
+        State(ids.SLIDER, "max"),
+        prevent_initial_call=True,
     )
-    def slider_range(meta: dict | None, shown: dict | None, value: int | None, top: int | None):
-        """Fit the slider to the run; while live, follow the newest step if at the end."""
-        if not meta:
-            raise PreventUpdate
-        steps = ctx.run(meta["id"]).step_list()
+    def slider_range(shown: dict | None, run_id: str, value: int | None, top: int | None):
+        """While live, grow the slider and follow the newest step if it was at the end."""
+        steps = ctx.run(run_id).step_list()
         if not len(steps):
             raise PreventUpdate
         first, last = int(steps[0]), int(steps[-1])
-        if dash_ctx.triggered_id == "run-live":
-            follow = value is None or value == top
-            return no_update, last, marks(first, last), (last if follow else no_update)
-        return first, last, marks(first, last), last
+        follow = value is None or value == top
+        return first, last, marks(first, last), (last if follow else no_update)
 
-    @app.callback(
-        Output("run-slider", "value", allow_duplicate=True),
+    # Playing runs in the browser and keeps time: each tick puts the slider where
+    # the chosen rate says it should be by now, so the rate holds even when the
+    # step's figures take longer than a tick to draw (they show the newest step).
+    app.clientside_callback(
+        """
+        function(clicks, ticks, click, rate, value, low, high, stopped) {
+            const trig = (dash_clientside.callback_context.triggered[0] || {}).prop_id || "";
+            const nu = dash_clientside.no_update;
+            rate = rate || 5;
+            const interval = Math.max(50, Math.round(1000 / rate));
+            if (value === null || value === undefined) { value = low; }
+            const now = performance.now();
+            if (trig.startsWith("run-loss")) {
+                if (!click || !click.points || !click.points.length) { return [nu, nu, nu, nu]; }
+                return [Math.round(click.points[0].x), nu, nu, nu];
+            }
+            if (trig.startsWith("run-speed")) {
+                window.gtPlay = {t0: now, v0: value};
+                return [nu, nu, nu, interval];
+            }
+            if (trig.startsWith("run-play")) {
+                if (!stopped) { return [nu, true, "▶ play", interval]; }
+                const start = value >= high ? low : value;
+                window.gtPlay = {t0: now, v0: start};
+                return [start === value ? nu : start, false, "⏸ pause", interval];
+            }
+            if (stopped || !window.gtPlay) { return [nu, nu, nu, nu]; }
+            const due = window.gtPlay.v0 + Math.floor((now - window.gtPlay.t0) * rate / 1000);
+            const next = Math.min(Math.max(due, value + 1), high);
+            const done = next >= high;
+            return [next, done, done ? "▶ play" : nu, nu];
+        }
+        """,
+        Output(ids.SLIDER, "value", allow_duplicate=True),
         Output("run-timer", "disabled"),
         Output("run-play", "children"),
+        Output("run-timer", "interval"),
         Input("run-play", "n_clicks"),
         Input("run-timer", "n_intervals"),
-        Input("run-loss", "clickData"),
-        State("run-slider", "value"),
-        State("run-slider", "min"),
-        State("run-slider", "max"),
-        State("run-speed", "value"),
+        Input(ids.LOSS, "clickData"),
+        Input("run-speed", "value"),
+        State(ids.SLIDER, "value"),
+        State(ids.SLIDER, "min"),
+        State(ids.SLIDER, "max"),
         State("run-timer", "disabled"),
         prevent_initial_call=True,
     )
-    def play(_clicks, _ticks, click, value, low, high, speed, stopped):
-        """Play/pause, advance one tick, or jump to a step clicked on the loss curve."""
-        trigger = dash_ctx.triggered_id
-        value = low if value is None else value
-        if trigger == "run-loss":
-            if not click or not click.get("points"):
-                raise PreventUpdate
-            return int(click["points"][0]["x"]), no_update, no_update
-        if trigger == "run-play":
-            if not stopped:
-                return no_update, True, "▶ play"
-            return (low if value >= high else no_update), False, "⏸ pause"
-        if stopped:
-            raise PreventUpdate
-        nxt = min(int(value) + int(speed or 1), high)
-        done = nxt >= high
-        return nxt, done, ("▶ play" if done else no_update)
 
     @app.callback(
         Output("run-weight-hist", "figure"),
         Output("run-grad-hist", "figure"),
-        Input("run-slider", "value"),
-        State("run-id", "data"),
+        Input(ids.SLIDER, "value"),
+        State(ids.RUN_ID, "data"),
     )
     def hists(value: int | None, run_id: str):
         """Per-layer histograms of the weights and of their gradients at the step."""
@@ -197,15 +265,19 @@ def register(app: Dash, ctx: AppContext) -> None:
             if row is None:
                 out.append(figures.empty(f"no {title} recorded at step {value}"))
                 continue
-            per_layer = {name: histogram(row[idx]) for name, idx in groups.items()}
-            out.append(stepfigures.histograms_figure(f"{title} at step {step}", per_layer))
+
+            def draw(row: np.ndarray = row, title: str = title) -> Any:
+                per_layer = {name: histogram(row[idx]) for name, idx in groups.items()}
+                return stepfigures.histograms_figure(f"{title} at step {step}", per_layer)
+
+            out.append(safely(draw, f"the {title} histogram", step))
         return tuple(out)
 
     @app.callback(
         Output("run-boundary", "figure"),
-        Input("run-slider", "value"),
-        State("run-meta", "data"),
-        State("run-id", "data"),
+        Input(ids.SLIDER, "value"),
+        State(ids.META, "data"),
+        State(ids.RUN_ID, "data"),
     )
     def decision(value: int | None, meta: dict | None, run_id: str):
         """The model's decision boundary at the step (2-input models)."""
@@ -215,4 +287,4 @@ def register(app: Dash, ctx: AppContext) -> None:
         step = snap(rc, value)
         if step is None:
             raise PreventUpdate
-        return boundary(rc, meta, step)
+        return safely(lambda: boundary(rc, meta, step), "the decision boundary", step)

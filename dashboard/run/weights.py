@@ -1,10 +1,9 @@
 """Run page, weights and gradients: pick weights by layer, neuron and name to see
-their value, gradient and update per step; a parameters x steps gradient heatmap
-(click a cell to pick that weight); the per-layer update-to-data ratio."""
+their value, gradient and update per step; a neurons x steps heatmap of |gradient|
+(click a row to plot that neuron's weights). The update-to-data ratio is in ``health``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,12 +13,13 @@ from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import downsample, layer_groups, plotly_text, update_ratio
+from gradtrace.dashboard.data import downsample, neuron_groups, neuron_label, neuron_of
+from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.ui import card, layer_options, neuron_options
 
 
 def layout() -> html.Section:
-    """The weight pickers, the history, the heatmap and the ratio."""
+    """The weight pickers, the history and the heatmap."""
     return card(
         "Weights and gradients",
         html.Div(
@@ -31,19 +31,13 @@ def layout() -> html.Section:
                     id="run-w-neuron", placeholder="neuron", clearable=False, className="pick"
                 ),
                 dcc.Dropdown(
-                    id="run-w-param", placeholder="weights", multi=True, className="pick-wide"
+                    id=ids.WEIGHTS, placeholder="weights", multi=True, className="pick-wide"
                 ),
             ],
             className="controls",
         ),
-        dcc.Graph(id="run-w-history", config={"displaylogo": False}),
-        html.Div(
-            [
-                dcc.Graph(id="run-w-heatmap", config={"displaylogo": False}),
-                dcc.Graph(id="run-w-ratio", config={"displaylogo": False}),
-            ],
-            className="grid-2",
-        ),
+        dcc.Graph(id="run-w-history", config={"displaylogo": False}, style={"height": "520px"}),
+        dcc.Graph(id="run-w-heatmap", config={"displaylogo": False}, style={"height": "520px"}),
     )
 
 
@@ -100,39 +94,13 @@ def sampled_steps(rc: RunCache) -> list[int]:
 
 
 def heatmap(rc: RunCache) -> Any:
-    """Gradients of every parameter at <= 300 sampled steps."""
+    """Summed |gradient| of every neuron's parameters at <= 300 sampled steps."""
     steps = sampled_steps(rc)
-    grads = rc.view.param_arrays(steps=steps, which="grad")
-    return figures.heatmap_figure(
-        grads.to_numpy(dtype=np.float64).T, grads.index.tolist(), rc.parameters()["name"].tolist()
-    )
-
-
-def ratio(rc: RunCache) -> Any:
-    """log10(|Δw|/|w|) per layer at <= 300 sampled steps, Δw from the next step's values."""
-    all_steps = rc.step_list()
-    if len(all_steps) < 2:
-        return figures.ratio_figure([], {})
-    picks = downsample(all_steps[:-1])
-    nxt = all_steps[np.searchsorted(all_steps, picks) + 1].tolist()
-    # Two lists of <= 300 steps: each is one indexed IN read (RunView reads a longer
-    # list as a range scan of every step's parameter arrays).
-    data = rc.view.param_arrays(steps=picks, which="data")
-    rest = sorted(set(nxt) - set(picks))
-    if rest:
-        data = pd.concat([data, rc.view.param_arrays(steps=rest, which="data")])
-    have = [(s, t) for s, t in zip(picks, nxt, strict=True) if s in data.index and t in data.index]
-    if not have:
-        return figures.ratio_figure([], {})
-    before = data.loc[[s for s, _ in have]].to_numpy(dtype=np.float64)
-    after = data.loc[[t for _, t in have]].to_numpy(dtype=np.float64)
-    ratios = update_ratio(before, after, layer_groups(rc.parameters()))
-    return figures.ratio_figure([s for s, _ in have], ratios)
-
-
-def per_run(rc: RunCache, what: str, make: Callable[[RunCache], Any]) -> Any:
-    """``make(rc)``, kept once the run has ended (it cannot change any more)."""
-    return make(rc) if rc.live else rc.cache.get((what,), lambda: make(rc))
+    grads = np.abs(rc.view.param_arrays(steps=steps, which="grad").to_numpy(dtype=np.float64))
+    groups = neuron_groups(rc.parameters())
+    mags = np.array([grads[:, idx].sum(axis=1) for idx in groups.values()])
+    labels = [neuron_label(*key) for key in groups]
+    return figures.heatmap_figure(mags, steps, labels)
 
 
 def register(app: Dash, ctx: AppContext) -> None:
@@ -143,13 +111,13 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-w-layer", "value"),
         Output("run-w-neuron", "options"),
         Output("run-w-neuron", "value"),
-        Output("run-w-param", "options"),
-        Output("run-w-param", "value"),
-        Input("run-meta", "data"),
+        Output(ids.WEIGHTS, "options"),
+        Output(ids.WEIGHTS, "value"),
+        Input(ids.META, "data"),
         Input("run-w-layer", "value"),
         Input("run-w-neuron", "value"),
         Input("run-w-heatmap", "clickData"),
-        State("run-w-param", "value"),
+        State(ids.WEIGHTS, "value"),
     )
     def pickers(
         meta: dict | None,
@@ -158,7 +126,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         click: dict | None,
         picked: list[str] | None,
     ):
-        """Layer -> neuron -> weight pickers; a heatmap click picks its weight."""
+        """Layer -> neuron -> weight pickers; a heatmap click picks a neuron's weights."""
         if not meta:
             raise PreventUpdate
         rc = ctx.run(meta["id"])
@@ -166,11 +134,18 @@ def register(app: Dash, ctx: AppContext) -> None:
         picked = picked or []
         trigger = dash_ctx.triggered_id
         if trigger == "run-w-heatmap":
-            shown = {plotly_text(n): n for n in params["name"]}
-            name = shown.get(str((click or {}).get("points", [{}])[0].get("y")))
-            if name is None:
+            hit = neuron_of((click or {}).get("points", [{}])[0].get("y"))
+            if hit is None:
                 raise PreventUpdate
-            return (no_update, *focus(rc, name))
+            names = param_options(rc, hit[0], hit[1], [])
+            return (
+                no_update,
+                hit[0],
+                neuron_options(params, hit[0]),
+                hit[1],
+                names,
+                [o["value"] for o in names],
+            )
         if trigger == "run-w-neuron":
             value = first_weight(rc, layer, neuron)
             return (*[no_update] * 4, param_options(rc, layer, neuron, value), value)
@@ -183,9 +158,9 @@ def register(app: Dash, ctx: AppContext) -> None:
 
     @app.callback(
         Output("run-w-history", "figure"),
-        Input("run-w-param", "value"),
-        Input("run-live", "data"),
-        State("run-id", "data"),
+        Input(ids.WEIGHTS, "value"),
+        Input(ids.LIVE, "data"),
+        State(ids.RUN_ID, "data"),
     )
     def history(names: list[str] | None, _shown: dict | None, run_id: str):
         """Value, gradient and update per step of the picked weights (one range read each)."""
@@ -198,22 +173,11 @@ def register(app: Dash, ctx: AppContext) -> None:
 
     @app.callback(
         Output("run-w-heatmap", "figure"),
-        Input("run-meta", "data"),
-        Input("run-live", "data"),
+        Input(ids.META, "data"),
+        Input(ids.LIVE, "data"),
     )
     def grad_heatmap(meta: dict | None, _shown: dict | None):
         """Parameters x sampled steps of gradients (kept once the run has ended)."""
         if not meta:
             raise PreventUpdate
-        return per_run(ctx.run(meta["id"]), "heatmap", heatmap)
-
-    @app.callback(
-        Output("run-w-ratio", "figure"),
-        Input("run-meta", "data"),
-        Input("run-live", "data"),
-    )
-    def update_to_data(meta: dict | None, _shown: dict | None):
-        """The per-layer update-to-data ratio (kept once the run has ended)."""
-        if not meta:
-            raise PreventUpdate
-        return per_run(ctx.run(meta["id"]), "ratio", ratio)
+        return ctx.run(meta["id"]).once("heatmap", heatmap)

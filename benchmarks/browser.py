@@ -1,0 +1,288 @@
+"""What the user feels on the run page of a 10,000-step run, in a real headless Chromium.
+
+    python benchmarks/browser.py --db /tmp/big.db          # a run made by bigrun.py
+    python benchmarks/browser.py                           # records one first (~1.5 min)
+
+The dashboard is served in a child process on 127.0.0.1 and driven by Selenium
+on the system Chromium (/usr/bin/chromium, /usr/bin/chromedriver). Every figure
+is measured in the page's own clock: from the input event's ``timeStamp`` (a key
+press on the slider, a click on the log-y box) to the last DOM mutation before the
+page has been quiet for ``QUIET_MS`` with no Dash callback pending — "the DOM
+settled". Medians over ``--moves`` moves. First paint is from navigation start to
+the run's summary and the loss curve's line being in the DOM. Play rate is the
+steps the slider advanced per second of playing at the fastest rate offered.
+The "server" column times the same work without the browser: the page request, the
+callbacks a slider move triggers (summed), the log-y patch (benchmarks/dashboard.py has
+every callback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from gradtrace import tracer
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+QUIET_MS = 400
+TARGETS_MS = {"slider move": 150.0, "log-y toggle": 150.0, "first paint (summary + loss)": 1000.0}
+PLAY_TARGET = 10.0
+
+# Installed once per page: the time of the last user input and of the last DOM change.
+PROBE = """
+if (!window.__probe) {
+  window.__probe = true;
+  window.__t0 = null; window.__last = performance.now();
+  for (const type of ['keydown', 'pointerdown', 'mousedown', 'click']) {
+    window.addEventListener(type, e => {
+      if (window.__t0 === null) window.__t0 = e.timeStamp;
+    }, true);
+  }
+  new MutationObserver(() => { window.__last = performance.now(); })
+    .observe(document.body,
+             {subtree: true, childList: true, attributes: true, characterData: true});
+}
+"""
+SETTLED = """
+const busy = document.querySelector('[data-dash-is-loading="true"]');
+return [window.__t0, window.__last, performance.now(), !!busy];
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(db: str, port: int) -> subprocess.Popen:
+    code = f"from gradtrace.dashboard import serve; serve({db!r}, port={port})"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    for _ in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the dashboard did not start")
+
+
+def browser(width: int = 1440, height: int = 900) -> webdriver.Chrome:
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--window-size={width},{height}",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def wait_for(driver, script: str, timeout: float = 30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.02)
+    raise TimeoutError(script)
+
+
+def settle(driver, timeout: float = 30.0) -> float:
+    """Milliseconds from the input event to the last DOM change before the page went quiet."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        t0, last, now, busy = driver.execute_script(SETTLED)
+        if t0 is not None and not busy and now - last >= QUIET_MS:
+            return max(last - t0, 0.0)
+        time.sleep(0.03)
+    raise TimeoutError("the page never settled")
+
+
+def arm(driver) -> None:
+    driver.execute_script(PROBE + "window.__t0 = null;")
+
+
+def first_paint(driver, url: str) -> float:
+    driver.get(url)
+    return wait_for(
+        driver,
+        """
+        const loss = document.querySelector(
+          '#run-loss .scatterlayer .trace, #run-loss canvas.gl-canvas-context');
+        const head = document.querySelector('#run-status');
+        if (!loss || !head) return null;
+        return performance.now();
+        """,
+    )
+
+
+def slider_moves(driver, moves: int) -> list[float]:
+    handle = driver.find_element(By.CSS_SELECTOR, "#run-slider [role=slider]")
+    out = []
+    for k in range(moves):
+        arm(driver)
+        handle.send_keys(Keys.ARROW_LEFT if k % 2 == 0 else Keys.PAGE_DOWN)
+        out.append(settle(driver))
+    return out
+
+
+def logy_toggles(driver, moves: int) -> list[float]:
+    box = driver.find_element(By.CSS_SELECTOR, "#run-logy input")
+    out = []
+    for _ in range(moves):
+        arm(driver)
+        box.click()
+        out.append(settle(driver))
+    return out
+
+
+def play_rate(driver, seconds: float = 6.0) -> tuple[float, float]:
+    """(chosen rate, achieved steps/s) playing at PLAY_TARGET steps/s."""
+    driver.find_element(By.CSS_SELECTOR, "#run-speed").click()
+    options = wait_for(
+        driver,
+        "return Array.from(document.querySelectorAll('[role=option]'))"
+        f".filter(o => o.textContent.trim() === '{PLAY_TARGET:g} steps / s');",
+    )
+    options[0].click()
+    driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    rate = PLAY_TARGET
+    box = driver.find_element(By.CSS_SELECTOR, "#run-slider input")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("0", Keys.ENTER, Keys.TAB)
+    time.sleep(1.0)
+    value = "return parseInt(document.querySelector('#run-slider input').value)"
+    start = driver.execute_script(value)
+    driver.find_element(By.CSS_SELECTOR, "#run-play").click()
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    end = driver.execute_script(value)
+    elapsed = time.monotonic() - t0
+    driver.find_element(By.CSS_SELECTOR, "#run-play").click()
+    return rate, (end - start) / elapsed
+
+
+def server_side(db: str, run_id: str, moves: int) -> dict[str, float]:
+    """The same three measures on the server alone (Flask's test client, in process):
+    the page request; the callbacks a slider move triggers, summed; the log-y patch."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from gradtrace.dashboard import create_app
+
+    from dashboard import Caller, _find
+
+    c = Caller(create_app(db))
+    where = {"_pages_location.pathname": f"/run/{run_id}", "_pages_location.search": ""}
+    c.call("_pages_content.children", where, "_pages_location.pathname")  # warm, as above
+    pages = []
+    for _ in range(5):
+        ms, resp = c.call("_pages_content.children", where, "_pages_location.pathname")
+        pages.append(ms)
+    tree = resp["response"]["_pages_content"]["children"]
+    meta = _find(tree, "run-meta")["props"]["data"]
+    last = int(_find(tree, "run-slider")["props"]["max"])
+    base = {
+        "run-id.data": run_id,
+        "run-meta.data": meta,
+        "run-smooth.value": 0.6,
+        "run-logy.value": [],
+        "run-g-mode.value": "neuron",
+        "run-g-layer.value": 0,
+        "run-g-neuron.value": 0,
+        "run-g-example.value": 0,
+        "run-g-node.value": 0,
+        "run-nodes.getRowsRequest": {"startRow": 0, "endRow": 100},
+    }
+    outputs = (
+        "run-loss.figure",
+        "run-weight-hist.figure",
+        "run-boundary.figure",
+        "run-cyto.elements",
+        "run-nodes.getRowsResponse",
+    )
+    slider, logy = [], []
+    for k in range(moves):
+        values = {**base, "run-slider.value": last - 1 - k}
+        slider.append(sum(c.call(o, values, "run-slider.value")[0] for o in outputs))
+        values = {**base, "run-logy.value": ["log"] if k % 2 == 0 else []}
+        logy.append(c.call("run-loss.figure", values, "run-logy.value")[0])
+    return {
+        "first paint (summary + loss)": statistics.median(pages),
+        "slider move": statistics.median(slider),
+        "log-y toggle": statistics.median(logy),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", help="a database holding a run made by bigrun.py")
+    parser.add_argument("--moves", type=int, default=20)
+    args = parser.parse_args()
+    db = args.db
+    if db is None:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bigrun import make_big_run
+
+        db = str(Path(tempfile.mkdtemp()) / "big.db")
+        make_big_run(db)
+    with tracer.connect(db, readonly=True) as store:
+        run_id = store.runs().iloc[0]["id"]
+    port = free_port()
+    server = start_server(db, port)
+    driver = browser()
+    try:
+        url = f"http://127.0.0.1:{port}/run/{run_id}"
+        first_paint(driver, url)  # warms the server's caches of the run
+        paints = [first_paint(driver, url) for _ in range(5)]
+        time.sleep(3)
+        wait_for(driver, "return !document.querySelector('[data-dash-is-loading=\"true\"]')")
+        slider = slider_moves(driver, args.moves)
+        logy = logy_toggles(driver, args.moves)
+        rate, achieved = play_rate(driver)
+    finally:
+        driver.quit()
+        server.terminate()
+        server.wait()
+    rows = [
+        ("first paint (summary + loss)", statistics.median(paints)),
+        ("slider move", statistics.median(slider)),
+        ("log-y toggle", statistics.median(logy)),
+    ]
+    server = server_side(db, run_id, args.moves)
+    print(f"run page in headless Chromium, 10,000 steps, medians over {args.moves} (ms)")
+    print(f"{'measure':32} {'browser':>9} {'max':>9} {'server':>9} {'target':>8}  ok")
+    samples = {"first paint (summary + loss)": paints, "slider move": slider, "log-y toggle": logy}
+    for name, median in rows:
+        target = TARGETS_MS[name]
+        ok = "yes" if median <= target else "NO"
+        print(
+            f"{name:32} {median:9.0f} {max(samples[name]):9.0f} {server[name]:9.0f}"
+            f" {target:8.0f}  {ok}"
+        )
+    ok = "yes" if achieved >= rate * 0.9 else "NO"
+    print(f"{'play (steps/s at chosen rate)':32} {achieved:9.1f} {'':>9} {'':>9} {rate:8.1f}  {ok}")
+    print(f"(cpu count {os.cpu_count()}; server and browser share it)")
+
+
+if __name__ == "__main__":
+    main()

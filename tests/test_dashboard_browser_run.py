@@ -1,0 +1,152 @@
+"""The run page in headless Chromium: a diverging run, URL state, designed states.
+
+    flock /tmp/gradtrace-browser.lock python -m pytest -m browser --headless \
+        tests/test_dashboard_browser_run.py -q
+"""
+
+from __future__ import annotations
+
+import pytest
+from gradtrace.dashboard import create_app
+from selenium.webdriver.common.keys import Keys
+from test_dashboard_browser import component_prop, set_slider, wait_until
+from test_dashboard_divergence import STEPS, diverging_run
+
+from gradtrace import tracer
+
+pytest_plugins = ["browser_conftest"]
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("chromium")]
+
+
+@pytest.fixture(scope="module")
+def diverged(tmp_path_factory) -> tuple[str, str]:
+    db = str(tmp_path_factory.mktemp("div") / "div.db")
+    return db, diverging_run(db)
+
+
+def visible_without_scrolling(dash_duo, selector: str) -> bool:
+    return dash_duo.driver.execute_script(
+        "const r = document.querySelector(arguments[0]).getBoundingClientRect();"
+        "return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight;",
+        selector,
+    )
+
+
+def test_diverging_run_story_on_top_every_step_without_errors(dash_duo, diverged):
+    db, run_id = diverged
+    bad = tracer.connect(db, readonly=True).run(run_id).first_nonfinite()
+    dash_duo.start_server(create_app(db))
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
+    dash_duo.wait_for_element("#run-story", timeout=20)
+    assert visible_without_scrolling(dash_duo, "#run-story")
+    assert dash_duo.find_element("#run-diverged").text == f"diverged at step {bad['step']}"
+    for step in range(STEPS):
+        set_slider(dash_duo, "run-slider", step)
+        wait_until(
+            lambda step=step: (
+                f"step {step}" in dash_duo.find_element("#run-weight-hist").text
+            ),
+            what=f"the histograms of step {step}",
+        )
+    set_slider(dash_duo, "run-slider", 0)
+    wait_until(lambda: component_prop(dash_duo, "run-slider", "value") == 0, what="step 0")
+    dash_duo.find_element("#run-story-go").click()
+    wait_until(
+        lambda: component_prop(dash_duo, "run-slider", "value") == bad["step"],
+        what="the slider at the divergence step",
+    )
+    assert component_prop(dash_duo, "run-g-node", "value") == bad["node"]
+    assert dash_duo.get_logs() == []  # no failed callback at any step
+
+
+def test_url_step_restores_the_view_and_unknown_run_has_a_way_back(dash_duo, diverged):
+    db, run_id = diverged
+    dash_duo.start_server(create_app(db))
+    dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}?step=3&node=5")
+    dash_duo.wait_for_element("#run-name", timeout=20)
+    assert component_prop(dash_duo, "run-slider", "value") == 3
+    assert component_prop(dash_duo, "run-g-mode", "value") == "node"
+    assert component_prop(dash_duo, "run-g-node", "value") == 5
+    wait_until(
+        lambda: "step 3" in dash_duo.find_element("#run-weight-hist").text,
+        what="the histograms of the URL's step",
+    )
+    wait_until(
+        lambda: "node 5 and its neighbours" in dash_duo.find_element("#run-g-note").text,
+        what="the graph around the URL's node",
+    )
+    set_slider(dash_duo, "run-slider", 2)
+    wait_until(
+        lambda: dash_duo.driver.current_url.endswith(f"/run/{run_id}?step=2&node=5"),
+        what="the address bar to follow the view",
+    )
+    dash_duo.driver.get(f"{dash_duo.server_url}/run/no-such-run")
+    dash_duo.wait_for_element("#run-missing", timeout=20)
+    assert "no-such-run" in dash_duo.find_element("#run-missing").text
+    dash_duo.find_element(".not-found a").click()
+    dash_duo.wait_for_element("#runs-grid", timeout=20)
+
+
+OVERFLOWING = """
+const W = window.innerWidth, out = [];
+function clipped(el) {
+  for (let p = el.parentElement; p; p = p.parentElement) {
+    const s = getComputedStyle(p);
+    if (s.overflowX !== 'visible' && p.getBoundingClientRect().right <= W + 1) return true;
+  }
+  return false;
+}
+for (const el of document.querySelectorAll('body *')) {
+  const r = el.getBoundingClientRect(), s = getComputedStyle(el);
+  if (r.width === 0 || r.right <= 0 || s.visibility === 'hidden' || s.opacity === '0') continue;
+  if ((r.right > W + 1 || r.left < -1) && !clipped(el)) {
+    out.push(`${el.tagName}#${el.id}.${el.className} ${Math.round(r.right)}`);
+  }
+}
+return [document.documentElement.scrollWidth, W, out.slice(0, 10)];
+"""
+
+
+def test_phone_width_is_one_column_without_horizontal_overflow(dash_duo, diverged):
+    db, run_id = diverged
+    dash_duo.start_server(create_app(db))
+    # Headless Chromium will not make a window narrower than 500 px: emulate the phone.
+    dash_duo.driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+    )
+    dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
+    dash_duo.wait_for_element("#run-name", timeout=20)
+    wait_until(lambda: "step" in dash_duo.find_element("#run-weight-hist").text, what="replay")
+    wait_until(lambda: component_prop(dash_duo, "run-cyto", "elements"), what="the graph")
+    scroll, width, wide = dash_duo.driver.execute_script(OVERFLOWING)
+    assert width == 390
+    assert scroll <= width and wide == [], wide
+    cyto = dash_duo.driver.execute_script(
+        "return document.querySelector('#run-cyto').getBoundingClientRect().width"
+    )
+    assert cyto > 300  # the graph canvas spans the screen, its side panel below
+
+
+def test_enter_applies_a_typed_step_and_the_breadcrumb_goes_home(dash_duo, diverged):
+    db, run_id = diverged
+    dash_duo.start_server(create_app(db))
+    dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
+    dash_duo.wait_for_element("#run-name", timeout=20)
+    box = dash_duo.wait_for_element("#run-slider input", timeout=20)
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("2", Keys.ENTER)
+    wait_until(
+        lambda: component_prop(dash_duo, "run-slider", "value") == 2, what="step 2 on Enter"
+    )
+    dash_duo.find_element("#crumb-runs").click()
+    dash_duo.wait_for_element("#runs-grid", timeout=20)
+
+
+def test_empty_database_shows_the_demo_command(dash_duo, tmp_path):
+    db = str(tmp_path / "empty.db")
+    tracer.connect(db).close()
+    dash_duo.start_server(create_app(db))
+    dash_duo.wait_for_element("#runs-empty", timeout=20)
+    assert dash_duo.find_element("#runs-empty-command").text == f"gradtrace demo --db {db}"
