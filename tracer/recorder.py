@@ -25,7 +25,6 @@ writer pid is gone.
 from __future__ import annotations
 
 import atexit
-import gc
 import json
 import os
 import signal
@@ -43,7 +42,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from gradtrace.engine import Value
+from gradtrace.engine import GCPolicy, Value
+from gradtrace.engine import linear_gc as engine_linear_gc
 from gradtrace.tracer.capture import GraphCapture, float_bytes, metric_row, update_rows
 from gradtrace.tracer.db import open_database, writing
 from gradtrace.tracer.errors import ConfigError, RecorderError
@@ -120,7 +120,7 @@ class Recorder:
         every: int = 1,
         background: bool = False,
         queue_size: int = 8,
-        freeze_gc: bool = True,
+        linear_gc: bool = True,
     ):
         # Everything that can be wrong with the arguments is checked before
         # anything is written, so a bad call leaves no half-made run behind.
@@ -158,8 +158,9 @@ class Recorder:
         # held (strongly, so dropping the last reference in a function does not
         # lose it) until close(), and whatever is still open is closed at exit.
         _OPEN.add(self)
-        if freeze_gc:
-            _freeze_heap()
+        # Full collections in proportion to the work while the run records; undone
+        # at close(), so a notebook recording run after run keeps nothing alive.
+        self._gc: GCPolicy | None = engine_linear_gc() if linear_gc else None
 
     def _insert_run(self, seed: int | None, tags: list[str], notes: str) -> int:
         capture, every = self.capture, self.every
@@ -292,6 +293,8 @@ class Recorder:
                     Writer(self.engine, self.run_key).submit(final)
                     raise
         finally:
+            if self._gc is not None:
+                self._gc.restore()
             self.engine.dispose()
 
     def __enter__(self) -> Recorder:
@@ -382,19 +385,6 @@ def _close_at_exit() -> None:
             print(f"gradtrace: could not close run {rec.name!r}: {e}", file=sys.stderr)
 
 
-def _freeze_heap() -> None:
-    """Move what is alive now (imported modules, the data) out of the collector's sight.
-
-    The engine's graphs make no reference cycles, but a step still allocates
-    enough objects to set off full collections, and each one walks everything
-    alive: with pandas, SQLAlchemy and friends imported that doubled the moons
-    step (0.149 s against 0.089 s frozen; benchmarks/README.md). ``gc.freeze``
-    is Python's own answer; collecting first means no garbage gets frozen.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 def record(name: str = "run", db: str | os.PathLike | None = None, **options: Any) -> Recorder:
     """Start recording a run into ``db`` (a path or SQLAlchemy URL; default ``$GRADTRACE_DB``
     or ``./gradtrace.db``).
@@ -406,8 +396,8 @@ def record(name: str = "run", db: str | os.PathLike | None = None, **options: An
     ``notes``; ``capture="nodes"`` (every node, default) or ``"params"``
     (parameters and metrics only); ``every=k`` traces nodes every k-th step;
     ``background=True`` writes on a thread behind a bounded queue;
-    ``freeze_gc=False`` leaves the garbage collector alone (by default the
-    objects alive when the run starts are frozen with ``gc.freeze()``, so full
-    collections during training stop re-walking them).
+    ``linear_gc=False`` leaves the garbage collector alone (by default, while
+    the run records, :func:`gradtrace.engine.linear_gc` keeps full collections
+    from re-walking the growing graph; every setting is restored at close).
     """
     return Recorder(name, db, **options)
