@@ -67,6 +67,7 @@ RUNS = {
     "ended_at": pd.DatetimeTZDtype("us", "UTC"),
     "duration_s": F8,
     "steps": I8,
+    "diverged_at_step": pd.Int64Dtype(),
 }
 
 

@@ -92,23 +92,6 @@ class Shape:
             "args": {str(i): _json_float(x) for i, x in enumerate(self.exponents) if x is not None},
         }
 
-    def rows(self) -> list[tuple[Any, ...]]:
-        """``(node, op, a, b, arg, label, param)`` per node, for ``graph_nodes``."""
-        return [
-            (i, op, a if a >= 0 else None, b if b >= 0 else None, arg, label, p if p >= 0 else None)
-            for i, (op, a, b, arg, label, p) in enumerate(
-                zip(
-                    self.ops,
-                    self.a,
-                    self.b,
-                    self.exponents,
-                    self.labels,
-                    self.node_params(),
-                    strict=True,
-                )
-            )
-        ]
-
 
 def _json_float(x: float) -> float | str:
     """JSON has no NaN/inf (PostgreSQL's json type rejects them): those become strings,

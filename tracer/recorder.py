@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import os
 import signal
 import socket
@@ -49,6 +50,7 @@ from gradtrace.tracer.db import open_database, writing
 from gradtrace.tracer.errors import ConfigError, RecorderError
 from gradtrace.tracer.models import Parameter, Run
 from gradtrace.tracer.procinfo import process_start_time
+from gradtrace.tracer.summary import any_nonfinite
 from gradtrace.tracer.writer import BackgroundWriter, Final, StepBatch, Writer
 
 CAPTURES = ("nodes", "params")
@@ -254,6 +256,11 @@ class Recorder:
             batch.param_data, batch.param_grad = float_bytes(before), float_bytes(grad)
         if isinstance(loss, Value) and self.capture == "nodes" and step % self.every == 0:
             batch.snapshot = self.graphs.capture(loss, step)
+        batch.nonfinite = (
+            any_nonfinite(values.values())
+            or (pending is not None and (any_nonfinite(pending[1]) or any_nonfinite(pending[2])))
+            or (batch.snapshot is not None and batch.snapshot.first_nonfinite is not None)
+        )
         batch.steps_logged = self.steps_logged + 1
         previous = self._pending
         # A Ctrl-C waits until the step is written *and* counted: landing between the
@@ -282,7 +289,11 @@ class Recorder:
             return
         self.closed = True
         _OPEN.discard(self)
+        last = self._pending[0] if self._pending is not None else None
         final = Final(status, error, self._take_updates())
+        after = (math.nan if r[5] is None else r[5] for r in final.updates)  # NaN is NULL
+        if final.updates and any_nonfinite(after):
+            final.nonfinite_step = last
         try:
             with _deferred_sigint():  # the last update and the status go in whole
                 try:
