@@ -25,6 +25,7 @@ writer pid is gone.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import math
 import os
@@ -46,8 +47,9 @@ import sqlalchemy as sa
 from gradtrace.engine import GCPolicy, Value
 from gradtrace.engine import linear_gc as engine_linear_gc
 from gradtrace.tracer.capture import GraphCapture, float_bytes, metric_row, update_rows
-from gradtrace.tracer.db import open_database, writing
+from gradtrace.tracer.db import describe, open_database, writing
 from gradtrace.tracer.errors import ConfigError, RecorderError
+from gradtrace.tracer.integrity import mark_closed, mark_open
 from gradtrace.tracer.models import Parameter, Run
 from gradtrace.tracer.procinfo import process_start_time
 from gradtrace.tracer.summary import any_nonfinite
@@ -140,7 +142,10 @@ class Recorder:
         self.id = uuid.uuid4().hex
         self.engine = writing(open_database(db))
         self.url = self.engine.url
+        self._mark: int | None = None
         try:
+            if self.engine.dialect.name == "sqlite":  # the clean-close mark (tracer/integrity.py)
+                self._mark = mark_open(self.engine)
             self.run_key: int = self._insert_run(seed, tags, notes)
         except BaseException:
             self.engine.dispose()
@@ -306,6 +311,10 @@ class Recorder:
         finally:
             if self._gc is not None:
                 self._gc.restore()
+            if self._mark is not None:
+                # Left in place if this fails: the next open then checks every page.
+                with contextlib.suppress(Exception):
+                    mark_closed(self.engine, self._mark, describe(self.url))
             self.engine.dispose()
 
     def __enter__(self) -> Recorder:
