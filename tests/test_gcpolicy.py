@@ -85,3 +85,31 @@ def test_fifty_runs_in_a_row_stay_flat(tmp_path):
     # Each experiment's data is ~2.5 MB; 40 more runs keeping it would add ~100 MB.
     assert after - warm < 2_000_000, f"grew {after - warm} bytes over 40 runs"
     assert gc.get_freeze_count() == 0
+
+
+def test_reads_build_their_frames_without_collections(tmp_path):
+    """No collector pass walks the rows and frames a read is building."""
+    db = tmp_path / "runs.db"
+    with tracer.record("reads", db=db) as run:
+        list(train(150, run))
+    starts: list[int] = []
+
+    def count(phase: str, info: dict) -> None:
+        if phase == "start":
+            starts.append(info["generation"])
+
+    with tracer.connect(db, readonly=True) as store:
+        view = store.run("reads")
+        gc.collect()
+        gc.callbacks.append(count)
+        try:
+            updates = view.updates()
+            metrics = view.metrics()
+            grads = view.gradients()
+            runs = store.runs()
+        finally:
+            gc.callbacks.remove(count)
+    assert len(updates) > 2000 and len(metrics) == 150 and len(grads) == 150 and len(runs) == 1
+    # At most one young-generation pass per read, when the collector resumes at its end.
+    assert starts.count(0) <= 4 and set(starts) <= {0}, starts
+    assert gc.isenabled()

@@ -61,6 +61,7 @@ def gc_paused() -> Iterator[None]:
     SQLAlchemy loaded each one walks a large heap (it doubled ``metrics()`` on a
     10,000-step run). Rows make no cycles, so nothing is left for the collector.
     Nested and concurrent uses (dashboard threads) restore the state once, at the end.
+    Also a decorator: ``@gc_paused()`` over a read that builds a frame from its rows.
     """
     global _gc_depth, _gc_was_enabled
     with _gc_lock:
@@ -206,6 +207,7 @@ class Store:
         stamp += [f"{r[0]}:{effective_status(*r[1:], now)}" for r in live]
         return stamp
 
+    @gc_paused()
     def runs(self, experiment: str | None = None) -> pd.DataFrame:
         """One row per run, newest first.
 
