@@ -15,9 +15,9 @@ cycles, so these passes find nothing.
 What: while the policy is active, full collections are held back (the third
 threshold is raised) and let through again only once the time since the last
 one is at least ``1 / FULL_SHARE`` times what that one took. Young generations
-are collected as usual, and full passes still happen, so cyclic garbage made by
-other code is still freed; the collector simply cannot spend more than about
-``FULL_SHARE`` of the time re-walking long-lived objects.
+are collected as usual (a little less often), and full passes still happen, so
+cyclic garbage made by other code is still freed; the collector simply cannot
+spend more than about ``FULL_SHARE`` of the time re-walking long-lived objects.
 
 A library must not change global settings on import: nothing happens until
 :func:`linear_gc` is called, and :meth:`GCPolicy.restore` puts back the
@@ -34,6 +34,9 @@ from typing import Any
 
 FULL_SHARE = 0.05  # at most this share of wall time in full collections
 _HELD = 1 << 30  # third threshold while full passes are held back: never reached
+# Young collections every this many allocations at least (CPython's default is
+# 700): each one calls back here, and a graph is built of millions of objects.
+YOUNG = 10_000
 
 _lock = threading.Lock()
 _depth = 0
@@ -79,6 +82,8 @@ class GCPolicy:
                 _saved = gc.get_threshold()
                 _state.update(start=0.0, last_end=time.perf_counter(), last_cost=0.0)
                 gc.callbacks.append(_on_collect)
+                young = max(_saved[0], YOUNG) if _saved[0] else 0  # 0: automatic gc is off
+                gc.set_threshold(young, _saved[1], _saved[2])
                 _hold()
             _depth += 1
 
