@@ -34,9 +34,10 @@ from typing import Any
 
 FULL_SHARE = 0.05  # at most this share of wall time in full collections
 _HELD = 1 << 30  # third threshold while full passes are held back: never reached
-# Young collections every this many allocations at least (CPython's default is
-# 700): each one calls back here, and a graph is built of millions of objects.
-YOUNG = 10_000
+# While full passes are held back, young collections run every this many
+# allocations (CPython's default is 700): a graph is millions of objects that
+# all survive the step, and fewer, larger young passes walk them fewer times.
+YOUNG = 100_000
 
 _lock = threading.Lock()
 _depth = 0
@@ -60,14 +61,16 @@ def _on_collect(phase: str, info: dict[str, Any]) -> None:
 
 
 def _hold() -> None:
-    t0, t1, _ = gc.get_threshold()
-    gc.set_threshold(t0, t1, _HELD)
+    """Full passes held back; young collections every ``YOUNG`` allocations."""
+    t0, t1, _ = _saved or gc.get_threshold()
+    gc.set_threshold(max(t0, YOUNG) if t0 else 0, t1, _HELD)  # t0 == 0: automatic gc is off
     _state["held"] = True
 
 
 def _release() -> None:
-    t0, t1, _ = gc.get_threshold()
-    gc.set_threshold(t0, t1, _saved[2] if _saved else 10)
+    """CPython's own thresholds again, until its next full pass closes the gate."""
+    if _saved is not None:
+        gc.set_threshold(*_saved)
     _state["held"] = False
 
 
@@ -82,8 +85,6 @@ class GCPolicy:
                 _saved = gc.get_threshold()
                 _state.update(start=0.0, last_end=time.perf_counter(), last_cost=0.0)
                 gc.callbacks.append(_on_collect)
-                young = max(_saved[0], YOUNG) if _saved[0] else 0  # 0: automatic gc is off
-                gc.set_threshold(young, _saved[1], _saved[2])
                 _hold()
             _depth += 1
 
