@@ -109,3 +109,19 @@ def test_change_stamp_moves_only_when_the_runs_do(db_url):
         store.delete_run("first")
         assert store.change_stamp() != stamp  # deleted
         assert np.array_equal(store.runs()["name"].to_numpy(dtype=object), ["second"])
+
+
+def test_change_stamp_sees_a_writer_die_without_a_write(db_url, monkeypatch):
+    """A killed recorder writes nothing; its run turns crashed, so the list changes."""
+    live = tracer.record("live", db=db_url)
+    try:
+        with tracer.connect(db_url, readonly=True) as store:
+            monkeypatch.setattr("gradtrace.tracer.store.is_alive", lambda pid, started: True)
+            alive = store.change_stamp()
+            assert store.runs()["status"].tolist() == ["running"]
+            monkeypatch.setattr("gradtrace.tracer.store.is_alive", lambda pid, started: False)
+            assert store.change_stamp() != alive
+            assert store.runs()["status"].tolist() == ["crashed"]
+    finally:
+        monkeypatch.undo()
+        live.close()
