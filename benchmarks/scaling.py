@@ -81,7 +81,7 @@ def engine_rows(points: list[int], tmp: Path) -> list[tuple]:
         X, y = make_moons(n, 0.1, seed=1)
         model = MLP(2, [16, 16, 1], seed=1)
         repeat = 5 if n <= 100 else (3 if n <= 1000 else 2)
-        rounds = 3 if n <= 100 else 1
+        rounds = 3 if n <= 100 else 2
         found: dict[str, list[float]] = {"policy": [], "plain": [], "off": []}
         for _ in range(rounds):  # alternating blocks; the best block of each (shared machine)
             gc.collect()
