@@ -6,12 +6,14 @@
     >>> L.backward(); (a.grad, b.grad)
     (-3.0, 2.0)
 
-Pure Python; imports nothing from the rest of gradtrace.
+Pure Python; imports nothing from the rest of gradtrace. Big graphs train in time
+linear in their nodes after one opt-in line, ``linear_gc()`` (see ``gcpolicy``).
 """
 
 from gradtrace.engine import data, losses, optim
 from gradtrace.engine.check import GradCheck, InputCheck, gradcheck
 from gradtrace.engine.data import make_circles, make_moons, toy
+from gradtrace.engine.gcpolicy import GCPolicy, linear_gc
 from gradtrace.engine.graph import to_dot
 from gradtrace.engine.losses import accuracy, binary_cross_entropy, hinge, l2, mse
 from gradtrace.engine.nn import MLP, Layer, Module, Neuron, Role
@@ -50,6 +52,8 @@ __all__ = [
     "make_moons",
     "make_circles",
     "toy",
+    "linear_gc",
+    "GCPolicy",
     "data",
     "losses",
     "optim",

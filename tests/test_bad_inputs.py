@@ -139,7 +139,7 @@ BAD_INPUTS = [
     Bad("record()", "queue_size=0", "queue_size", _record(background=True, queue_size=0)),
     Bad("record()", "queue_size='8'", "queue_size", _record(background=True, queue_size="8")),
     Bad("record()", "queue_size=-1", "queue_size", _record(background=True, queue_size=-1)),
-    Bad("record()", "freeze_gc='no'", "freeze_gc", _record(freeze_gc="no")),
+    Bad("record()", "linear_gc='no'", "linear_gc", _record(linear_gc="no")),
     Bad("log()", "step 2**63", "step", _log(1.0, step=2**63)),
     Bad("log()", "step 2**31", "step", _log(1.0, step=2**31)),
     Bad("log()", "step a string", "step", _log(1.0, step="6")),

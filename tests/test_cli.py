@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import types
@@ -330,6 +331,25 @@ def test_db_check_sees_drift(toy_db):
     line = assert_one_line_error(result, 1, "differs from the models")
     assert "smuggled" in line
     assert "models    DIFFER" in result.stdout
+
+
+def test_db_check_reads_every_page(toy_db):
+    """A damaged page the cheap open checks never reach fails ``db check``, by name."""
+    url, _ = toy_db
+    if not url.startswith("sqlite"):
+        pytest.skip("SQLite's quick_check")
+    path = Path(url.removeprefix("sqlite:///"))
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'updates'").fetchone()
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with path.open("r+b") as f:
+        f.seek((root[0] - 1) * page)
+        f.write(b"\xa5" * page)
+    result = run_cli("db", "check", "--db", url)
+    line = assert_one_line_error(result, 1, "is not a readable SQLite database")
+    assert str(path) in line
 
 
 def test_db_check_of_a_missing_file(tmp_path):

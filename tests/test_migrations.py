@@ -30,7 +30,8 @@ TABLES = {
     "metrics",
     "updates",
     "graphs",
-    "graph_nodes",
+    "run_metrics",
+    "writers",
     "traces",
 }
 

@@ -79,18 +79,6 @@ class Shape:
             "args": {str(i): _json_float(x) for i, x in enumerate(self.exponents) if x is not None},
         }
 
-    def node_columns(self) -> dict[str, list[Any]]:
-        """The ``graph_nodes`` columns of this shape, one entry per node."""
-        return {
-            "node": list(range(self.n_nodes)),
-            "op": self.ops,
-            "a": [x if x >= 0 else None for x in self.a],
-            "b": [x if x >= 0 else None for x in self.b],
-            "arg": self.exponents,
-            "label": self.labels,
-            "param": [p if p >= 0 else None for p in self.node_params()],
-        }
-
 
 def _json_float(x: float) -> float | str:
     """JSON has no NaN/inf (PostgreSQL's json type rejects them): those become strings,

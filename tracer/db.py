@@ -29,6 +29,7 @@ from gradtrace.tracer.errors import (
     SchemaOutdated,
     SchemaTooNew,
 )
+from gradtrace.tracer.integrity import DAMAGED, dead_writers, forget_writers, name_damage
 from gradtrace.tracer.sqlitefile import (
     immutable_uri,
     look,
@@ -46,11 +47,17 @@ DEFAULT_DB = "gradtrace.db"
 BUSY_TIMEOUT_MS = 60_000
 _MIGRATION_LOCK = 0x67726164  # pg_advisory lock id: "grad"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-# Existing SQLite files up to this size get ``PRAGMA quick_check`` when opened
-# (it reads every page: ~20 ms for 35 MB from the page cache), so a damaged
-# file is refused before gradtrace writes into it. Larger files get the header
-# checks only; SQLite still reports a damaged page when a read reaches it.
-QUICK_CHECK_MAX_BYTES = 256 << 20
+# Existing SQLite files up to this size get ``PRAGMA quick_check`` on every open
+# (it reads every page), so a small damaged file is refused before gradtrace
+# writes into it at a cost bounded whatever the file's size. Larger files get it
+# only after a writer died mid-run, or from `gradtrace db check`; otherwise a
+# damaged page is reported, with the file's name, by the first read that meets it
+# (tracer/integrity.py).
+QUICK_CHECK_MAX_BYTES = 4 << 20
+# The newest schema revision, known without loading the migration scripts (which
+# takes a quarter of a second): they are loaded only when a migration is pending.
+# tests/test_migrations.py checks it equals alembic's head.
+HEAD_REVISION = "0006"
 
 
 def resolve_url(db: str | os.PathLike | None = None) -> URL:
@@ -307,6 +314,8 @@ def _state(conn: sa.Connection, url: URL) -> str | None:
             f"{describe(url)} has a runs table but no schema version; it was not made by "
             "gradtrace and was left untouched"
         )
+    if revision == HEAD_REVISION:
+        return revision
     script = ScriptDirectory.from_config(alembic_config())
     try:
         script.get_revision(revision)
@@ -384,21 +393,32 @@ def open_database(db: str | os.PathLike | None = None, readonly: bool = False) -
     path = _sqlite_path(url) if url.get_backend_name() == "sqlite" else None
     if path is not None:
         _check_sqlite_file(path, readonly)
-    existing = path is not None and path.exists() and path.stat().st_size > 0
+    size = path.stat().st_size if path is not None and path.exists() else 0
     engine = create_db_engine(url, readonly)
+    dead: list[int] = []
     try:
         with engine.connect() as conn:
-            if existing and path.stat().st_size <= QUICK_CHECK_MAX_BYTES:
+            checked = 0 < size <= QUICK_CHECK_MAX_BYTES
+            if checked:
                 _quick_check(conn, url)
             current = _state(conn, url)
+            if size and current == HEAD_REVISION:
+                # A writer died mid-run, or this process met damage: check every page.
+                dead = dead_writers(conn)
+                if (dead or describe(url) in DAMAGED) and not checked:
+                    _quick_check(conn, url)
         if readonly:
-            if current != head_revision():
+            if current != HEAD_REVISION:
                 raise SchemaOutdated(
                     f"{describe(url)} uses an older schema ({current or 'empty'}); upgrade it "
                     f"once with: gradtrace db upgrade --db {describe(url)}"
                 )
         else:
-            migrate(engine, url)
+            if current != HEAD_REVISION:
+                migrate(engine, url)
+            if dead:
+                with writing(engine).begin() as conn:
+                    forget_writers(conn, dead)
             if engine.dialect.name == "sqlite":
                 _enable_wal(engine)
     except DBAPIError as e:
@@ -407,6 +427,8 @@ def open_database(db: str | os.PathLike | None = None, readonly: bool = False) -
     except Exception:
         engine.dispose()
         raise
+    if path is not None:
+        name_damage(engine, describe(url))
     return engine
 
 

@@ -16,8 +16,8 @@ Infinities are stored as they are.
 Node traces
 -----------
 ``traces.data`` and ``traces.grad`` hold one step's node values and gradients as
-little-endian IEEE-754 float64 arrays: node ``i`` (in the order of
-``graph_nodes.node``) at bytes ``[8*i, 8*i + 8)``, compressed as the row's
+little-endian IEEE-754 float64 arrays: node ``i`` (position ``i`` of the
+``graphs`` row's arrays) at bytes ``[8*i, 8*i + 8)``, compressed as the row's
 ``codec`` says (NULL, as gradtrace 0.1.0 wrote, is uncompressed; see
 ``tracer.codec`` for every byte format). NaN payloads and -0.0 survive.
 """
@@ -72,13 +72,15 @@ class Run(Base):
     """One training run: who wrote it, how it was configured, how it ended."""
 
     __tablename__ = "runs"
+    # "Did anything change since T?" is one index lookup (the dashboard asks every few s).
+    __table_args__ = (Index("ix_runs_heartbeat_at", "heartbeat_at"),)
 
     run_key: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(32), unique=True, comment="uuid4 hex; public id")
     name: Mapped[str] = mapped_column(String(200))
     experiment: Mapped[str] = mapped_column(String(200), default="default", index=True)
     status: Mapped[str] = mapped_column(
-        String(16), comment="running | finished | failed | interrupted | terminated"
+        String(16), index=True, comment="running | finished | failed | interrupted | terminated"
     )
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -105,6 +107,9 @@ class Run(Base):
     )
     version: Mapped[str] = mapped_column(String(32), comment="gradtrace version of the writer")
     error: Mapped[str | None] = mapped_column(Text)
+    first_nonfinite_step: Mapped[int | None] = mapped_column(
+        Integer, comment="first step with a NaN/inf node, metric or parameter; kept by the writer"
+    )
 
 
 class Parameter(Base):
@@ -206,8 +211,8 @@ class Graph(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), comment="sha256 of the structure")
     n_nodes: Mapped[int] = mapped_column(Integer)
     first_step: Mapped[int] = mapped_column(Integer)
-    # The same structure as graph_nodes, column-wise, so a reader loads a
-    # 65,000-node shape in one row instead of 65,000 (int32 LE arrays, -1 = none).
+    # The structure column-wise, so a reader loads a 65,000-node shape in one
+    # row instead of 65,000 (int32 LE arrays, -1 = none; node i at position i).
     ops: Mapped[str] = mapped_column(Text, comment="node ops separated by spaces; '.' = leaf")
     a: Mapped[bytes] = mapped_column(LargeBinary, comment="first operand per node, int32 LE")
     b: Mapped[bytes] = mapped_column(LargeBinary, comment="second operand per node, int32 LE")
@@ -216,22 +221,37 @@ class Graph(Base):
     args: Mapped[dict] = mapped_column(JSON, comment="{node: exponent} for ** nodes")
 
 
-class GraphNode(Base):
-    """A node of a stored graph: its op, its operands, and what it stands for."""
+class RunMetric(Base):
+    """Per run and metric, kept by the writer at each step: the run list reads
+    these few rows instead of every metric row of every run."""
 
-    __tablename__ = "graph_nodes"
+    __tablename__ = "run_metrics"
     __table_args__ = (CLUSTERED,)
 
-    graph_key: Mapped[int] = mapped_column(
-        ForeignKey("graphs.graph_key", ondelete="CASCADE"), primary_key=True
-    )
-    node: Mapped[int] = mapped_column(Integer, primary_key=True)
-    op: Mapped[str] = mapped_column(String(16), comment="'' for a leaf")
-    a: Mapped[int | None] = mapped_column(Integer, comment="first operand's node index")
-    b: Mapped[int | None] = mapped_column(Integer, comment="second operand's node index")
-    arg: Mapped[float | None] = mapped_column(Float, comment="exponent of a ** node")
-    label: Mapped[str] = mapped_column(String(200), default="")
-    param: Mapped[int | None] = mapped_column(Integer, comment="parameter idx for a leaf")
+    run_key: Mapped[int] = mapped_column(run_fk(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_step: Mapped[int] = mapped_column(Integer)
+    last_value: Mapped[float | None] = mapped_column(Float, comment="NULL means NaN")
+    last_raw: Mapped[bytes | None] = mapped_column(LargeBinary, comment="exact bits if NaN/-0.0")
+    min_value: Mapped[float | None] = mapped_column(Float, comment="smallest non-NaN value")
+    max_value: Mapped[float | None] = mapped_column(Float, comment="largest non-NaN value")
+
+
+class WriterMark(Base):
+    """A process writing to the database right now: the clean-close mark.
+
+    A recorder adds its row when it opens the database and deletes it when it
+    closes; a row whose process is gone means a writer died mid-run, and the
+    next open runs SQLite's full ``quick_check`` (see tracer/integrity.py).
+    """
+
+    __tablename__ = "writers"
+
+    writer_key: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    pid_started: Mapped[float | None] = mapped_column(Float)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Trace(Base):

@@ -25,7 +25,8 @@ its parent's runs (see ``tracer.lifecycle``). A killed process leaves the run
 
 from __future__ import annotations
 
-import gc
+import contextlib
+import math
 import os
 import socket
 import time
@@ -37,16 +38,19 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from gradtrace.engine import Module, Role, Value
+from gradtrace.engine import GCPolicy, Module, Role, Value
+from gradtrace.engine import linear_gc as engine_linear_gc
 from gradtrace.tracer import lifecycle
 from gradtrace.tracer.capture import GraphCapture, metric_row, update_rows
-from gradtrace.tracer.db import open_database, writing
+from gradtrace.tracer.db import describe, open_database, writing
 from gradtrace.tracer.errors import ConfigError, RecorderError
 from gradtrace.tracer.forensics import Origin
+from gradtrace.tracer.integrity import mark_closed, mark_open
 from gradtrace.tracer.lifecycle import deferred_signals, error_text
 from gradtrace.tracer.models import Parameter, Run
 from gradtrace.tracer.origins import LiveCheck
 from gradtrace.tracer.procinfo import pid_namespace, process_start_time
+from gradtrace.tracer.summary import any_nonfinite
 from gradtrace.tracer.validate import RULES, check
 from gradtrace.tracer.writer import BackgroundWriter, Final, StepBatch, Writer
 
@@ -93,7 +97,7 @@ class Recorder:
         every: int = 1,
         background: bool = True,
         queue_size: int = 8,
-        freeze_gc: bool = True,
+        linear_gc: bool = True,
     ):
         # Everything that can be wrong with the arguments is checked before
         # anything is written, so a bad call leaves no half-made run behind.
@@ -109,7 +113,7 @@ class Recorder:
             ("every", every),
             ("background", background),
             ("queue_size", queue_size),
-            ("freeze_gc", freeze_gc),
+            ("linear_gc", linear_gc),
         ):
             check(argument, value)
         self.name, self.experiment = name, experiment
@@ -119,7 +123,10 @@ class Recorder:
         self.id = uuid.uuid4().hex
         self.engine = writing(open_database(db))
         self.url = self.engine.url
+        self._mark: int | None = None
         try:
+            if self.engine.dialect.name == "sqlite":  # the clean-close mark (tracer/integrity.py)
+                self._mark = mark_open(self.engine)
             self.run_key: int = self._insert_run(seed, tags, notes)
         except BaseException:
             self.engine.dispose()
@@ -142,8 +149,9 @@ class Recorder:
         # lose it) until close(), and whatever is still open is closed at exit.
         self.pid = os.getpid()  # a forked child's copy is not its own to close
         lifecycle.opened(self)
-        if freeze_gc:
-            _freeze_heap()
+        # Full collections in proportion to the work while the run records; undone
+        # at close(), so a notebook recording run after run keeps nothing alive.
+        self._gc: GCPolicy | None = engine_linear_gc() if linear_gc else None
 
     def _insert_run(self, seed: int | None, tags: list[str], notes: str) -> int:
         capture, every = self.capture, self.every
@@ -261,6 +269,12 @@ class Recorder:
             batch.snapshot = self.graphs.capture(loss, step)
             if batch.snapshot.new_shape:
                 self._check_labels(batch.snapshot.shape)
+        # The run's summary keeps its first non-finite step (tracer/summary.py).
+        batch.nonfinite = (
+            any_nonfinite(values.values())
+            or (pending is not None and not np.isfinite(pending[1]).all())
+            or (batch.snapshot is not None and batch.snapshot.first_nonfinite is not None)
+        )
         batch.steps_logged = self.steps_logged + 1
         previous = self._pending
         # A Ctrl-C waits until the step is written *and* counted: landing between the
@@ -300,7 +314,11 @@ class Recorder:
         if self._check.found is None:
             after = np.array([p.data for p in self.params], dtype=np.float64)
             origin = self._check.closed(after)
+        last = self._pending[0] if self._pending is not None else None
         final = Final(status, error, self._take_updates())
+        after = (math.nan if r[5] is None else r[5] for r in final.updates)  # NaN is NULL
+        if final.updates and any_nonfinite(after):
+            final.nonfinite_step = last
         try:
             with deferred_signals():  # the last update and the status go in whole
                 # The background writer stores the final status even after a step
@@ -309,6 +327,12 @@ class Recorder:
                 self.writer.submit(final)
                 self.writer.close()
         finally:
+            if self._gc is not None:
+                self._gc.restore()
+            if self._mark is not None:
+                # Left in place if this fails: the next open then checks every page.
+                with contextlib.suppress(Exception):
+                    mark_closed(self.engine, self._mark, describe(self.url))
             self.engine.dispose()
         # Only now: a warnings filter set to "error" must not keep the run open.
         self._warn_nonfinite(origin, stacklevel=4)
@@ -367,19 +391,6 @@ def _read_params(params: list[Value]) -> np.ndarray:
     return out
 
 
-def _freeze_heap() -> None:
-    """Move what is alive now (imported modules, the data) out of the collector's sight.
-
-    The engine's graphs make no reference cycles, but a step still allocates
-    enough objects to set off full collections, and each one walks everything
-    alive: with pandas, SQLAlchemy and friends imported that doubled the moons
-    step (0.149 s against 0.089 s frozen; benchmarks/README.md). ``gc.freeze``
-    is Python's own answer; collecting first means no garbage gets frozen.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 def record(name: str = "run", db: str | os.PathLike | None = None, **options: Any) -> Recorder:
     """Start recording a run into ``db`` (a path or SQLAlchemy URL; default ``$GRADTRACE_DB``
     or ``./gradtrace.db``).
@@ -392,8 +403,8 @@ def record(name: str = "run", db: str | os.PathLike | None = None, **options: An
     (parameters and metrics only); ``every=k`` traces nodes every k-th step;
     ``background=True`` (default) writes and compresses on a thread behind a
     bounded queue (``background=False`` writes in the training thread);
-    ``freeze_gc=False`` leaves the garbage collector alone (by default the
-    objects alive when the run starts are frozen with ``gc.freeze()``, so full
-    collections during training stop re-walking them).
+    ``linear_gc=False`` leaves the garbage collector alone (by default, while
+    the run records, :func:`gradtrace.engine.linear_gc` keeps full collections
+    from re-walking the growing graph; every setting is restored at close).
     """
     return Recorder(name, db, **options)

@@ -31,6 +31,10 @@ The frames (``str`` is pandas' string dtype; ``Int64`` is nullable):
 ``slice`` (stop excluded, any positive stride), or any list/tuple/array of ints.
 ``params`` are parameter indices and/or names.
 
+Bulk reads hold off the cyclic garbage collector while they build their rows and
+frames (``gc_paused``): rows make no cycles, and a collection there would walk
+every freshly built object, making a read grow faster than what it returns.
+
 Every float comes back with the bits it was recorded with, NaN payloads and -0.0
 included. Reads touch only what they ask for: one weight's history is a range read
 on the updates primary key, one step's nodes is one row of ``traces`` plus the
@@ -58,7 +62,7 @@ from gradtrace.tracer.codec import (
 )
 from gradtrace.tracer.errors import GradtraceError, RunNotFound
 from gradtrace.tracer.models import Graph, Metric, Parameter, Run, Step, Trace, Update
-from gradtrace.tracer.store import STR, as_utc, effective_status, last_metric_values
+from gradtrace.tracer.store import STR, as_utc, effective_status, gc_paused, last_metric_values
 from gradtrace.tracer.validate import safe_text
 
 if TYPE_CHECKING:
@@ -235,6 +239,7 @@ class RunView:
         """The last logged step number, or None before the first."""
         return self._max(sa.select(sa.func.max(Step.step)).where(Step.run_key == self.key))
 
+    @gc_paused()
     def steps(self, since: int | None = None) -> pd.DataFrame:
         """One row per logged step: wall_time, graph_key, first_nonfinite node, traced."""
         cond = Step.run_key == self.key
@@ -258,6 +263,7 @@ class RunView:
             index=pd.Index(_i8(c["step"]), name="step"),
         )
 
+    @gc_paused()
     def metrics(self, since: int | None = None) -> pd.DataFrame:
         """Index ``step``; one float64 column per metric (sorted by name), then
         ``wall_time``. ``since=k`` reads only steps after k (how a live view grows)."""
@@ -358,6 +364,7 @@ class RunView:
                 out.append(i)
         return out
 
+    @gc_paused()
     def updates(self, params: Params = None, steps: Steps = None) -> pd.DataFrame:
         """Long table: step, param, name, value_before, grad, value_after, lr."""
         cond, keep = _step_filter(Update.step, steps)
@@ -396,6 +403,7 @@ class RunView:
             }
         )
 
+    @gc_paused()
     def param_arrays(self, steps: Steps = None, which: str = "grad") -> pd.DataFrame:
         """Index step, one column per parameter name: ``which`` is "grad" or "data"
         (the value when the step was logged, before its update)."""
@@ -447,6 +455,7 @@ class RunView:
         )
         return GradtraceError(f"step {step} of run {self.name!r} has no node trace; {hint}")
 
+    @gc_paused()
     def _structure(self, graph_key: int) -> pd.DataFrame:
         if graph_key not in self._graphs:
             keys, rows = self.store.fetch(

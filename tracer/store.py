@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from gradtrace.tracer.codec import apply_raw
 from gradtrace.tracer.db import describe, open_database, resolve_url, writing
 from gradtrace.tracer.errors import AmbiguousRun, NotAGradtraceDatabase, RunNotFound
-from gradtrace.tracer.models import Metric, Run, Step
+from gradtrace.tracer.models import Metric, Run, RunMetric, Step
 from gradtrace.tracer.procinfo import is_alive, pid_namespace
 from gradtrace.tracer.validate import NAME_MAX, safe_text, shown, text_problem
 from sqlalchemy.engine import URL, Engine
@@ -45,6 +45,7 @@ RUN_COLUMNS = (
     "ended_at",
     "duration_s",
     "steps",
+    "diverged_at_step",
 )
 
 
@@ -61,6 +62,7 @@ def gc_paused() -> Iterator[None]:
     SQLAlchemy loaded each one walks a large heap (it doubled ``metrics()`` on a
     10,000-step run). Rows make no cycles, so nothing is left for the collector.
     Nested and concurrent uses (dashboard threads) restore the state once, at the end.
+    Also a decorator: ``@gc_paused()`` over a read that builds a frame from its rows.
     """
     global _gc_depth, _gc_was_enabled
     with _gc_lock:
@@ -158,6 +160,28 @@ class Store:
         return out
 
     # -- runs --------------------------------------------------------------
+    def change_stamp(self) -> list[str]:
+        """A short value that changes whenever :meth:`runs` would: a run added,
+        deleted or written to, or a running run's writer gone. Index lookups
+        only, so a view can ask "anything new?" every few seconds for free.
+
+            >>> stamp = store.change_stamp(); ...; store.change_stamp() == stamp   # doctest: +SKIP
+        """
+        totals = sa.select(
+            sa.select(sa.func.count()).select_from(Run).scalar_subquery(),
+            sa.select(sa.func.max(Run.run_key)).scalar_subquery(),
+            sa.select(sa.func.max(Run.heartbeat_at)).scalar_subquery(),
+        )
+        running = sa.select(
+            Run.run_key, Run.status, Run.host, Run.pid, Run.pid_started, Run.heartbeat_at
+        ).where(Run.status == "running")
+        (_, head), (_, live) = self.fetch_many(totals, running)
+        now = datetime.now(UTC)
+        stamp = [str(v) for v in head[0]]
+        stamp += [f"{r[0]}:{effective_status(*r[1:], now)}" for r in live]
+        return stamp
+
+    @gc_paused()
     def runs(self, experiment: str | None = None) -> pd.DataFrame:
         """One row per run, newest first.
 
@@ -169,6 +193,11 @@ class Store:
         none; see :func:`diverged_steps`), then the last value of
         each metric as ``metric.<name>`` (float64) and the config flattened into
         ``config.<key>`` columns (nested keys joined with dots).
+        ``diverged_at_step`` (Int64) is the first step where a NaN or infinity
+        appeared (node, metric or parameter), missing for a clean run.
+
+        Reads the summary the writer keeps (one row per run and metric), so its
+        cost grows with the number of runs, not with how long they ran.
         """
         stmt = sa.select(Run.__table__).order_by(Run.started_at.desc(), Run.run_key.desc())
         if experiment is not None:
@@ -215,6 +244,7 @@ class Store:
                 "ended_at": _utc_times([r["ended_at"] for r in records]),
                 "duration_s": np.array([r["duration_s"] for r in records], dtype=np.float64),
                 "steps": np.array([r["steps"] for r in records], dtype=np.int64),
+                "diverged_at_step": pd.array([m["first_nonfinite_step"] for m in rows], "Int64"),
             }
         )
         if not records:
@@ -366,32 +396,28 @@ def diverged_steps(store: Store, run_keys: list[int]) -> dict[int, int]:
 
 def last_metric_values(store: Store, run_keys: list[int]) -> pd.DataFrame:
     """Long table run_key, name, step, value: each metric's value at its last logged
-    step, exact bits of NaN and -0.0 restored."""
-    if not run_keys:
-        return pd.DataFrame({"run_key": [], "name": [], "step": [], "value": []})
-    last_step = (
-        sa.select(Metric.run_key, Metric.name, sa.func.max(Metric.step).label("step"))
-        .where(Metric.run_key.in_(sorted(set(run_keys))))
-        .group_by(Metric.run_key, Metric.name)
-        .subquery()
+    step, exact bits of NaN and -0.0 restored. Read from the summary the writer keeps
+    (``run_metrics``): one row per run and metric, whatever the runs' lengths."""
+    keys = sorted(set(run_keys))
+    where = RunMetric.run_key.in_(keys) if len(keys) <= 500 else sa.true()
+    _, rows = store.fetch(
+        sa.select(
+            RunMetric.run_key,
+            RunMetric.name,
+            RunMetric.last_step,
+            RunMetric.last_value,
+            RunMetric.last_raw,
+        ).where(where)
     )
-    stmt = sa.select(Metric.run_key, Metric.name, Metric.step, Metric.value, Metric.raw).join(
-        last_step,
-        sa.and_(
-            Metric.run_key == last_step.c.run_key,
-            Metric.name == last_step.c.name,
-            Metric.step == last_step.c.step,
-        ),
-    )
-    keys, rows = store.fetch(stmt)
-    cols = dict(zip(keys, zip(*rows, strict=True), strict=True)) if rows else {}
-    floats = {"value": np.array(cols.get("value", ()), dtype=np.float64)}
-    apply_raw(floats, cols.get("raw", ()))
+    wanted = set(keys)
+    rows = [r for r in rows if r[0] in wanted]
+    floats = {"value": np.array([r[3] for r in rows], dtype=np.float64)}
+    apply_raw(floats, [r[4] for r in rows])
     df = pd.DataFrame(
         {
-            "run_key": np.array(cols.get("run_key", ()), dtype=np.int64),
-            "name": pd.Series(list(cols.get("name", ())), dtype=STR),
-            "step": np.array(cols.get("step", ()), dtype=np.int64),
+            "run_key": np.array([r[0] for r in rows], dtype=np.int64),
+            "name": pd.Series([r[1] for r in rows], dtype=STR),
+            "step": np.array([r[2] for r in rows], dtype=np.int64),
             **floats,
         }
     )

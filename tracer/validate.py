@@ -216,7 +216,7 @@ RULES: dict[str, Rule] = {
     "queue_size": Rule(
         _int_in(1, QUEUE_MAX, f"1 to {QUEUE_MAX}"), "pass a small positive int, e.g. 8"
     ),
-    "freeze_gc": Rule(_bool, "pass True or False"),
+    "linear_gc": Rule(_bool, "pass True or False"),
     "step": Rule(
         _optional(_int_in(*INT32, "-2**31 to 2**31-1, the step column's range")),
         "pass an int below 2**31, or omit step= to number steps automatically",

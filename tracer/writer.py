@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 from gradtrace.tracer.capture import Shape, Snapshot
-from gradtrace.tracer.codec import ZSTD, encode_pair, row, rows
+from gradtrace.tracer.codec import ZSTD, encode_pair, row
 from gradtrace.tracer.errors import RecorderError
-from gradtrace.tracer.models import Graph, GraphNode, Metric, Run, Step, Trace, Update
+from gradtrace.tracer.models import Graph, Metric, Run, Step, Trace, Update
+from gradtrace.tracer.summary import metric_upsert_sql, summary_rows
 from sqlalchemy.engine import Connection, Engine
 
 COPY_MIN_ROWS = 200  # below this, executemany is as fast as COPY on PostgreSQL
@@ -40,6 +41,7 @@ class StepBatch:
     snapshot: Snapshot | None = None
     params: np.ndarray | None = None  # (2, n): every watched parameter's value and grad
     steps_logged: int = 0
+    nonfinite: bool = False  # a NaN/inf anywhere in this step (kept in the run summary)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Final:
     status: str
     error: str | None
     updates: list[tuple[Any, ...]] = field(default_factory=list)
+    nonfinite_step: int | None = None  # the last update's result is NaN/inf
 
 
 class _Statements:
@@ -60,8 +63,9 @@ class _Statements:
         self.preparer = dialect.identifier_preparer
         self.sql = {
             model.__tablename__: str(model.__table__.insert().compile(dialect=dialect))
-            for model in (Metric, Update, Step, Trace, GraphNode)
+            for model in (Metric, Update, Step, Trace)
         }
+        self.summary = metric_upsert_sql(engine.dialect)
 
     def insert(self, conn: Connection, model: type, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
@@ -155,12 +159,16 @@ class Writer:
                 codec=codec,
             )
             ins(conn, Trace, [trace])
-        conn.execute(
-            sa.update(Run)
-            .where(Run.run_key == self.run_key)
+        if batch.metrics:
+            conn.exec_driver_sql(self.stmts.summary, summary_rows(batch.metrics))
+        summary: dict[str, Any] = {
             # Counted in SQL: a step the database refused is not counted.
-            .values(steps=Run.steps + 1, heartbeat_at=datetime.now(UTC))
-        )
+            "steps": Run.steps + 1,
+            "heartbeat_at": datetime.now(UTC),
+        }
+        if batch.nonfinite:
+            summary["first_nonfinite_step"] = sa.func.coalesce(Run.first_nonfinite_step, batch.step)
+        conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(**summary))
 
     def _graph(self, conn: Connection, shape: Shape) -> None:
         shape.key = conn.execute(
@@ -174,8 +182,6 @@ class Writer:
             )
             .returning(Graph.graph_key)
         ).scalar_one()
-        nodes = rows(GraphNode, shape.n_nodes, graph_key=shape.key, **shape.node_columns())
-        self.stmts.insert(conn, GraphNode, nodes)
 
     def _final(self, conn: Connection, final: Final) -> None:
         if final.updates:
@@ -184,11 +190,17 @@ class Writer:
             # log() returns makes the recorder hand the same update over again.
             conn.execute(_insert_ignore(conn, Update), [_as_dict(Update, r) for r in final.updates])
         now = datetime.now(UTC)
-        conn.execute(
-            sa.update(Run)
-            .where(Run.run_key == self.run_key)
-            .values(status=final.status, error=final.error, ended_at=now, heartbeat_at=now)
-        )
+        values: dict[str, Any] = {
+            "status": final.status,
+            "error": final.error,
+            "ended_at": now,
+            "heartbeat_at": now,
+        }
+        if final.nonfinite_step is not None:
+            values["first_nonfinite_step"] = sa.func.coalesce(
+                Run.first_nonfinite_step, final.nonfinite_step
+            )
+        conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(**values))
 
 
 def _as_dict(model: type, row: tuple[Any, ...]) -> dict[str, Any]:

@@ -146,16 +146,20 @@ def register(app: Dash, ctx: AppContext) -> None:
     )
     def refresh(_n: int | None, signature: dict | None):
         """Re-read the runs; send them only when something changed."""
+        stamp = ctx.store.change_stamp()  # index lookups: nothing is built when nothing changed
+        if signature and signature.get("stamp") == stamp:
+            raise PreventUpdate
         runs = ctx.store.runs()
         rows = runs_rows(runs)
         cols = columns_for(runs)
         digest = hashlib.sha1(json.dumps(rows, default=str).encode()).hexdigest()
         col_digest = hashlib.sha1(json.dumps(cols).encode()).hexdigest()
+        new_signature = {"rows": digest, "cols": col_digest, "stamp": stamp}
         if signature and signature.get("rows") == digest:
-            raise PreventUpdate
+            return no_update, no_update, new_signature, no_update
         same_cols = signature and signature.get("cols") == col_digest
         count = f"{len(rows)} run{'s' if len(rows) != 1 else ''}"
-        return rows, (no_update if same_cols else cols), {"rows": digest, "cols": col_digest}, count
+        return rows, (no_update if same_cols else cols), new_signature, count
 
     @app.callback(Output("runs-compare", "children"), Input("runs-grid", "selectedRows"))
     def compare(selected: list[dict] | None):

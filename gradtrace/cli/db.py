@@ -56,6 +56,21 @@ def _peek(url: URL) -> tuple[str | None, list[str]]:
         engine.dispose()
 
 
+def _integrity(url: URL) -> str | None:
+    """SQLite's full ``quick_check`` over a read-only connection: None when it is ok."""
+    engine = create_db_engine(url, readonly=True)
+    try:
+        with engine.connect() as conn:
+            rows = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check(5)").all()]
+    except sa.exc.DBAPIError as e:
+        return f"{describe(url)} is damaged: {e.orig}"
+    finally:
+        engine.dispose()
+    if rows == ["ok"]:
+        return None
+    return f"{describe(url)} is damaged: {' '.join(rows)[:300]}"
+
+
 def upgrade(db: str | None) -> str:
     """Bring the schema to head; returns the report line."""
     url = resolve_url(db)
@@ -99,6 +114,10 @@ def check(db: str | None) -> tuple[list[str], str | None]:
     if path is not None:
         check_file(path)  # names the file; damage is an error (exit 1), nothing is created
     current, tables = _peek(url)
+    if path is not None:
+        damage = _integrity(url)  # every page, whatever the size: that is what check is for
+        if damage:
+            return [f"database  {where}"], damage
     head = head_revision()
     lines = [f"database  {where}", f"current   {current or '(none)'}", f"head      {head}"]
     if current is None:

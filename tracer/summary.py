@@ -1,0 +1,65 @@
+"""The per-run summary the writer keeps up to date, step by step.
+
+    >>> sql = metric_upsert_sql(engine.dialect)      # doctest: +SKIP
+    >>> conn.exec_driver_sql(sql, summary_rows(batch.metrics))   # doctest: +SKIP
+
+Kept at write time so readers never scan a run to answer a small question:
+
+===========================  ==================================================
+``run_metrics``              per run and metric: last step, last value (exact
+                             bits of NaN/-0.0 in ``last_raw``), min and max
+``runs.steps``               steps logged
+``runs.heartbeat_at``        last write time (indexed: "anything new since T?")
+``runs.first_nonfinite_step``  first step with a NaN/inf node value or gradient,
+                             metric, parameter value or gradient, or update result
+===========================  ==================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from gradtrace.tracer.models import RunMetric
+from sqlalchemy.engine import Dialect
+
+
+def any_nonfinite(values: Iterable[float]) -> bool:
+    """True when any float is NaN or infinite (``math.isfinite`` over the values, in C)."""
+    return not all(map(math.isfinite, values))
+
+
+def summary_rows(metric_rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``run_metrics`` rows from ``metrics`` rows ``(run_key, name, step, value, raw)``."""
+    return [(k, n, s, v, raw, v, v) for k, n, s, v, raw in metric_rows]
+
+
+def _pick(new: sa.ColumnElement, old: sa.ColumnElement, better: sa.ColumnElement) -> sa.Case:
+    """The new value unless it is NULL (NaN) or not better than the old one."""
+    return sa.case((new.is_(None), old), (sa.or_(old.is_(None), better), new), else_=old)
+
+
+def metric_upsert_sql(dialect: Dialect) -> str:
+    """Positional ``INSERT ... ON CONFLICT DO UPDATE`` for ``run_metrics``, compiled for
+    ``dialect`` (qmark on SQLite, format on PostgreSQL) from the model, never from text."""
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(RunMetric)
+    new, table = stmt.excluded, RunMetric.__table__.c
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.run_key, table.name],
+        set_={
+            "last_step": new.last_step,
+            "last_value": new.last_value,
+            "last_raw": new.last_raw,
+            "min_value": _pick(new.min_value, table.min_value, new.min_value < table.min_value),
+            "max_value": _pick(new.max_value, table.max_value, new.max_value > table.max_value),
+        },
+        where=table.last_step < new.last_step,  # a step written twice changes nothing
+    )
+    positional = type(dialect)(paramstyle="format" if dialect.name == "postgresql" else "qmark")
+    return str(stmt.compile(dialect=positional))
