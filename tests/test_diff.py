@@ -8,12 +8,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from comparehelp import record_run
-from gradtrace.tracer.diff import (
-    equal_mask,
-    first_differing_step,
-    first_unequal,
-    probe_then_bisect,
-)
+from gradtrace.tracer.diff import first_differing_step, probe_then_bisect
+from gradtrace.tracer.difftypes import equal_mask, first_unequal
 from tracehelp import NAN_PAYLOAD, fbits
 
 from gradtrace import tracer

@@ -117,10 +117,10 @@ def test_change_stamp_sees_a_writer_die_without_a_write(db_url, monkeypatch):
     live = tracer.record("live", db=db_url)
     try:
         with tracer.connect(db_url, readonly=True) as store:
-            monkeypatch.setattr("gradtrace.tracer.store.is_alive", lambda pid, started: True)
+            monkeypatch.setattr("gradtrace.tracer.frames.is_alive", lambda pid, started: True)
             alive = store.change_stamp()
             assert store.runs()["status"].tolist() == ["running"]
-            monkeypatch.setattr("gradtrace.tracer.store.is_alive", lambda pid, started: False)
+            monkeypatch.setattr("gradtrace.tracer.frames.is_alive", lambda pid, started: False)
             assert store.change_stamp() != alive
             assert store.runs()["status"].tolist() == ["crashed"]
     finally:

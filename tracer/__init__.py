@@ -36,7 +36,7 @@ _LAZY = {
     "RunView": "gradtrace.tracer.runview",
     "Origin": "gradtrace.tracer.forensics",
     "ParentValue": "gradtrace.tracer.forensics",
-    "RunDiff": "gradtrace.tracer.diff",
+    "RunDiff": "gradtrace.tracer.difftypes",
     "VerifyResult": "gradtrace.tracer.verify",
 }
 

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from gradtrace.tracer.codec import apply_raw
+from gradtrace.tracer.difftypes import HIGHER_IS_BETTER, MetricSide, ShapeDiff, first_unequal
 from gradtrace.tracer.models import Metric, Step, Trace
 
 if TYPE_CHECKING:
-    from gradtrace.tracer.diff import MetricSide, ShapeDiff
     from gradtrace.tracer.runview import RunView
 
 
@@ -79,7 +79,6 @@ def shape_diff(
     keys_b: list[tuple[int, str, int]],
 ) -> ShapeDiff | None:
     """Where the runs' graph shapes (in order of first use) first differ, or None."""
-    from gradtrace.tracer.diff import ShapeDiff
 
     for i in range(max(len(keys_a), len(keys_b))):
         ka = keys_a[i] if i < len(keys_a) else None
@@ -141,7 +140,6 @@ def metric_sides(
 ) -> list[MetricSide]:
     """Final, best (with its step) and the first differing step of every metric;
     ``ma``/``mb`` as :func:`metric_series` returns them."""
-    from gradtrace.tracer.diff import HIGHER_IS_BETTER, MetricSide, first_unequal
 
     empty = pd.Series(dtype=np.float64)
     out = []

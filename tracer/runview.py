@@ -61,8 +61,8 @@ from gradtrace.tracer.codec import (
     decode_matrix,
 )
 from gradtrace.tracer.errors import GradtraceError, RunNotFound
+from gradtrace.tracer.frames import STR, as_utc, effective_status, gc_paused, last_metric_values
 from gradtrace.tracer.models import Graph, Metric, Parameter, Run, Step, Trace, Update
-from gradtrace.tracer.store import STR, as_utc, effective_status, gc_paused, last_metric_values
 from gradtrace.tracer.validate import safe_text
 
 if TYPE_CHECKING:
@@ -73,7 +73,6 @@ Steps = int | range | slice | Sequence[int] | np.ndarray | None
 Params = int | str | Sequence[int | str] | None
 
 UPDATE_FLOATS = ["value_before", "grad", "value_after", "lr"]
-GRAPH_COLUMNS = ["node", "op", "label", "parents", "a", "b", "arg", "param"]
 MAX_IN = 500  # longer step lists are read as one range and filtered in memory
 EXPORT_CHUNK_STEPS = 2000  # updates are exported this many steps at a time
 

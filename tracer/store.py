@@ -11,102 +11,28 @@ user never become SQL text.
 
 from __future__ import annotations
 
-import gc
 import os
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from gradtrace.tracer.codec import apply_raw
 from gradtrace.tracer.db import describe, open_database, resolve_url, writing
 from gradtrace.tracer.errors import AmbiguousRun, NotAGradtraceDatabase, RunNotFound
-from gradtrace.tracer.models import Metric, Run, RunMetric, Step
-from gradtrace.tracer.procinfo import is_alive, pid_namespace
+from gradtrace.tracer.frames import (
+    STR,
+    as_utc,
+    effective_status,
+    gc_paused,
+    last_metric_values,
+)
+from gradtrace.tracer.models import Metric, Run, Step
 from gradtrace.tracer.validate import NAME_MAX, safe_text, shown, text_problem
 from sqlalchemy.engine import URL, Engine
 
 if TYPE_CHECKING:
     from gradtrace.tracer.runview import RunView
-
-STR = pd.Series(["x"]).dtype  # pandas' string dtype (``str`` in pandas 3, object before)
-STALE_AFTER = timedelta(hours=1)  # a run on another host silent this long reads as crashed
-RUN_COLUMNS = (
-    "id",
-    "name",
-    "experiment",
-    "status",
-    "started_at",
-    "ended_at",
-    "duration_s",
-    "steps",
-    "diverged_at_step",
-)
-
-
-_gc_lock = threading.Lock()
-_gc_depth = 0
-_gc_was_enabled = False
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Hold off the cyclic garbage collector while a bulk read allocates its rows.
-
-    Tens of thousands of row tuples set off full collections, and with pandas and
-    SQLAlchemy loaded each one walks a large heap (it doubled ``metrics()`` on a
-    10,000-step run). Rows make no cycles, so nothing is left for the collector.
-    Nested and concurrent uses (dashboard threads) restore the state once, at the end.
-    Also a decorator: ``@gc_paused()`` over a read that builds a frame from its rows.
-    """
-    global _gc_depth, _gc_was_enabled
-    with _gc_lock:
-        if _gc_depth == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_depth += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_depth -= 1
-            if _gc_depth == 0 and _gc_was_enabled:
-                gc.enable()
-
-
-def effective_status(
-    status: str,
-    host: str,
-    pid: int,
-    pid_started: float | None,
-    heartbeat: datetime | None,
-    now: datetime | None = None,
-    pid_ns: str | None = None,
-) -> str:
-    """``running`` becomes ``crashed`` when its writer is gone (same host and pid
-    namespace, where its pid means something) or long silent."""
-    if status != "running":
-        return status
-    if host == socket.gethostname() and (pid_ns is None or pid_ns == pid_namespace()):
-        return "running" if is_alive(pid, pid_started) else "crashed"
-    now = now or datetime.now(UTC)
-    if heartbeat is not None and now - as_utc(heartbeat) > STALE_AFTER:
-        return "crashed"
-    return "running"
-
-
-def as_utc(ts: datetime | None) -> datetime | None:
-    """A UTC datetime: SQLite hands back naive ones (gradtrace writes UTC), PostgreSQL
-    aware ones in the session's time zone."""
-    if ts is None or pd.isna(ts):
-        return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
 
 def public_url(url: URL) -> URL:
     """The URL the user gave: a read-only SQLite engine's ``file:...?mode=ro`` URI
@@ -392,36 +318,6 @@ def diverged_steps(store: Store, run_keys: list[int]) -> dict[int, int]:
     both = sa.union_all(marked, metric).subquery()
     stmt = sa.select(both.c.run_key, sa.func.min(both.c.step)).group_by(both.c.run_key)
     return {int(k): int(step) for k, step in store.fetch(stmt)[1]}
-
-
-def last_metric_values(store: Store, run_keys: list[int]) -> pd.DataFrame:
-    """Long table run_key, name, step, value: each metric's value at its last logged
-    step, exact bits of NaN and -0.0 restored. Read from the summary the writer keeps
-    (``run_metrics``): one row per run and metric, whatever the runs' lengths."""
-    keys = sorted(set(run_keys))
-    where = RunMetric.run_key.in_(keys) if len(keys) <= 500 else sa.true()
-    _, rows = store.fetch(
-        sa.select(
-            RunMetric.run_key,
-            RunMetric.name,
-            RunMetric.last_step,
-            RunMetric.last_value,
-            RunMetric.last_raw,
-        ).where(where)
-    )
-    wanted = set(keys)
-    rows = [r for r in rows if r[0] in wanted]
-    floats = {"value": np.array([r[3] for r in rows], dtype=np.float64)}
-    apply_raw(floats, [r[4] for r in rows])
-    df = pd.DataFrame(
-        {
-            "run_key": np.array([r[0] for r in rows], dtype=np.int64),
-            "name": pd.Series([r[1] for r in rows], dtype=STR),
-            "step": np.array([r[2] for r in rows], dtype=np.int64),
-            **floats,
-        }
-    )
-    return df.sort_values(["run_key", "name"], ignore_index=True)
 
 
 def connect(db: str | os.PathLike | None = None, readonly: bool = False) -> Store:

@@ -20,8 +20,8 @@ from gradtrace.dashboard.comparefigs import compare_figure
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import fmt_duration
 from gradtrace.dashboard.ui import card, message
-from gradtrace.tracer.diff import SETTINGS, RunDiff
 from gradtrace.tracer.diffread import metric_series, metric_sides, settings_of
+from gradtrace.tracer.difftypes import SETTINGS, RunDiff
 
 from gradtrace import tracer
 

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from gradtrace.cli.format import number, table
-from gradtrace.tracer.diff import NodeDiff, RunDiff
+from gradtrace.tracer.difftypes import NodeDiff, RunDiff
 from gradtrace.tracer.verify import VerifyResult
 
 
