@@ -121,12 +121,9 @@ class RunCache:
             return before, _last(self._metrics.index)
 
     def _read_metrics(self, since: int | None) -> pd.DataFrame:
-        df = self.view.metrics(since=since).drop(columns="wall_time")
-        # metrics() reads the metric rows and the steps in two queries: a step
-        # committed in between comes back with every metric NaN. While the run
-        # records, such trailing rows wait for the next poll; a real NaN is kept
-        # as soon as a later step (or the end of the run) follows it.
-        return _complete_rows(df) if self.live else df
+        # metrics() reads the metric rows and the steps in one snapshot, and the
+        # writer commits a step's rows together: a step comes back whole or not at all.
+        return self.view.metrics(since=since).drop(columns="wall_time")
 
     # -- derived, cached ----------------------------------------------------------------
     def parameters(self) -> pd.DataFrame:
@@ -193,17 +190,6 @@ class RunCache:
 
 def _last(index: pd.Index) -> int | None:
     return int(index[-1]) if len(index) else None
-
-
-def _complete_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` without its trailing rows that have no metric value at all."""
-    if df.empty or df.shape[1] == 0:
-        return df
-    has = df.notna().any(axis=1).to_numpy()
-    if has.all():
-        return df
-    last = np.flatnonzero(has)
-    return df.iloc[: last[-1] + 1] if len(last) else df.iloc[:0]
 
 
 class AppContext:

@@ -153,6 +153,7 @@ BAD_INPUTS = [
     Bad("log()", "NUL in a metric name", "metric name", _log(**{"m\x00": 1.0})),
     Bad("log()", "metric name of 201", "metric name", _log(**{"m" * 201: 1.0})),
     Bad("log()", "surrogate metric name", "metric name", _log(**{SURROGATE: 1.0})),
+    Bad("log()", "metric named wall_time", "metric name", _log(wall_time=1.0)),
     Bad("log()", "node label of 201", "label", _labelled("l" * 201)),
     Bad("log()", "NUL in a node label", "label", _labelled("l\x00")),
     Bad("watch()", "parameter name of 201", "parameter name", _watch("p" * 201)),

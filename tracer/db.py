@@ -94,7 +94,10 @@ def describe(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
-def _sqlite_path(url: URL) -> Path | None:
+def sqlite_path(url: URL) -> Path | None:
+    """The file behind a SQLite URL; None for another backend, memory or a URI."""
+    if url.get_backend_name() != "sqlite":
+        return None
     name = url.database
     if not name or name == ":memory:" or name.startswith("file:"):
         return None
@@ -240,7 +243,7 @@ def create_db_engine(url: URL, readonly: bool = False) -> Engine:
     backend = url.get_backend_name()
     kwargs: dict = {}
     if backend == "sqlite":
-        path = _sqlite_path(url)
+        path = sqlite_path(url)
         if readonly and path is not None:
             # SQLite's own read-only mode: the dashboard cannot write, whatever it runs.
             # The path is %-escaped: a '?' or '#' in a folder name would end it. Where
@@ -390,7 +393,7 @@ def open_database(db: str | os.PathLike | None = None, readonly: bool = False) -
     a newer schema) is checked before anything is written to it.
     """
     url = resolve_url(db)
-    path = _sqlite_path(url) if url.get_backend_name() == "sqlite" else None
+    path = sqlite_path(url)
     if path is not None:
         _check_sqlite_file(path, readonly)
     size = path.stat().st_size if path is not None and path.exists() else 0

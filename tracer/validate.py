@@ -79,6 +79,17 @@ def _name(value: Any) -> str | None:
     return None
 
 
+# Columns the readers add beside the metrics: a metric of that name would replace them.
+RESERVED_METRICS = ("wall_time",)
+
+
+def _metric_name(value: Any) -> str | None:
+    problem = _name(value)
+    if problem is None and value in RESERVED_METRICS:
+        return "is the name of the timestamp column metrics() adds"
+    return problem
+
+
 def _int_in(low: int, high: int, what: str) -> Callable[[Any], str | None]:
     def rule(value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -221,7 +232,11 @@ RULES: dict[str, Rule] = {
         _optional(_int_in(*INT32, "-2**31 to 2**31-1, the step column's range")),
         "pass an int below 2**31, or omit step= to number steps automatically",
     ),
-    "metric name": Rule(_name, f"use a non-empty name of at most {NAME_MAX} characters"),
+    "metric name": Rule(
+        _metric_name,
+        f"use a non-empty name of at most {NAME_MAX} characters, other than "
+        + ", ".join(RESERVED_METRICS),
+    ),
     "metric": Rule(_metric_value, "log a float, an int or a Value (float('1.5') for text)"),
     "label": Rule(_name, f"use labels of at most {NAME_MAX} characters, valid UTF-8, no NUL"),
     "parameter name": Rule(_name, f"use names of at most {NAME_MAX} characters"),

@@ -8,7 +8,6 @@ schema) inside it.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
@@ -26,21 +25,15 @@ from gradtrace.tracer.db import (
     head_revision,
     open_database,
     resolve_url,
+    sqlite_path,
 )
 from gradtrace.tracer.errors import GradtraceError, NotAGradtraceDatabase
 from gradtrace.tracer.sqlitefile import look
 
 
-def _sqlite_file(url: URL) -> Path | None:
-    name = url.database if url.get_backend_name() == "sqlite" else None
-    if not name or name == ":memory:" or name.startswith("file:"):
-        return None
-    return Path(name)
-
-
 def _peek(url: URL) -> tuple[str | None, list[str]]:
     """(revision, table names) over a read-only connection; a missing file is empty."""
-    path = _sqlite_file(url)
+    path = sqlite_path(url)
     if path is not None and not path.exists():
         return None, []
     if path is not None:  # seen without a connection that could change it
@@ -108,7 +101,7 @@ def check(db: str | None) -> tuple[list[str], str | None]:
     """(report lines, problem or None); a problem means exit status 1."""
     url = resolve_url(db)
     where = describe(url)
-    path = _sqlite_file(url)
+    path = sqlite_path(url)
     if path is not None and not path.exists():
         raise NotAGradtraceDatabase(f"no database at {path}; `gradtrace db upgrade` creates one")
     if path is not None:
