@@ -148,14 +148,27 @@ def test_two_runs_link_to_the_first_differing_node(dash_duo, recorded):
 def test_runs_list_selection_opens_the_compare_page(dash_duo, recorded):
     dash_duo.start_server(create_app(recorded["db"]))
     dash_duo.wait_for_contains_text("#runs-grid", "steady", timeout=20)
-    boxes = dash_duo.driver.find_elements(
-        By.CSS_SELECTOR, "#runs-grid .ag-row input[type=checkbox]"
+    for row in (0, 1):  # the grid may redraw its rows while it settles: find them afresh
+        wait_until(lambda row=row: _tick(dash_duo, row), what=f"row {row} ticked")
+    # The panel is drawn again for each tick: follow the link once it names both runs.
+    link = wait_until(
+        lambda: (a := dash_duo.find_element("#runs-compare-link"))
+        and a.get_attribute("href").count(",") == 1
+        and a,
+        what="the link to two runs",
     )
-    boxes[0].click()
-    boxes[1].click()
-    link = wait_until(lambda: dash_duo.find_element("#runs-compare-link"), what="the link")
     link.click()
     wait_until(
         lambda: (f := figure(dash_duo)) and len(f["data"]) >= 4, what="the compare page's figure"
     )
     assert "/compare?runs=" in dash_duo.driver.current_url
+
+
+def _tick(dash_duo, row: int) -> bool:
+    boxes = dash_duo.driver.find_elements(
+        By.CSS_SELECTOR, "#runs-grid .ag-row input[type=checkbox]"
+    )
+    if not boxes[row].is_selected():
+        boxes[row].click()
+    return boxes[row].is_selected()
+

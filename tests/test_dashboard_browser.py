@@ -38,7 +38,7 @@ CRASH_SCRIPT = textwrap.dedent(
     from gradtrace import tracer
     from gradtrace.tracer.demo import setup
     model, loss_fn, opt, _ = setup("toy", 10, 1)
-    run = tracer.record("crashed", sys.argv[1])
+    run = tracer.record("crashed", sys.argv[1], background=False)  # committed at log()
     run.watch(model, optimizer=opt)
     for k in range(3):
         loss, acc = loss_fn(); model.zero_grad(); loss.backward()

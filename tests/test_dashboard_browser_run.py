@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from gradtrace.dashboard import create_app
+from gradtrace.tracer.db import open_database
 from selenium.webdriver.common.keys import Keys
 from test_dashboard_browser import component_prop, set_slider, wait_until
 from test_dashboard_divergence import STEPS, diverging_run
@@ -40,7 +41,7 @@ def test_diverging_run_story_on_top_every_step_without_errors(dash_duo, diverged
     dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
     dash_duo.wait_for_element("#run-story", timeout=20)
     assert visible_without_scrolling(dash_duo, "#run-story")
-    assert dash_duo.find_element("#run-diverged").text == f"diverged at step {bad['step']}"
+    assert dash_duo.find_element("#run-diverged").text == f"diverged at step {bad.step}"
     for step in range(STEPS):
         set_slider(dash_duo, "run-slider", step)
         wait_until(
@@ -53,10 +54,10 @@ def test_diverging_run_story_on_top_every_step_without_errors(dash_duo, diverged
     wait_until(lambda: component_prop(dash_duo, "run-slider", "value") == 0, what="step 0")
     dash_duo.find_element("#run-story-go").click()
     wait_until(
-        lambda: component_prop(dash_duo, "run-slider", "value") == bad["step"],
+        lambda: component_prop(dash_duo, "run-slider", "value") == bad.step,
         what="the slider at the divergence step",
     )
-    assert component_prop(dash_duo, "run-g-node", "value") == bad["node"]
+    assert component_prop(dash_duo, "run-g-node", "value") == bad.node
     assert dash_duo.get_logs() == []  # no failed callback at any step
 
 
@@ -146,7 +147,7 @@ def test_enter_applies_a_typed_step_and_the_breadcrumb_goes_home(dash_duo, diver
 
 def test_empty_database_shows_the_demo_command(dash_duo, tmp_path):
     db = str(tmp_path / "empty.db")
-    tracer.connect(db).close()
+    open_database(db).dispose()  # an empty gradtrace database (a reader never creates one)
     dash_duo.start_server(create_app(db))
     dash_duo.wait_for_element("#runs-empty", timeout=20)
     assert dash_duo.find_element("#runs-empty-command").text == f"gradtrace demo --db {db}"
