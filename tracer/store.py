@@ -15,7 +15,7 @@ import gc
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -145,19 +145,31 @@ class Store:
     def fetch_many(self, *stmts: sa.Executable) -> list[tuple[list[str], list[tuple]]]:
         """Like :meth:`fetch` for several statements read in one transaction, so
         they see the same snapshot even while a writer commits new steps."""
-        out = []
+        with self.snapshot() as fetch:
+            return [fetch(stmt) for stmt in stmts]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Callable[[sa.Executable], tuple[list[str], list[tuple]]]]:
+        """A ``fetch`` whose statements all see one snapshot, for a read whose next
+        statement depends on what the previous one returned.
+
+            >>> with store.snapshot() as fetch:                 # doctest: +SKIP
+            ...     keys, rows = fetch(sa.select(Step.step))
+        """
         with gc_paused(), self.engine.connect() as conn:
             if conn.dialect.name == "postgresql":  # one snapshot for the whole transaction
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
-                for stmt in stmts:
+
+                def fetch(stmt: sa.Executable) -> tuple[list[str], list[tuple]]:
                     result = conn.execute(stmt)
                     keys = list(result.keys())
                     cursor = getattr(result, "cursor", None)
                     rows = cursor.fetchall() if cursor is not None else [tuple(r) for r in result]
                     result.close()
-                    out.append((keys, rows))
-        return out
+                    return keys, rows
+
+                yield fetch
 
     # -- runs --------------------------------------------------------------
     def change_stamp(self) -> list[str]:
