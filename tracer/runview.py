@@ -590,11 +590,12 @@ class RunView:
 
         return find_origin(self)
 
-    def _param_chunks(self, upto: int | None):
+    def _param_chunks(self, upto: int | None, start: int | None = None):
         """(steps, data, grad) of the per-step parameter arrays, a chunk of steps at a
-        time, in step order, up to step ``upto`` (keyset pagination on the key)."""
+        time, in step order, from step ``start`` up to step ``upto`` (keyset
+        pagination on the key)."""
         n = len(self._parameters)
-        after = None
+        after = None if start is None else start - 1
         while True:
             cond = [Step.run_key == self.key, Step.param_data.is_not(None)]
             if after is not None:

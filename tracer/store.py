@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from gradtrace.tracer.codec import apply_raw
 from gradtrace.tracer.db import describe, open_database, resolve_url, writing
 from gradtrace.tracer.errors import AmbiguousRun, NotAGradtraceDatabase, RunNotFound
-from gradtrace.tracer.models import Metric, Run, RunMetric, Step
+from gradtrace.tracer.models import Run, RunMetric
 from gradtrace.tracer.procinfo import is_alive, pid_namespace
 from gradtrace.tracer.validate import NAME_MAX, safe_text, shown, text_problem
 from sqlalchemy.engine import URL, Engine
@@ -201,12 +201,10 @@ class Store:
         whose writer is gone reads ``crashed``), ``started_at`` and ``ended_at``
         (datetime64 UTC, NaT while running), ``duration_s`` (float, up to the end or
         the last heartbeat), ``steps`` (int64, steps logged), ``diverged_at_step``
-        (Int64: the first step whose node trace or metrics hold a NaN/inf, <NA> for
-        none; see :func:`diverged_steps`), then the last value of
+        (Int64: the step of the run's first NaN/inf origin, ``first_nonfinite().step``,
+        from the writer's summary; <NA> for a finite run), then the last value of
         each metric as ``metric.<name>`` (float64) and the config flattened into
         ``config.<key>`` columns (nested keys joined with dots).
-        ``diverged_at_step`` (Int64) is the first step where a NaN or infinity
-        appeared (node, metric or parameter), missing for a clean run.
 
         Reads the summary the writer keeps (one row per run and metric), so its
         cost grows with the number of runs, not with how long they ran.
@@ -262,8 +260,6 @@ class Store:
         if not records:
             df["diverged_at_step"] = pd.array([], dtype="Int64")
             return df
-        diverged = diverged_steps(self, [m["run_key"] for m in rows])
-        df["diverged_at_step"] = pd.array([diverged.get(m["run_key"]) for m in rows], dtype="Int64")
         last = self._last_metrics([m["run_key"] for m in rows])
         metric_cols = last.reindex([m["run_key"] for m in rows])
         metric_cols.index = df.index
@@ -379,31 +375,6 @@ def _older_note(conn: sa.Connection, newest: sa.Row) -> str:
 
 def _utc_times(values: list[datetime | None]) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(values, utc=True)).as_unit("us")
-
-
-def diverged_steps(store: Store, run_keys: list[int]) -> dict[int, int]:
-    """run_key -> the first step at which a node trace or a metric held a NaN/inf.
-
-    One aggregate query over the steps the writer marked and the non-finite metric
-    rows, cheap enough for the runs list. ``RunView.first_nonfinite()`` names the
-    origin itself, which can lie one step earlier (an update that made a parameter
-    inf shows in the next step) or, in a run with neither node traces nor a
-    non-finite metric, only in the parameter arrays.
-    """
-    keys = sorted(set(run_keys))
-    if not keys:
-        return {}
-    inf = float("inf")
-    marked = sa.select(Step.run_key, Step.step).where(
-        Step.run_key.in_(keys), Step.first_nonfinite.is_not(None)
-    )
-    metric = sa.select(Metric.run_key, Metric.step).where(
-        Metric.run_key.in_(keys),
-        sa.or_(Metric.value.is_(None), Metric.value.in_([inf, -inf])),
-    )
-    both = sa.union_all(marked, metric).subquery()
-    stmt = sa.select(both.c.run_key, sa.func.min(both.c.step)).group_by(both.c.run_key)
-    return {int(k): int(step) for k, step in store.fetch(stmt)[1]}
 
 
 def last_metric_values(store: Store, run_keys: list[int]) -> pd.DataFrame:
