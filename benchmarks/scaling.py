@@ -128,7 +128,7 @@ def long_run(db: Path, steps: int, n_params: int = 17) -> None:
         data = rng.standard_normal((steps, n_params))
         grad = rng.standard_normal((steps, n_params))
         conn.executemany(
-            "INSERT INTO steps VALUES (?, ?, ?, NULL, NULL, ?, ?)",
+            "INSERT INTO steps VALUES (?, ?, ?, NULL, NULL, ?, ?, NULL)",
             ((key, k, 1.7e9 + k, data[k].tobytes(), grad[k].tobytes()) for k in range(steps)),
         )
         loss = rng.random(steps)

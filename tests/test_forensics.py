@@ -26,6 +26,9 @@ def record(db: str, name: str, body: Callable, **options) -> tuple[Origin, list[
             body(run)
     with tracer.connect(db, readonly=True) as store:
         origin = store.run(name).first_nonfinite()
+        # The runs list reads the writer's summary; it names the origin's step.
+        diverged = store.runs().set_index("name").loc[name, "diverged_at_step"]
+        assert (None if pd.isna(diverged) else diverged) == (origin and origin.step)
     return origin, [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
 
 
@@ -197,7 +200,9 @@ def test_minimal_log_case_names_the_log_node(db_url):
     assert [(p.node, p.op, p.value) for p in origin.parents] == [(2, "*", 0.0)]
 
 
-def test_update_origin(db_url):
+@pytest.mark.parametrize("capture", ["nodes", "params"])
+def test_update_origin(db_url, capture):
+    """The update of step 2 makes the weight -inf; the number shows at step 3."""
     w = Value(1.0, label="w")
     seen: list[tuple[float, float]] = []
 
@@ -212,7 +217,7 @@ def test_update_origin(db_url):
             seen.append((w.data, w.grad))
             w.data -= lr * w.grad
 
-    origin, warned = record(db_url, "update", body)
+    origin, warned = record(db_url, "update", body, capture=capture)
     assert (origin.step, origin.kind, origin.node, origin.name, origin.param) == (
         2,
         "update",
@@ -221,7 +226,7 @@ def test_update_origin(db_url):
         0,
     )
     assert (origin.before, origin.grad, origin.lr) == (*seen[2], 1.7e308)
-    assert origin.value == -math.inf and origin.exact
+    assert origin.value == -math.inf and origin.exact == (capture == "nodes")
     assert len(warned) == 1 and origin.story in warned[0]
 
 
@@ -289,6 +294,18 @@ def test_stale_gradient_is_named_with_its_cause(db_url):
     origin, _ = record(db_url, "stale", body)
     assert (origin.kind, origin.node, origin.name, origin.grad) == ("backward", 0, "p0", math.inf)
     assert "zero_grad()" in origin.story
+
+
+def test_params_only_run_with_an_infinite_parameter_from_the_start(db_url):
+    w = Value(math.inf)
+
+    def body(run):
+        run.watch([w])
+        for _ in range(3):
+            run.log(1.0)
+
+    origin, _ = record(db_url, "inf-param", body, capture="params")
+    assert (origin.step, origin.kind, origin.exact) == (0, "forward", False)
 
 
 def test_finite_run_has_no_origin(db_url):

@@ -770,3 +770,38 @@ def test_parameter_roles_of_models_that_are_not_an_mlp(db_url, model):
         assert params["group"].tolist() == ["parameters"] * 3
     assert params["kind"].tolist() == ["other"] * 3
     assert params["layer"].isna().all() and params["input"].isna().all()
+
+
+def test_metrics_of_sparse_and_stray_rows(db_url):
+    """A metric logged every third step leaves NaN between; a metric row with no
+    steps row (written by hand) still shows, with wall_time NaN; since= keeps
+    only later steps and drops metrics with nothing after it."""
+    p = Value(1.0)
+    with tracer.record("sparse", db=db_url) as run:
+        run.watch([p])
+        for k in range(7):
+            extra = {"val": -0.0 - k} if k % 3 == 0 else {}
+            if k < 2:
+                extra["early"] = float(k)
+            run.log(loss=float(k) / 2, **extra)
+    with tracer.connect(db_url) as store:
+        key = store.run("sparse").key
+        with store.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO metrics (run_key, name, step, value) VALUES (:k, 'loss', 9, 4.5)"
+                ),
+                {"k": key},
+            )
+        m = store.run("sparse").metrics()
+        assert m.columns.tolist() == ["early", "loss", "val", "wall_time"]
+        assert m.index.tolist() == [0, 1, 2, 3, 4, 5, 6, 9]
+        assert m["loss"].tolist() == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.5]
+        val = m["val"].to_numpy()
+        assert np.isnan(val[[1, 2, 4, 5, 7]]).all()
+        assert val[[0, 3, 6]].tolist() == [-0.0, -3.0, -6.0] and math.copysign(1, val[0]) == -1
+        assert m["early"].iloc[:2].tolist() == [0.0, 1.0] and m["early"].iloc[2:].isna().all()
+        assert m["wall_time"].iloc[:7].gt(1.7e9).all() and math.isnan(m["wall_time"].iloc[7])
+        later = store.run("sparse").metrics(since=4)
+        assert later.columns.tolist() == ["loss", "val", "wall_time"]
+        assert later.index.tolist() == [5, 6, 9] and later["loss"].tolist() == [2.5, 3.0, 4.5]

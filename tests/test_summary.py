@@ -44,7 +44,8 @@ def _record_three(db_url: str) -> None:
             loss = w * 2.0
             loss.backward()
             run.log(loss)
-            w.data = math.inf if k == 2 else w.data - 0.1  # step 3 starts from inf
+            # Step 2's "update" makes w inf: the origin is step 2, seen at step 3.
+            w.data = math.inf if k == 2 else w.data - 0.1
             w.grad = 0.0
 
 
@@ -55,7 +56,9 @@ def test_summary_matches_the_rows(db_url):
         runs = store.runs().set_index("name")
         assert pd.isna(runs.loc["clean", "diverged_at_step"])
         assert runs.loc["nan-metric", "diverged_at_step"] == 2
-        assert runs.loc["param-inf", "diverged_at_step"] == 3
+        assert runs.loc["param-inf", "diverged_at_step"] == 2
+        for name in ("nan-metric", "param-inf"):
+            assert runs.loc[name, "diverged_at_step"] == store.run(name).first_nonfinite().step
         for name in ("clean", "nan-metric", "param-inf"):
             metrics = store.run(name).metrics().drop(columns="wall_time")
             rows = {r[1]: r for r in _sql(db_url, SUMMARY_SQL) if r[0] == name}
@@ -75,7 +78,7 @@ def test_backfill_rebuilds_the_same_summary(db_url):
     _record_three(db_url)
     kept = _sql(db_url, SUMMARY_SQL)
     firsts = _sql(db_url, "SELECT name, first_nonfinite_step FROM runs ORDER BY name")
-    assert firsts == [("clean", None), ("nan-metric", 2), ("param-inf", 3)]
+    assert firsts == [("clean", None), ("nan-metric", 2), ("param-inf", 2)]
     engine = sa.create_engine(db_url)
     try:
         for target in ("0001", "head"):

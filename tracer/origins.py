@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import sqlalchemy as sa
 from gradtrace.tracer.forensics import KINDS, NodeTrace, Origin, StepData, step_origin
-from gradtrace.tracer.models import Metric, Step, Trace
+from gradtrace.tracer.models import Metric, Run, Step, Trace
 
 if TYPE_CHECKING:
     from gradtrace.tracer.capture import Snapshot
@@ -33,20 +33,34 @@ class _Stored:
     def rows(self, stmt: sa.Select) -> list[tuple]:
         return self.view.store.fetch(stmt)[1]
 
-    def first_bad_trace(self) -> int | None:
-        """The first step whose node trace holds a NaN/inf (the writer marks it)."""
-        value = self.rows(
-            sa.select(sa.func.min(Step.step)).where(
-                Step.run_key == self.key, Step.first_nonfinite.is_not(None)
-            )
-        )[0][0]
-        return None if value is None else int(value)
+    def summary_step(self) -> int | None:
+        """The run summary's first non-finite step (tracer/summary.py): one key lookup."""
+        return self.view._max(sa.select(Run.first_nonfinite_step).where(Run.run_key == self.key))
 
-    def first_bad_metric(self) -> tuple[int, str, float] | None:
-        """(step, name, value) of the first non-finite metric (NaN is stored as NULL)."""
+    def start(self, summary: int) -> int:
+        """Where the search starts: the last step logged with parameters before the
+        summary's step (a parameter value made non-finite there shows one row later,
+        as summaries written before gradtrace charged the update's step recorded it)."""
+        before = self.view._max(
+            sa.select(sa.func.max(Step.step)).where(
+                Step.run_key == self.key, Step.step < summary, Step.param_data.is_not(None)
+            )
+        )
+        return summary if before is None else before
+
+    def first_bad_trace(self, start: int) -> int | None:
+        """The first step from ``start`` whose node trace holds a NaN/inf (the writer marks it)."""
+        return self.view._max(
+            sa.select(sa.func.min(Step.step)).where(
+                Step.run_key == self.key, Step.step >= start, Step.first_nonfinite.is_not(None)
+            )
+        )
+
+    def first_bad_metric(self, start: int) -> tuple[int, str, float] | None:
+        """(step, name, value) of the first non-finite metric from ``start`` (NaN is NULL)."""
         rows = self.rows(
             sa.select(Metric.step, Metric.name, Metric.value, Metric.raw)
-            .where(Metric.run_key == self.key, nonfinite_sql(Metric.value))
+            .where(Metric.run_key == self.key, Metric.step >= start, nonfinite_sql(Metric.value))
             .order_by(Metric.step, Metric.name)
             .limit(1)
         )
@@ -91,16 +105,21 @@ def nonfinite_sql(column: sa.ColumnElement) -> sa.ColumnElement:
 def find_origin(view: RunView) -> Origin | None:
     """The origin of the first NaN/inf of a stored run, or None if all is finite.
 
-    Reads: the first step whose node trace holds a NaN/inf and the first non-finite
-    metric (two indexed queries), then the parameter arrays up to that step (the
-    only scan), then that one step's nodes.
+    Reads: the run summary's first non-finite step (None: done, the run is finite),
+    then from the parameter row before it the first step whose node trace holds a
+    NaN/inf and the first non-finite metric (two indexed queries), the parameter
+    arrays up to that step, and that one step's nodes.
     """
     q = _Stored(view)
+    summary = q.summary_step()
+    if summary is None:
+        return None
+    start = q.start(summary)
     names = view._param_names
     # (step, kind rank, source rank, how to name it): the earliest wins, a node
     # trace before the parameter arrays before the metrics.
     candidates: list[tuple[int, int, int, Callable[[], Origin | None]]] = []
-    traced_step = q.first_bad_trace()
+    traced_step = q.first_bad_trace(start)
     if traced_step is not None:
 
         def from_trace(step: int = traced_step) -> Origin | None:
@@ -108,11 +127,11 @@ def find_origin(view: RunView) -> Origin | None:
             return step_origin(s, ("forward", "backward"))
 
         candidates.append((traced_step, 0, 0, from_trace))
-    metric = q.first_bad_metric()
+    metric = q.first_bad_metric(start)
     if metric is not None:
         m = StepData(metric[0], metrics={metric[1]: metric[2]})
         candidates.append((m.step, 3, 2, lambda: step_origin(m, ("metric",), q.traced(m.step))))
-    seen = _scan_params(view, q, min((c[0] for c in candidates), default=None))
+    seen = _scan_params(view, q, start, min((c[0] for c in candidates), default=None))
     if seen is not None:
         kind, p = seen
         make = lambda: step_origin(p, (kind,), q.traced(p.step))  # noqa: E731
@@ -124,15 +143,18 @@ def find_origin(view: RunView) -> Origin | None:
     return _last_update(view, q)
 
 
-def _scan_params(view: RunView, q: _Stored, bound: int | None) -> tuple[str, StepData] | None:
-    """The first non-finite parameter value or gradient up to step ``bound``, as the
-    kind it stands for and its step's data: a value is the previous step's update
-    (or, at the very first step, a forward origin), a gradient a backward one."""
+def _scan_params(
+    view: RunView, q: _Stored, start: int, bound: int | None
+) -> tuple[str, StepData] | None:
+    """The first non-finite parameter value or gradient from step ``start`` (finite
+    unless it is the run's first) up to step ``bound``, as the kind it stands for and
+    its step's data: a value is the previous step's update (or, at the very first
+    step, a forward origin), a gradient a backward one."""
     names = view._param_names
     if not len(names):
         return None
     prev: tuple[int, np.ndarray, np.ndarray] | None = None
-    for steps, data, grad in view._param_chunks(bound):
+    for steps, data, grad in view._param_chunks(bound, start):
         bad = ~(np.isfinite(data) & np.isfinite(grad))
         rows = np.flatnonzero(bad.any(axis=1))
         if not rows.size:

@@ -50,7 +50,7 @@ from gradtrace.tracer.lifecycle import deferred_signals, error_text
 from gradtrace.tracer.models import Parameter, Run
 from gradtrace.tracer.origins import LiveCheck
 from gradtrace.tracer.procinfo import pid_namespace, process_start_time
-from gradtrace.tracer.summary import any_nonfinite
+from gradtrace.tracer.summary import any_nonfinite, nonfinite_step
 from gradtrace.tracer.validate import RULES, check
 from gradtrace.tracer.writer import BackgroundWriter, Final, StepBatch, Writer
 
@@ -270,10 +270,12 @@ class Recorder:
             if batch.snapshot.new_shape:
                 self._check_labels(batch.snapshot.shape)
         # The run's summary keeps its first non-finite step (tracer/summary.py).
-        batch.nonfinite = (
+        batch.nonfinite_step = nonfinite_step(
+            step,
             any_nonfinite(values.values())
-            or (pending is not None and not np.isfinite(pending[1]).all())
-            or (batch.snapshot is not None and batch.snapshot.first_nonfinite is not None)
+            or (batch.snapshot is not None and batch.snapshot.first_nonfinite is not None),
+            None if pending is None else pending[1],
+            None if self._pending is None else self._pending[0],
         )
         batch.steps_logged = self.steps_logged + 1
         previous = self._pending

@@ -148,6 +148,45 @@ def _i8(values: tuple | list) -> np.ndarray:
     return np.array(values, dtype=np.int64) if len(values) else np.empty(0, np.int64)
 
 
+def _metric_names(run_key: int) -> sa.Select:
+    """A run's metric names, one index seek each (not a scan of every row)."""
+    first = sa.select(sa.func.min(Metric.name).label("name")).where(Metric.run_key == run_key)
+    names = first.cte("metric_names", recursive=True)
+    following = (
+        sa.select(sa.func.min(Metric.name))
+        .where(Metric.run_key == run_key, Metric.name > names.c.name)
+        .scalar_subquery()
+    )
+    names = names.union_all(sa.select(following).where(names.c.name.is_not(None)))
+    return sa.select(names.c.name).where(names.c.name.is_not(None))
+
+
+def _metric_series(run_key: int, name: str, after: int) -> sa.Select:
+    return (
+        sa.select(Metric.step, Metric.value, Metric.raw)
+        .where(Metric.run_key == run_key, Metric.name == name, Metric.step > after)
+        .order_by(Metric.step)
+    )
+
+
+def _series(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one metric's (step, value, raw) rows; NULL reads as NaN
+    and the exact bits in ``raw`` win where present."""
+    steps, values, raws = zip(*rows, strict=True)
+    floats = {"value": _f8(values)}
+    if raws.count(None) != len(raws):
+        apply_raw(floats, raws)
+    return _i8(steps), floats["value"]
+
+
+def _within(index: np.ndarray, steps: np.ndarray) -> bool:
+    """Whether every one of the sorted ``steps`` is in the sorted ``index``."""
+    if len(steps) == len(index):
+        return bool(np.array_equal(steps, index))
+    pos = np.searchsorted(index, steps)
+    return bool((pos < len(index)).all() and np.array_equal(index[pos], steps))
+
+
 class RunView:
     """A recorded run; every method returns a fresh DataFrame or plain values."""
 
@@ -266,30 +305,39 @@ class RunView:
     def metrics(self, since: int | None = None) -> pd.DataFrame:
         """Index ``step``; one float64 column per metric (sorted by name), then
         ``wall_time``. ``since=k`` reads only steps after k (how a live view grows)."""
-        cond = Metric.run_key == self.key
-        if since is not None:
-            cond = sa.and_(cond, Metric.step > _int(since, "since"))
-        step_cond = Step.run_key == self.key
-        if since is not None:
-            step_cond = sa.and_(step_cond, Step.step > _int(since, "since"))
+        after = -1 if since is None else _int(since, "since")
         # One snapshot: a step committed between two reads would otherwise show
-        # up with every metric NaN.
-        metric_rows, step_rows = self.store.fetch_many(
-            sa.select(Metric.step, Metric.name, Metric.value, Metric.raw).where(cond),
-            sa.select(Step.step, Step.wall_time).where(step_cond).order_by(Step.step),
-        )
-        c, s = _columns(*metric_rows), _columns(*step_rows)
-        steps = pd.Series(_f8(s["wall_time"]), index=pd.Index(_i8(s["step"]), name="step"))
-        values = _f8(c["value"])
-        apply_raw({"value": values}, c["raw"])
-        codes, names = pd.factorize(pd.Series(list(c["name"]), dtype=object), sort=True)
-        metric_steps = _i8(c["step"])
-        index = np.union1d(steps.index.to_numpy(dtype=np.int64), metric_steps)
-        matrix = np.full((len(index), len(names)), np.nan)
-        matrix[np.searchsorted(index, metric_steps), codes] = values
-        out = pd.DataFrame(matrix, index=pd.Index(index, name="step"), columns=list(names))
+        # up with every metric NaN. Each metric is one range of the primary key
+        # (run, name, step), so no row carries its name back to Python.
+        with self.store.snapshot() as fetch:
+            names = [n for (n,) in fetch(_metric_names(self.key))[1]]
+            _, step_rows = fetch(
+                sa.select(Step.step, Step.wall_time)
+                .where(Step.run_key == self.key, Step.step > after)
+                .order_by(Step.step)
+            )
+            series = [fetch(_metric_series(self.key, name, after))[1] for name in names]
+        kept = [(n, rows) for n, rows in zip(names, series, strict=True) if rows]
+        step_col, wall = zip(*step_rows, strict=True) if step_rows else ((), ())
+        index = _i8(step_col)
+        columns = [_series(rows) for _, rows in kept]
+        stray = [s for s, _ in columns if not _within(index, s)]
+        if stray:  # metric rows without a steps row (not written by gradtrace)
+            index = np.union1d(index, np.concatenate(stray))
+        matrix = np.full((len(index), len(kept)), np.nan)
+        for j, (s, values) in enumerate(columns):
+            if len(s) == len(index):  # every step has it: the common case
+                matrix[:, j] = values
+            else:
+                matrix[np.searchsorted(index, s), j] = values
+        out = pd.DataFrame(matrix, index=pd.Index(index, name="step"), columns=[n for n, _ in kept])
         if "wall_time" not in out:
-            out["wall_time"] = steps.reindex(index).to_numpy(dtype=np.float64)
+            wall_time = _f8(wall)
+            if stray:
+                full = np.full(len(index), np.nan)
+                full[np.searchsorted(index, _i8(step_col))] = wall_time
+                wall_time = full
+            out["wall_time"] = wall_time
         return out
 
     def last_metrics(self) -> pd.DataFrame:
@@ -541,11 +589,12 @@ class RunView:
 
         return find_origin(self)
 
-    def _param_chunks(self, upto: int | None):
+    def _param_chunks(self, upto: int | None, start: int | None = None):
         """(steps, data, grad) of the per-step parameter arrays, a chunk of steps at a
-        time, in step order, up to step ``upto`` (keyset pagination on the key)."""
+        time, in step order, from step ``start`` up to step ``upto`` (keyset
+        pagination on the key)."""
         n = len(self._parameters)
-        after = None
+        after = None if start is None else start - 1
         while True:
             cond = [Step.run_key == self.key, Step.param_data.is_not(None)]
             if after is not None:

@@ -12,6 +12,8 @@ user never become SQL text.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -27,7 +29,7 @@ from gradtrace.tracer.frames import (
     gc_paused,
     last_metric_values,
 )
-from gradtrace.tracer.models import Metric, Run, Step
+from gradtrace.tracer.models import Run
 from gradtrace.tracer.validate import NAME_MAX, safe_text, shown, text_problem
 from sqlalchemy.engine import URL, Engine
 
@@ -71,19 +73,31 @@ class Store:
     def fetch_many(self, *stmts: sa.Executable) -> list[tuple[list[str], list[tuple]]]:
         """Like :meth:`fetch` for several statements read in one transaction, so
         they see the same snapshot even while a writer commits new steps."""
-        out = []
+        with self.snapshot() as fetch:
+            return [fetch(stmt) for stmt in stmts]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Callable[[sa.Executable], tuple[list[str], list[tuple]]]]:
+        """A ``fetch`` whose statements all see one snapshot, for a read whose next
+        statement depends on what the previous one returned.
+
+            >>> with store.snapshot() as fetch:                 # doctest: +SKIP
+            ...     keys, rows = fetch(sa.select(Step.step))
+        """
         with gc_paused(), self.engine.connect() as conn:
             if conn.dialect.name == "postgresql":  # one snapshot for the whole transaction
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
-                for stmt in stmts:
+
+                def fetch(stmt: sa.Executable) -> tuple[list[str], list[tuple]]:
                     result = conn.execute(stmt)
                     keys = list(result.keys())
                     cursor = getattr(result, "cursor", None)
                     rows = cursor.fetchall() if cursor is not None else [tuple(r) for r in result]
                     result.close()
-                    out.append((keys, rows))
-        return out
+                    return keys, rows
+
+                yield fetch
 
     # -- runs --------------------------------------------------------------
     def change_stamp(self) -> list[str]:
@@ -115,12 +129,10 @@ class Store:
         whose writer is gone reads ``crashed``), ``started_at`` and ``ended_at``
         (datetime64 UTC, NaT while running), ``duration_s`` (float, up to the end or
         the last heartbeat), ``steps`` (int64, steps logged), ``diverged_at_step``
-        (Int64: the first step whose node trace or metrics hold a NaN/inf, <NA> for
-        none; see :func:`diverged_steps`), then the last value of
+        (Int64: the step of the run's first NaN/inf origin, ``first_nonfinite().step``,
+        from the writer's summary; <NA> for a finite run), then the last value of
         each metric as ``metric.<name>`` (float64) and the config flattened into
         ``config.<key>`` columns (nested keys joined with dots).
-        ``diverged_at_step`` (Int64) is the first step where a NaN or infinity
-        appeared (node, metric or parameter), missing for a clean run.
 
         Reads the summary the writer keeps (one row per run and metric), so its
         cost grows with the number of runs, not with how long they ran.
@@ -176,8 +188,6 @@ class Store:
         if not records:
             df["diverged_at_step"] = pd.array([], dtype="Int64")
             return df
-        diverged = diverged_steps(self, [m["run_key"] for m in rows])
-        df["diverged_at_step"] = pd.array([diverged.get(m["run_key"]) for m in rows], dtype="Int64")
         last = self._last_metrics([m["run_key"] for m in rows])
         metric_cols = last.reindex([m["run_key"] for m in rows])
         metric_cols.index = df.index
@@ -295,29 +305,6 @@ def _utc_times(values: list[datetime | None]) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(values, utc=True)).as_unit("us")
 
 
-def diverged_steps(store: Store, run_keys: list[int]) -> dict[int, int]:
-    """run_key -> the first step at which a node trace or a metric held a NaN/inf.
-
-    One aggregate query over the steps the writer marked and the non-finite metric
-    rows, cheap enough for the runs list. ``RunView.first_nonfinite()`` names the
-    origin itself, which can lie one step earlier (an update that made a parameter
-    inf shows in the next step) or, in a run with neither node traces nor a
-    non-finite metric, only in the parameter arrays.
-    """
-    keys = sorted(set(run_keys))
-    if not keys:
-        return {}
-    inf = float("inf")
-    marked = sa.select(Step.run_key, Step.step).where(
-        Step.run_key.in_(keys), Step.first_nonfinite.is_not(None)
-    )
-    metric = sa.select(Metric.run_key, Metric.step).where(
-        Metric.run_key.in_(keys),
-        sa.or_(Metric.value.is_(None), Metric.value.in_([inf, -inf])),
-    )
-    both = sa.union_all(marked, metric).subquery()
-    stmt = sa.select(both.c.run_key, sa.func.min(both.c.step)).group_by(both.c.run_key)
-    return {int(k): int(step) for k, step in store.fetch(stmt)[1]}
 
 
 def connect(db: str | os.PathLike | None = None, readonly: bool = False) -> Store:

@@ -10,9 +10,16 @@ Kept at write time so readers never scan a run to answer a small question:
                              bits of NaN/-0.0 in ``last_raw``), min and max
 ``runs.steps``               steps logged
 ``runs.heartbeat_at``        last write time (indexed: "anything new since T?")
-``runs.first_nonfinite_step``  first step with a NaN/inf node value or gradient,
-                             metric, parameter value or gradient, or update result
+``runs.first_nonfinite_step``  the step of the run's first NaN/inf origin
+                             (``first_nonfinite().step``, see below)
 ===========================  ==================================================
+
+``first_nonfinite_step`` is the step ``RunView.first_nonfinite()`` names, so the
+reader can start its search there (and skip it on a finite run): the first step
+with a NaN/inf node value or gradient, metric or parameter gradient; for a
+parameter *value*, the step whose update made it (the previous logged step; a
+value already non-finite at the run's first step counts at that step); and the
+last step, when its update (written at ``close()``) made one.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from gradtrace.tracer.models import RunMetric
 from sqlalchemy.engine import Dialect
@@ -29,6 +37,26 @@ from sqlalchemy.engine import Dialect
 def any_nonfinite(values: Iterable[float]) -> bool:
     """True when any float is NaN or infinite (``math.isfinite`` over the values, in C)."""
     return not all(map(math.isfinite, values))
+
+
+def nonfinite_step(
+    step: int, other: bool, params: np.ndarray | None, previous: int | None
+) -> int | None:
+    """The step one logged step charges to the run's first NaN/inf, or None.
+
+    ``other``: a node or metric of ``step`` is non-finite; ``params``: the (2, n)
+    values and gradients logged at ``step``; ``previous``: the last step logged
+    with parameters before it. A parameter value that turned non-finite was made
+    by the previous step's update, as ``tracer/origins.py`` reads it.
+
+        >>> nonfinite_step(5, False, np.array([[math.inf], [0.0]]), previous=4)
+        4
+    """
+    if params is not None and not np.isfinite(params[0]).all() and previous is not None:
+        return previous
+    if other or (params is not None and not np.isfinite(params).all()):
+        return step
+    return None
 
 
 def summary_rows(metric_rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

@@ -41,7 +41,9 @@ class StepBatch:
     snapshot: Snapshot | None = None
     params: np.ndarray | None = None  # (2, n): every watched parameter's value and grad
     steps_logged: int = 0
-    nonfinite: bool = False  # a NaN/inf anywhere in this step (kept in the run summary)
+    # The step the run summary's first NaN/inf is charged to: this step, or the
+    # previous one when its update made a parameter non-finite (the origin's step).
+    nonfinite_step: int | None = None
 
 
 @dataclass
@@ -166,8 +168,10 @@ class Writer:
             "steps": Run.steps + 1,
             "heartbeat_at": datetime.now(UTC),
         }
-        if batch.nonfinite:
-            summary["first_nonfinite_step"] = sa.func.coalesce(Run.first_nonfinite_step, batch.step)
+        if batch.nonfinite_step is not None:
+            summary["first_nonfinite_step"] = sa.func.coalesce(
+                Run.first_nonfinite_step, batch.nonfinite_step
+            )
         conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(**summary))
 
     def _graph(self, conn: Connection, shape: Shape) -> None:
