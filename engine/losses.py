@@ -50,9 +50,7 @@ def binary_cross_entropy(probs: Sequence[Value], targets: Sequence[Number]) -> V
     """``mean(-t log p - (1 - t) log(1 - p))`` for probabilities ``p`` and targets in {0, 1}."""
     _check(probs, targets)
     # p.log() * t is the graph t * p.log() builds; 1 - t stays a plain-number constant.
-    terms = [
-        -(p.log() * _target(t) + (1 - t) * (1 - p).log()) for p, t in zip(probs, targets)
-    ]
+    terms = [-(p.log() * _target(t) + (1 - t) * (1 - p).log()) for p, t in zip(probs, targets)]
     return sum(terms) * (1.0 / len(terms))
 
 

@@ -39,8 +39,8 @@ from gradtrace.engine.ieee import pow as _pow
 from gradtrace.engine.ieee import sigmoid as _sigmoid
 from gradtrace.engine.rules import (
     ADD,
-    CONSTANT,
     ARITY,
+    CONSTANT,
     DIV,
     EXP,
     INPUT,
