@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from gradtrace.dashboard.context import RunCache
-from gradtrace.dashboard.graphs import fmt
+from gradtrace.dashboard.graphview import fmt
 
 NONFINITE = {"cell-nonfinite": "typeof params.value === 'string'"}
 _NUM = {

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from gradtrace.dashboard import create_app, data, graphs, nodetable
+from gradtrace.dashboard import create_app, data, graphs, graphview, nodetable
 from gradtrace.dashboard.context import LRU, context_for
 from gradtrace.engine import MLP, Value, make_moons
 from gradtrace.tracer.demo import train
@@ -283,7 +283,7 @@ def test_cyto_elements(moons_graph):
     nodes, params, _, _ = moons_graph
     children = graphs.children_index(nodes)
     shown = graphs.neuron_subgraph(nodes, children, params, 0, 0, 0)
-    elements = graphs.cyto_elements(nodes, children, shown, params["name"].tolist(), shown[:1])
+    elements = graphview.cyto_elements(nodes, children, shown, params["name"].tolist(), shown[:1])
     vertices = [e for e in elements if "source" not in e["data"]]
     edges = [e for e in elements if "source" in e["data"]]
     assert [int(e["data"]["id"]) for e in vertices] == shown
@@ -294,8 +294,8 @@ def test_cyto_elements(moons_graph):
 
 
 def test_fmt():
-    assert graphs.fmt(math.nan) == "nan" and graphs.fmt(-math.inf) == "-inf"
-    assert graphs.fmt(0.000123456) == "0.0001235"
+    assert graphview.fmt(math.nan) == "nan" and graphview.fmt(-math.inf) == "-inf"
+    assert graphview.fmt(0.000123456) == "0.0001235"
 
 
 # -- node table ------------------------------------------------------------------------
@@ -505,9 +505,7 @@ def test_zoom_redraws_the_loss_at_full_detail_inside_the_range(tmp_path):
         for k in range(3 * figures.CURVE_BUCKETS):
             run.log(float(np.sin(k / 50.0)) + (5.0 if k == 1234 else 0.0))
     app = create_app(db)
-    whole = figures.loss_figure(
-        context_for(app).run(run.id).metrics(), 0.0, False, None
-    )["data"][0]
+    whole = figures.loss_figure(context_for(app).run(run.id).metrics(), 0.0, False, None)["data"][0]
     assert len(whole["x"]) <= 2 * figures.CURVE_BUCKETS + 2 and 1234 in whole["x"]
     values = {
         "run-id.data": run.id,
