@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +21,42 @@ from plotly.colors import sample_colorscale
 
 GRAD_COLORSCALE = "YlOrRd"
 ZERO_GRAD = "#eef0f3"
+
+
+@dataclass(frozen=True)
+class LeafLook:
+    """How the leaves of one kind are drawn, in the graph and in its colour key."""
+
+    css: str  # class of the node and of its key swatch
+    key: str  # what the key says
+    style: dict[str, Any]  # cytoscape style of the node
+
+    @property
+    def swatch(self) -> dict[str, str]:
+        """The same border in CSS, for the key."""
+        style = self.style
+        return {
+            "border": f"{style['border-width']}px {style.get('border-style', 'solid')} "
+            f"{style.get('border-color', '#6b7280')}"
+        }
+
+
+def _box(width: int, height: int, border: int, **more: Any) -> dict[str, Any]:
+    style = {"shape": "round-rectangle", "width": width, "height": height, "border-width": border}
+    return style | {k.replace("_", "-"): v for k, v in more.items()}
+
+
+# A leaf's kind (RunView.nodes()["kind"]) -> how it looks. Computed nodes are
+# circles coloured by |grad|; "leaf" is a graph recorded before kinds were stored.
+LEAVES: dict[str, LeafLook] = {
+    "parameter": LeafLook("param", "parameter", _box(118, 40, 3, border_color="#2563eb")),
+    "input": LeafLook("input", "input", _box(70, 34, 3, border_color="#16a34a")),
+    "target": LeafLook(
+        "target", "target", _box(70, 34, 4, border_color="#9333ea", border_style="double")
+    ),
+    "constant": LeafLook("constant", "constant", _box(56, 30, 2, border_style="dotted")),
+    "leaf": LeafLook("leaf", "leaf, kind not recorded", _box(70, 34, 1, border_style="dashed")),
+}
 
 STYLESHEET = [
     {
@@ -38,20 +76,7 @@ STYLESHEET = [
             "border-color": "#6b7280",
         },
     },
-    {
-        "selector": ".param",
-        "style": {
-            "shape": "round-rectangle",
-            "width": 118,
-            "height": 40,
-            "border-width": 3,
-            "border-color": "#2563eb",
-        },
-    },
-    {
-        "selector": ".leaf",
-        "style": {"shape": "round-rectangle", "width": 70, "height": 34, "border-style": "dashed"},
-    },
+    *({"selector": f".{look.css}", "style": look.style} for look in LEAVES.values()),
     {"selector": ".nonfinite", "style": {"border-color": "#dc2626", "border-width": 4}},
     {"selector": ".focus", "style": {"border-color": "#f59e0b", "border-width": 4}},
     {"selector": "node:selected", "style": {"border-color": "#111827", "border-width": 5}},
@@ -99,7 +124,10 @@ def cyto_elements(
     param_names: Sequence[str],
     focus: Iterable[int] = (),
 ) -> list[dict]:
-    """Cytoscape elements for the nodes ``shown`` and the edges between them."""
+    """Cytoscape elements for the nodes ``shown`` and the edges between them.
+
+    A node's class is ``op`` or its leaf kind's :data:`LEAVES` class (``param``,
+    ``input``, ``target``, ``constant``, ``leaf``), plus ``nonfinite`` and ``focus``."""
     shown = list(dict.fromkeys(int(i) for i in shown))
     rows = nodes.iloc[shown]
     values = rows["value"].to_numpy(dtype=np.float64)
@@ -108,13 +136,12 @@ def cyto_elements(
     focus = set(focus)
     inside = set(shown)
     out: list[dict] = []
-    for k, (node, op, label, param) in enumerate(
-        zip(shown, rows["op"], rows["label"], rows["param"], strict=True)
+    for k, (node, op, label, param, kind) in enumerate(
+        zip(shown, rows["op"], rows["label"], rows["param"], rows["kind"], strict=True)
     ):
         is_param = not pd.isna(param)
-        kind = "param" if is_param else ("leaf" if op == "" else "op")
-        name = param_names[int(param)] if is_param else (label or op or "leaf")
-        classes = [kind]
+        name = param_names[int(param)] if is_param else (label or op or kind)
+        classes = [LEAVES[kind].css if op == "" else "op"]
         if not (math.isfinite(values[k]) and math.isfinite(grads[k])):
             classes.append("nonfinite")
         if node in focus:
@@ -126,6 +153,7 @@ def cyto_elements(
                     "label": f"{name}\n{fmt(values[k])}\ng {fmt(grads[k])}",
                     "name": name,
                     "op": op,
+                    "kind": kind,
                     "value": fmt(values[k]),
                     "grad": fmt(grads[k]),
                     "color": colors[k],

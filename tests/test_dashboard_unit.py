@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.utils
 import pytest
 from gradtrace.dashboard import create_app, data, graphs, graphview, nodetable
 from gradtrace.dashboard.context import LRU, context_for
@@ -39,6 +40,7 @@ def node_table(root: Value, params: list[Value]) -> pd.DataFrame:
             "a": pd.array([x if x >= 0 else None for x in a], dtype="Int64"),
             "b": pd.array([x if x >= 0 else None for x in b], dtype="Int64"),
             "param": pd.array([where.get(id(v)) for v in nodes], dtype="Int64"),
+            "kind": ["parameter" if id(v) in where else v.kind for v in nodes],
             "value": [v.data for v in nodes],
             "grad": [v.grad for v in nodes],
         }
@@ -291,6 +293,34 @@ def test_cyto_elements(moons_graph):
     assert vertices[0]["classes"] == "param focus"
     assert len(edges) == 9  # 2 per mul, 2 per add, 1 into relu
     assert all(e["data"]["color"].startswith(("rgb", "#")) for e in vertices)
+
+
+def test_leaf_kinds_drawn_and_keyed():
+    """Each leaf kind gets its own class, the node data says the kind, and the colour
+    key shows a swatch for each with the border the graph draws."""
+    from gradtrace.dashboard.run import nodes as graph_section
+    from gradtrace.engine import mse
+
+    w, x = Value(0.5, label="w"), Value(2.0, label="x")
+    nodes = node_table(mse([w * x + 1.5], [3.0]), [w])
+    children = graphs.children_index(nodes)
+    elements = graphview.cyto_elements(nodes, children, nodes["node"].tolist(), ["w"])
+    vertices = [e for e in elements if "source" not in e["data"]]
+    drawn = {float(e["data"]["value"]): (e["classes"], e["data"]["kind"]) for e in vertices}
+    assert drawn[0.5] == ("param", "parameter") and drawn[2.0] == ("input", "input")
+    assert drawn[1.5] == ("constant", "constant") and drawn[3.0] == ("target", "target")
+    computed = [e for e in vertices if e["data"]["op"]]
+    assert computed and all(e["classes"] == "op" and e["data"]["kind"] == "" for e in computed)
+    sheet = {rule["selector"]: rule["style"] for rule in graphview.STYLESHEET}
+    assert sheet[".target"]["border-color"] == "#9333ea"
+
+    section = graph_section.layout({"traced": True, "capture": "nodes"}).to_plotly_json()
+    key = json.loads(json.dumps(section, cls=plotly.utils.PlotlyJSONEncoder))
+    spans = find(key, "run-g-key")["props"]["children"]
+    swatches = {s["props"]["children"]: s["props"].get("style") for s in spans}
+    swatches = {text: style for text, style in swatches.items() if style}
+    assert list(swatches) == ["parameter", "input", "target", "constant"]
+    assert swatches["target"] == {"border": "4px double #9333ea"}
 
 
 def test_fmt():

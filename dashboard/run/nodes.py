@@ -86,8 +86,11 @@ def layout(meta: dict[str, Any], node: int | None = None) -> html.Section:
                 html.Span("0", className="key-swatch key-zero"),
                 html.Span("→", className="lbl"),
                 html.Span("large", className="key-swatch key-large"),
-                html.Span("parameter", className="key-swatch key-param"),
-                html.Span("leaf (input, constant, target)", className="key-swatch key-leaf"),
+                *(
+                    html.Span(look.key, className=f"key-swatch key-{look.css}", style=look.swatch)
+                    for kind, look in graphview.LEAVES.items()
+                    if kind != "leaf"  # only graphs recorded before kinds: not worth a swatch
+                ),
                 html.Span("NaN/inf", className="key-swatch key-bad"),
                 html.Span("focus", className="key-swatch key-focus"),
             ],
@@ -253,7 +256,8 @@ def register(app: Dash, ctx: AppContext) -> None:
             facts(
                 [
                     ("node", data["id"]),
-                    ("op", data.get("op") or "leaf"),
+                    ("op", data.get("op") or "none: a leaf"),
+                    *([("kind", data["kind"])] if data.get("kind") else []),
                     ("value", data.get("value")),
                     ("grad", data.get("grad")),
                 ]
