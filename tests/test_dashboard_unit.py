@@ -313,6 +313,9 @@ def test_leaf_kinds_drawn_and_keyed():
     assert computed and all(e["classes"] == "op" and e["data"]["kind"] == "" for e in computed)
     sheet = {rule["selector"]: rule["style"] for rule in graphview.STYLESHEET}
     assert sheet[".target"]["border-color"] == "#9333ea"
+    table = nodetable.columns(nodes, ["w"])  # the node table: a leaf's op is its kind
+    ops = dict(zip(table["value"].tolist(), table["op"].tolist(), strict=True))
+    assert (ops[0.5], ops[2.0], ops[1.5], ops[3.0]) == ("parameter", "input", "constant", "target")
 
     section = graph_section.layout({"traced": True, "capture": "nodes"}).to_plotly_json()
     key = json.loads(json.dumps(section, cls=plotly.utils.PlotlyJSONEncoder))
