@@ -1,6 +1,7 @@
-"""Pure helpers over one step's node table (``RunView.nodes(step)``): children,
+"""Graph algorithms over one step's node table (``RunView.nodes(step)``): children,
 neighbourhoods, a neuron's sub-graph for one training example, the training
-inputs, and cytoscape elements. No Dash, no database.
+inputs and labels. No Dash, no drawing, no database: ``graphview`` draws what
+these pick.
 
 Node tables have one row per node in topological order with parent columns
 ``a``/``b`` (nullable ints) and ``param`` (the watched parameter's idx or NA).
@@ -9,17 +10,13 @@ Node tables have one row per node in topological order with parent columns
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from plotly.colors import sample_colorscale
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 MAX_NODES = 80
-GRAD_COLORSCALE = "YlOrRd"
-ZERO_GRAD = "#eef0f3"
 
 
 @dataclass(frozen=True)
@@ -261,74 +258,3 @@ def hinge_labels(
             return None
         labels.append(found)
     return np.asarray(labels)
-
-
-def _grad_colors(grads: np.ndarray) -> list[str]:
-    """A colour per node from log10 |grad| over the shown nodes (0 and NaN: grey)."""
-    mags = np.abs(grads)
-    finite = np.isfinite(mags) & (mags > 0)
-    if not finite.any():
-        return [ZERO_GRAD] * len(grads)
-    logs = np.log10(np.where(finite, mags, 1.0))
-    lo, hi = logs[finite].min(), logs[finite].max()
-    span = hi - lo if hi > lo else 1.0
-    pos = np.clip(0.08 + 0.62 * (logs - lo) / span, 0.0, 1.0)  # no dark reds: labels
-    colors = sample_colorscale(GRAD_COLORSCALE, pos.tolist())
-    return [c if ok else ZERO_GRAD for c, ok in zip(colors, finite.tolist(), strict=True)]
-
-
-def fmt(x: float) -> str:
-    """A short number for node labels: 4 significant digits, nan/inf spelt out."""
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:.4g}"
-
-
-def cyto_elements(
-    nodes: pd.DataFrame,
-    children: Children,
-    shown: Sequence[int],
-    param_names: Sequence[str],
-    focus: Iterable[int] = (),
-) -> list[dict]:
-    """Cytoscape elements for the nodes ``shown`` and the edges between them."""
-    shown = list(dict.fromkeys(int(i) for i in shown))
-    rows = nodes.iloc[shown]
-    values = rows["value"].to_numpy(dtype=np.float64)
-    grads = rows["grad"].to_numpy(dtype=np.float64)
-    colors = _grad_colors(grads)
-    focus = set(focus)
-    inside = set(shown)
-    out: list[dict] = []
-    for k, (node, op, label, param) in enumerate(
-        zip(shown, rows["op"], rows["label"], rows["param"], strict=True)
-    ):
-        is_param = not pd.isna(param)
-        kind = "param" if is_param else ("leaf" if op == "" else "op")
-        name = param_names[int(param)] if is_param else (label or op or "leaf")
-        classes = [kind]
-        if not (math.isfinite(values[k]) and math.isfinite(grads[k])):
-            classes.append("nonfinite")
-        if node in focus:
-            classes.append("focus")
-        out.append(
-            {
-                "data": {
-                    "id": str(node),
-                    "label": f"{name}\n{fmt(values[k])}\ng {fmt(grads[k])}",
-                    "name": name,
-                    "op": op,
-                    "value": fmt(values[k]),
-                    "grad": fmt(grads[k]),
-                    "color": colors[k],
-                },
-                "classes": " ".join(classes),
-            }
-        )
-    for node in shown:
-        for p in parents_of(children, node):
-            if p in inside:
-                out.append({"data": {"id": f"{p}-{node}", "source": str(p), "target": str(node)}})
-    return out

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from gradtrace.dashboard.context import RunCache
-from gradtrace.dashboard.graphs import fmt
+from gradtrace.dashboard.graphview import fmt
 
 NONFINITE = {"cell-nonfinite": "typeof params.value === 'string'"}
 _NUM = {
@@ -29,7 +29,7 @@ _TEXT = {
 _FLOAT = {**_NUM, "valueFormatter": {"function": "gtNumber(params.value)"}}
 COLUMNS: list[dict[str, Any]] = [
     {"field": "node", "maxWidth": 110, **_NUM},
-    {"field": "op", "maxWidth": 110, **_TEXT},
+    {"field": "op", "headerName": "op / leaf kind", "maxWidth": 130, **_TEXT},
     {"field": "label", "headerName": "label / parameter", "minWidth": 200, **_TEXT},
     {"field": "value", **_FLOAT},
     {"field": "grad", **_FLOAT},
@@ -40,7 +40,8 @@ NUMERIC = ("node", "value", "grad", "abs_grad")
 
 
 def columns(nodes: pd.DataFrame, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The table's columns as arrays (labels of parameters are their names)."""
+    """The table's columns as arrays (labels of parameters are their names; a leaf's
+    op is its kind: parameter, input, constant or target)."""
     param = nodes["param"].to_numpy(dtype=np.int64, na_value=-1)
     names_arr = np.asarray(list(names) + [""], dtype=object)
     label = np.where(param >= 0, names_arr[param], nodes["label"].to_numpy(dtype=object))
@@ -48,7 +49,7 @@ def columns(nodes: pd.DataFrame, names: Sequence[str]) -> dict[str, np.ndarray]:
     grad = nodes["grad"].to_numpy(dtype=np.float64)
     return {
         "node": nodes["node"].to_numpy(dtype=np.int64),
-        "op": np.where(op == "", "leaf", op),
+        "op": np.where(op == "", nodes["kind"].to_numpy(dtype=object), op),
         "label": label,
         "value": nodes["value"].to_numpy(dtype=np.float64),
         "grad": grad,

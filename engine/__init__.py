@@ -19,11 +19,12 @@ from gradtrace.engine.losses import accuracy, binary_cross_entropy, hinge, l2, m
 from gradtrace.engine.nn import MLP, Layer, Module, Neuron, Role
 from gradtrace.engine.ops import apply
 from gradtrace.engine.optim import SGD, Adam, Optimizer, constant, cosine, linear_decay, step_decay
-from gradtrace.engine.rules import OPS
+from gradtrace.engine.rules import LEAF_KINDS, OPS
 from gradtrace.engine.value import Value, structure, topo
 
 __all__ = [
     "OPS",
+    "LEAF_KINDS",
     "Value",
     "topo",
     "structure",

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from gradtrace.engine.rules import TARGET
 from gradtrace.engine.value import Number, Value
+
+
+def _target(t: Value | Number) -> Value:
+    """A target as a leaf marked ``kind="target"`` (a Value passed in stays as it is).
+
+    Built where a plain number would have been lifted anyway, so the graph keeps
+    the shape and values micrograd gives it; only the leaf's kind is added.
+    """
+    return t if type(t) is Value else Value(t, kind=TARGET)
 
 
 def _check(preds: Sequence, targets: Sequence) -> None:
@@ -22,23 +32,25 @@ def _check(preds: Sequence, targets: Sequence) -> None:
 def mse(preds: Sequence[Value], targets: Sequence[Number]) -> Value:
     """Mean squared error: ``sum((p - t)**2) / n``."""
     _check(preds, targets)
-    return sum((p - t) ** 2 for p, t in zip(preds, targets)) * (1.0 / len(preds))
+    return sum((p - _target(t)) ** 2 for p, t in zip(preds, targets)) * (1.0 / len(preds))
 
 
 def hinge(scores: Sequence[Value], targets: Sequence[Number]) -> Value:
     """The SVM max-margin loss of micrograd's moons demo: ``mean(relu(1 - y * s))``.
 
-    Targets are -1 or +1. Written as ``1 + -y*s`` to build micrograd's exact graph.
+    Targets are -1 or +1. Written as ``1 + -y*s`` to build micrograd's exact graph,
+    where the target leaf holds ``-y`` (``s * -y``, as Python evaluates ``-y * s``).
     """
     _check(scores, targets)
-    losses = [(1 + -y * s).relu() for y, s in zip(targets, scores)]
+    losses = [(1 + s * _target(-y)).relu() for y, s in zip(targets, scores)]
     return sum(losses) * (1.0 / len(losses))
 
 
 def binary_cross_entropy(probs: Sequence[Value], targets: Sequence[Number]) -> Value:
     """``mean(-t log p - (1 - t) log(1 - p))`` for probabilities ``p`` and targets in {0, 1}."""
     _check(probs, targets)
-    terms = [-(t * p.log() + (1 - t) * (1 - p).log()) for p, t in zip(probs, targets)]
+    # p.log() * t is the graph t * p.log() builds; 1 - t stays a plain-number constant.
+    terms = [-(p.log() * _target(t) + (1 - t) * (1 - p).log()) for p, t in zip(probs, targets)]
     return sum(terms) * (1.0 / len(terms))
 
 

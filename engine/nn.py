@@ -101,8 +101,8 @@ class Neuron(Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         rng = rng or random.Random()
-        self.w = [Value(rng.uniform(-1.0, 1.0)) for _ in range(nin)]
-        self.b = Value(0.0)
+        self.w = [Value(rng.uniform(-1.0, 1.0), kind="parameter") for _ in range(nin)]
+        self.b = Value(0.0, kind="parameter")
         self.activation = activation
 
     def __call__(self, x: Sequence[Value | Number]) -> Value:

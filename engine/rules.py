@@ -25,6 +25,10 @@ if TYPE_CHECKING:  # only for annotations: value.py imports this module
 LEAF, ADD, SUB, MUL, DIV, POW, NEG = "", "+", "-", "*", "/", "**", "neg"
 RELU, TANH, EXP, LOG, SIGMOID = "relu", "tanh", "exp", "log", "sigmoid"
 
+# What a leaf stands for (Value.kind); a computed node's kind is "".
+INPUT, CONSTANT, TARGET, PARAMETER = "input", "constant", "target", "parameter"
+LEAF_KINDS: tuple[str, ...] = (INPUT, CONSTANT, TARGET, PARAMETER)
+
 OPS: tuple[str, ...] = (LEAF, ADD, SUB, MUL, DIV, POW, NEG, RELU, TANH, EXP, LOG, SIGMOID)
 
 ARITY = {op: 2 if op in (ADD, SUB, MUL, DIV) else 1 for op in OPS if op}

@@ -40,9 +40,12 @@ from gradtrace.engine.ieee import sigmoid as _sigmoid
 from gradtrace.engine.rules import (
     ADD,
     ARITY,
+    CONSTANT,
     DIV,
     EXP,
+    INPUT,
     LEAF,
+    LEAF_KINDS,
     LOG,
     MUL,
     NEG,
@@ -94,10 +97,17 @@ def _node(data: float, op: str, a: Value, b: Value | _NoParent = _NO) -> Value:
     return v
 
 
+def _constant(x: Number) -> Value:
+    """The leaf an op makes of a plain-number operand (the ``3`` of ``v * 3``)."""
+    v = Value(x)
+    v._kind = CONSTANT
+    return v
+
+
 def _lift(x: Value | Number) -> Value:
     if type(x) is Value:
         return x
-    return Value(x)
+    return _constant(x)
 
 
 class Value:
@@ -109,10 +119,17 @@ class Value:
     12.0
     """
 
-    __slots__ = ("data", "grad", "op", "label", "_a", "_b", "_arg", "_seen", "_index", "_topo")
+    __slots__ = (
+        "data", "grad", "op", "label", "_a", "_b", "_arg", "_seen", "_index", "_topo", "_kind"
+    )  # fmt: skip
 
     def __init__(
-        self, data: Number, _children: tuple[Value, ...] = (), _op: str = "", label: str = ""
+        self,
+        data: Number,
+        _children: tuple[Value, ...] = (),
+        _op: str = "",
+        label: str = "",
+        kind: str = INPUT,
     ) -> None:
         if isinstance(data, Value):
             raise TypeError("Value() takes a plain number, got a Value; use it directly")
@@ -123,10 +140,13 @@ class Value:
             )
         if not isinstance(label, str):
             raise TypeError(f"label must be a str, got {type(label).__name__}")
+        if kind not in LEAF_KINDS:
+            raise ValueError(f"kind must be one of {LEAF_KINDS}, got {kind!r}")
         self.data = float(data)
         self.grad = 0.0
         self.op = LEAF
         self.label = label
+        self._kind = kind
         # Parents: two slots, not a tuple, so a node is one object for the GC.
         self._a: Value | _NoParent = _NO
         self._b: Value | _NoParent = _NO
@@ -172,6 +192,22 @@ class Value:
         return (a,) if b is _NO else (a, b)
 
     @property
+    def kind(self) -> str:
+        """What a leaf stands for: ``"input"``, ``"constant"``, ``"target"`` or
+        ``"parameter"``; ``""`` for a computed node.
+
+            >>> x = Value(2.0); (x * 3).parents[1].kind, x.kind, (x * 3).kind
+            ('constant', 'input', '')
+
+        A leaf made by hand is an input unless ``Value(..., kind=...)`` says
+        otherwise; the plain number of ``v * 3`` becomes a constant; the loss
+        functions mark their targets and ``nn`` its weights and biases. Only
+        leaves set the slot, so building inner nodes costs no more time (each
+        node is one pointer wider, as any slot makes it).
+        """
+        return getattr(self, "_kind", INPUT) if self.op is LEAF else ""
+
+    @property
     def exponent(self) -> float | None:
         """The constant exponent of a ``**`` node, else None."""
         return self._arg if self.op is POW else None
@@ -202,19 +238,19 @@ class Value:
 
     # -- binary ops --------------------------------------------------------
     def __add__(self, other: Value | Number) -> Value:
-        other = other if type(other) is Value else Value(other)
+        other = other if type(other) is Value else _constant(other)
         return _node(self.data + other.data, ADD, self, other)  # self + other
 
     def __sub__(self, other: Value | Number) -> Value:
-        other = other if type(other) is Value else Value(other)
+        other = other if type(other) is Value else _constant(other)
         return _node(self.data - other.data, SUB, self, other)  # self - other
 
     def __mul__(self, other: Value | Number) -> Value:
-        other = other if type(other) is Value else Value(other)
+        other = other if type(other) is Value else _constant(other)
         return _node(self.data * other.data, MUL, self, other)  # self * other
 
     def __truediv__(self, other: Value | Number) -> Value:
-        other = other if type(other) is Value else Value(other)
+        other = other if type(other) is Value else _constant(other)
         return _node(_div(self.data, other.data), DIV, self, other)  # self / other
 
     def __pow__(self, k: Number) -> Value:

@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from gradtrace.dashboard import create_app
 from gradtrace.tracer.db import open_database
+from gradtrace.tracer.demo import train
 from selenium.webdriver.common.keys import Keys
 from test_dashboard_browser import component_prop, set_slider, wait_until
 from test_dashboard_divergence import STEPS, diverging_run
@@ -45,9 +48,7 @@ def test_diverging_run_story_on_top_every_step_without_errors(dash_duo, diverged
     for step in range(STEPS):
         set_slider(dash_duo, "run-slider", step)
         wait_until(
-            lambda step=step: (
-                f"step {step}" in dash_duo.find_element("#run-weight-hist").text
-            ),
+            lambda step=step: f"step {step}" in dash_duo.find_element("#run-weight-hist").text,
             what=f"the histograms of step {step}",
         )
     set_slider(dash_duo, "run-slider", 0)
@@ -138,9 +139,7 @@ def test_enter_applies_a_typed_step_and_the_breadcrumb_goes_home(dash_duo, diver
     box = dash_duo.wait_for_element("#run-slider input", timeout=20)
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys("2", Keys.ENTER)
-    wait_until(
-        lambda: component_prop(dash_duo, "run-slider", "value") == 2, what="step 2 on Enter"
-    )
+    wait_until(lambda: component_prop(dash_duo, "run-slider", "value") == 2, what="step 2 on Enter")
     dash_duo.find_element("#crumb-runs").click()
     dash_duo.wait_for_element("#runs-grid", timeout=20)
 
@@ -151,3 +150,55 @@ def test_empty_database_shows_the_demo_command(dash_duo, tmp_path):
     dash_duo.start_server(create_app(db))
     dash_duo.wait_for_element("#runs-empty", timeout=20)
     assert dash_duo.find_element("#runs-empty-command").text == f"gradtrace demo --db {db}"
+
+
+@pytest.fixture(scope="module")
+def moons(tmp_path_factory) -> tuple[str, str]:
+    db = str(tmp_path_factory.mktemp("moons") / "moons.db")
+    return db, train("moons", steps=8, db=db, seed=5)
+
+
+def shown_number(text: str) -> float:
+    """A number as the page prints it (4 significant digits)."""
+    return float(text.strip())
+
+
+def test_summary_strip_numbers_are_the_databases(dash_duo, moons):
+    """Loss start → final, best @ step, final accuracy, steps and nodes per step, as the
+    page shows them, against what the query API reads from the same file; the graph
+    view's leaves carry the kinds stored for them."""
+    db, run_id = moons
+    run = tracer.connect(db, readonly=True).run(run_id)
+    metrics = run.metrics()
+    loss, acc = metrics["loss"], metrics["acc"]
+    last = int(metrics.index.max())
+    nodes = run.nodes(last)
+
+    dash_duo.start_server(create_app(db))
+    dash_duo.driver.set_window_size(1440, 900)
+    dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
+    dash_duo.wait_for_element("#run-summary", timeout=20)
+    text = {
+        key: dash_duo.find_element(f"#run-{key}").text
+        for key in ("sum-loss", "sum-best", "sum-acc", "steps", "sum-nodes")
+    }
+    start, final = map(shown_number, text["sum-loss"].split("→"))
+    best, best_step = text["sum-best"].split("@")
+    assert math.isclose(start, loss.iloc[0], rel_tol=5e-4), text
+    assert math.isclose(final, loss.iloc[-1], rel_tol=5e-4), text
+    assert math.isclose(shown_number(best), loss.min(), rel_tol=5e-4), text
+    assert int(best_step) == int(loss.idxmin()) and loss.idxmin() != 0  # it learned
+    assert math.isclose(shown_number(text["sum-acc"]), acc.iloc[-1], rel_tol=5e-4), text
+    assert int(text["steps"]) == len(metrics) == run.info["steps"] == last + 1
+    assert int(text["sum-nodes"]) == len(nodes) > 0
+
+    wait_until(lambda: component_prop(dash_duo, "run-cyto", "elements"), what="the graph")
+    elements = component_prop(dash_duo, "run-cyto", "elements")
+    vertices = [e["data"] for e in elements if "source" not in e["data"]]
+    kinds = {v["kind"] for v in vertices}
+    assert {"parameter", "input"} <= kinds, kinds
+    for v in vertices:
+        assert v["kind"] == nodes.loc[int(v["id"]), "kind"], v
+    key = dash_duo.find_element("#run-g-key").text
+    assert all(word in key for word in ("parameter", "input", "constant", "target")), key
+    assert dash_duo.get_logs() == []

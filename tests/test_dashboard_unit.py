@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.utils
 import pytest
-from gradtrace.dashboard import create_app, data, graphs, nodetable
+from gradtrace.dashboard import create_app, data, graphs, graphview, nodetable
 from gradtrace.dashboard.context import LRU, context_for
 from gradtrace.engine import MLP, Value, make_moons
 from gradtrace.tracer.demo import train
@@ -39,6 +40,7 @@ def node_table(root: Value, params: list[Value]) -> pd.DataFrame:
             "a": pd.array([x if x >= 0 else None for x in a], dtype="Int64"),
             "b": pd.array([x if x >= 0 else None for x in b], dtype="Int64"),
             "param": pd.array([where.get(id(v)) for v in nodes], dtype="Int64"),
+            "kind": ["parameter" if id(v) in where else v.kind for v in nodes],
             "value": [v.data for v in nodes],
             "grad": [v.grad for v in nodes],
         }
@@ -283,7 +285,7 @@ def test_cyto_elements(moons_graph):
     nodes, params, _, _ = moons_graph
     children = graphs.children_index(nodes)
     shown = graphs.neuron_subgraph(nodes, children, params, 0, 0, 0)
-    elements = graphs.cyto_elements(nodes, children, shown, params["name"].tolist(), shown[:1])
+    elements = graphview.cyto_elements(nodes, children, shown, params["name"].tolist(), shown[:1])
     vertices = [e for e in elements if "source" not in e["data"]]
     edges = [e for e in elements if "source" in e["data"]]
     assert [int(e["data"]["id"]) for e in vertices] == shown
@@ -293,9 +295,40 @@ def test_cyto_elements(moons_graph):
     assert all(e["data"]["color"].startswith(("rgb", "#")) for e in vertices)
 
 
+def test_leaf_kinds_drawn_and_keyed():
+    """Each leaf kind gets its own class, the node data says the kind, and the colour
+    key shows a swatch for each with the border the graph draws."""
+    from gradtrace.dashboard.run import nodes as graph_section
+    from gradtrace.engine import mse
+
+    w, x = Value(0.5, label="w"), Value(2.0, label="x")
+    nodes = node_table(mse([w * x + 1.5], [3.0]), [w])
+    children = graphs.children_index(nodes)
+    elements = graphview.cyto_elements(nodes, children, nodes["node"].tolist(), ["w"])
+    vertices = [e for e in elements if "source" not in e["data"]]
+    drawn = {float(e["data"]["value"]): (e["classes"], e["data"]["kind"]) for e in vertices}
+    assert drawn[0.5] == ("param", "parameter") and drawn[2.0] == ("input", "input")
+    assert drawn[1.5] == ("constant", "constant") and drawn[3.0] == ("target", "target")
+    computed = [e for e in vertices if e["data"]["op"]]
+    assert computed and all(e["classes"] == "op" and e["data"]["kind"] == "" for e in computed)
+    sheet = {rule["selector"]: rule["style"] for rule in graphview.STYLESHEET}
+    assert sheet[".target"]["border-color"] == "#9333ea"
+    table = nodetable.columns(nodes, ["w"])  # the node table: a leaf's op is its kind
+    ops = dict(zip(table["value"].tolist(), table["op"].tolist(), strict=True))
+    assert (ops[0.5], ops[2.0], ops[1.5], ops[3.0]) == ("parameter", "input", "constant", "target")
+
+    section = graph_section.layout({"traced": True, "capture": "nodes"}).to_plotly_json()
+    key = json.loads(json.dumps(section, cls=plotly.utils.PlotlyJSONEncoder))
+    spans = find(key, "run-g-key")["props"]["children"]
+    swatches = {s["props"]["children"]: s["props"].get("style") for s in spans}
+    swatches = {text: style for text, style in swatches.items() if style}
+    assert list(swatches) == ["parameter", "input", "target", "constant"]
+    assert swatches["target"] == {"border": "4px double #9333ea"}
+
+
 def test_fmt():
-    assert graphs.fmt(math.nan) == "nan" and graphs.fmt(-math.inf) == "-inf"
-    assert graphs.fmt(0.000123456) == "0.0001235"
+    assert graphview.fmt(math.nan) == "nan" and graphview.fmt(-math.inf) == "-inf"
+    assert graphview.fmt(0.000123456) == "0.0001235"
 
 
 # -- node table ------------------------------------------------------------------------
@@ -505,9 +538,7 @@ def test_zoom_redraws_the_loss_at_full_detail_inside_the_range(tmp_path):
         for k in range(3 * figures.CURVE_BUCKETS):
             run.log(float(np.sin(k / 50.0)) + (5.0 if k == 1234 else 0.0))
     app = create_app(db)
-    whole = figures.loss_figure(
-        context_for(app).run(run.id).metrics(), 0.0, False, None
-    )["data"][0]
+    whole = figures.loss_figure(context_for(app).run(run.id).metrics(), 0.0, False, None)["data"][0]
     assert len(whole["x"]) <= 2 * figures.CURVE_BUCKETS + 2 and 1234 in whole["x"]
     values = {
         "run-id.data": run.id,

@@ -565,3 +565,22 @@ def test_to_dot_escapes_labels():
 def test_to_dot_rejects_an_unknown_rankdir():
     with pytest.raises(ValueError, match="rankdir"):
         to_dot(Value(1.0), rankdir="XY")
+
+
+def test_leaf_kinds():
+    """A hand-made leaf is an input, an op's plain-number operand a constant (either
+    side), a loss's target a target, nn's weights parameters; bad kinds are refused."""
+    from gradtrace.engine import MLP, binary_cross_entropy, hinge, mse
+
+    x = Value(2.0)
+    assert x.kind == "input" and (x * 3).kind == ""
+    for made in (x + 1, x - 1, x * 2, x / 2, 1 - x, 2 / x, 3 * x, 1 + x):
+        consts = [p for p in made.parents if p is not x]
+        assert [p.kind for p in consts] == ["constant"]
+    assert Value(1.0, kind="target").kind == "target"
+    for loss in (mse, hinge, binary_cross_entropy):
+        leaves = [v for v in loss([Value(0.5)], [1]).topo() if not v.op]
+        assert [v.kind for v in leaves].count("target") == 1, loss.__name__
+    assert {p.kind for p in MLP(2, [2, 1], seed=0).parameters()} == {"parameter"}
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Value(1.0, kind="weight")

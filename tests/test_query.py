@@ -64,6 +64,7 @@ GRAPH = {
     "b": INT64,
     "arg": F8,
     "param": INT64,
+    "kind": STR,
 }
 NODES = {**GRAPH, "value": F8, "grad": F8}
 RUNS = {

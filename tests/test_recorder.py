@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from gradtrace.engine import Value, make_moons, structure
+from gradtrace.engine import Value, make_moons, mse, structure
 from gradtrace.tracer.demo import moons_loss, setup
 from tracehelp import assert_steps_match, bits, snapshot, table_counts, train
 
@@ -273,3 +273,32 @@ def test_other_bad_arguments_are_refused_before_writing(db_url):
         tracer.record("x" * 201, db=db_url)
     with tracer.connect(db_url) as store:
         assert store.runs()["name"].tolist() == ["good"]
+
+
+def test_leaf_kinds_read_back_per_node(db_url):
+    """A watched parameter, an input, a constant and a target, each read back with its
+    kind; computed nodes have none, and a graph stored before kinds says "leaf"."""
+    w, x = Value(0.5, label="w"), Value(2.0, label="x")
+    assert w.kind == "input"  # the engine cannot know w is a parameter; watch() does
+    with tracer.record("kinds", db=db_url) as run:
+        run.watch([w])
+        loss = mse([w * x + 1.5], [3.0])  # 1.5 a constant, 3.0 the target
+        loss.backward()
+        run.log(loss)
+        expected = ["parameter" if v is w else v.kind for v in loss.topo()]
+    with tracer.connect(db_url) as store:
+        view = store.run("kinds")
+        for frame in (view.graph(0), view.nodes(0)):
+            assert frame["kind"].tolist() == expected
+        nodes = view.nodes(0)
+        leaf = nodes[nodes["op"] == ""]
+        kind_of = dict(zip(leaf["value"], leaf["kind"], strict=True))
+        assert kind_of[0.5] == "parameter" and kind_of[2.0] == "input"
+        assert kind_of[1.5] == "constant" and kind_of[3.0] == "target"
+        assert (nodes.loc[nodes["op"] != "", "kind"] == "").all()
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE graphs SET kinds = NULL"))
+    with tracer.connect(db_url) as store:
+        old = store.run("kinds").graph(0)
+        assert set(old.loc[old["op"] == "", "kind"]) == {"leaf"}
+        assert set(old.loc[old["op"] != "", "kind"]) == {""}

@@ -24,7 +24,15 @@ from typing import Any
 
 import numpy as np
 from gradtrace.engine import Value, structure
-from gradtrace.tracer.codec import int32_bytes, needs_raw, pack_raw, row, rows, sql_float
+from gradtrace.tracer.codec import (
+    encode_kinds,
+    int32_bytes,
+    needs_raw,
+    pack_raw,
+    row,
+    rows,
+    sql_float,
+)
 from gradtrace.tracer.models import Metric, Update
 
 _get_label = attrgetter("label")
@@ -43,6 +51,7 @@ class Shape:
     first_step: int
     labels: list[str] = field(default_factory=list)
     exponents: list[float | None] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # Value.kind; "parameter" if watched
     key: int | None = None
 
     @property
@@ -77,6 +86,7 @@ class Shape:
             "params": int32_bytes(self.node_params()),
             "labels": {str(i): s for i, s in enumerate(self.labels) if s},
             "args": {str(i): _json_float(x) for i, x in enumerate(self.exponents) if x is not None},
+            "kinds": encode_kinds(self.kinds),
         }
 
 
@@ -136,6 +146,7 @@ class GraphCapture:
             shape = Shape(ops, a, b, leaves, leaf_params, step)
             shape.labels = list(map(_get_label, nodes))
             shape.exponents = list(map(_get_exponent, nodes))
+            shape.kinds = _kinds(nodes, leaves, leaf_params)
             self.shapes.append(shape)
             del self.shapes[:-MAX_SHAPES]  # the least recently seen go first
         t1 = perf_counter()
@@ -160,6 +171,16 @@ class GraphCapture:
                     self.shapes.append(shape)
                 return shape
         return None
+
+
+def _kinds(nodes: list[Value], leaves: list[int], leaf_params: list[int]) -> list[str]:
+    """Every node's kind: a watched parameter is one whatever the engine says, the
+    other leaves are what ``Value.kind`` says. Read with the labels, once a shape:
+    a program builds the same leaves every step."""
+    kinds = [""] * len(nodes)
+    for i, p in zip(leaves, leaf_params, strict=True):
+        kinds[i] = "parameter" if p >= 0 else nodes[i].kind
+    return kinds
 
 
 def _positions(items: list, value: object) -> list[int]:

@@ -18,6 +18,7 @@ steps.param_data, param_grad   float64 array, ``steps.codec``                8 b
 metrics.raw                    exact bits of ``value``, float64 LE           8 bytes (1 float)
 updates.raw                    before, grad, after, lr; float64 LE           32 bytes (4)
 graphs.a, graphs.b, params     int32 LE, -1 for none                         4 bytes a node
+graphs.kinds                   one letter per node, :data:`KIND_LETTERS`     1 byte a node
 =============================  ============================================  =================
 
 A float64 array is little-endian IEEE-754 before compression (the width above),
@@ -165,6 +166,27 @@ def decode_int32(blob: bytes | memoryview) -> np.ndarray:
 
 
 # -- the ``raw`` exact-bits column -------------------------------------------------
+# A leaf's kind (engine ``Value.kind``) as one letter; "." is a computed node.
+KIND_LETTERS = {"": ".", "input": "i", "constant": "c", "target": "t", "parameter": "p"}
+_KIND_OF_LETTER = {letter: kind for kind, letter in KIND_LETTERS.items()}
+UNKNOWN_LEAF = "leaf"  # the kind of a leaf in a graph stored before kinds were
+
+
+def encode_kinds(kinds: Sequence[str]) -> str:
+    """``graphs.kinds``: ``encode_kinds(["input", "", "parameter"]) == "i.p"``."""
+    return "".join(map(KIND_LETTERS.__getitem__, kinds))
+
+
+def decode_kinds(text: str | None, ops: Sequence[str]) -> list[str]:
+    """The kind of every node; a graph stored without kinds (``NULL``) calls its
+    leaves :data:`UNKNOWN_LEAF` (``ops`` tells leaves, ``""``, from the rest)."""
+    if text is None:
+        return [UNKNOWN_LEAF if op == "" else "" for op in ops]
+    if len(text) != len(ops):
+        raise ValueError(f"graphs.kinds has {len(text)} letters for {len(ops)} nodes")
+    return [_KIND_OF_LETTER[letter] for letter in text]
+
+
 _RAW = {width: struct.Struct(f"<{width}d") for width in (1, 4)}
 
 

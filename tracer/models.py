@@ -219,6 +219,9 @@ class Graph(Base):
     params: Mapped[bytes] = mapped_column(LargeBinary, comment="parameter idx per node, int32 LE")
     labels: Mapped[dict] = mapped_column(JSON, comment="{node: label} for labelled nodes")
     args: Mapped[dict] = mapped_column(JSON, comment="{node: exponent} for ** nodes")
+    kinds: Mapped[str | None] = mapped_column(
+        Text, comment="a letter per node: i input, c constant, t target, p parameter, . computed"
+    )
 
 
 class RunMetric(Base):

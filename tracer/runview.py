@@ -58,6 +58,7 @@ from gradtrace.tracer.codec import (
     apply_raw,
     decode_floats,
     decode_int32,
+    decode_kinds,
     decode_matrix,
 )
 from gradtrace.tracer.errors import GradtraceError, RunNotFound
@@ -514,12 +515,13 @@ class RunView:
                     Graph.params,
                     Graph.labels,
                     Graph.args,
+                    Graph.kinds,
                 ).where(Graph.graph_key == graph_key)
             )
             g = dict(zip(keys, rows[0], strict=True))
             n = int(g["n_nodes"])
             a, b, params = decode_int32(g["a"]), decode_int32(g["b"]), decode_int32(g["params"])
-            ops = g["ops"].split(" ") if n else []
+            ops = ["" if op == "." else op for op in g["ops"].split(" ")] if n else []
             if not len(a) == len(b) == len(params) == len(ops) == n:
                 raise GradtraceError(f"graph {graph_key} of run {self.name!r} is inconsistent")
             labels = np.full(n, "", dtype=object)
@@ -538,20 +540,24 @@ class RunView:
             self._graphs[graph_key] = pd.DataFrame(
                 {
                     "node": np.arange(n, dtype=np.int64),
-                    "op": pd.Series(["" if op == "." else op for op in ops], dtype=STR),
+                    "op": pd.Series(ops, dtype=STR),
                     "label": pd.Series(labels, dtype=STR),
                     "parents": pd.Series(parents, dtype=object),
                     "a": pd.arrays.IntegerArray(a, a < 0),
                     "b": pd.arrays.IntegerArray(b, b < 0),
                     "arg": args,
                     "param": pd.arrays.IntegerArray(params, params < 0),
+                    "kind": pd.Series(decode_kinds(g["kinds"], ops), dtype=STR),
                 }
             )
         return self._graphs[graph_key]
 
     def graph(self, step: int) -> pd.DataFrame:
         """The structure of step ``step``'s graph: node, op, label, parents, a, b, arg,
-        param. Node i's operands are ``parents`` (node indices, always smaller than i)."""
+        param, kind. Node i's operands are ``parents`` (node indices, always smaller
+        than i). ``kind`` says what a leaf stands for: "parameter", "input",
+        "constant" or "target" (see ``Value.kind``), "leaf" in graphs recorded before
+        gradtrace stored kinds, "" for a computed node."""
         step = _int(step, "step")
         rows = self._rows(
             sa.select(Trace.graph_key).where(Trace.run_key == self.key, Trace.step == step)

@@ -13,60 +13,12 @@ import numpy as np
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
-from gradtrace.dashboard import graphs
+from gradtrace.dashboard import graphs, graphview
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.nodetable import COLUMNS, page
 from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.run.replay import snap
 from gradtrace.dashboard.ui import card, facts, layer_options, message, neuron_options
-
-STYLESHEET = [
-    {
-        "selector": "node",
-        "style": {
-            "label": "data(label)",
-            "text-wrap": "wrap",
-            "font-size": 9,
-            "text-valign": "center",
-            "background-color": "data(color)",
-            "color": "#111827",
-            "text-outline-color": "#ffffff",
-            "text-outline-width": 2,
-            "width": 46,
-            "height": 46,
-            "border-width": 1,
-            "border-color": "#6b7280",
-        },
-    },
-    {
-        "selector": ".param",
-        "style": {
-            "shape": "round-rectangle",
-            "width": 118,
-            "height": 40,
-            "border-width": 3,
-            "border-color": "#2563eb",
-        },
-    },
-    {
-        "selector": ".leaf",
-        "style": {"shape": "round-rectangle", "width": 70, "height": 34, "border-style": "dashed"},
-    },
-    {"selector": ".nonfinite", "style": {"border-color": "#dc2626", "border-width": 4}},
-    {"selector": ".focus", "style": {"border-color": "#f59e0b", "border-width": 4}},
-    {"selector": "node:selected", "style": {"border-color": "#111827", "border-width": 5}},
-    {
-        "selector": "edge",
-        "style": {
-            "curve-style": "bezier",
-            "target-arrow-shape": "triangle",
-            "width": 1.5,
-            "line-color": "#9ca3af",
-            "target-arrow-color": "#9ca3af",
-        },
-    },
-]
-LAYOUT = {"name": "dagre", "rankDir": "LR", "nodeSep": 8, "rankSep": 40, "animate": False}
 
 
 def _index_input(
@@ -134,8 +86,11 @@ def layout(meta: dict[str, Any], node: int | None = None) -> html.Section:
                 html.Span("0", className="key-swatch key-zero"),
                 html.Span("→", className="lbl"),
                 html.Span("large", className="key-swatch key-large"),
-                html.Span("parameter", className="key-swatch key-param"),
-                html.Span("leaf (input, constant, target)", className="key-swatch key-leaf"),
+                *(
+                    html.Span(look.key, className=f"key-swatch key-{look.css}", style=look.swatch)
+                    for kind, look in graphview.LEAVES.items()
+                    if kind != "leaf"  # only graphs recorded before kinds: not worth a swatch
+                ),
                 html.Span("NaN/inf", className="key-swatch key-bad"),
                 html.Span("focus", className="key-swatch key-focus"),
             ],
@@ -147,8 +102,8 @@ def layout(meta: dict[str, Any], node: int | None = None) -> html.Section:
                 cyto.Cytoscape(
                     id="run-cyto",
                     elements=[],
-                    layout=LAYOUT,
-                    stylesheet=STYLESHEET,
+                    layout=graphview.LAYOUT,
+                    stylesheet=graphview.STYLESHEET,
                     style={"width": "100%", "height": "440px"},
                     minZoom=0.2,
                     maxZoom=3,
@@ -282,7 +237,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         except ValueError as e:
             return [], str(e), no_update
         names = rc.parameters()["name"].tolist()
-        elements = graphs.cyto_elements(rc.nodes(step), rc.children(step), shown, names, focus)
+        elements = graphview.cyto_elements(rc.nodes(step), rc.children(step), shown, names, focus)
         where = f"step {step}" if step == value else f"step {step} (nearest traced step)"
         # the picked example stays in the box, so replaying keeps to one example
         return elements, f"{where}: {note}.", (no_update if picked is None else picked)
@@ -301,7 +256,8 @@ def register(app: Dash, ctx: AppContext) -> None:
             facts(
                 [
                     ("node", data["id"]),
-                    ("op", data.get("op") or "leaf"),
+                    ("op", data.get("op") or "none: a leaf"),
+                    *([("kind", data["kind"])] if data.get("kind") else []),
                     ("value", data.get("value")),
                     ("grad", data.get("grad")),
                 ]
