@@ -40,7 +40,7 @@ def test_show_a_runview_serves_its_page_inline_on_localhost(runs, calls):
     with tracer.connect(runs, readonly=True) as store:
         view = store.run("first")
         url = gradtrace.show(view, port=8111)
-    (app, kw), = calls
+    ((app, kw),) = calls
     assert kw["jupyter_mode"] == "inline"
     assert kw["host"] == "127.0.0.1"
     assert kw["port"] == 8111
