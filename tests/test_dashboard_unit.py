@@ -465,7 +465,16 @@ def test_run_page_draws_header_and_curves_in_its_own_request(small_db):
     expected = view.metrics()["loss"].tolist()
     assert loss["data"][0]["y"] == pytest.approx(expected)
     assert loss["layout"]["shapes"][0]["x0"] == 1  # the marker at the URL's step
-    assert find(tree, "run-slider")["props"]["value"] == 1
+    assert find(tree, "run-slider") is None  # below the fold: mounted after the first paint
+    assert find(tree, "run-below")["props"]["children"][0]["props"]["className"] == "card"
+    args = find(tree, "run-below-args")["props"]["data"]
+    below = call(
+        app,
+        "run-below.children",
+        {"run-below-go.data": view.id, "run-below-args.data": args, "run-meta.data": meta},
+        "run-below-go.data",
+    )["run-below"]["children"]
+    assert find(below, "run-slider")["props"]["value"] == 1
     assert find(tree, "run-status")["props"]["children"] == view.status
     missing = page(app, "/run/no-such-run")
     assert "no run matches" in str(find(missing, "run-missing"))
@@ -505,9 +514,7 @@ def test_zoom_redraws_the_loss_at_full_detail_inside_the_range(tmp_path):
         for k in range(3 * figures.CURVE_BUCKETS):
             run.log(float(np.sin(k / 50.0)) + (5.0 if k == 1234 else 0.0))
     app = create_app(db)
-    whole = figures.loss_figure(
-        context_for(app).run(run.id).metrics(), 0.0, False, None
-    )["data"][0]
+    whole = figures.loss_figure(context_for(app).run(run.id).metrics(), 0.0, False, None)["data"][0]
     assert len(whole["x"]) <= 2 * figures.CURVE_BUCKETS + 2 and 1234 in whole["x"]
     values = {
         "run-id.data": run.id,
@@ -545,6 +552,66 @@ def test_heatmap_is_per_neuron_and_a_click_picks_its_weights(small_db):
     assert resp["run-w-neuron"]["value"] == 2
     assert resp["run-w-param"]["value"] == names  # the neuron's weights and bias
     assert {"label": "neuron 3", "value": 3} in resp["run-w-neuron"]["options"]
+
+
+def test_weights_in_the_url_restore_the_weight_picker(small_db):
+    app = create_app(small_db)
+    view = tracer.connect(small_db, readonly=True).run(
+        tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
+    )
+    params = view.parameters()
+    wanted = params.loc[params["layer"] == 1, "name"].tolist()[1:3]
+    tree = page(app, f"/run/{view.id}", "?weights=" + ",".join([*wanted, "no.such.weight"]))
+    args = find(tree, "run-below-args")["props"]["data"]
+    assert args["weights"] == [*wanted, "no.such.weight"]
+    meta = {"id": view.id}
+    below = call(
+        app,
+        "run-below.children",
+        {"run-below-go.data": view.id, "run-below-args.data": args, "run-meta.data": meta},
+        "run-below-go.data",
+    )["run-below"]["children"]
+    picked = find(below, "run-w-param")["props"]["value"]
+    resp = call(
+        app,
+        "run-w-layer.value",
+        {"run-meta.data": meta, "run-w-param.value": picked},
+        "run-meta.data",
+    )
+    assert resp["run-w-param"]["value"] == wanted  # the unknown name is dropped
+    first = params[params["name"] == wanted[0]].iloc[0]
+    assert resp["run-w-layer"]["value"] == int(first["layer"])
+    assert resp["run-w-neuron"]["value"] == int(first["neuron"])
+    assert set(wanted) <= {o["value"] for o in resp["run-w-param"]["options"]}
+    resp = call(app, "run-w-layer.value", {"run-meta.data": meta}, "run-meta.data")
+    assert resp["run-w-param"]["value"] != wanted  # without the URL: the liveliest weight
+
+
+def test_graph_is_not_resent_for_a_move_within_one_traced_step(small_db):
+    app = create_app(small_db)
+    view = tracer.connect(small_db, readonly=True).run(
+        tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
+    )
+    meta = {"id": view.id, "traced": True}
+    values = {
+        "run-meta.data": meta,
+        "run-slider.value": 2,
+        "run-g-mode.value": "node",
+        "run-g-node.value": 5,
+    }
+    resp = call(app, "run-cyto.elements", values, "run-slider.value")
+    drawn = resp["run-g-drawn"]["data"]
+    assert drawn["step"] == context_for(app).run(view.id).nearest_traced(2)
+    assert resp["run-cyto"]["elements"]
+    same = call(app, "run-cyto.elements", {**values, "run-g-drawn.data": drawn}, "run-slider.value")
+    assert same is None  # PreventUpdate: nothing sent
+    moved = call(
+        app,
+        "run-cyto.elements",
+        {**values, "run-g-node.value": 6, "run-g-drawn.data": drawn},
+        "run-g-node.value",
+    )
+    assert moved["run-g-drawn"]["data"]["key"] != drawn["key"]
 
 
 def test_nonfinite_run_tells_its_story_on_top_and_highlights_cells(tmp_path):

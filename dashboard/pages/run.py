@@ -1,8 +1,11 @@
 """The run page (``/run/<run_id>?step=16``): one run replayed, section by section.
 
 The header and the curves are drawn in the page's own request, so the first
-paint needs no callback; the sections below fill in through their callbacks.
-Sections live in ``dashboard.run`` with their own callbacks.
+paint needs no callback. The sections below the fold (health, weights, replay,
+graph) are grey skeletons of their final size until the loss curve is on screen;
+only then are they asked for and mounted, so their charts, grids and callbacks do
+not compete with the first paint. Sections live in ``dashboard.run`` with their
+own callbacks.
 """
 
 from __future__ import annotations
@@ -10,19 +13,29 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import Dash, Input, Output, dcc, html
-from gradtrace.dashboard.context import AppContext, context_for
+from dash import Dash, Input, Output, State, dcc, html
+from dash.exceptions import PreventUpdate
+from gradtrace.dashboard.context import AppContext, RunCache, context_for
 from gradtrace.dashboard.run import health, ids, nodes, overview, replay, summary, weights
 from gradtrace.dashboard.ui import message
 
 from gradtrace import tracer
 
+BELOW = "run-below"  # the sections under the curves, mounted after the first paint
+# the skeleton's blocks: the heights the sections take once drawn
+BELOW_HEIGHTS = (("Training health", 640), ("Weights and gradients", 1140), ("Replay", 560))
+
 
 def layout(
-    run_id: str | None = None, step: str | None = None, node: str | None = None, **_: Any
+    run_id: str | None = None,
+    step: str | None = None,
+    node: str | None = None,
+    weights: str | None = None,
+    **_: Any,
 ) -> html.Div:
     """The page of ``run_id`` at ``step`` (the last step when absent), its graph
-    around ``node`` when given: ``/run/<id>?step=16&node=1021``."""
+    around ``node`` and the weights section on ``weights`` (comma-separated names)
+    when given: ``/run/<id>?step=16&node=1021&weights=layers.0.neurons.3.w.1``."""
     try:
         rc = context_for().run(run_id or "")
     except tracer.GradtraceError as e:
@@ -36,14 +49,44 @@ def layout(
             # in the order of the questions a user brings: how did it go, is it
             # healthy, what did the weights do, then step by step
             overview.layout(rc, at),
-            health.layout(),
-            weights.layout(),
-            replay.layout(rc, at, meta),
-            nodes.layout(meta, _whole(node)),
+            dcc.Store(
+                id="run-below-args",
+                data={"step": at, "node": _whole(node), "weights": _names(weights)},
+            ),
+            dcc.Store(id="run-below-go"),  # set by the browser once the loss is drawn
+            html.Div(skeleton(), id=BELOW),
             dcc.Store(id="run-url"),  # written by the browser: the view's URL
         ],
         className="run-page",
     )
+
+
+def skeleton() -> list[html.Section]:
+    """Grey blocks where the sections below the curves will be."""
+    return [
+        html.Section(
+            [html.Div(html.H3(title), className="card-head"), html.Div(className="skeleton")],
+            className="card",
+            style={"height": f"{height}px"},
+        )
+        for title, height in BELOW_HEIGHTS
+    ]
+
+
+def below(rc: RunCache, args: dict[str, Any], meta: dict[str, Any]) -> list[Any]:
+    """The sections under the curves, in the order of the questions a user brings:
+    is it healthy, what did the weights do, then step by step."""
+    return [
+        health.layout(),
+        weights.layout(args.get("weights") or []),
+        replay.layout(rc, args.get("step"), meta),
+        nodes.layout(meta, args.get("node")),
+    ]
+
+
+def _names(text: str | None) -> list[str]:
+    """Weight names from the URL's ``weights=a,b`` (unknown names are dropped later)."""
+    return [n for n in (text or "").split(",") if n.strip()][:20]
 
 
 def _whole(text: str | None) -> int | None:
@@ -101,9 +144,11 @@ def register(app: Dash, ctx: AppContext) -> None:
     # replaceState leaves Dash's router (and the browser history) alone.
     app.clientside_callback(
         """
-        function(step, mode, node) {
+        function(step, mode, node, picked) {
             const q = new URLSearchParams(window.location.search);
             if (step !== null && step !== undefined) { q.set("step", step); }
+            if (picked && picked.length) { q.set("weights", picked.join(",")); }
+            else { q.delete("weights"); }
             if (mode === "node" && node !== null && node !== undefined) { q.set("node", node); }
             else { q.delete("node"); }
             const url = window.location.pathname + "?" + q.toString();
@@ -117,8 +162,45 @@ def register(app: Dash, ctx: AppContext) -> None:
         Input(ids.SLIDER, "value"),
         Input(ids.GRAPH_MODE, "value"),
         Input(ids.GRAPH_NODE, "value"),
+        Input(ids.WEIGHTS, "value"),
         prevent_initial_call=True,
     )
+    # The lower sections are asked for once the loss curve is drawn: a promise
+    # that resolves on the first animation frame after its line is in the DOM.
+    app.clientside_callback(
+        """
+        function(runId) {
+            return new Promise(resolve => {
+                const t0 = performance.now();
+                const ready = () => document.querySelector(
+                    '#run-loss .main-svg, #run-loss canvas.gl-canvas-context');
+                const wait = () => {
+                    if (ready() || performance.now() - t0 > 5000) {
+                        requestAnimationFrame(() => setTimeout(() => resolve(runId), 0));
+                    } else {
+                        requestAnimationFrame(wait);
+                    }
+                };
+                wait();
+            });
+        }
+        """,
+        Output("run-below-go", "data"),
+        Input(ids.RUN_ID, "data"),
+    )
+
+    @app.callback(
+        Output(BELOW, "children"),
+        Input("run-below-go", "data"),
+        State("run-below-args", "data"),
+        State(ids.META, "data"),
+    )
+    def lower(run_id: str | None, args: dict | None, meta: dict | None):
+        """Mount the sections below the curves."""
+        if not run_id or not meta:
+            raise PreventUpdate
+        return below(ctx.run(run_id), args or {}, meta)
+
     summary.register(app, ctx)
     overview.register(app, ctx)
     health.register(app, ctx)
