@@ -145,6 +145,9 @@ def skeleton(height: int = 260) -> dict[str, Any]:
     }
 
 
+MARKER_COLOR = "#f59e0b"  # the replay step's line (the browser finds it by colour)
+
+
 def marker(step: int | None, xref: str = "x") -> list[dict]:
     """The replay step as a vertical line."""
     if step is None:
@@ -158,7 +161,7 @@ def marker(step: int | None, xref: str = "x") -> list[dict]:
             "x1": step,
             "y0": 0,
             "y1": 1,
-            "line": {"color": "#f59e0b", "width": 2},
+            "line": {"color": MARKER_COLOR, "width": 2},
         }
     ]
 

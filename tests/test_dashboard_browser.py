@@ -144,6 +144,7 @@ def open_run(dash_duo, db: str, run_id: str) -> None:
     dash_duo.start_server(create_app(db))
     dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
     dash_duo.wait_for_element("#run-name", timeout=20)
+    dash_duo.wait_for_element("#run-slider", timeout=20)  # the sections below the curves
 
 
 def test_runs_page_lists_runs_and_links_to_them(dash_duo, recorded):

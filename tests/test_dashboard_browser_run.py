@@ -6,10 +6,14 @@
 
 from __future__ import annotations
 
+import time
+from unittest.mock import ANY
+from urllib.parse import parse_qsl, urlsplit
+
 import pytest
 from gradtrace.dashboard import create_app
 from selenium.webdriver.common.keys import Keys
-from test_dashboard_browser import component_prop, set_slider, wait_until
+from test_dashboard_browser import component_prop, figure_data, pick, set_slider, wait_until
 from test_dashboard_divergence import STEPS, diverging_run
 
 from gradtrace import tracer
@@ -22,6 +26,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("chromium")]
 def diverged(tmp_path_factory) -> tuple[str, str]:
     db = str(tmp_path_factory.mktemp("div") / "div.db")
     return db, diverging_run(db)
+
+
+def query(dash_duo, path: str) -> dict[str, str] | None:
+    """The address bar's query as a dict, None while it is on another path."""
+    url = urlsplit(dash_duo.driver.current_url)
+    return dict(parse_qsl(url.query)) if url.path == path else None
 
 
 def visible_without_scrolling(dash_duo, selector: str) -> bool:
@@ -40,23 +50,22 @@ def test_diverging_run_story_on_top_every_step_without_errors(dash_duo, diverged
     dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
     dash_duo.wait_for_element("#run-story", timeout=20)
     assert visible_without_scrolling(dash_duo, "#run-story")
-    assert dash_duo.find_element("#run-diverged").text == f"diverged at step {bad['step']}"
+    dash_duo.wait_for_element("#run-slider", timeout=20)
+    assert dash_duo.find_element("#run-diverged").text == f"diverged at step {bad.step}"
     for step in range(STEPS):
         set_slider(dash_duo, "run-slider", step)
         wait_until(
-            lambda step=step: (
-                f"step {step}" in dash_duo.find_element("#run-weight-hist").text
-            ),
+            lambda step=step: f"step {step}" in dash_duo.find_element("#run-weight-hist").text,
             what=f"the histograms of step {step}",
         )
     set_slider(dash_duo, "run-slider", 0)
     wait_until(lambda: component_prop(dash_duo, "run-slider", "value") == 0, what="step 0")
     dash_duo.find_element("#run-story-go").click()
     wait_until(
-        lambda: component_prop(dash_duo, "run-slider", "value") == bad["step"],
+        lambda: component_prop(dash_duo, "run-slider", "value") == bad.step,
         what="the slider at the divergence step",
     )
-    assert component_prop(dash_duo, "run-g-node", "value") == bad["node"]
+    assert component_prop(dash_duo, "run-g-node", "value") == bad.node
     assert dash_duo.get_logs() == []  # no failed callback at any step
 
 
@@ -65,6 +74,7 @@ def test_url_step_restores_the_view_and_unknown_run_has_a_way_back(dash_duo, div
     dash_duo.start_server(create_app(db))
     dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}?step=3&node=5")
     dash_duo.wait_for_element("#run-name", timeout=20)
+    dash_duo.wait_for_element("#run-slider", timeout=20)
     assert component_prop(dash_duo, "run-slider", "value") == 3
     assert component_prop(dash_duo, "run-g-mode", "value") == "node"
     assert component_prop(dash_duo, "run-g-node", "value") == 5
@@ -78,7 +88,7 @@ def test_url_step_restores_the_view_and_unknown_run_has_a_way_back(dash_duo, div
     )
     set_slider(dash_duo, "run-slider", 2)
     wait_until(
-        lambda: dash_duo.driver.current_url.endswith(f"/run/{run_id}?step=2&node=5"),
+        lambda: query(dash_duo, f"/run/{run_id}") == {"step": "2", "node": "5", "weights": ANY},
         what="the address bar to follow the view",
     )
     dash_duo.driver.get(f"{dash_duo.server_url}/run/no-such-run")
@@ -137,9 +147,7 @@ def test_enter_applies_a_typed_step_and_the_breadcrumb_goes_home(dash_duo, diver
     box = dash_duo.wait_for_element("#run-slider input", timeout=20)
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys("2", Keys.ENTER)
-    wait_until(
-        lambda: component_prop(dash_duo, "run-slider", "value") == 2, what="step 2 on Enter"
-    )
+    wait_until(lambda: component_prop(dash_duo, "run-slider", "value") == 2, what="step 2 on Enter")
     dash_duo.find_element("#crumb-runs").click()
     dash_duo.wait_for_element("#runs-grid", timeout=20)
 
@@ -150,3 +158,62 @@ def test_empty_database_shows_the_demo_command(dash_duo, tmp_path):
     dash_duo.start_server(create_app(db))
     dash_duo.wait_for_element("#runs-empty", timeout=20)
     assert dash_duo.find_element("#runs-empty-command").text == f"gradtrace demo --db {db}"
+
+
+def test_url_weights_restore_the_picker_and_follow_it(dash_duo, diverged):
+    db, run_id = diverged
+    names = tracer.connect(db, readonly=True).run(run_id).parameters()["name"].tolist()
+    wanted = names[1:3]
+    dash_duo.start_server(create_app(db))
+    dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}?step=2&weights={','.join(wanted)}")
+    history = wait_until(
+        lambda: [t["name"] for t in figure_data(dash_duo, "run-w-history") or []],
+        timeout=20,
+        what="the URL's weights plotted",
+    )
+    assert history[0] == wanted[0] and wanted[1] in history
+    assert component_prop(dash_duo, "run-w-param", "value") == wanted
+    assert query(dash_duo, f"/run/{run_id}")["weights"] == ",".join(wanted)
+    pick(dash_duo, "run-w-param", names[0])
+    wait_until(
+        lambda: query(dash_duo, f"/run/{run_id}")["weights"] == ",".join([*wanted, names[0]]),
+        what="the address bar to carry the picked weights",
+    )
+
+
+def test_sections_below_are_skeletons_of_their_size_until_drawn(dash_duo, diverged, monkeypatch):
+    from gradtrace.dashboard import stepfigures
+    from gradtrace.dashboard.pages import run as run_page
+
+    db, run_id = diverged
+    mount, draw = run_page.below, stepfigures.histograms_figure
+
+    def slow_mount(*args):
+        time.sleep(2.0)
+        return mount(*args)
+
+    def slow_draw(*args):
+        time.sleep(2.0)
+        return draw(*args)
+
+    monkeypatch.setattr(run_page, "below", slow_mount)
+    monkeypatch.setattr(stepfigures, "histograms_figure", slow_draw)
+    dash_duo.start_server(create_app(db))
+    dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
+    dash_duo.wait_for_element("#run-name", timeout=20)
+    heights = dash_duo.driver.execute_script(
+        "return Array.from(document.querySelectorAll('#run-below > .card'))"
+        ".map(c => [c.getBoundingClientRect().height, !!c.querySelector('.skeleton')])"
+    )
+    assert heights == [[h, True] for _, h in run_page.BELOW_HEIGHTS]
+    hist = dash_duo.wait_for_element("#run-weight-hist .main-svg", timeout=20)
+    skeleton = dash_duo.driver.execute_script(
+        "const g = document.querySelector('#run-weight-hist');"
+        "return [g.getBoundingClientRect().height, !!g.querySelector('.xtick'),"
+        " getComputedStyle(g.querySelector('.main-svg')).backgroundColor];"
+    )
+    assert skeleton == [260, False, "rgb(236, 239, 243)"]  # grey, its height, no axes
+    wait_until(lambda: "step" in hist.text, what="the histograms drawn")
+    assert dash_duo.driver.execute_script(
+        "return !!document.querySelector('#run-weight-hist .xtick')"
+    )

@@ -122,16 +122,18 @@ def register(app: Dash, ctx: AppContext) -> None:
             fmt_duration(rc.summary()["duration_s"]),
         )
 
+    app.clientside_callback(MOVE_MARKER, Input(ids.SLIDER, "value"), prevent_initial_call=True)
+
     @app.callback(
         Output(ids.LOSS, "figure"),
         Output("run-metrics", "figure"),
         Output("run-drawn", "data"),
         Input("run-smooth", "value"),
         Input("run-logy", "value"),
-        Input(ids.SLIDER, "value"),
         Input(ids.LIVE, "data"),
         Input(ids.LOSS, "relayoutData"),
         Input("run-metrics", "relayoutData"),
+        State(ids.SLIDER, "value"),
         State(ids.RUN_ID, "data"),
         State("run-drawn", "data"),
         prevent_initial_call=True,  # the page drew them
@@ -139,29 +141,30 @@ def register(app: Dash, ctx: AppContext) -> None:
     def curves(
         smooth: float,
         logy: list,
-        step: int | None,
         _live: dict | None,
         loss_zoom: dict | None,
         metrics_zoom: dict | None,
+        step: int | None,
         run_id: str,
         drawn: int | None,
     ):
-        """Patch the curves: the marker, the axis type, zoomed detail, new points;
-        redraw them only when the smoothing changes."""
+        """Patch the curves: the axis type, zoomed detail, new points; redraw them
+        only when the smoothing changes. Every patch puts the marker at the slider's
+        step too: the browser moves it (below) without telling the figure prop."""
         rc = ctx.run(run_id)
         metrics = rc.metrics()
         names = figures.other_metrics(metrics)
         trigger = dash_ctx.triggered_id
         smoothing = _smoothing(smooth)
-        if trigger == ids.SLIDER:
-            return (*_marker_patch(step, len(names)), no_update)
         if trigger == "run-logy":
-            return (*_axis_patch("log" in (logy or []), len(names)), no_update)
+            patches = _axis_patch("log" in (logy or []), len(names))
+            return (*_marked(patches, step, len(names)), no_update)
         if trigger in ("run-loss", "run-metrics"):
-            return _zoom_patch(metrics, trigger, loss_zoom, metrics_zoom, smoothing)
+            loss, other, _ = _zoom_patch(metrics, trigger, loss_zoom, metrics_zoom, smoothing)
+            return (*_marked((loss, other), step, len(names)), no_update)
         last = int(metrics.index[-1]) if len(metrics) else None
         if trigger == ids.LIVE and drawn is not None:
-            return (*_grow(metrics, drawn, smoothing), last)
+            return (*_marked(_grow(metrics, drawn, smoothing), step, len(names)), last)
         log = "log" in (logy or [])
         zoom = zoom_ranges(loss_zoom).get("xaxis")
         return (
@@ -230,11 +233,38 @@ def _zoom_patch(
     return no_update, patch, no_update
 
 
-def _marker_patch(step: int | None, n_other: int) -> tuple[Patch, Patch]:
-    loss, other = Patch(), Patch()
-    loss["layout"]["shapes"] = figures.marker(step)
-    other["layout"]["shapes"] = figures.metric_shapes(step, n_other)
+def _marked(patches: tuple[Any, Any], step: int | None, n_other: int) -> tuple[Any, Any]:
+    """The (loss, other) patches with the replay marker at ``step``: the figure props
+    still hold the marker where the page drew it, and a patch would move it back."""
+    loss, other = patches
+    if isinstance(loss, Patch):
+        loss["layout"]["shapes"] = figures.marker(step)
+    if isinstance(other, Patch):
+        other["layout"]["shapes"] = figures.metric_shapes(step, n_other)
     return loss, other
+
+
+# A slider move changes nothing on the curves but the marker: the browser moves it
+# with one Plotly.relayout of the shapes, not a figure patch (Dash would hand the
+# whole figure to Plotly.react, which re-checks every trace).
+MOVE_MARKER = """
+function(step) {
+    if (step === null || step === undefined || !window.Plotly) { return; }
+    for (const id of ["run-loss", "run-metrics"]) {
+        const gd = document.querySelector("#" + id + " .js-plotly-plot");
+        const shapes = (gd && gd.layout && gd.layout.shapes) || [];
+        const edit = {};
+        shapes.forEach((s, i) => {
+            if (s.type === "line" && s.yref === "paper" && s.x0 === s.x1
+                && s.line && s.line.color === "MARKER_COLOR") {
+                edit["shapes[" + i + "].x0"] = step;
+                edit["shapes[" + i + "].x1"] = step;
+            }
+        });
+        if (Object.keys(edit).length) { window.Plotly.relayout(gd, edit); }
+    }
+}
+""".replace("MARKER_COLOR", figures.MARKER_COLOR)
 
 
 def _grow(metrics: pd.DataFrame, drawn: int, smoothing: float) -> tuple[Patch, Patch]:
