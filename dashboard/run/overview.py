@@ -244,19 +244,32 @@ def _marked(patches: tuple[Any, Any], step: int | None, n_other: int) -> tuple[A
     return loss, other
 
 
-# A slider move changes nothing on the curves but the marker: the browser moves it
-# with one Plotly.relayout of the shapes, not a figure patch (Dash would hand the
-# whole figure to Plotly.react, which re-checks every trace).
+# A slider move changes nothing on the curves but the marker: the browser moves the
+# marker's drawn line itself and records the step in the plot's layout (so any later
+# redraw — zoom, resize — puts it there too). A figure patch would hand the whole
+# figure to Plotly.react, and even Plotly.relayout of one shape redraws the plot.
 MOVE_MARKER = """
 function(step) {
     if (step === null || step === undefined || !window.Plotly) { return; }
     for (const id of ["run-loss", "run-metrics"]) {
         const gd = document.querySelector("#" + id + " .js-plotly-plot");
+        const full = gd && gd._fullLayout;
         const shapes = (gd && gd.layout && gd.layout.shapes) || [];
         const edit = {};
         shapes.forEach((s, i) => {
-            if (s.type === "line" && s.yref === "paper" && s.x0 === s.x1
-                && s.line && s.line.color === "MARKER_COLOR") {
+            if (!(s.type === "line" && s.yref === "paper" && s.x0 === s.x1
+                  && s.line && s.line.color === "MARKER_COLOR")) { return; }
+            s.x0 = s.x1 = step;
+            const fs = full && full.shapes && full.shapes[i];
+            const xa = full && full["xaxis" + (s.xref || "x").slice(1)];
+            const path = gd.querySelector('.shapelayer path[data-index="' + i + '"]');
+            const d = path && path.getAttribute("d");
+            const ys = d && d.match(/^M[^,]+,([^L]+)L[^,]+,(.+)$/);
+            if (fs && xa && ys) {
+                fs.x0 = fs.x1 = step;
+                const px = xa._offset + xa.r2p(step);
+                path.setAttribute("d", "M" + px + "," + ys[1] + "L" + px + "," + ys[2]);
+            } else {
                 edit["shapes[" + i + "].x0"] = step;
                 edit["shapes[" + i + "].x1"] = step;
             }
