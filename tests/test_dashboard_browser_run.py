@@ -217,3 +217,22 @@ def test_sections_below_are_skeletons_of_their_size_until_drawn(dash_duo, diverg
     assert dash_duo.driver.execute_script(
         "return !!document.querySelector('#run-weight-hist .xtick')"
     )
+
+
+def test_notebook_frame_url_renders_the_run_page(dash_duo, diverged, monkeypatch):
+    """gradtrace.show() frames ``<url>/``: the page under that address is the run's."""
+    import dash
+
+    import gradtrace
+
+    db, run_id = diverged
+    shown = []
+    monkeypatch.setattr(dash.Dash, "run", lambda self, **kw: shown.append((self, kw)))
+    gradtrace.show(run_id, db=db)
+    ((app, kw),) = shown
+    monkeypatch.undo()
+    dash_duo.start_server(app)
+    framed = kw["jupyter_server_url"].replace("http://127.0.0.1:8050", dash_duo.server_url)
+    dash_duo.driver.get(framed + "/")  # Dash's Jupyter mode appends the root prefix
+    dash_duo.wait_for_element("#run-slider", timeout=20)
+    assert component_prop(dash_duo, "run-id", "data") == run_id
