@@ -458,9 +458,6 @@ def test_run_page_draws_header_and_curves_in_its_own_request(small_db):
         tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
     )
     tree = page(app, f"/run/{view.id}", "?step=1")
-    meta = find(tree, "run-meta")["props"]["data"]
-    assert meta["id"] == view.id and meta["traced"] is True and meta["nin"] == 3
-    assert meta["n_params"] == 41
     loss = find(tree, "run-loss")["props"]["figure"]
     expected = view.metrics()["loss"].tolist()
     assert loss["data"][0]["y"] == pytest.approx(expected)
@@ -471,10 +468,13 @@ def test_run_page_draws_header_and_curves_in_its_own_request(small_db):
     below = call(
         app,
         "run-below.children",
-        {"run-below-go.data": view.id, "run-below-args.data": args, "run-meta.data": meta},
+        {"run-below-go.data": view.id, "run-below-args.data": args},
         "run-below-go.data",
     )["run-below"]["children"]
     assert find(below, "run-slider")["props"]["value"] == 1
+    meta = find(below, "run-meta")["props"]["data"]
+    assert meta["id"] == view.id and meta["traced"] is True and meta["nin"] == 3
+    assert meta["n_params"] == 41
     assert find(tree, "run-status")["props"]["children"] == view.status
     missing = page(app, "/run/no-such-run")
     assert "no run matches" in str(find(missing, "run-missing"))
@@ -569,7 +569,7 @@ def test_weights_in_the_url_restore_the_weight_picker(small_db):
     below = call(
         app,
         "run-below.children",
-        {"run-below-go.data": view.id, "run-below-args.data": args, "run-meta.data": meta},
+        {"run-below-go.data": view.id, "run-below-args.data": args},
         "run-below-go.data",
     )["run-below"]["children"]
     picked = find(below, "run-w-param")["props"]["value"]
@@ -632,7 +632,7 @@ def test_nonfinite_run_tells_its_story_on_top_and_highlights_cells(tmp_path):
     view = tracer.connect(db, readonly=True).run("nan")
     bad = view.first_nonfinite()
     tree = page(app, f"/run/{view.id}")
-    top = tree["props"]["children"][2]["props"]["children"][0]  # the header, first
+    top = tree["props"]["children"][1]["props"]["children"][0]  # the header, first
     story = find(top, "run-story-text")["props"]["children"]
     assert (bad.step, bad.kind, bad.op) == (2, "forward", "")  # the NaN leaf
     assert story == bad.story and f"step 2: leaf node {bad.node} was fed nan" in story

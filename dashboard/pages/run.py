@@ -41,11 +41,9 @@ def layout(
     except tracer.GradtraceError as e:
         return not_found(run_id, str(e))
     at = replay.initial_step(rc, step)
-    meta = overview.meta_for(rc)
     return html.Div(
         [
             dcc.Store(id=ids.RUN_ID, data=rc.id),
-            dcc.Store(id=ids.META, data=meta),
             # in the order of the questions a user brings: how did it go, is it
             # healthy, what did the weights do, then step by step
             overview.layout(rc, at),
@@ -77,6 +75,8 @@ def below(rc: RunCache, args: dict[str, Any], meta: dict[str, Any]) -> list[Any]
     """The sections under the curves, in the order of the questions a user brings:
     is it healthy, what did the weights do, then step by step."""
     return [
+        # what the sections need to know; here, so their callbacks start with them
+        dcc.Store(id=ids.META, data=meta),
         health.layout(),
         weights.layout(args.get("weights") or []),
         replay.layout(rc, args.get("step"), meta),
@@ -193,13 +193,13 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output(BELOW, "children"),
         Input("run-below-go", "data"),
         State("run-below-args", "data"),
-        State(ids.META, "data"),
     )
-    def lower(run_id: str | None, args: dict | None, meta: dict | None):
+    def lower(run_id: str | None, args: dict | None):
         """Mount the sections below the curves."""
-        if not run_id or not meta:
+        if not run_id:
             raise PreventUpdate
-        return below(ctx.run(run_id), args or {}, meta)
+        rc = ctx.run(run_id)
+        return below(rc, args or {}, overview.meta_for(rc))
 
     summary.register(app, ctx)
     overview.register(app, ctx)
