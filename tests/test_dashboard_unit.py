@@ -681,7 +681,14 @@ def test_run_page_reads_each_backend(db_url):
     run_id = train("toy", 3, db_url)
     app = create_app(db_url)
     tree = page(app, f"/run/{run_id}")
-    meta = find(tree, "run-meta")["props"]["data"]
+    args = find(tree, "run-below-args")["props"]["data"]
+    below = call(
+        app,
+        "run-below.children",
+        {"run-below-go.data": find(tree, "run-id")["props"]["data"], "run-below-args.data": args},
+        "run-below-go.data",
+    )["run-below"]["children"]
+    meta = find(below, "run-meta")["props"]["data"]
     assert meta["traced"] is True and meta["n_params"] == 41
     assert find(tree, "run-loss")["props"]["figure"]["data"][0]["x"] == [0, 1, 2]
     values = {

@@ -65,7 +65,7 @@ def skeleton() -> list[html.Section]:
         html.Section(
             [html.Div(html.H3(title), className="card-head"), html.Div(className="skeleton")],
             className="card",
-            style={"height": f"{height}px"},
+            style={"height": f"{height}px", "boxSizing": "border-box"},
         )
         for title, height in BELOW_HEIGHTS
     ]
