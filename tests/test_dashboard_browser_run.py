@@ -206,14 +206,17 @@ def test_sections_below_are_skeletons_of_their_size_until_drawn(dash_duo, diverg
         ".map(c => [c.getBoundingClientRect().height, !!c.querySelector('.skeleton')])"
     )
     assert heights == [[h, True] for _, h in run_page.BELOW_HEIGHTS]
-    hist = dash_duo.wait_for_element("#run-weight-hist .main-svg", timeout=20)
+    dash_duo.wait_for_element("#run-weight-hist .main-svg", timeout=20)
     skeleton = dash_duo.driver.execute_script(
         "const g = document.querySelector('#run-weight-hist');"
         "return [g.getBoundingClientRect().height, !!g.querySelector('.xtick'),"
         " getComputedStyle(g.querySelector('.main-svg')).backgroundColor];"
     )
     assert skeleton == [260, False, "rgb(236, 239, 243)"]  # grey, its height, no axes
-    wait_until(lambda: "step" in hist.text, what="the histograms drawn")
+    wait_until(
+        lambda: "step" in dash_duo.find_element("#run-weight-hist").text,
+        what="the histograms drawn",
+    )
     assert dash_duo.driver.execute_script(
         "return !!document.querySelector('#run-weight-hist .xtick')"
     )

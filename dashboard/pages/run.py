@@ -77,6 +77,7 @@ def below(rc: RunCache, args: dict[str, Any], meta: dict[str, Any]) -> list[Any]
     return [
         # what the sections need to know; here, so their callbacks start with them
         dcc.Store(id=ids.META, data=meta),
+        dcc.Store(id=ids.LIVE),  # the newest step seen by the live poll
         health.layout(),
         weights.layout(args.get("weights") or []),
         replay.layout(rc, args.get("step"), meta),
@@ -191,15 +192,17 @@ def register(app: Dash, ctx: AppContext) -> None:
 
     @app.callback(
         Output(BELOW, "children"),
+        Output("run-live-timer", "disabled"),
         Input("run-below-go", "data"),
         State("run-below-args", "data"),
     )
     def lower(run_id: str | None, args: dict | None):
-        """Mount the sections below the curves."""
+        """Mount the sections below the curves; then poll a live run (the sections'
+        callbacks take the live store as an input: it must not tick before they exist)."""
         if not run_id:
             raise PreventUpdate
         rc = ctx.run(run_id)
-        return below(rc, args or {}, overview.meta_for(rc))
+        return below(rc, args or {}, overview.meta_for(rc)), not rc.live
 
     summary.register(app, ctx)
     overview.register(app, ctx)

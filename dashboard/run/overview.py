@@ -63,8 +63,8 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
                     config={"displaylogo": False},
                 ),
             ),
-            dcc.Interval(id="run-live-timer", interval=LIVE_MS, disabled=not rc.live),
-            dcc.Store(id=ids.LIVE),  # the newest step seen by the live poll
+            # started with the sections below (the live store is there): pages.run.lower
+            dcc.Interval(id="run-live-timer", interval=LIVE_MS, disabled=True),
             dcc.Store(id="run-drawn", data=last),  # the last step the curves show
         ]
     )
