@@ -143,27 +143,35 @@ def register(app: Dash, ctx: AppContext) -> None:
     )
     # The address bar follows the view, so "step 16, node 1021 of run X" can be shared;
     # replaceState leaves Dash's router (and the browser history) alone.
+    # Two callbacks, as a run without node traces has no graph controls: a callback
+    # with a missing input fails in the browser.
     app.clientside_callback(
         """
-        function(step, mode, node, picked) {
+        function(step, picked) {
             const q = new URLSearchParams(window.location.search);
             if (step !== null && step !== undefined) { q.set("step", step); }
             if (picked && picked.length) { q.set("weights", picked.join(",")); }
             else { q.delete("weights"); }
-            if (mode === "node" && node !== null && node !== undefined) { q.set("node", node); }
-            else { q.delete("node"); }
-            const url = window.location.pathname + "?" + q.toString();
-            if (url !== window.location.pathname + window.location.search) {
-                window.history.replaceState(window.history.state, "", url);
-            }
-            return url;
+            return gtReplaceQuery(q);
         }
         """,
         Output("run-url", "data"),
         Input(ids.SLIDER, "value"),
+        Input(ids.WEIGHTS, "value"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        """
+        function(mode, node) {
+            const q = new URLSearchParams(window.location.search);
+            if (mode === "node" && node !== null && node !== undefined) { q.set("node", node); }
+            else { q.delete("node"); }
+            return gtReplaceQuery(q);
+        }
+        """,
+        Output("run-url", "data", allow_duplicate=True),
         Input(ids.GRAPH_MODE, "value"),
         Input(ids.GRAPH_NODE, "value"),
-        Input(ids.WEIGHTS, "value"),
         prevent_initial_call=True,
     )
     # The lower sections are asked for once the loss curve is drawn: a promise
