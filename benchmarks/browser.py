@@ -199,8 +199,12 @@ def server_side(db: str, run_id: str, moves: int) -> dict[str, float]:
         ms, resp = c.call("_pages_content.children", where, "_pages_location.pathname")
         pages.append(ms)
     tree = resp["response"]["_pages_content"]["children"]
-    meta = _find(tree, "run-meta")["props"]["data"]
-    last = int(_find(tree, "run-slider")["props"]["max"])
+    args = _find(tree, "run-below-args")["props"]["data"]
+    below = {"run-below-go.data": run_id, "run-below-args.data": args}
+    _, resp = c.call("run-below.children", below, "run-below-go.data")  # after the paint
+    sections = resp["response"]["run-below"]["children"]
+    meta = _find(sections, "run-meta")["props"]["data"]
+    last = int(_find(sections, "run-slider")["props"]["max"])
     base = {
         "run-id.data": run_id,
         "run-meta.data": meta,

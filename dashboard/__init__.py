@@ -2,11 +2,13 @@
 
     >>> from gradtrace.dashboard import serve
     >>> serve("runs.db")                      # doctest: +SKIP
+    >>> show(run)           # in a notebook: the run page inline   # doctest: +SKIP
 
 It reads runs only through ``tracer.connect(db, readonly=True)``; it never writes.
 Pages: ``/`` lists the runs, ``/run/<id>`` replays one.
 """
 
 from gradtrace.dashboard.app import create_app, serve
+from gradtrace.dashboard.notebook import show
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app", "serve", "show"]

@@ -124,6 +124,30 @@ def empty(message: str, height: int = 260) -> Figure:
     )
 
 
+SKELETON = "#eceff3"  # the grey of a chart still loading (style.css .skeleton)
+
+
+def skeleton(height: int = 260) -> dict[str, Any]:
+    """What a chart shows until its callback fills it: a grey block of its final
+    height, not Plotly's default axes (a plain dict: nothing to validate)."""
+    hidden = {"visible": False}
+    return {
+        "data": [],
+        "layout": {
+            "height": height,
+            "margin": {"l": 8, "r": 8, "t": 8, "b": 8},
+            "paper_bgcolor": SKELETON,
+            "plot_bgcolor": SKELETON,
+            "xaxis": hidden,
+            "yaxis": hidden,
+            "meta": "skeleton",
+        },
+    }
+
+
+MARKER_COLOR = "#f59e0b"  # the replay step's line (the browser finds it by colour)
+
+
 def marker(step: int | None, xref: str = "x") -> list[dict]:
     """The replay step as a vertical line."""
     if step is None:
@@ -137,7 +161,7 @@ def marker(step: int | None, xref: str = "x") -> list[dict]:
             "x1": step,
             "y0": 0,
             "y1": 1,
-            "line": {"color": "#f59e0b", "width": 2},
+            "line": {"color": MARKER_COLOR, "width": 2},
         }
     ]
 

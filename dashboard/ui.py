@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from dash import html
+from dash import dcc, html
+from gradtrace.dashboard.figures import skeleton
 
 STATUS_CLASSES = ("running", "finished", "failed", "interrupted", "terminated", "crashed")
 
@@ -19,6 +20,16 @@ def card(title: str, *children: Any, id: str | None = None, note: Any = None) ->
     kwargs = {"id": id} if id else {}
     return html.Section(
         [html.Div(head, className="card-head"), *children], className="card", **kwargs
+    )
+
+
+def chart(id: str, height: int = 260) -> dcc.Graph:
+    """A Plotly chart of a fixed height, a grey skeleton until its callback fills it."""
+    return dcc.Graph(
+        id=id,
+        figure=skeleton(height),
+        config={"displaylogo": False},
+        style={"height": f"{height}px"},
     )
 
 

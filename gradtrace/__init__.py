@@ -31,6 +31,7 @@ _LAZY = {
     "RunView": "gradtrace.tracer",
     "GradtraceError": "gradtrace.tracer",
     "serve": "gradtrace.dashboard",
+    "show": "gradtrace.dashboard",  # the run page inline in a notebook
 }
 
 

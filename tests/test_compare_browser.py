@@ -16,6 +16,7 @@ import pytest
 from comparehelp import record_run
 from gradtrace.dashboard import create_app
 from selenium.webdriver.common.by import By
+from test_dashboard_browser import tick_row
 
 from gradtrace import tracer
 
@@ -149,7 +150,7 @@ def test_runs_list_selection_opens_the_compare_page(dash_duo, recorded):
     dash_duo.start_server(create_app(recorded["db"]))
     dash_duo.wait_for_contains_text("#runs-grid", "steady", timeout=20)
     for row in (0, 1):  # the grid may redraw its rows while it settles: find them afresh
-        wait_until(lambda row=row: _tick(dash_duo, row), what=f"row {row} ticked")
+        wait_until(lambda row=row: tick_row(dash_duo, row), what=f"row {row} ticked")
     # The panel is drawn again for each tick: follow the link once it names both runs.
     link = wait_until(
         lambda: (a := dash_duo.find_element("#runs-compare-link"))
@@ -162,13 +163,3 @@ def test_runs_list_selection_opens_the_compare_page(dash_duo, recorded):
         lambda: (f := figure(dash_duo)) and len(f["data"]) >= 4, what="the compare page's figure"
     )
     assert "/compare?runs=" in dash_duo.driver.current_url
-
-
-def _tick(dash_duo, row: int) -> bool:
-    boxes = dash_duo.driver.find_elements(
-        By.CSS_SELECTOR, "#runs-grid .ag-row input[type=checkbox]"
-    )
-    if not boxes[row].is_selected():
-        boxes[row].click()
-    return boxes[row].is_selected()
-

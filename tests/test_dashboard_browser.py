@@ -78,6 +78,16 @@ def wait_until(check: Callable[[], Any], timeout: float = 15, what: str = "condi
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
+def tick_row(dash_duo, row: int) -> bool:
+    """Tick the runs grid's checkbox of ``row``; True once it is ticked."""
+    boxes = dash_duo.driver.find_elements(
+        By.CSS_SELECTOR, "#runs-grid .ag-row input[type=checkbox]"
+    )
+    if not boxes[row].is_selected():
+        boxes[row].click()
+    return boxes[row].is_selected()
+
+
 def figure_data(dash_duo, graph_id: str) -> list[dict] | None:
     """The traces Plotly drew in dcc.Graph ``graph_id``."""
     return dash_duo.driver.execute_script(
@@ -144,6 +154,7 @@ def open_run(dash_duo, db: str, run_id: str) -> None:
     dash_duo.start_server(create_app(db))
     dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
     dash_duo.wait_for_element("#run-name", timeout=20)
+    dash_duo.wait_for_element("#run-slider", timeout=20)  # the sections below the curves
 
 
 def test_runs_page_lists_runs_and_links_to_them(dash_duo, recorded):
@@ -157,11 +168,8 @@ def test_runs_page_lists_runs_and_links_to_them(dash_duo, recorded):
     assert [c.text for c in crashed] == ["crashed"]  # coloured by cellClassRules
 
     # Tick two runs: their loss curves are overlaid and their config diff listed.
-    boxes = dash_duo.driver.find_elements(
-        By.CSS_SELECTOR, "#runs-grid .ag-row input[type=checkbox]"
-    )
-    boxes[0].click()
-    boxes[1].click()
+    for row in (0, 1):  # the grid may redraw its rows while it settles: find them afresh
+        wait_until(lambda row=row: tick_row(dash_duo, row), what=f"row {row} ticked")
     loss = wait_until(
         lambda: (d := figure_data(dash_duo, "runs-compare-loss")) and len(d) == 2 and d,
         what="two compared loss curves",

@@ -7,13 +7,16 @@
 from __future__ import annotations
 
 import math
+import time
+from unittest.mock import ANY
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from gradtrace.dashboard import create_app
 from gradtrace.tracer.db import open_database
 from gradtrace.tracer.demo import train
 from selenium.webdriver.common.keys import Keys
-from test_dashboard_browser import component_prop, set_slider, wait_until
+from test_dashboard_browser import component_prop, figure_data, pick, set_slider, wait_until
 from test_dashboard_divergence import STEPS, diverging_run
 
 from gradtrace import tracer
@@ -26,6 +29,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("chromium")]
 def diverged(tmp_path_factory) -> tuple[str, str]:
     db = str(tmp_path_factory.mktemp("div") / "div.db")
     return db, diverging_run(db)
+
+
+def query(dash_duo, path: str) -> dict[str, str] | None:
+    """The address bar's query as a dict, None while it is on another path."""
+    url = urlsplit(dash_duo.driver.current_url)
+    return dict(parse_qsl(url.query)) if url.path == path else None
 
 
 def visible_without_scrolling(dash_duo, selector: str) -> bool:
@@ -44,6 +53,7 @@ def test_diverging_run_story_on_top_every_step_without_errors(dash_duo, diverged
     dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
     dash_duo.wait_for_element("#run-story", timeout=20)
     assert visible_without_scrolling(dash_duo, "#run-story")
+    dash_duo.wait_for_element("#run-slider", timeout=20)
     assert dash_duo.find_element("#run-diverged").text == f"diverged at step {bad.step}"
     for step in range(STEPS):
         set_slider(dash_duo, "run-slider", step)
@@ -67,6 +77,7 @@ def test_url_step_restores_the_view_and_unknown_run_has_a_way_back(dash_duo, div
     dash_duo.start_server(create_app(db))
     dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}?step=3&node=5")
     dash_duo.wait_for_element("#run-name", timeout=20)
+    dash_duo.wait_for_element("#run-slider", timeout=20)
     assert component_prop(dash_duo, "run-slider", "value") == 3
     assert component_prop(dash_duo, "run-g-mode", "value") == "node"
     assert component_prop(dash_duo, "run-g-node", "value") == 5
@@ -80,7 +91,7 @@ def test_url_step_restores_the_view_and_unknown_run_has_a_way_back(dash_duo, div
     )
     set_slider(dash_duo, "run-slider", 2)
     wait_until(
-        lambda: dash_duo.driver.current_url.endswith(f"/run/{run_id}?step=2&node=5"),
+        lambda: query(dash_duo, f"/run/{run_id}") == {"step": "2", "node": "5", "weights": ANY},
         what="the address bar to follow the view",
     )
     dash_duo.driver.get(f"{dash_duo.server_url}/run/no-such-run")
@@ -202,3 +213,82 @@ def test_summary_strip_numbers_are_the_databases(dash_duo, moons):
     key = dash_duo.find_element("#run-g-key").text
     assert all(word in key for word in ("parameter", "input", "constant", "target")), key
     assert dash_duo.get_logs() == []
+def test_url_weights_restore_the_picker_and_follow_it(dash_duo, diverged):
+    db, run_id = diverged
+    names = tracer.connect(db, readonly=True).run(run_id).parameters()["name"].tolist()
+    wanted = names[1:3]
+    dash_duo.start_server(create_app(db))
+    dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}?step=2&weights={','.join(wanted)}")
+    history = wait_until(
+        lambda: [t["name"] for t in figure_data(dash_duo, "run-w-history") or []],
+        timeout=20,
+        what="the URL's weights plotted",
+    )
+    assert history[0] == wanted[0] and wanted[1] in history
+    assert component_prop(dash_duo, "run-w-param", "value") == wanted
+    assert query(dash_duo, f"/run/{run_id}")["weights"] == ",".join(wanted)
+    pick(dash_duo, "run-w-param", names[0])
+    wait_until(
+        lambda: query(dash_duo, f"/run/{run_id}")["weights"] == ",".join([*wanted, names[0]]),
+        what="the address bar to carry the picked weights",
+    )
+
+
+def test_sections_below_are_skeletons_of_their_size_until_drawn(dash_duo, diverged, monkeypatch):
+    from gradtrace.dashboard import stepfigures
+    from gradtrace.dashboard.pages import run as run_page
+
+    db, run_id = diverged
+    mount, draw = run_page.below, stepfigures.histograms_figure
+
+    def slow_mount(*args):
+        time.sleep(2.0)
+        return mount(*args)
+
+    def slow_draw(*args):
+        time.sleep(2.0)
+        return draw(*args)
+
+    monkeypatch.setattr(run_page, "below", slow_mount)
+    monkeypatch.setattr(stepfigures, "histograms_figure", slow_draw)
+    dash_duo.start_server(create_app(db))
+    dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
+    dash_duo.wait_for_element("#run-name", timeout=20)
+    heights = dash_duo.driver.execute_script(
+        "return Array.from(document.querySelectorAll('#run-below > .card'))"
+        ".map(c => [c.getBoundingClientRect().height, !!c.querySelector('.skeleton')])"
+    )
+    assert heights == [[h, True] for _, h in run_page.BELOW_HEIGHTS]
+    dash_duo.wait_for_element("#run-weight-hist .main-svg", timeout=20)
+    skeleton = dash_duo.driver.execute_script(
+        "const g = document.querySelector('#run-weight-hist');"
+        "return [g.getBoundingClientRect().height, !!g.querySelector('.xtick'),"
+        " getComputedStyle(g.querySelector('.main-svg')).backgroundColor];"
+    )
+    assert skeleton == [260, False, "rgb(236, 239, 243)"]  # grey, its height, no axes
+    wait_until(
+        lambda: "step" in dash_duo.find_element("#run-weight-hist").text,
+        what="the histograms drawn",
+    )
+    assert dash_duo.driver.execute_script(
+        "return !!document.querySelector('#run-weight-hist .xtick')"
+    )
+
+
+def test_notebook_frame_url_renders_the_run_page(dash_duo, diverged, monkeypatch):
+    """gradtrace.show() frames ``<url>/``: the page under that address is the run's."""
+    import dash
+
+    import gradtrace
+
+    db, run_id = diverged
+    shown = []
+    monkeypatch.setattr(dash.Dash, "run", lambda self, **kw: shown.append((self, kw)))
+    gradtrace.show(run_id, db=db)
+    ((app, kw),) = shown
+    monkeypatch.undo()
+    dash_duo.start_server(app)
+    framed = kw["jupyter_server_url"].replace("http://127.0.0.1:8050", dash_duo.server_url)
+    dash_duo.driver.get(framed + "/")  # Dash's Jupyter mode appends the root prefix
+    dash_duo.wait_for_element("#run-slider", timeout=20)
+    assert component_prop(dash_duo, "run-id", "data") == run_id

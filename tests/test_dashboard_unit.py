@@ -491,14 +491,23 @@ def test_run_page_draws_header_and_curves_in_its_own_request(small_db):
         tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
     )
     tree = page(app, f"/run/{view.id}", "?step=1")
-    meta = find(tree, "run-meta")["props"]["data"]
-    assert meta["id"] == view.id and meta["traced"] is True and meta["nin"] == 3
-    assert meta["n_params"] == 41
     loss = find(tree, "run-loss")["props"]["figure"]
     expected = view.metrics()["loss"].tolist()
     assert loss["data"][0]["y"] == pytest.approx(expected)
     assert loss["layout"]["shapes"][0]["x0"] == 1  # the marker at the URL's step
-    assert find(tree, "run-slider")["props"]["value"] == 1
+    assert find(tree, "run-slider") is None  # below the fold: mounted after the first paint
+    assert find(tree, "run-below")["props"]["children"][0]["props"]["className"] == "card"
+    args = find(tree, "run-below-args")["props"]["data"]
+    below = call(
+        app,
+        "run-below.children",
+        {"run-below-go.data": view.id, "run-below-args.data": args},
+        "run-below-go.data",
+    )["run-below"]["children"]
+    assert find(below, "run-slider")["props"]["value"] == 1
+    meta = find(below, "run-meta")["props"]["data"]
+    assert meta["id"] == view.id and meta["traced"] is True and meta["nin"] == 3
+    assert meta["n_params"] == 41
     assert find(tree, "run-status")["props"]["children"] == view.status
     missing = page(app, "/run/no-such-run")
     assert "no run matches" in str(find(missing, "run-missing"))
@@ -522,12 +531,13 @@ def test_curves_patch_marker_and_axis_without_resending_points(small_db):
     app = create_app(small_db)
     run_id = tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
     values = {"run-id.data": run_id, "run-slider.value": 2, "run-logy.value": ["log"]}
-    resp = call(app, "run-loss.figure", values, "run-slider.value")
-    patch = json.dumps(resp["run-loss"]["figure"])
-    assert '"x0": 2' in patch and '"data"' not in patch
+    # a slider move is the browser's alone: no server callback writes the curves
+    slider = [k for k, v in app.callback_map.items() if "run-loss.figure" in k]
+    assert all("run-slider" not in [i["id"] for i in app.callback_map[k]["inputs"]] for k in slider)
     resp = call(app, "run-loss.figure", values, "run-logy.value")
     patch = json.dumps(resp["run-loss"]["figure"])
-    assert '"log"' in patch and '"data"' not in patch
+    # the axis, and the marker where the slider is (the browser moved it unseen)
+    assert '"log"' in patch and '"x0": 2' in patch and '"data"' not in patch
 
 
 def test_zoom_redraws_the_loss_at_full_detail_inside_the_range(tmp_path):
@@ -578,6 +588,66 @@ def test_heatmap_is_per_neuron_and_a_click_picks_its_weights(small_db):
     assert {"label": "neuron 3", "value": 3} in resp["run-w-neuron"]["options"]
 
 
+def test_weights_in_the_url_restore_the_weight_picker(small_db):
+    app = create_app(small_db)
+    view = tracer.connect(small_db, readonly=True).run(
+        tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
+    )
+    params = view.parameters()
+    wanted = params.loc[params["layer"] == 1, "name"].tolist()[1:3]
+    tree = page(app, f"/run/{view.id}", "?weights=" + ",".join([*wanted, "no.such.weight"]))
+    args = find(tree, "run-below-args")["props"]["data"]
+    assert args["weights"] == [*wanted, "no.such.weight"]
+    meta = {"id": view.id}
+    below = call(
+        app,
+        "run-below.children",
+        {"run-below-go.data": view.id, "run-below-args.data": args},
+        "run-below-go.data",
+    )["run-below"]["children"]
+    picked = find(below, "run-w-param")["props"]["value"]
+    resp = call(
+        app,
+        "run-w-layer.value",
+        {"run-meta.data": meta, "run-w-param.value": picked},
+        "run-meta.data",
+    )
+    assert resp["run-w-param"]["value"] == wanted  # the unknown name is dropped
+    first = params[params["name"] == wanted[0]].iloc[0]
+    assert resp["run-w-layer"]["value"] == int(first["layer"])
+    assert resp["run-w-neuron"]["value"] == int(first["neuron"])
+    assert set(wanted) <= {o["value"] for o in resp["run-w-param"]["options"]}
+    resp = call(app, "run-w-layer.value", {"run-meta.data": meta}, "run-meta.data")
+    assert resp["run-w-param"]["value"] != wanted  # without the URL: the liveliest weight
+
+
+def test_graph_is_not_resent_for_a_move_within_one_traced_step(small_db):
+    app = create_app(small_db)
+    view = tracer.connect(small_db, readonly=True).run(
+        tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
+    )
+    meta = {"id": view.id, "traced": True}
+    values = {
+        "run-meta.data": meta,
+        "run-slider.value": 2,
+        "run-g-mode.value": "node",
+        "run-g-node.value": 5,
+    }
+    resp = call(app, "run-cyto.elements", values, "run-slider.value")
+    drawn = resp["run-g-drawn"]["data"]
+    assert drawn["step"] == context_for(app).run(view.id).nearest_traced(2)
+    assert resp["run-cyto"]["elements"]
+    same = call(app, "run-cyto.elements", {**values, "run-g-drawn.data": drawn}, "run-slider.value")
+    assert same is None  # PreventUpdate: nothing sent
+    moved = call(
+        app,
+        "run-cyto.elements",
+        {**values, "run-g-node.value": 6, "run-g-drawn.data": drawn},
+        "run-g-node.value",
+    )
+    assert moved["run-g-drawn"]["data"]["key"] != drawn["key"]
+
+
 def test_nonfinite_run_tells_its_story_on_top_and_highlights_cells(tmp_path):
     """A NaN that appears at step 2 is told at the top of the page, its button replays
     that step around the node, and it is sent to the grid as text."""
@@ -595,7 +665,7 @@ def test_nonfinite_run_tells_its_story_on_top_and_highlights_cells(tmp_path):
     view = tracer.connect(db, readonly=True).run("nan")
     bad = view.first_nonfinite()
     tree = page(app, f"/run/{view.id}")
-    top = tree["props"]["children"][2]["props"]["children"][0]  # the header, first
+    top = tree["props"]["children"][1]["props"]["children"][0]  # the header, first
     story = find(top, "run-story-text")["props"]["children"]
     assert (bad.step, bad.kind, bad.op) == (2, "forward", "")  # the NaN leaf
     assert story == bad.story and f"step 2: leaf node {bad.node} was fed nan" in story
@@ -644,7 +714,14 @@ def test_run_page_reads_each_backend(db_url):
     run_id = train("toy", 3, db_url)
     app = create_app(db_url)
     tree = page(app, f"/run/{run_id}")
-    meta = find(tree, "run-meta")["props"]["data"]
+    args = find(tree, "run-below-args")["props"]["data"]
+    below = call(
+        app,
+        "run-below.children",
+        {"run-below-go.data": find(tree, "run-id")["props"]["data"], "run-below-args.data": args},
+        "run-below-go.data",
+    )["run-below"]["children"]
+    meta = find(below, "run-meta")["props"]["data"]
     assert meta["traced"] is True and meta["n_params"] == 41
     assert find(tree, "run-loss")["props"]["figure"]["data"][0]["x"] == [0, 1, 2]
     values = {

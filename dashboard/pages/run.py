@@ -1,8 +1,11 @@
 """The run page (``/run/<run_id>?step=16``): one run replayed, section by section.
 
 The header and the curves are drawn in the page's own request, so the first
-paint needs no callback; the sections below fill in through their callbacks.
-Sections live in ``dashboard.run`` with their own callbacks.
+paint needs no callback. The sections below the fold (health, weights, replay,
+graph) are grey skeletons of their final size until the loss curve is on screen;
+only then are they asked for and mounted, so their charts, grids and callbacks do
+not compete with the first paint. Sections live in ``dashboard.run`` with their
+own callbacks.
 """
 
 from __future__ import annotations
@@ -10,40 +13,81 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import Dash, Input, Output, dcc, html
-from gradtrace.dashboard.context import AppContext, context_for
+from dash import Dash, Input, Output, State, dcc, html
+from dash.exceptions import PreventUpdate
+from gradtrace.dashboard.context import AppContext, RunCache, context_for
 from gradtrace.dashboard.run import health, ids, nodes, overview, replay, summary, weights
 from gradtrace.dashboard.ui import message
 
 from gradtrace import tracer
 
+BELOW = "run-below"  # the sections under the curves, mounted after the first paint
+# the skeleton's blocks: the heights the sections take once drawn
+BELOW_HEIGHTS = (("Training health", 640), ("Weights and gradients", 1140), ("Replay", 560))
+
 
 def layout(
-    run_id: str | None = None, step: str | None = None, node: str | None = None, **_: Any
+    run_id: str | None = None,
+    step: str | None = None,
+    node: str | None = None,
+    weights: str | None = None,
+    **_: Any,
 ) -> html.Div:
     """The page of ``run_id`` at ``step`` (the last step when absent), its graph
-    around ``node`` when given: ``/run/<id>?step=16&node=1021``."""
+    around ``node`` and the weights section on ``weights`` (comma-separated names)
+    when given: ``/run/<id>?step=16&node=1021&weights=layers.0.neurons.3.w.1``."""
     try:
         rc = context_for().run(run_id or "")
     except tracer.GradtraceError as e:
         return not_found(run_id, str(e))
     at = replay.initial_step(rc, step)
-    meta = overview.meta_for(rc)
     return html.Div(
         [
             dcc.Store(id=ids.RUN_ID, data=rc.id),
-            dcc.Store(id=ids.META, data=meta),
             # in the order of the questions a user brings: how did it go, is it
             # healthy, what did the weights do, then step by step
             overview.layout(rc, at),
-            health.layout(),
-            weights.layout(),
-            replay.layout(rc, at, meta),
-            nodes.layout(meta, _whole(node)),
+            dcc.Store(
+                id="run-below-args",
+                data={"step": at, "node": _whole(node), "weights": _names(weights)},
+            ),
+            dcc.Store(id="run-below-go"),  # set by the browser once the loss is drawn
+            html.Div(skeleton(), id=BELOW),
             dcc.Store(id="run-url"),  # written by the browser: the view's URL
         ],
         className="run-page",
     )
+
+
+def skeleton() -> list[html.Section]:
+    """Grey blocks where the sections below the curves will be."""
+    return [
+        html.Section(
+            [html.Div(html.H3(title), className="card-head"), html.Div(className="skeleton")],
+            className="card",
+            style={"height": f"{height}px", "boxSizing": "border-box"},
+        )
+        for title, height in BELOW_HEIGHTS
+    ]
+
+
+def below(rc: RunCache, args: dict[str, Any], meta: dict[str, Any]) -> list[Any]:
+    """The sections under the curves, in the order of the questions a user brings:
+    is it healthy, what did the weights do, then step by step."""
+    return [
+        # what the sections need to know; here, so their callbacks start with them
+        dcc.Store(id=ids.META, data=meta),
+        dcc.Store(id=ids.LIVE),  # the newest step seen by the live poll
+        health.layout(),
+        weights.layout(args.get("weights") or []),
+        replay.layout(rc, args.get("step"), meta),
+        nodes.layout(meta, args.get("node")),
+    ]
+
+
+def _names(text: str | None) -> list[str]:
+    """Weight names from the URL's ``weights=a,b`` (unknown names are dropped later)."""
+    return [n for n in (text or "").split(",") if n.strip()][:20]
 
 
 def _whole(text: str | None) -> int | None:
@@ -99,26 +143,75 @@ def register(app: Dash, ctx: AppContext) -> None:
     )
     # The address bar follows the view, so "step 16, node 1021 of run X" can be shared;
     # replaceState leaves Dash's router (and the browser history) alone.
+    # Two callbacks, as a run without node traces has no graph controls: a callback
+    # with a missing input fails in the browser.
     app.clientside_callback(
         """
-        function(step, mode, node) {
+        function(step, picked) {
             const q = new URLSearchParams(window.location.search);
             if (step !== null && step !== undefined) { q.set("step", step); }
-            if (mode === "node" && node !== null && node !== undefined) { q.set("node", node); }
-            else { q.delete("node"); }
-            const url = window.location.pathname + "?" + q.toString();
-            if (url !== window.location.pathname + window.location.search) {
-                window.history.replaceState(window.history.state, "", url);
-            }
-            return url;
+            if (picked && picked.length) { q.set("weights", picked.join(",")); }
+            else { q.delete("weights"); }
+            return gtReplaceQuery(q);
         }
         """,
         Output("run-url", "data"),
         Input(ids.SLIDER, "value"),
+        Input(ids.WEIGHTS, "value"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        """
+        function(mode, node) {
+            const q = new URLSearchParams(window.location.search);
+            if (mode === "node" && node !== null && node !== undefined) { q.set("node", node); }
+            else { q.delete("node"); }
+            return gtReplaceQuery(q);
+        }
+        """,
+        Output("run-url", "data", allow_duplicate=True),
         Input(ids.GRAPH_MODE, "value"),
         Input(ids.GRAPH_NODE, "value"),
         prevent_initial_call=True,
     )
+    # The lower sections are asked for once the loss curve is drawn: a promise
+    # that resolves on the first animation frame after its line is in the DOM.
+    app.clientside_callback(
+        """
+        function(runId) {
+            return new Promise(resolve => {
+                const t0 = performance.now();
+                const ready = () => document.querySelector(
+                    '#run-loss .main-svg, #run-loss canvas.gl-canvas-context');
+                const wait = () => {
+                    if (ready() || performance.now() - t0 > 5000) {
+                        requestAnimationFrame(() => setTimeout(() => resolve(runId), 0));
+                    } else {
+                        requestAnimationFrame(wait);
+                    }
+                };
+                wait();
+            });
+        }
+        """,
+        Output("run-below-go", "data"),
+        Input(ids.RUN_ID, "data"),
+    )
+
+    @app.callback(
+        Output(BELOW, "children"),
+        Output("run-live-timer", "disabled"),
+        Input("run-below-go", "data"),
+        State("run-below-args", "data"),
+    )
+    def lower(run_id: str | None, args: dict | None):
+        """Mount the sections below the curves; then poll a live run (the sections'
+        callbacks take the live store as an input: it must not tick before they exist)."""
+        if not run_id:
+            raise PreventUpdate
+        rc = ctx.run(run_id)
+        return below(rc, args or {}, overview.meta_for(rc)), not rc.live
+
     summary.register(app, ctx)
     overview.register(app, ctx)
     health.register(app, ctx)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import dash_ag_grid as dag
 import numpy as np
 import pandas as pd
-from dash import Dash, Input, Output, State, dcc, html
+from dash import Dash, Input, Output, State, html
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import downsample, layer_groups
 from gradtrace.dashboard.run import ids
-from gradtrace.dashboard.ui import card
+from gradtrace.dashboard.ui import card, chart
 from gradtrace.tracer import health
 
 MAX_TRACED = 24  # traced steps read for the unit counts (each is a whole graph)
@@ -29,20 +29,14 @@ def layout() -> html.Section:
         html.Div(id="run-h-flags", className="card-note"),
         html.Div(
             [
-                dcc.Graph(
-                    id="run-h-units", config={"displaylogo": False}, style={"height": "260px"}
-                ),
-                dcc.Graph(
-                    id="run-h-ratio", config={"displaylogo": False}, style={"height": "260px"}
-                ),
+                chart("run-h-units", 260),
+                chart("run-h-ratio", 260),
             ],
             className="grid-2",
         ),
         html.Div(
             [
-                dcc.Graph(
-                    id="run-h-gradnorm", config={"displaylogo": False}, style={"height": "260px"}
-                ),
+                chart("run-h-gradnorm", 260),
                 html.Div(
                     [
                         html.H4(id="run-h-stalled-title"),

@@ -80,6 +80,7 @@ def layout(meta: dict[str, Any], node: int | None = None) -> html.Section:
             className="controls",
         ),
         html.Div(id="run-g-note", className="card-note"),
+        dcc.Store(id="run-g-drawn"),  # what the graph shows: {"key": [...], "step": traced}
         html.Div(
             [
                 html.Span("colour: |grad| on a log scale, ", className="lbl"),
@@ -218,6 +219,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-cyto", "elements"),
         Output("run-g-note", "children"),
         Output("run-g-example", "value"),
+        Output("run-g-drawn", "data"),
         Input(ids.SLIDER, "value"),
         Input(ids.GRAPH_MODE, "value"),
         Input("run-g-neuron", "value"),
@@ -225,22 +227,35 @@ def register(app: Dash, ctx: AppContext) -> None:
         Input(ids.GRAPH_NODE, "value"),
         State("run-g-layer", "value"),
         State(ids.META, "data"),
+        State("run-g-drawn", "data"),
     )
-    def draw(value, mode, neuron, example, node, layer, meta):
-        """The chosen neighbourhood of the step's graph."""
+    def draw(value, mode, neuron, example, node, layer, meta, drawn):
+        """The chosen neighbourhood of the step's graph. Only every few steps are
+        traced: a slider move that stays on the same traced step changes nothing,
+        and sends nothing (a new element list would re-run the browser's layout)."""
         if value is None or not meta:
             raise PreventUpdate
         rc = ctx.run(meta["id"])
         step = rc.nearest_traced(snap(rc, value))
+        key = [step, mode, neuron, example, node, layer]
+        if drawn is not None and drawn.get("key") == key:
+            raise PreventUpdate
         try:
             shown, focus, note, picked = shown_nodes(rc, step, mode, layer, neuron, example, node)
         except ValueError as e:
-            return [], str(e), no_update
+            return [], str(e), no_update, {"key": key, "step": step}
         names = rc.parameters()["name"].tolist()
         elements = graphview.cyto_elements(rc.nodes(step), rc.children(step), shown, names, focus)
         where = f"step {step}" if step == value else f"step {step} (nearest traced step)"
+        if picked is not None:  # the box will hold the example: the redraw it causes is moot
+            key[3] = picked
         # the picked example stays in the box, so replaying keeps to one example
-        return elements, f"{where}: {note}.", (no_update if picked is None else picked)
+        return (
+            elements,
+            f"{where}: {note}.",
+            (no_update if picked is None else picked),
+            {"key": key, "step": step},
+        )
 
     @app.callback(
         Output("run-g-detail", "children"),
@@ -284,19 +299,23 @@ def register(app: Dash, ctx: AppContext) -> None:
         title = f"every node of step {step} ({count} shown)"
         return {"rowData": data, "rowCount": count}, title
 
-    # A new step: the grid drops its loaded blocks and asks for them again.
+    # A new traced step: the grid drops its loaded blocks and asks for them again
+    # (a move within the same traced step leaves it alone).
     app.clientside_callback(
         """
-        function (value) {
+        function (drawn) {
+            const step = drawn ? drawn.step : null;
+            if (step === null || step === window.gtNodesStep) { return; }
+            const first = window.gtNodesStep === undefined;
+            window.gtNodesStep = step;
+            if (first) { return; }  // the grid's first request reads the current step
             try {
                 var api = window.dash_ag_grid.getApi("run-nodes");
-                if (api && value !== null && value !== undefined) {
-                    api.refreshInfiniteCache();
-                }
+                if (api) { api.refreshInfiniteCache(); }
             } catch (e) {
                 // the grid is not ready yet: its first request reads the current step
             }
         }
         """,
-        Input(ids.SLIDER, "value"),
+        Input("run-g-drawn", "data"),
     )

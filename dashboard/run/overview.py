@@ -63,8 +63,8 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
                     config={"displaylogo": False},
                 ),
             ),
-            dcc.Interval(id="run-live-timer", interval=LIVE_MS, disabled=not rc.live),
-            dcc.Store(id=ids.LIVE),  # the newest step seen by the live poll
+            # started with the sections below (the live store is there): pages.run.lower
+            dcc.Interval(id="run-live-timer", interval=LIVE_MS, disabled=True),
             dcc.Store(id="run-drawn", data=last),  # the last step the curves show
         ]
     )
@@ -122,16 +122,18 @@ def register(app: Dash, ctx: AppContext) -> None:
             fmt_duration(rc.summary()["duration_s"]),
         )
 
+    app.clientside_callback(MOVE_MARKER, Input(ids.SLIDER, "value"), prevent_initial_call=True)
+
     @app.callback(
         Output(ids.LOSS, "figure"),
         Output("run-metrics", "figure"),
         Output("run-drawn", "data"),
         Input("run-smooth", "value"),
         Input("run-logy", "value"),
-        Input(ids.SLIDER, "value"),
         Input(ids.LIVE, "data"),
         Input(ids.LOSS, "relayoutData"),
         Input("run-metrics", "relayoutData"),
+        State(ids.SLIDER, "value"),
         State(ids.RUN_ID, "data"),
         State("run-drawn", "data"),
         prevent_initial_call=True,  # the page drew them
@@ -139,29 +141,30 @@ def register(app: Dash, ctx: AppContext) -> None:
     def curves(
         smooth: float,
         logy: list,
-        step: int | None,
         _live: dict | None,
         loss_zoom: dict | None,
         metrics_zoom: dict | None,
+        step: int | None,
         run_id: str,
         drawn: int | None,
     ):
-        """Patch the curves: the marker, the axis type, zoomed detail, new points;
-        redraw them only when the smoothing changes."""
+        """Patch the curves: the axis type, zoomed detail, new points; redraw them
+        only when the smoothing changes. Every patch puts the marker at the slider's
+        step too: the browser moves it (below) without telling the figure prop."""
         rc = ctx.run(run_id)
         metrics = rc.metrics()
         names = figures.other_metrics(metrics)
         trigger = dash_ctx.triggered_id
         smoothing = _smoothing(smooth)
-        if trigger == ids.SLIDER:
-            return (*_marker_patch(step, len(names)), no_update)
         if trigger == "run-logy":
-            return (*_axis_patch("log" in (logy or []), len(names)), no_update)
+            patches = _axis_patch("log" in (logy or []), len(names))
+            return (*_marked(patches, step, len(names)), no_update)
         if trigger in ("run-loss", "run-metrics"):
-            return _zoom_patch(metrics, trigger, loss_zoom, metrics_zoom, smoothing)
+            loss, other, _ = _zoom_patch(metrics, trigger, loss_zoom, metrics_zoom, smoothing)
+            return (*_marked((loss, other), step, len(names)), no_update)
         last = int(metrics.index[-1]) if len(metrics) else None
         if trigger == ids.LIVE and drawn is not None:
-            return (*_grow(metrics, drawn, smoothing), last)
+            return (*_marked(_grow(metrics, drawn, smoothing), step, len(names)), last)
         log = "log" in (logy or [])
         zoom = zoom_ranges(loss_zoom).get("xaxis")
         return (
@@ -230,11 +233,51 @@ def _zoom_patch(
     return no_update, patch, no_update
 
 
-def _marker_patch(step: int | None, n_other: int) -> tuple[Patch, Patch]:
-    loss, other = Patch(), Patch()
-    loss["layout"]["shapes"] = figures.marker(step)
-    other["layout"]["shapes"] = figures.metric_shapes(step, n_other)
+def _marked(patches: tuple[Any, Any], step: int | None, n_other: int) -> tuple[Any, Any]:
+    """The (loss, other) patches with the replay marker at ``step``: the figure props
+    still hold the marker where the page drew it, and a patch would move it back."""
+    loss, other = patches
+    if isinstance(loss, Patch):
+        loss["layout"]["shapes"] = figures.marker(step)
+    if isinstance(other, Patch):
+        other["layout"]["shapes"] = figures.metric_shapes(step, n_other)
     return loss, other
+
+
+# A slider move changes nothing on the curves but the marker: the browser moves the
+# marker's drawn line itself and records the step in the plot's layout (so any later
+# redraw — zoom, resize — puts it there too). A figure patch would hand the whole
+# figure to Plotly.react, and even Plotly.relayout of one shape redraws the plot.
+MOVE_MARKER = """
+function(step) {
+    if (step === null || step === undefined || !window.Plotly) { return; }
+    for (const id of ["run-loss", "run-metrics"]) {
+        const gd = document.querySelector("#" + id + " .js-plotly-plot");
+        const full = gd && gd._fullLayout;
+        const shapes = (gd && gd.layout && gd.layout.shapes) || [];
+        const edit = {};
+        shapes.forEach((s, i) => {
+            if (!(s.type === "line" && s.yref === "paper" && s.x0 === s.x1
+                  && s.line && s.line.color === "MARKER_COLOR")) { return; }
+            s.x0 = s.x1 = step;
+            const fs = full && full.shapes && full.shapes[i];
+            const xa = full && full["xaxis" + (s.xref || "x").slice(1)];
+            const path = gd.querySelector('.shapelayer path[data-index="' + i + '"]');
+            const d = path && path.getAttribute("d");
+            const ys = d && d.match(/^M[^,]+,([^L]+)L[^,]+,(.+)$/);
+            if (fs && xa && ys) {
+                fs.x0 = fs.x1 = step;
+                const px = xa._offset + xa.r2p(step);
+                path.setAttribute("d", "M" + px + "," + ys[1] + "L" + px + "," + ys[2]);
+            } else {
+                edit["shapes[" + i + "].x0"] = step;
+                edit["shapes[" + i + "].x1"] = step;
+            }
+        });
+        if (Object.keys(edit).length) { window.Plotly.relayout(gd, edit); }
+    }
+}
+""".replace("MARKER_COLOR", figures.MARKER_COLOR)
 
 
 def _grow(metrics: pd.DataFrame, drawn: int, smoothing: float) -> tuple[Patch, Patch]:

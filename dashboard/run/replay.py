@@ -14,7 +14,7 @@ from gradtrace.dashboard import figures, graphs, stepfigures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import bounds, decision_grid, grid_size, histogram, layer_groups
 from gradtrace.dashboard.run import ids
-from gradtrace.dashboard.ui import card, message
+from gradtrace.dashboard.ui import card, chart, message
 
 RATES = (1, 2, 5, 10, 20)  # steps per second while playing
 
@@ -60,16 +60,8 @@ def layout(rc: RunCache, step: int | None, meta: dict[str, Any]) -> html.Section
                 boundary_panel(meta),
                 html.Div(
                     [
-                        dcc.Graph(
-                            id="run-weight-hist",
-                            config={"displaylogo": False},
-                            style={"height": "260px"},
-                        ),
-                        dcc.Graph(
-                            id="run-grad-hist",
-                            config={"displaylogo": False},
-                            style={"height": "260px"},
-                        ),
+                        chart("run-weight-hist", 260),
+                        chart("run-grad-hist", 260),
                     ]
                 ),
             ],
@@ -83,9 +75,7 @@ def boundary_panel(meta: dict[str, Any]) -> Any:
     """The decision-boundary graph, or why there is none."""
     spec = meta.get("spec") or {}
     if spec.get("type") == "MLP" and spec.get("nin") == 2:
-        return dcc.Graph(
-            id="run-boundary", config={"displaylogo": False}, style={"height": "400px"}
-        )
+        return chart("run-boundary", 400)
     why = (
         f"No decision boundary: it is drawn for 2-input models; this one takes {spec['nin']}."
         if spec.get("nin") is not None

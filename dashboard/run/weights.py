@@ -15,11 +15,12 @@ from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import downsample, neuron_groups, neuron_label, neuron_of
 from gradtrace.dashboard.run import ids
-from gradtrace.dashboard.ui import card, layer_options, neuron_options
+from gradtrace.dashboard.ui import card, chart, layer_options, neuron_options
 
 
-def layout() -> html.Section:
-    """The weight pickers, the history and the heatmap."""
+def layout(picked: list[str] | None = None) -> html.Section:
+    """The weight pickers (on ``picked``, from the URL, when given), the history
+    and the heatmap."""
     return card(
         "Weights and gradients",
         html.Div(
@@ -31,13 +32,17 @@ def layout() -> html.Section:
                     id="run-w-neuron", placeholder="neuron", clearable=False, className="pick"
                 ),
                 dcc.Dropdown(
-                    id=ids.WEIGHTS, placeholder="weights", multi=True, className="pick-wide"
+                    id=ids.WEIGHTS,
+                    placeholder="weights",
+                    multi=True,
+                    value=picked or [],
+                    className="pick-wide",
                 ),
             ],
             className="controls",
         ),
-        dcc.Graph(id="run-w-history", config={"displaylogo": False}, style={"height": "520px"}),
-        dcc.Graph(id="run-w-heatmap", config={"displaylogo": False}, style={"height": "520px"}),
+        chart("run-w-history", 520),
+        chart("run-w-heatmap", 520),
     )
 
 
@@ -154,7 +159,13 @@ def register(app: Dash, ctx: AppContext) -> None:
             neu = neurons[0]["value"] if neurons else None
             value = first_weight(rc, layer, neu)
             return no_update, no_update, neurons, neu, param_options(rc, layer, neu, value), value
-        return (layer_options(params), *focus(rc, liveliest(rc)))
+        known = [n for n in picked if n in set(params["name"])]
+        if not known:  # nothing asked for (or only unknown names): the liveliest weight
+            return (layer_options(params), *focus(rc, liveliest(rc)))
+        # the URL's weights: the pickers on the first one's neuron, all of them kept
+        layer, neurons, neuron, _, _ = focus(rc, known[0])
+        options = param_options(rc, layer, neuron, known)
+        return layer_options(params), layer, neurons, neuron, options, known
 
     @app.callback(
         Output("run-w-history", "figure"),
