@@ -283,15 +283,3 @@ def plotly_text(text: Any) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def fmt_duration(seconds: float | None) -> str:
-    """``3725.2`` -> ``1h 2m 5s``."""
-    if seconds is None or not math.isfinite(seconds):
-        return ""
-    s = round(seconds)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    if h:
-        return f"{h}h {m}m {sec}s"
-    if m:
-        return f"{m}m {sec}s"
-    return f"{seconds:.1f}s"

@@ -1,8 +1,7 @@
 """Drawing a step's graph with cytoscape: the elements of the nodes a graph
 algorithm picked (``graphs``), their colours and labels, and the stylesheet.
 
-    >>> fmt(0.000123456), fmt(float("-inf"))
-    ('0.0001235', '-inf')
+    >>> cyto_elements(nodes, param_names, focus)            # doctest: +SKIP
 
 Only presentation lives here; which nodes to show is ``graphs``' business.
 """
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from gradtrace.dashboard.graphs import Children, parents_of
+from gradtrace.tracer.display import number
 from plotly.colors import sample_colorscale
 
 GRAD_COLORSCALE = "YlOrRd"
@@ -108,15 +108,6 @@ def _grad_colors(grads: np.ndarray) -> list[str]:
     return [c if ok else ZERO_GRAD for c, ok in zip(colors, finite.tolist(), strict=True)]
 
 
-def fmt(x: float) -> str:
-    """A short number for node labels: 4 significant digits, nan/inf spelt out."""
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:.4g}"
-
-
 def cyto_elements(
     nodes: pd.DataFrame,
     children: Children,
@@ -150,12 +141,12 @@ def cyto_elements(
             {
                 "data": {
                     "id": str(node),
-                    "label": f"{name}\n{fmt(values[k])}\ng {fmt(grads[k])}",
+                    "label": f"{name}\n{number(values[k], 4)}\ng {number(grads[k], 4)}",
                     "name": name,
                     "op": op,
                     "kind": kind,
-                    "value": fmt(values[k]),
-                    "grad": fmt(grads[k]),
+                    "value": number(values[k], 4),
+                    "grad": number(grads[k], 4),
                     "color": colors[k],
                 },
                 "classes": " ".join(classes),

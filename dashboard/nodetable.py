@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from gradtrace.dashboard.context import RunCache
-from gradtrace.dashboard.graphview import fmt
+from gradtrace.tracer.display import number as shown
 
 NONFINITE = {"cell-nonfinite": "typeof params.value === 'string'"}
 _NUM = {
@@ -61,7 +61,7 @@ def columns(nodes: pd.DataFrame, names: Sequence[str]) -> dict[str, np.ndarray]:
 
 def number(x: float) -> float | str:
     """A float cell; NaN/inf as text, which the grid highlights."""
-    return x if np.isfinite(x) else fmt(x)
+    return x if np.isfinite(x) else shown(x, 4)
 
 
 def _condition(values: np.ndarray, spec: dict[str, Any]) -> np.ndarray:

@@ -178,12 +178,10 @@ def test_plotly_text_escapes_tags():
     )
 
 
-def test_cells_and_durations():
+def test_cells():
     assert data.cell(math.nan) is None and data.cell(math.inf) == "inf"
     assert data.cell(np.int64(3)) == 3 and data.cell([1, 2]) == "[1, 2]"
     assert data.cell(pd.Timestamp("2026-01-02 03:04:05", tz="UTC")) == "2026-01-02 03:04:05"
-    assert data.fmt_duration(3725.2) == "1h 2m 5s"
-    assert data.fmt_duration(75) == "1m 15s" and data.fmt_duration(2.25) == "2.2s"
 
 
 # -- decision boundary -----------------------------------------------------------------
@@ -325,10 +323,6 @@ def test_leaf_kinds_drawn_and_keyed():
     assert list(swatches) == ["parameter", "input", "target", "constant"]
     assert swatches["target"] == {"border": "4px double #9333ea"}
 
-
-def test_fmt():
-    assert graphview.fmt(math.nan) == "nan" and graphview.fmt(-math.inf) == "-inf"
-    assert graphview.fmt(0.000123456) == "0.0001235"
 
 
 # -- node table ------------------------------------------------------------------------

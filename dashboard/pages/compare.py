@@ -18,10 +18,10 @@ from dash import Dash, Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard.comparefigs import compare_figure
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import fmt_duration
 from gradtrace.dashboard.ui import card, message
 from gradtrace.tracer.diffread import metric_series, metric_sides, settings_of
 from gradtrace.tracer.difftypes import SETTINGS, RunDiff
+from gradtrace.tracer.display import duration, number
 
 from gradtrace import tracer
 
@@ -86,10 +86,6 @@ def _label(rc: RunCache) -> str:
     return f"{rc.view.name} ({rc.id[:8]})"
 
 
-def _num(x: float | None) -> str:
-    return "-" if x is None else f"{x:.6g}"
-
-
 def summary_table(found: list[RunCache]) -> html.Table:
     """Per run: status, steps, duration, then each metric's final and best (at step)."""
     frames = [metric_series(rc.view) for rc in found]
@@ -106,7 +102,7 @@ def summary_table(found: list[RunCache]) -> html.Table:
             dcc.Link(_label(rc), href=f"/run/{rc.id}"),
             s["status"],
             str(s["steps"]),
-            fmt_duration(s["duration_s"]),
+            duration(s["duration_s"]),
         ]
         sides = {side.name: side for side in metric_sides(m, m, 0.0, 0.0)}
         for n in names:
@@ -114,7 +110,7 @@ def summary_table(found: list[RunCache]) -> html.Table:
             if side is None:
                 cells += ["-", "-"]
             else:
-                cells += [_num(side.final_a), f"{_num(side.best_a)} @ {side.best_step_a}"]
+                cells += [number(side.final_a), f"{number(side.best_a)} @ {side.best_step_a}"]
         rows.append(html.Tr([html.Td(c) for c in cells]))
     return html.Table(
         [html.Thead(html.Tr([html.Th(h) for h in head])), html.Tbody(rows)],

@@ -11,9 +11,10 @@ from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import ema, fmt_duration, zoom_ranges
+from gradtrace.dashboard.data import ema, zoom_ranges
 from gradtrace.dashboard.run import ids, summary
 from gradtrace.dashboard.ui import card
+from gradtrace.tracer.display import duration
 
 LIVE_MS = 1000
 
@@ -112,14 +113,14 @@ def register(app: Dash, ctx: AppContext) -> None:
         done = status != "running"
         if last == (shown or {}).get("last") and not done:
             # no new step, but the clock runs: only the duration changes
-            return (no_update,) * 5 + (fmt_duration(rc.summary()["duration_s"]),)
+            return (no_update,) * 5 + (duration(rc.summary()["duration_s"]),)
         return (
             {"last": last, "status": status},
             done,
             status,
             f"badge status-{status}",
             str(rc.view.info["steps"]),
-            fmt_duration(rc.summary()["duration_s"]),
+            duration(rc.summary()["duration_s"]),
         )
 
     app.clientside_callback(MOVE_MARKER, Input(ids.SLIDER, "value"), prevent_initial_call=True)

@@ -9,7 +9,6 @@ nodes per step; the run's details (config, model, seed, ...) folded below.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +17,9 @@ import pandas as pd
 from dash import Dash, Input, Output, State, html, no_update
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import fmt_duration
 from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.ui import badge, facts
+from gradtrace.tracer.display import duration, number
 from gradtrace.tracer.forensics import Origin
 
 
@@ -66,12 +65,6 @@ def headline(metrics: pd.DataFrame) -> Headline:
     )
 
 
-def _fmt(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return f"{x:.4g}" if math.isfinite(x) else str(x)
-
-
 def _stat(label: str, value: Any, id: str | None = None, title: str | None = None) -> html.Div:
     kwargs = {"id": id} if id else {}
     return html.Div(
@@ -95,16 +88,18 @@ def strip(rc: RunCache, bad: Origin | None) -> html.Div:
                 f"diverged at step {bad.step}", className="badge status-failed", id="run-diverged"
             )
         )
-    loss = f"{_fmt(h.loss_start)} → {_fmt(h.loss_final)}" if h.loss_start is not None else "no loss"
-    best = f"{_fmt(h.loss_best)} @ {h.best_step}" if h.best_step is not None else "—"
+    loss = "no loss"
+    if h.loss_start is not None:
+        loss = f"{number(h.loss_start, 4)} → {number(h.loss_final, 4)}"
+    best = f"{number(h.loss_best, 4)} @ {h.best_step}" if h.best_step is not None else "—"
     return html.Div(
         [
             _stat("status", status),
             _stat("loss start → final", loss, id="run-sum-loss"),
             _stat("best loss", best, id="run-sum-best"),
-            _stat("final accuracy", _fmt(h.acc_final), id="run-sum-acc"),
+            _stat("final accuracy", number(h.acc_final, 4), id="run-sum-acc"),
             _stat("steps", str(s["steps"]), id="run-steps"),
-            _stat("duration", fmt_duration(s["duration_s"]), id="run-duration"),
+            _stat("duration", duration(s["duration_s"]), id="run-duration"),
             _stat("parameters", str(s["parameters"]), id="run-sum-params"),
             _stat("nodes per step", str(s["nodes_per_step"] or "not traced"), id="run-sum-nodes"),
             # filled by the health section's callback: links down to its panels

@@ -13,7 +13,6 @@ Pure functions of DataFrames and RunViews, so the CLI module stays about command
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,40 +21,13 @@ import numpy as np
 import pandas as pd
 
 from gradtrace.cli.text import terminal_safe
+from gradtrace.tracer.display import duration, number
 from gradtrace.tracer.forensics import Origin, upstream_params
 from gradtrace.tracer.runview import RunView
 
 MAX_CELL = 32
 TOP_GRADS = 10
 SHOW_PARAMS = 8
-def number(x: Any, digits: int = 6) -> str:
-    """A float in ``digits`` significant digits; ``nan``, ``inf``, ``-inf`` as such."""
-    if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA:
-        return "nan" if isinstance(x, float) else "-"
-    if isinstance(x, float | np.floating):
-        return f"{float(x):.{digits}g}"
-    return str(x)
-
-
-def duration(seconds: float | None) -> str:
-    """``0.07s``, ``12.3s``, ``3m05s``, ``1h02m``, ``2d03h``."""
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    s = max(seconds, 0.0)
-    if s < 10:
-        return f"{s:.2f}s"
-    if s < 60:
-        return f"{s:.1f}s"
-    m, sec = divmod(round(s), 60)
-    if m < 60:
-        return f"{m}m{sec:02d}s"
-    h, m = divmod(m, 60)
-    if h < 24:
-        return f"{h}h{m:02d}m"
-    d, h = divmod(h, 24)
-    return f"{d}d{h:02d}h"
-
-
 def when(ts: datetime | pd.Timestamp | None) -> str:
     """A UTC time in the local time zone, to the second."""
     if ts is None or pd.isna(ts):
