@@ -14,10 +14,10 @@ from alembic import command
 from gradtrace.engine import Value
 from gradtrace.tracer import codec
 from gradtrace.tracer.codec import PLAIN, ZSTD, decode_floats, encode_floats
-from gradtrace.tracer.db import alembic_config
 from gradtrace.tracer.demo import train
 from gradtrace.tracer.errors import GradtraceError
 from gradtrace.tracer.models import Metric
+from test_migrations import _alembic
 from tracehelp import NAN_SIGNALLING, SPECIALS, bits
 
 from gradtrace import tracer
@@ -125,17 +125,6 @@ def test_a_0_1_0_file_reads_identically_after_upgrade(tmp_path):
             assert bits(view.nodes(step)["value"]).tolist() == data.tolist()
             assert bits(view.nodes(step)["grad"]).tolist() == grad.tolist()
         assert bits(view.values().to_numpy()[0]).tolist() == bits(SPECIALS).tolist()
-
-
-def _alembic(url: str, action) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            cfg = alembic_config()
-            cfg.attributes["connection"] = conn
-            action(cfg)
-    finally:
-        engine.dispose()
 
 
 def test_downgrade_decompresses_and_upgrade_reads_the_same(db_url):

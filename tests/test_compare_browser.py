@@ -8,15 +8,13 @@ curve readable; two runs that part, linked to the step and node on both pages.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from comparehelp import record_run
 from gradtrace.dashboard import create_app
 from selenium.webdriver.common.by import By
-from test_dashboard_browser import tick_row
+from test_dashboard_browser import tick_row, wait_until
 
 from gradtrace import tracer
 
@@ -37,19 +35,6 @@ def recorded(tmp_path_factory) -> dict[str, Any]:
     with tracer.connect(db, readonly=True) as store:
         losses = {k: store.run(v).metrics()["loss"].to_numpy() for k, v in ids.items()}
     return {"db": db, "ids": ids, "loss": losses}
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
-    end, last = time.time() + timeout, None
-    while time.time() < end:
-        try:
-            last = check()
-        except Exception as e:  # the page may be mid-render
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def figure(dash_duo) -> dict | None:

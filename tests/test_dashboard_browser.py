@@ -63,7 +63,7 @@ def recorded(tmp_path_factory) -> dict[str, Any]:
     return {"db": db, "ids": ids}
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 15, what: str = "condition") -> Any:
+def wait_until(check: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
     """Poll ``check`` until it returns something truthy; return that."""
     end = time.time() + timeout
     last: Any = None
