@@ -128,7 +128,7 @@ def test_a_project_with_its_own_engine_tracer_dashboard_and_migrations(tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("gradtrace, version ")
 
 
-def test_import_gradtrace_loads_no_layer():
+def test_import_gradtrace_loads_no_layer(tmp_path):
     """The front door is lazy: importing it loads neither SQLAlchemy nor pandas nor Dash."""
     code = textwrap.dedent(
         """
@@ -141,7 +141,9 @@ def test_import_gradtrace_loads_no_layer():
         """
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT.parent
+        # an empty folder: `python -c` puts the working directory first on sys.path,
+        # and a checkout's parent folder holds a `gradtrace/` folder of its own
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
     heavy, version = done.stdout.strip().splitlines()
@@ -149,7 +151,7 @@ def test_import_gradtrace_loads_no_layer():
     assert version.count(".") >= 2
 
 
-def test_the_command_line_starts_without_the_heavy_layers():
+def test_the_command_line_starts_without_the_heavy_layers(tmp_path):
     """``gradtrace --version`` and ``--help`` must not wait for pandas, SQLAlchemy or Dash."""
     code = (
         "import sys\n"
@@ -158,7 +160,9 @@ def test_the_command_line_starts_without_the_heavy_layers():
         "print('heavy:' + ','.join(heavy))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT.parent
+        # an empty folder: `python -c` puts the working directory first on sys.path,
+        # and a checkout's parent folder holds a `gradtrace/` folder of its own
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "heavy:"
