@@ -13,12 +13,29 @@ tables, indexes and row sizes a fully recorded run has.
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
+from collections.abc import Callable
 
 from gradtrace.engine import MLP, make_moons
 from gradtrace.tracer import record
 from gradtrace.tracer.demo import moons_loss
+
+
+def timed(
+    fn: Callable[[], object], repeat: int = 5, scale: float = 1e3
+) -> tuple[float, float, object]:
+    """(first call, median of the rest, last result); times in ms (``scale=1`` for s).
+
+    The benchmarks' one timer: the first call is reported apart, as the cold one.
+    """
+    times, result = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - t0) * scale)
+    return times[0], statistics.median(times[1:]), result
 
 
 def make_big_run(

@@ -16,28 +16,15 @@ database's byte comparison and bisection would cost at least).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from bigrun import make_big_run
+from bigrun import make_big_run, timed
 
 from gradtrace import tracer
 
 TARGET_S = 1.0
 RUNS = {"big-a": 100, "big-b": 100, "big-c": 101}  # name -> trace_every
-
-
-def timed(fn: Callable[[], object], repeat: int = 5) -> tuple[float, float, object]:
-    """(first call s, median of the rest s, last result)."""
-    times, result = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return times[0], statistics.median(times[1:]), result
 
 
 def ensure_runs(db: str) -> None:
@@ -62,17 +49,17 @@ def main() -> None:
     def whole_arrays() -> bool:
         return bool(np.array_equal(a.values().to_numpy(), b.values().to_numpy()))
 
-    _, peer, _ = timed(lambda: a.metrics())
-    _, arrays, _ = timed(whole_arrays, repeat=3)
+    _, peer, _ = timed(lambda: a.metrics(), scale=1.0)
+    _, arrays, _ = timed(whole_arrays, repeat=3, scale=1.0)
     rows = [
         ("peer: metrics() of one run", peer),
         ("peer: every parameter array, both runs", arrays),
     ]
-    cold, same_s, same = timed(lambda: store.diff("big-a", "big-b"))
+    cold, same_s, same = timed(lambda: store.diff("big-a", "big-b"), scale=1.0)
     rows.append(
         (f"diff identical (through step {same.last_common_step}; cold {cold:.2f} s)", same_s)
     )
-    cold, part_s, part = timed(lambda: store.diff("big-a", "big-c"))
+    cold, part_s, part = timed(lambda: store.diff("big-a", "big-c"), scale=1.0)
     where = f"params at {part.first_param_step}, update {part.update.step}"
     rows.append((f"diff diverged ({where}; cold {cold:.2f} s)", part_s))
     assert same.identical and part.first_param_step == 101, (same, part)

@@ -16,27 +16,16 @@ Target: well under a second (< 500 ms, median).
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
-from bigrun import make_big_run
+from bigrun import make_big_run, timed
 from gradtrace.engine import Value
 
 from gradtrace import tracer
 
 TARGET_MS = 500.0
 RUNS = {"big": None, "big-update": 9_950}
-
-
-def timed(fn, repeat: int = 5) -> tuple[float, float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return times[0], statistics.median(times[1:]), result
 
 
 def make_runs(db: str) -> None:

@@ -12,30 +12,17 @@ decompresses the step's values and gradients.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
-from bigrun import make_big_run
+from bigrun import make_big_run, timed
 from gradtrace.tracer.codec import decode_floats
 from gradtrace.tracer.models import Trace
 
 from gradtrace import tracer
 
 TARGET_MS = 50.0
-
-
-def timed(fn: Callable[[], object], repeat: int = 7) -> tuple[float, float, object]:
-    """(first call ms, median of the rest ms, last result)."""
-    times, result = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return times[0], statistics.median(times[1:]), result
 
 
 def main() -> None:
@@ -53,9 +40,9 @@ def main() -> None:
         mid = traced[len(traced) // 2]
         weight = "layers.1.neurons.7.w.3"
         rows = []
-        cold, warm, df = timed(lambda: run.updates(params=[weight]))
+        cold, warm, df = timed(lambda: run.updates(params=[weight]), repeat=7)
         rows.append((f"one weight's history ({len(df):,} steps)", cold, warm, True))
-        cold, warm, df = timed(lambda: run.nodes(mid))
+        cold, warm, df = timed(lambda: run.nodes(mid), repeat=7)
         rows.append((f"one step's nodes ({len(df):,} nodes)", cold, warm, True))
         blobs = store.fetch(
             sa.select(Trace.data, Trace.grad, Trace.codec).where(
@@ -63,18 +50,18 @@ def main() -> None:
             )
         )[1][0]
         n = run.nodes_per_step()
-        cold, warm, _ = timed(lambda: [decode_floats(b, blobs[2], n) for b in blobs[:2]])
+        cold, warm, _ = timed(lambda: [decode_floats(b, blobs[2], n) for b in blobs[:2]], repeat=7)
         rows.append((f"  of which decoding values and grads (codec {blobs[2]})", cold, warm, False))
-        cold, warm, df = timed(lambda: run.metrics())
+        cold, warm, df = timed(lambda: run.metrics(), repeat=7)
         rows.append((f"metrics, all steps ({len(df):,} rows)", cold, warm, False))
-        cold, warm, df = timed(lambda: run.metrics(since=steps - 5))
+        cold, warm, df = timed(lambda: run.metrics(since=steps - 5), repeat=7)
         rows.append(("metrics since the last 5 steps (live view)", cold, warm, False))
         sample = list(range(0, steps, max(1, steps // 300)))
-        cold, warm, df = timed(lambda: run.gradients(steps=sample))
+        cold, warm, df = timed(lambda: run.gradients(steps=sample), repeat=7)
         rows.append((f"all gradients at {len(sample)} sampled steps", cold, warm, False))
-        cold, warm, df = timed(lambda: run.values(steps=mid))
+        cold, warm, df = timed(lambda: run.values(steps=mid), repeat=7)
         rows.append(("all parameter values at one step", cold, warm, False))
-        cold, warm, df = timed(lambda: store.runs())
+        cold, warm, df = timed(lambda: store.runs(), repeat=7)
         rows.append(("store.runs()", cold, warm, False))
         cold, warm, df = timed(lambda: run.first_nonfinite(), repeat=3)
         rows.append(("first_nonfinite()", cold, warm, False))
