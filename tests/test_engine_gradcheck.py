@@ -8,21 +8,7 @@ import math
 import pytest
 from gradtrace.engine import GradCheck, Value, gradcheck
 from gradtrace.engine import check as check_module
-
-
-def readme_g(a, b):
-    """micrograd's README expression (g = 24.7041 at a = -4, b = 2)."""
-    c = a + b
-    d = a * b + b**3
-    c += c + 1
-    c += 1 + c + (-a)
-    d += d * 2 + (b + a).relu()
-    d += 3 * d + (b - a).relu()
-    e = c - d
-    f = e**2
-    g = f / 2.0
-    g += 10.0 / f
-    return g
+from test_engine_ops import readme_g
 
 
 def neuron(x1, x2, w1, w2, b):

@@ -24,10 +24,8 @@ from hypothesis import strategies as st
 # -- the lecture's worked numbers ---------------------------------------------
 
 
-def readme_example(V: type = Value) -> tuple:
-    """micrograd's README expression built from Value class ``V``; returns (a, b, g)."""
-    a = V(-4.0)
-    b = V(2.0)
+def readme_g(a, b):
+    """micrograd's README expression of ``a`` and ``b`` (g = 24.7041 at a = -4, b = 2)."""
     c = a + b
     d = a * b + b**3
     c += c + 1
@@ -38,7 +36,14 @@ def readme_example(V: type = Value) -> tuple:
     f = e**2
     g = f / 2.0
     g += 10.0 / f
-    return a, b, g
+    return g
+
+
+def readme_example(V: type = Value) -> tuple:
+    """micrograd's README expression built from Value class ``V``; returns (a, b, g)."""
+    a = V(-4.0)
+    b = V(2.0)
+    return a, b, readme_g(a, b)
 
 
 def test_readme_example_matches_the_lecture_numbers():
