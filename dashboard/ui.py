@@ -67,3 +67,10 @@ def neuron_options(parameters: pd.DataFrame, layer: int | None) -> list[dict[str
     rows = parameters[parameters["layer"] == layer]
     neurons = sorted(int(x) for x in rows["neuron"].dropna().unique())
     return [{"label": f"neuron {x}", "value": x} for x in neurons]
+
+
+def log_y_toggle(id: str) -> dcc.Checklist:
+    """The "log y" switch of a set of curves; its value is ``["log"]`` when on."""
+    return dcc.Checklist(
+        id=id, options=[{"label": " log y", "value": "log"}], value=[], inline=True
+    )

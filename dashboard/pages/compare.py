@@ -18,7 +18,7 @@ from dash import Dash, Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard.comparefigs import compare_figure
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.ui import card, message
+from gradtrace.dashboard.ui import card, log_y_toggle, message
 from gradtrace.tracer.diffread import metric_series, metric_sides, settings_of
 from gradtrace.tracer.difftypes import SETTINGS, RunDiff
 from gradtrace.tracer.display import duration, number
@@ -38,12 +38,7 @@ def layout(runs: str | None = None, **_: Any) -> html.Div:
                 "Metrics",
                 html.Div(
                     [
-                        dcc.Checklist(
-                            id="compare-logy",
-                            options=[{"label": " log y", "value": "log"}],
-                            value=[],
-                            inline=True,
-                        ),
+                        log_y_toggle("compare-logy"),
                         html.Span("smoothing", className="control-label"),
                         html.Div(
                             dcc.Slider(

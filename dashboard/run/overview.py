@@ -13,7 +13,7 @@ from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import ema, zoom_ranges
 from gradtrace.dashboard.run import ids, summary
-from gradtrace.dashboard.ui import card
+from gradtrace.dashboard.ui import card, log_y_toggle
 from gradtrace.tracer.display import duration
 
 LIVE_MS = 1000
@@ -32,12 +32,7 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
                 "Curves",
                 html.Div(
                     [
-                        dcc.Checklist(
-                            id="run-logy",
-                            options=[{"label": " log y", "value": "log"}],
-                            value=[],
-                            inline=True,
-                        ),
+                        log_y_toggle("run-logy"),
                         html.Label("smoothing (EMA)", htmlFor="run-smooth", className="lbl"),
                         html.Div(
                             dcc.Slider(
