@@ -9,7 +9,7 @@ import pandas as pd
 from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
-from gradtrace.dashboard import figures
+from gradtrace.dashboard import curvefigures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import ema, zoom_ranges
 from gradtrace.dashboard.run import ids, summary
@@ -50,12 +50,12 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
                 ),
                 dcc.Graph(
                     id=ids.LOSS,
-                    figure=figures.loss_figure(metrics, smoothing, False, step),
+                    figure=curvefigures.loss_figure(metrics, smoothing, False, step),
                     config={"displaylogo": False},
                 ),
                 dcc.Graph(
                     id="run-metrics",
-                    figure=figures.metrics_figure(metrics, smoothing, step),
+                    figure=curvefigures.metrics_figure(metrics, smoothing, step),
                     config={"displaylogo": False},
                 ),
             ),
@@ -149,7 +149,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         step too: the browser moves it (below) without telling the figure prop."""
         rc = ctx.run(run_id)
         metrics = rc.metrics()
-        names = figures.other_metrics(metrics)
+        names = curvefigures.other_metrics(metrics)
         trigger = dash_ctx.triggered_id
         smoothing = _smoothing(smooth)
         if trigger == "run-logy":
@@ -164,8 +164,8 @@ def register(app: Dash, ctx: AppContext) -> None:
         log = "log" in (logy or [])
         zoom = zoom_ranges(loss_zoom).get("xaxis")
         return (
-            figures.loss_figure(metrics, smoothing, log, step, zoom),
-            figures.metrics_figure(metrics, smoothing, step, log, zoom_ranges(metrics_zoom)),
+            curvefigures.loss_figure(metrics, smoothing, log, step, zoom),
+            curvefigures.metrics_figure(metrics, smoothing, step, log, zoom_ranges(metrics_zoom)),
             last,
         )
 
@@ -193,12 +193,12 @@ def _zoom_patch(
         if "xaxis" not in ranges or "loss" not in metrics:
             raise PreventUpdate
         patch = Patch()
-        pair = figures.curve_pair(
+        pair = curvefigures.curve_pair(
             metrics.index,
             metrics["loss"].to_numpy(),
             smoothing,
             "loss",
-            figures.COLORWAY[0],
+            curvefigures.COLORWAY[0],
             "",
             ranges["xaxis"],
         )
@@ -208,21 +208,21 @@ def _zoom_patch(
     ranges = zoom_ranges(metrics_zoom)
     patch = Patch()
     changed = False
-    for i, name in enumerate(figures.other_metrics(metrics)):
+    for i, name in enumerate(curvefigures.other_metrics(metrics)):
         axis = "" if i == 0 else str(i + 1)
         if f"xaxis{axis}" not in ranges:
             continue
-        pair = figures.curve_pair(
+        pair = curvefigures.curve_pair(
             metrics.index,
             metrics[name].to_numpy(),
             smoothing,
             name,
-            figures.metric_color(i),
+            curvefigures.metric_color(i),
             axis,
             ranges[f"xaxis{axis}"],
         )
         for k, trace in enumerate(pair):
-            patch["data"][figures.PAIR * i + k] = trace
+            patch["data"][curvefigures.PAIR * i + k] = trace
         changed = True
     if not changed:
         raise PreventUpdate
@@ -234,9 +234,9 @@ def _marked(patches: tuple[Any, Any], step: int | None, n_other: int) -> tuple[A
     still hold the marker where the page drew it, and a patch would move it back."""
     loss, other = patches
     if isinstance(loss, Patch):
-        loss["layout"]["shapes"] = figures.marker(step)
+        loss["layout"]["shapes"] = curvefigures.marker(step)
     if isinstance(other, Patch):
-        other["layout"]["shapes"] = figures.metric_shapes(step, n_other)
+        other["layout"]["shapes"] = curvefigures.metric_shapes(step, n_other)
     return loss, other
 
 
@@ -273,7 +273,7 @@ function(step) {
         if (Object.keys(edit).length) { window.Plotly.relayout(gd, edit); }
     }
 }
-""".replace("MARKER_COLOR", figures.MARKER_COLOR)
+""".replace("MARKER_COLOR", curvefigures.MARKER_COLOR)
 
 
 def _grow(metrics: pd.DataFrame, drawn: int, smoothing: float) -> tuple[Patch, Patch]:
@@ -283,14 +283,14 @@ def _grow(metrics: pd.DataFrame, drawn: int, smoothing: float) -> tuple[Patch, P
         raise PreventUpdate
     x = metrics.index[new].astype(int).tolist()
     patches = []
-    for names in (["loss"] if "loss" in metrics else [], figures.other_metrics(metrics)):
+    for names in (["loss"] if "loss" in metrics else [], curvefigures.other_metrics(metrics)):
         patch = Patch()
         for i, name in enumerate(names):
             values = metrics[name].to_numpy()
-            raw, smooth = figures.PAIR * i, figures.PAIR * i + 1
+            raw, smooth = curvefigures.PAIR * i, curvefigures.PAIR * i + 1
             patch["data"][raw]["x"].extend(x)
-            patch["data"][raw]["y"].extend(figures.finite_list(values[new]))
+            patch["data"][raw]["y"].extend(curvefigures.finite_list(values[new]))
             patch["data"][smooth]["x"].extend(x)
-            patch["data"][smooth]["y"].extend(figures.finite_list(ema(values, smoothing)[new]))
+            patch["data"][smooth]["y"].extend(curvefigures.finite_list(ema(values, smoothing)[new]))
         patches.append(patch)
     return patches[0], patches[1]
