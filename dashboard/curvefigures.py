@@ -194,7 +194,7 @@ def metrics_figure(
     """Every other metric (acc, lr, ...) side by side, a pair of traces each."""
     names = other_metrics(metrics)
     if not names:
-        return empty("no other metrics logged", height=220)
+        return empty("no other metrics logged", height=240)
     fig = subplots(
         1,
         len(names),

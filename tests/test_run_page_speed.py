@@ -46,6 +46,10 @@ def test_a_run_pages_layout_request_carries_the_page(moons):
     assert loss["data"][0]["y"] == pytest.approx(view.metrics()["loss"].tolist())
     assert loss["layout"]["shapes"][0]["x0"] == 2  # the URL's step
     assert find(tree, "run-below-args")["props"]["data"]["node"] == 7
+    # the other metrics come as data, drawn once the loss is (a skeleton until then)
+    assert find(tree, "run-metrics")["props"]["figure"]["layout"]["meta"] == "skeleton"
+    other = find(tree, "run-metrics-first")["props"]["data"]
+    assert other["data"][0]["y"] == pytest.approx(view.metrics()["acc"].tolist())
     assert find(tree, "_pages_store")["props"]["data"] == {"title": f"gradtrace · run {run_id[:8]}"}
 
 

@@ -22,12 +22,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("chromium")]
 
 STEPS = 6
 
-# Runs before the page's own scripts: when the loss line first appears in the DOM.
+# Runs before the page's own scripts: when the loss line and the other metrics'
+# lines first appear in the DOM.
 LOSS_DRAWN = """
-window.gtLossDrawn = null;
+window.gtLossDrawn = null; window.gtMetricsDrawn = null;
 new MutationObserver((_, observer) => {
-  if (document.querySelector('#run-loss .scatterlayer .trace')) {
+  if (window.gtLossDrawn === null && document.querySelector('#run-loss .scatterlayer .trace')) {
     window.gtLossDrawn = performance.now();
+  }
+  if (document.querySelector('#run-metrics .scatterlayer .trace')) {
+    window.gtMetricsDrawn = performance.now();
     observer.disconnect();
   }
 }).observe(document, {subtree: true, childList: true});
@@ -59,6 +63,17 @@ def test_first_load_draws_the_loss_before_any_callback(dash_duo, moons):
     (plotly_start,) = [start for path, start, _ in requests if path.endswith("plotly.min.js")]
     assert plotly_start < layout_done  # plotly.js loads alongside, not after the layout
     assert dash_duo.driver.title == f"gradtrace · run {run_id[:8]}"
+    # the other metrics follow the loss, drawn from the figure the page came with
+    metrics_drawn = wait_until(
+        lambda: dash_duo.driver.execute_script("return window.gtMetricsDrawn"), what="metrics"
+    )
+    assert metrics_drawn >= drawn
+    shown = {
+        t["name"]: t["y"] for t in figure_data(dash_duo, "run-metrics") if "EMA" not in t["name"]
+    }
+    logged = tracer.connect(db, readonly=True).run(run_id).metrics()
+    assert shown["acc"] == pytest.approx(logged["acc"].tolist())
+    assert shown["lr"] == pytest.approx(logged["lr"].tolist())
     dash_duo.wait_for_element("#run-slider", timeout=20)  # the sections below follow
     wait_until(
         lambda: "step 2" in dash_duo.find_element("#run-weight-hist").text,

@@ -51,7 +51,7 @@ def layout(
                 id="run-below-args",
                 data={"step": at, "node": _whole(node), "weights": _names(weights)},
             ),
-            dcc.Store(id="run-below-go"),  # set by the browser once the loss is drawn
+            dcc.Store(id=ids.PAINTED),  # set by the browser once the loss is drawn
             html.Div(skeleton(), id=BELOW),
             dcc.Store(id="run-url"),  # written by the browser: the view's URL
         ],
@@ -194,14 +194,14 @@ def register(app: Dash, ctx: AppContext) -> None:
             });
         }
         """,
-        Output("run-below-go", "data"),
+        Output(ids.PAINTED, "data"),
         Input(ids.RUN_ID, "data"),
     )
 
     @app.callback(
         Output(BELOW, "children"),
         Output("run-live-timer", "disabled"),
-        Input("run-below-go", "data"),
+        Input(ids.PAINTED, "data"),
         State("run-below-args", "data"),
     )
     def lower(run_id: str | None, args: dict | None):

@@ -12,11 +12,13 @@ from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import curvefigures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import ema, zoom_ranges
+from gradtrace.dashboard.figures import skeleton
 from gradtrace.dashboard.run import ids, summary
 from gradtrace.dashboard.ui import card, log_y_toggle
 from gradtrace.tracer.display import duration
 
 LIVE_MS = 1000
+METRICS_HEIGHT = 240  # the other metrics' figure (curvefigures.metrics_figure)
 
 
 def layout(rc: RunCache, step: int | None) -> html.Div:
@@ -53,10 +55,17 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
                     figure=curvefigures.loss_figure(metrics, smoothing, False, step),
                     config={"displaylogo": False},
                 ),
+                # drawn just after the loss (see METRICS_AFTER_LOSS): both in the first
+                # paint would hold the loss back until the second plot is done too
                 dcc.Graph(
                     id="run-metrics",
-                    figure=curvefigures.metrics_figure(metrics, smoothing, step),
+                    figure=skeleton(METRICS_HEIGHT),
                     config={"displaylogo": False},
+                    style={"height": f"{METRICS_HEIGHT}px"},
+                ),
+                dcc.Store(
+                    id="run-metrics-first",
+                    data=curvefigures.metrics_figure(metrics, smoothing, step),
                 ),
             ),
             # started with the sections below (the live store is there): pages.run.lower
@@ -119,6 +128,15 @@ def register(app: Dash, ctx: AppContext) -> None:
         )
 
     app.clientside_callback(MOVE_MARKER, Input(ids.SLIDER, "value"), prevent_initial_call=True)
+    app.clientside_callback(
+        METRICS_AFTER_LOSS,
+        Output("run-metrics", "figure", allow_duplicate=True),
+        Input(ids.PAINTED, "data"),
+        State("run-metrics-first", "data"),
+        State("run-metrics", "figure"),
+        State("run-logy", "value"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(
         Output(ids.LOSS, "figure"),
@@ -239,6 +257,26 @@ def _marked(patches: tuple[Any, Any], step: int | None, n_other: int) -> tuple[A
         other["layout"]["shapes"] = curvefigures.metric_shapes(step, n_other)
     return loss, other
 
+
+# The other metrics' figure comes with the page (a store) and is drawn once the loss
+# is on screen; unless the curves callback has drawn it meanwhile (a smoothing
+# change), with the log-y switch as it is now.
+METRICS_AFTER_LOSS = """
+function(painted, figure, shown, logy) {
+    const nu = dash_clientside.no_update;
+    if (!painted || !figure || !shown || !shown.layout || shown.layout.meta !== "skeleton") {
+        return nu;
+    }
+    const kind = (logy || []).includes("log") ? "log" : "linear";
+    const layout = Object.assign({}, figure.layout);
+    for (const key of Object.keys(layout)) {
+        if (/^yaxis[0-9]*$/.test(key) && !layout[key].overlaying) {
+            layout[key] = Object.assign({}, layout[key], {type: kind});
+        }
+    }
+    return Object.assign({}, figure, {layout: layout});
+}
+"""
 
 # A slider move changes nothing on the curves but the marker: the browser moves the
 # marker's drawn line itself and records the step in the plot's layout (so any later
