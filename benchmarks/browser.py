@@ -9,8 +9,8 @@ is measured in the page's own clock: from the input event's ``timeStamp`` (a key
 press on the slider, a click on the log-y box) to the last DOM mutation before the
 page has been quiet for ``QUIET_MS`` with no Dash callback pending — "the DOM
 settled". Medians over ``--moves`` moves. First paint is from navigation start to
-the run's summary and the loss curve's line being in the DOM, as the page's own
-MutationObserver sees it (median of ``--loads`` loads). Play rate is the steps the
+the first frame that paints the run's summary and the loss curve's line, in the
+page's own clock (median of ``--loads`` loads). Play rate is the steps the
 slider advanced per second of playing at the fastest rate offered.
 The "server" column times the same work without the browser: the page request, the
 callbacks a slider move triggers (summed), the log-y patch (benchmarks/dashboard.py has
@@ -124,17 +124,19 @@ def arm(driver) -> None:
     driver.execute_script(PROBE + "window.__t0 = null;")
 
 
-# Installed before each page's own scripts: the time the summary and the loss line
-# are first both in the DOM, taken by the page itself (polling from Selenium would
-# add the wait for the page's main thread to be free to answer).
+# Installed before each page's own scripts: the start of the first animation frame
+# after the summary and the loss line are both in the DOM — the frame that paints
+# them, which can only begin once the task that inserted them (and whatever else it
+# draws) is done. Taken by the page itself: polling from Selenium would add the
+# wait for the page's main thread to be free to answer.
 PAINTED = """
 window.gtPainted = null;
 new MutationObserver((_, observer) => {
   const loss = document.querySelector(
     '#run-loss .scatterlayer .trace, #run-loss canvas.gl-canvas-context');
   if (loss && document.querySelector('#run-status')) {
-    window.gtPainted = performance.now();
     observer.disconnect();
+    requestAnimationFrame(() => { window.gtPainted = performance.now(); });
   }
 }).observe(document, {subtree: true, childList: true});
 """
