@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from gradtrace.tracer.codec import apply_raw, decode_floats, decode_int32, decode_kinds
+from gradtrace.tracer.codec import decode_floats, decode_int32, decode_kinds, unpack_raw
 from gradtrace.tracer.errors import GradtraceError, RunNotFound
 from gradtrace.tracer.frames import STR, as_utc, effective_status, gc_paused, last_metric_values
 from gradtrace.tracer.models import Graph, Metric, Run, Step, Trace
@@ -77,22 +77,25 @@ def _metric_names(run_key: int) -> sa.Select:
     return sa.select(names.c.name).where(names.c.name.is_not(None))
 
 
-def _metric_series(run_key: int, name: str, after: int) -> sa.Select:
-    return (
-        sa.select(Metric.step, Metric.value, Metric.raw)
-        .where(Metric.run_key == run_key, Metric.name == name, Metric.step > after)
-        .order_by(Metric.step)
-    )
+def _metric_series(run_key: int, name: str, after: int, exact: bool = False) -> sa.Select:
+    """One metric's (step, value) rows; ``exact``: only the (step, raw) rows that
+    keep exact bits (NaN, -0.0), a few rows SQL finds without handing over the rest."""
+    cond = [Metric.run_key == run_key, Metric.name == name, Metric.step > after]
+    if exact:
+        return sa.select(Metric.step, Metric.raw).where(*cond, Metric.raw.is_not(None))
+    return sa.select(Metric.step, Metric.value).where(*cond).order_by(Metric.step)
 
 
-def _series(rows: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values) of one metric's (step, value, raw) rows; NULL reads as NaN
-    and the exact bits in ``raw`` win where present."""
-    steps, values, raws = zip(*rows, strict=True)
-    floats = {"value": f8(values)}
-    if raws.count(None) != len(raws):
-        apply_raw(floats, raws)
-    return i8(steps), floats["value"]
+def _series(rows: list[tuple], exact: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one metric's (step, value) rows; NULL reads as NaN and
+    the (step, raw) rows in ``exact`` put back the bits SQL could not hold."""
+    steps, values = zip(*rows, strict=True)
+    steps, floats = i8(steps), {"value": f8(values)}
+    if exact:
+        at, raws = zip(*exact, strict=True)
+        odd = np.searchsorted(steps, i8(at))
+        floats["value"][odd] = unpack_raw(raws, 1)[:, 0]
+    return steps, floats["value"]
 
 
 def _within(index: np.ndarray, steps: np.ndarray) -> bool:
@@ -232,11 +235,19 @@ class RunView(ParamReads):
                 .where(Step.run_key == self.key, Step.step > after)
                 .order_by(Step.step)
             )
-            series = [fetch(_metric_series(self.key, name, after))[1] for name in names]
-        kept = [(n, rows) for n, rows in zip(names, series, strict=True) if rows]
+            # The exact bits are read apart: few rows hold any, and a column of
+            # NULLs on every row costs the driver about a third more.
+            series = [
+                (
+                    fetch(_metric_series(self.key, n, after))[1],
+                    fetch(_metric_series(self.key, n, after, exact=True))[1],
+                )
+                for n in names
+            ]
+        kept = [(n, rows) for n, rows in zip(names, series, strict=True) if rows[0]]
         step_col, wall = zip(*step_rows, strict=True) if step_rows else ((), ())
         index = i8(step_col)
-        columns = [_series(rows) for _, rows in kept]
+        columns = [_series(*rows) for _, rows in kept]
         stray = [s for s, _ in columns if not _within(index, s)]
         if stray:  # metric rows without a steps row (not written by gradtrace)
             index = np.union1d(index, np.concatenate(stray))
