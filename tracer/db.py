@@ -54,6 +54,7 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 # damaged page is reported, with the file's name, by the first read that meets it
 # (tracer/integrity.py).
 QUICK_CHECK_MAX_BYTES = 4 << 20
+QUICK_CHECK = "PRAGMA quick_check(5)"  # the first five problems are enough to name
 # The newest schema revision, known without loading the migration scripts (which
 # takes a quarter of a second): they are loaded only when a migration is pending.
 # tests/test_migrations.py checks it equals alembic's head.
@@ -161,19 +162,28 @@ def check_file(path: Path) -> None:
     _check_sqlite_file(path, readonly=True)
     if side(path, "-wal").exists():
         return  # a live writer: its pages are checked by the connection that reads them
-    uri = f"{immutable_uri(path)}"
     try:
-        conn = sqlite3.connect(uri, uri=True)
+        conn = sqlite3.connect(immutable_uri(path), uri=True)
         try:
-            problems = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
+            problems = [r[0] for r in conn.execute(QUICK_CHECK)]
         finally:
             conn.close()
     except sqlite3.DatabaseError as e:
         raise unreadable(path, e) from None
+    _refuse_damage(str(path), problems)
+
+
+def _quick_check(conn: sa.Connection, url: URL) -> None:
+    """``check_file`` on the connection an open uses (its locks, its -wal)."""
+    _refuse_damage(describe(url), [r[0] for r in conn.exec_driver_sql(QUICK_CHECK).all()])
+
+
+def _refuse_damage(name: str, problems: list[str]) -> None:
+    """The error for what ``PRAGMA quick_check`` found, naming the file, if anything."""
     if problems != ["ok"]:
         text = " ".join(problems).replace("*** in database main ***", "").split()
         raise NotAGradtraceDatabase(
-            f"{path} is a damaged SQLite database ({' '.join(text)[:300]}); "
+            f"{name} is a damaged SQLite database ({' '.join(text)[:300]}); "
             "it was left untouched; restore it from a copy or pass another file name"
         )
 
@@ -226,16 +236,6 @@ def _enable_wal(engine: Engine) -> None:
             )
     if str(mode).lower() not in ("wal", "memory"):
         raise DatabaseURLError(f"cannot switch {describe(engine.url)} to WAL mode (got {mode})")
-
-
-def _quick_check(conn: sa.Connection, url: URL) -> None:
-    problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check(5)").all()]
-    if problems != ["ok"]:
-        text = " ".join(problems).replace("*** in database main ***", "").split()
-        raise NotAGradtraceDatabase(
-            f"{describe(url)} is a damaged SQLite database ({' '.join(text)[:300]}); "
-            "it was left untouched; restore it from a copy or pass another file name"
-        )
 
 
 def create_db_engine(url: URL, readonly: bool = False) -> Engine:
