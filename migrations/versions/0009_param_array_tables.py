@@ -11,7 +11,8 @@ bit, no re-encoding). ``ix_steps_summary`` (a covering index that spared listing
 the steps a walk over the wide rows) is dropped: ``steps`` is narrow now.
 
 On PostgreSQL the new array columns are ``STORAGE EXTERNAL`` as 0004 made the old
-ones (gradtrace compresses them itself).
+ones (gradtrace compresses them itself). A SQLite file keeps the old rows' pages as
+free pages, which later writes reuse (``VACUUM`` returns them to the file system).
 
 Revision ID: 0009
 Revises: 0008
