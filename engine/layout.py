@@ -77,8 +77,9 @@ class SameLayout:
             if args != self._args:  # bytes: NaN and -0.0 exponents compare exactly
                 return False
         # Operands as objects (no position lookups), then the objects the stored
-        # positions name; tuples compare item by item, identity first (Value
-        # defines no __eq__, so identity is all there is).
+        # positions name; tuples compare item by item, identity first. Value
+        # defines no __eq__, so identity is all there is (a test holds it to that:
+        # an __eq__ saying two distinct nodes are equal would make this lie).
         pa = tuple([v._a for v in nodes])
         pb = tuple([v._b for v in nodes])
         nodes.append(_NO)

@@ -78,6 +78,15 @@ def test_exponents_are_compared_bit_for_bit():
     assert SameLayout(ops, a, b)((Value(3.0) ** 5).topo())
 
 
+def test_operands_compare_by_identity():
+    """The check compares operand tuples with ==, which is identity only while Value
+    (and any node class in a graph) keeps object's __eq__."""
+    assert Value.__eq__ is object.__eq__
+    x, y = Value(1.0), Value(1.0)
+    same = _layout(x * x)
+    assert not same((x * y).topo())  # equal numbers, distinct nodes
+
+
 def test_single_leaf_graphs():
     same = _layout(Value(1.0))
     assert same(Value(7.0).topo())
