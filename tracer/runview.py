@@ -62,7 +62,15 @@ from gradtrace.tracer.codec import (
     decode_matrix,
 )
 from gradtrace.tracer.errors import GradtraceError, RunNotFound
-from gradtrace.tracer.frames import STR, as_utc, effective_status, gc_paused, last_metric_values
+from gradtrace.tracer.frames import (
+    STR,
+    as_utc,
+    effective_status,
+    gc_paused,
+    last_metric_values,
+    parents_array,
+    str_series,
+)
 from gradtrace.tracer.models import Graph, Metric, Parameter, Run, Step, Trace, Update
 from gradtrace.tracer.validate import safe_text
 
@@ -533,21 +541,17 @@ class RunView:
                     target[np.array(list(map(int, mapping)), dtype=np.int64)] = list(
                         mapping.values()
                     )
-            parents = [
-                () if x < 0 else ((x,) if y < 0 else (x, y))
-                for x, y in zip(a.tolist(), b.tolist(), strict=True)
-            ]
             self._graphs[graph_key] = pd.DataFrame(
                 {
                     "node": np.arange(n, dtype=np.int64),
-                    "op": pd.Series(ops, dtype=STR),
-                    "label": pd.Series(labels, dtype=STR),
-                    "parents": pd.Series(parents, dtype=object),
+                    "op": str_series(ops),
+                    "label": str_series(labels),
+                    "parents": pd.Series(parents_array(a, b), dtype=object),
                     "a": pd.arrays.IntegerArray(a, a < 0),
                     "b": pd.arrays.IntegerArray(b, b < 0),
                     "arg": args,
                     "param": pd.arrays.IntegerArray(params, params < 0),
-                    "kind": pd.Series(decode_kinds(g["kinds"], ops), dtype=STR),
+                    "kind": str_series(decode_kinds(g["kinds"], ops)),
                 }
             )
         return self._graphs[graph_key]
