@@ -53,7 +53,14 @@ import pandas as pd
 import sqlalchemy as sa
 from gradtrace.tracer.codec import decode_floats, decode_int32, decode_kinds, unpack_raw
 from gradtrace.tracer.errors import GradtraceError, RunNotFound
-from gradtrace.tracer.frames import STR, as_utc, effective_status, gc_paused, last_metric_values
+from gradtrace.tracer.frames import (
+    as_utc,
+    effective_status,
+    gc_paused,
+    last_metric_values,
+    parents_array,
+    str_series,
+)
 from gradtrace.tracer.models import Graph, Metric, Run, Step, Trace
 from gradtrace.tracer.paramview import ParamReads
 from gradtrace.tracer.selection import as_int, columns, f8, i8
@@ -321,21 +328,17 @@ class RunView(ParamReads):
                     target[np.array(list(map(int, mapping)), dtype=np.int64)] = list(
                         mapping.values()
                     )
-            parents = [
-                () if x < 0 else ((x,) if y < 0 else (x, y))
-                for x, y in zip(a.tolist(), b.tolist(), strict=True)
-            ]
             self._graphs[graph_key] = pd.DataFrame(
                 {
                     "node": np.arange(n, dtype=np.int64),
-                    "op": pd.Series(ops, dtype=STR),
-                    "label": pd.Series(labels, dtype=STR),
-                    "parents": pd.Series(parents, dtype=object),
+                    "op": str_series(ops),
+                    "label": str_series(labels),
+                    "parents": pd.Series(parents_array(a, b), dtype=object),
                     "a": pd.arrays.IntegerArray(a, a < 0),
                     "b": pd.arrays.IntegerArray(b, b < 0),
                     "arg": args,
                     "param": pd.arrays.IntegerArray(params, params < 0),
-                    "kind": pd.Series(decode_kinds(g["kinds"], ops), dtype=STR),
+                    "kind": str_series(decode_kinds(g["kinds"], ops)),
                 }
             )
         return self._graphs[graph_key]
