@@ -1,6 +1,6 @@
 """What recording costs: micrograd's moons demo untraced vs fully traced, and the peers.
 
-    python benchmarks/recorder.py              # 50 paired steps, ~4 minutes
+    python benchmarks/recorder.py              # 50 paired steps, 1-5 minutes
     python benchmarks/recorder.py --steps 20 --mlflow-steps 3 --demo-steps 30
     python benchmarks/recorder.py --pg postgresql+psycopg://root@127.0.0.1:5432/test
 
@@ -11,8 +11,9 @@ Prints one table:
   the synchronous and the background writer, on SQLite and (``--pg`` or
   ``$GRADTRACE_TEST_PG_URL``) PostgreSQL, in a fresh schema dropped afterwards;
 - the training thread's time per step inside ``run.log``: the shape check
-  (walking the graph, comparing it with the shapes seen), the copy of every
-  value and gradient, the hand-off to the writer, and the rest;
+  (the step's node list checked against the shapes seen, by identity; see
+  ``engine/layout.py``), the copy of every value and gradient, the hand-off
+  to the writer, and the rest;
 - gradtrace's events/s while recording (node values + grads, update rows, metrics);
 - bytes on disk per node-step of ``gradtrace demo`` (the 100-step moons demo and
   the toy demo): the node trace alone (SQLite's dbstat) and the whole file, and

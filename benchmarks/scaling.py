@@ -128,9 +128,14 @@ def long_run(db: Path, steps: int, n_params: int = 17) -> None:
         data = rng.standard_normal((steps, n_params))
         grad = rng.standard_normal((steps, n_params))
         conn.executemany(
-            "INSERT INTO steps VALUES (?, ?, ?, NULL, NULL, ?, ?, NULL)",
-            ((key, k, 1.7e9 + k, data[k].tobytes(), grad[k].tobytes()) for k in range(steps)),
+            "INSERT INTO steps VALUES (?, ?, ?, NULL, NULL)",
+            ((key, k, 1.7e9 + k) for k in range(steps)),
         )
+        for table, arrays in (("param_values", data), ("param_grads", grad)):
+            conn.executemany(
+                f"INSERT INTO {table} VALUES (?, ?, 0, ?)",
+                ((key, k, arrays[k].tobytes()) for k in range(steps)),
+            )
         loss = rng.random(steps)
         conn.executemany(
             "INSERT INTO metrics VALUES (?, ?, ?, ?, NULL)",
@@ -242,7 +247,11 @@ def big_file(db: Path, megabytes: int) -> None:
     blob = os.urandom(1 << 20)
     with sqlite3.connect(db) as conn:
         conn.executemany(
-            "INSERT INTO steps VALUES (1, ?, 0, NULL, NULL, ?, NULL)",
+            "INSERT INTO steps VALUES (1, ?, 0, NULL, NULL)",
+            ((k,) for k in range(1, megabytes + 1)),
+        )
+        conn.executemany(
+            "INSERT INTO param_values VALUES (1, ?, 0, ?)",
             ((k, blob) for k in range(1, megabytes + 1)),
         )
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -15,7 +15,8 @@ cycles, so these passes find nothing.
 What: while the policy is active, full collections are held back (the third
 threshold is raised) and let through again only once the time since the last
 one is at least ``1 / FULL_SHARE`` times what that one took. Young generations
-are collected as usual (a little less often), and full passes still happen, so
+are collected as usual (less often, the middle one much less), and full passes
+still happen (CPython's own thresholds come back until the next one), so
 cyclic garbage made by other code is still freed; the collector simply cannot
 spend more than about ``FULL_SHARE`` of the time re-walking long-lived objects.
 
@@ -38,6 +39,11 @@ _HELD = 1 << 30  # third threshold while full passes are held back: never reache
 # allocations (CPython's default is 700): a graph is millions of objects that
 # all survive the step, and fewer, larger young passes walk them fewer times.
 YOUNG = 100_000
+# ... and the middle generation is collected only every this many young passes
+# (CPython's default is 10): a graph's nodes all survive their young pass, and
+# a middle pass walks them all again while the graph is still alive; at this
+# spacing a step's graph is usually freed before a middle pass reaches it.
+MIDDLE = 1_000
 
 _lock = threading.Lock()
 _depth = 0
@@ -61,9 +67,11 @@ def _on_collect(phase: str, info: dict[str, Any]) -> None:
 
 
 def _hold() -> None:
-    """Full passes held back; young collections every ``YOUNG`` allocations."""
+    """Full passes held back; young collections every ``YOUNG`` allocations, middle
+    ones every ``MIDDLE`` young ones."""
     t0, t1, _ = _saved or gc.get_threshold()
-    gc.set_threshold(max(t0, YOUNG) if t0 else 0, t1, _HELD)  # t0 == 0: automatic gc is off
+    # t0 == 0: automatic gc is off, and stays off.
+    gc.set_threshold(max(t0, YOUNG) if t0 else 0, max(t1, MIDDLE), _HELD)
     _state["held"] = True
 
 

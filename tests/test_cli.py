@@ -138,6 +138,7 @@ def test_runs_lists_runs(toy_db):
         "STARTED",
         "DURATION",
         "STEPS",
+        "DIVERGED",
         "LOSS",
         "ACC",
     ]
@@ -146,7 +147,7 @@ def test_runs_lists_runs(toy_db):
     assert " toy " in toy and " demo " in toy and " finished " in toy
     with tracer.connect(url, readonly=True) as store:
         loss = store.run(run_id).metrics()["loss"].iloc[-1]
-    assert toy.split()[-3:-1] == ["3", f"{loss:.4g}"]
+    assert toy.split()[-4:-1] == ["3", "-", f"{loss:.4g}"]
     assert "a" * 31 + "…" in result.stdout  # long names are cut
 
     result = run_cli("runs", "--db", url, "--experiment", "nothing")
@@ -195,6 +196,19 @@ def test_show_points_at_the_first_nan(db_url):
     line = result.stdout.strip().splitlines()[-1]
     assert line == f"first non-finite: {bad.story}"
     assert bad.kind == "backward" and f"step {bad.step}: " in line
+
+
+def test_runs_names_the_step_a_run_diverged_at(db_url):
+    from test_query import record_bits_run
+
+    record_bits_run(db_url, name="bits")
+    result = run_cli("runs", "--db", db_url)
+    assert result.exit_code == 0, result.stderr
+    with tracer.connect(db_url, readonly=True) as store:
+        step = store.run("bits").first_nonfinite().step
+    header, row = result.stdout.splitlines()
+    column = header.index("DIVERGED")
+    assert row[column:].split()[:2] == ["step", str(step)]
 
 
 def test_run_errors_are_one_line(toy_db):
@@ -333,12 +347,12 @@ def test_db_check_sees_drift(toy_db):
     assert "models    DIFFER" in result.stdout
 
 
-def test_db_check_reads_every_page(toy_db):
-    """A damaged page the cheap open checks never reach fails ``db check``, by name."""
-    url, _ = toy_db
-    if not url.startswith("sqlite"):
-        pytest.skip("SQLite's quick_check")
-    path = Path(url.removeprefix("sqlite:///"))
+def test_db_check_reads_every_page(tmp_path):
+    """A damaged page the cheap open checks never reach fails ``db check``, by name.
+    SQLite only: PostgreSQL pages are the server's to check."""
+    path = tmp_path / "runs.db"
+    url = f"sqlite:///{path}"
+    train("toy", 3, url, name="toy")
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'updates'").fetchone()

@@ -7,7 +7,7 @@ import gc
 import time
 import tracemalloc
 
-from gradtrace.engine import linear_gc
+from gradtrace.engine import gcpolicy, linear_gc
 from gradtrace.engine.gcpolicy import FULL_SHARE, _on_collect
 from tracehelp import train
 
@@ -48,6 +48,20 @@ def test_policy_lets_a_full_pass_through_once_its_budget_allows():
             kept.append([[] for _ in range(20_000)])
         assert gc.get_stats()[2]["collections"] > collections
         del kept
+
+
+def test_a_live_graph_is_walked_by_young_passes_only(monkeypatch):
+    """While full passes are held back, objects that stay alive through their young
+    pass (a step's graph) are not walked again by middle-generation passes."""
+    monkeypatch.setattr(gcpolicy, "FULL_SHARE", 1e-9)  # the gate stays shut meanwhile
+    monkeypatch.setattr(gcpolicy, "YOUNG", 1000)  # many young passes over a small graph
+    with linear_gc():
+        gc.collect()  # times a full pass and shuts the gate
+        young, middle = (gc.get_stats()[g]["collections"] for g in (0, 1))
+        graph = [[] for _ in range(50 * gcpolicy.YOUNG)]
+        assert gc.get_stats()[0]["collections"] - young >= 40
+        assert gc.get_stats()[1]["collections"] == middle
+        del graph
 
 
 def test_fifty_runs_in_a_row_stay_flat(tmp_path):

@@ -27,6 +27,8 @@ TABLES = {
     "runs",
     "parameters",
     "steps",
+    "param_values",
+    "param_grads",
     "metrics",
     "updates",
     "graphs",

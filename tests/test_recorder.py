@@ -87,6 +87,48 @@ def test_moons_round_trip_every_node_every_step(db_url):
         assert steps["graph_key"].tolist() == [a_key, a_key, b_key, a_key]
 
 
+def test_a_graph_changed_only_in_wiring_or_exponent_gets_its_own_shape(db_url):
+    """Same node count and op sequence, different structure: the recorder must not
+    take step k's nodes for another step's shape (node i would mean another node)."""
+    w = [Value(0.5, label="w0"), Value(-1.5, label="w1")]
+
+    def program(k: int) -> Value:
+        x, y = w
+        if k in (0, 2, 5):
+            return x * y + y
+        if k == 1:
+            return x * y + x  # the + reads x instead of y
+        if k == 3:
+            return (x * y) ** 2
+        return (x * y) ** 3  # k == 4: only the exponent differs from step 3
+
+    expected = []
+    with tracer.record("rewired", db=db_url) as run:
+        run.watch(w)
+        for k in range(6):
+            loss = program(k)
+            for p in w:
+                p.grad = 0.0
+            loss.backward()
+            run.log(loss)
+            nodes, ops, a, b = structure(loss)
+            expected.append((ops, a, b, [v.exponent for v in nodes], [v.data for v in nodes]))
+            for p in w:
+                p.data -= 0.1 * p.grad
+    with tracer.connect(db_url) as store:
+        view = store.run("rewired")
+        keys = view.steps()["graph_key"].tolist()
+        assert keys[0] == keys[2] == keys[5]
+        assert len({keys[0], keys[1], keys[3], keys[4]}) == 4
+        for k, (ops, a, b, exps, data) in enumerate(expected):
+            graph = view.graph(k)
+            assert graph["op"].tolist() == ops
+            assert graph["a"].fillna(-1).tolist() == a and graph["b"].fillna(-1).tolist() == b
+            pows = [x for x in exps if x is not None]
+            assert graph["arg"].dropna().tolist() == pows
+            assert (bits(view.nodes(k)["value"]) == bits(data)).all()
+
+
 def test_toy_demo_records_what_it_trains(db_url):
     run_id = tracer.demo.train("toy", steps=3, db=db_url, seed=5)
     model, loss_fn, opt, _ = setup("toy", 3, 5)

@@ -9,8 +9,10 @@
     (True, True)
 
 The same program gives the same shape every step, so a shape is compared, not
-rebuilt: the op list and parent arrays are compared in C against the shapes
-already seen, and only a new shape is stored (once) with its labels.
+rebuilt: each step's node list is checked against the shapes already seen by
+identity (``engine.layout.SameLayout``: every op, exponent and operand, in C
+loops), and only a new shape has its position arrays built and is stored (once)
+with its labels.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from gradtrace.engine import Value, structure
+from gradtrace.engine.layout import SameLayout
 from gradtrace.tracer.codec import (
     encode_kinds,
     int32_bytes,
@@ -35,6 +38,8 @@ from gradtrace.tracer.codec import (
 )
 from gradtrace.tracer.models import Metric, Update
 
+_get_data = attrgetter("data")
+_get_grad = attrgetter("grad")
 _get_label = attrgetter("label")
 _get_exponent = attrgetter("exponent")
 
@@ -53,13 +58,22 @@ class Shape:
     exponents: list[float | None] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)  # Value.kind; "parameter" if watched
     key: int | None = None
+    layout: SameLayout | None = None  # made on first use, see matches()
 
     @property
     def n_nodes(self) -> int:
         return len(self.ops)
 
-    def same(self, ops: list[str], a: list[int], b: list[int], leaf_params: list[int]) -> bool:
-        return self.a == a and self.b == b and self.ops == ops and self.leaf_params == leaf_params
+    def matches(self, nodes: list[Value], param_index: dict[int, int]) -> bool:
+        """True if ``nodes`` (a step's ``topo()``) is this shape: the same op,
+        exponent and operand positions at every node, and the same watched
+        parameter at every leaf."""
+        if self.layout is None:
+            self.layout = SameLayout(self.ops, self.a, self.b, self.exponents)
+        if not self.layout(nodes):
+            return False
+        get = param_index.get
+        return [get(id(nodes[i]), -1) for i in self.leaves] == self.leaf_params
 
     def fingerprint(self) -> str:
         import hashlib
@@ -100,23 +114,15 @@ def _json_float(x: float) -> float | str:
 class Snapshot:
     """One step's node trace: its shape and every node's value and gradient.
 
-    ``values`` is a fresh ``(2, n)`` float64 array (row 0 the values, row 1 the
-    gradients) owned by the snapshot: the writer encodes it later, maybe on its
-    thread, while training has moved on.
+    ``data`` and ``grad`` are fresh float64 arrays owned by the snapshot: the
+    writer encodes them later, maybe on its thread, while training has moved on.
     """
 
     shape: Shape
     new_shape: bool
-    values: np.ndarray
+    data: np.ndarray
+    grad: np.ndarray
     first_nonfinite: int | None
-
-    @property
-    def data(self) -> np.ndarray:
-        return self.values[0]
-
-    @property
-    def grad(self) -> np.ndarray:
-        return self.values[1]
 
 
 MAX_SHAPES = 16  # shapes remembered per run; a graph that changes every step stays bounded
@@ -136,13 +142,14 @@ class GraphCapture:
 
     def capture(self, root: Value, step: int = 0) -> Snapshot:
         t0 = perf_counter()
-        nodes, ops, a, b = structure(root)
-        leaves = _positions(ops, "")
-        get = self.param_index.get
-        leaf_params = [get(id(nodes[i]), -1) for i in leaves]
-        shape = self._find(ops, a, b, leaf_params)
+        nodes = root.topo()
+        shape = self._find(nodes)
         new = shape is None
         if shape is None:
+            nodes, ops, a, b = structure(root)
+            leaves = _positions(ops, "")
+            get = self.param_index.get
+            leaf_params = [get(id(nodes[i]), -1) for i in leaves]
             shape = Shape(ops, a, b, leaves, leaf_params, step)
             shape.labels = list(map(_get_label, nodes))
             shape.exponents = list(map(_get_exponent, nodes))
@@ -150,22 +157,21 @@ class GraphCapture:
             self.shapes.append(shape)
             del self.shapes[:-MAX_SHAPES]  # the least recently seen go first
         t1 = perf_counter()
-        # List comprehensions read slot attributes faster than attrgetter maps,
-        # and numpy converts a list of floats in one C loop.
-        values = np.empty((2, len(nodes)))
-        values[0] = [v.data for v in nodes]
-        values[1] = [v.grad for v in nodes]
-        snap = Snapshot(shape, new, values, first_nonfinite(values))
+        # One C loop per array straight from the nodes: a comprehension first
+        # makes a list as long as the graph, and numpy then reads every float a
+        # second time (the floats are scattered in memory: the reads dominate).
+        n = len(nodes)
+        data = np.fromiter(map(_get_data, nodes), np.float64, n)
+        grad = np.fromiter(map(_get_grad, nodes), np.float64, n)
+        snap = Snapshot(shape, new, data, grad, first_nonfinite(data, grad))
         self.timings.add(t1 - t0, perf_counter() - t1)
         return snap
 
-    def _find(
-        self, ops: list[str], a: list[int], b: list[int], leaf_params: list[int]
-    ) -> Shape | None:
+    def _find(self, nodes: list[Value]) -> Shape | None:
         # Newest first: a run's graph rarely changes, and when it does (a smaller
         # last batch) it usually changes back.
         for shape in reversed(self.shapes):
-            if shape.same(ops, a, b, leaf_params):
+            if shape.matches(nodes, self.param_index):
                 if shape is not self.shapes[-1]:
                     self.shapes.remove(shape)
                     self.shapes.append(shape)
@@ -195,9 +201,9 @@ def _positions(items: list, value: object) -> list[int]:
         return found
 
 
-def first_nonfinite(values: np.ndarray) -> int | None:
-    """Index of the first node whose value or gradient (a ``(2, n)`` array) is NaN or inf."""
-    bad = np.flatnonzero(~np.isfinite(values).all(axis=0))
+def first_nonfinite(data: np.ndarray, grad: np.ndarray) -> int | None:
+    """Index of the first node whose value or gradient is NaN or inf."""
+    bad = np.flatnonzero(~(np.isfinite(data) & np.isfinite(grad)))
     return int(bad[0]) if bad.size else None
 
 

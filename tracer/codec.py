@@ -14,7 +14,8 @@ What is stored where, and how wide it is:
 column                         format                                        width
 =============================  ============================================  =================
 traces.data, traces.grad       float64 array, ``traces.codec``               8 bytes a node
-steps.param_data, param_grad   float64 array, ``steps.codec``                8 bytes a param
+param_values.data              float64 array, ``param_values.codec``         8 bytes a param
+param_grads.grad               float64 array, ``param_grads.codec``          8 bytes a param
 metrics.raw                    exact bits of ``value``, float64 LE           8 bytes (1 float)
 updates.raw                    before, grad, after, lr; float64 LE           32 bytes (4)
 graphs.a, graphs.b, params     int32 LE, -1 for none                         4 bytes a node
@@ -96,6 +97,11 @@ def encode_floats(values: np.ndarray | array | Sequence[float], codec: int = ZST
     raise ValueError(f"codec must be one of {sorted(CODECS)}, got {codec!r}")
 
 
+def _pays(stored: int, values: int) -> bool:
+    """Whether ``stored`` bytes for ``values`` float64 save at least an eighth."""
+    return 8 * stored <= 7 * 8 * values
+
+
 def encode_pair(
     first: np.ndarray, second: np.ndarray, codec: int = ZSTD
 ) -> tuple[int, bytes, bytes]:
@@ -104,9 +110,18 @@ def encode_pair(
     and some rows barely shrink: a tiny graph's (frame overhead), and per-step
     parameter arrays of distinct weights with non-zero gradients."""
     a, b = encode_floats(first, codec), encode_floats(second, codec)
-    if codec != PLAIN and 8 * (len(a) + len(b)) > 7 * 8 * (len(first) + len(second)):
+    if codec != PLAIN and not _pays(len(a) + len(b), len(first) + len(second)):
         return PLAIN, float_bytes(first), float_bytes(second)
     return codec, a, b
+
+
+def encode_array(values: np.ndarray, codec: int = ZSTD) -> tuple[int, bytes]:
+    """One array in a row of its own as ``(codec, blob)``, by :func:`encode_pair`'s
+    rule: plain unless compression saves at least an eighth."""
+    blob = encode_floats(values, codec)
+    if codec != PLAIN and not _pays(len(blob), len(values)):
+        return PLAIN, float_bytes(values)
+    return codec, blob
 
 
 def decode_floats(

@@ -29,13 +29,15 @@ from gradtrace.tracer.errors import (
     SchemaOutdated,
     SchemaTooNew,
 )
+from gradtrace.tracer.filecheck import (
+    QUICK_CHECK,
+    check_sqlite_file,
+    refuse_damage,
+)
 from gradtrace.tracer.integrity import DAMAGED, dead_writers, forget_writers, name_damage
 from gradtrace.tracer.sqlitefile import (
-    immutable_uri,
-    look,
     retry_locked,
     side,
-    unreadable,
     writable,
 )
 from gradtrace.tracer.validate import check
@@ -46,7 +48,6 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Operati
 DEFAULT_DB = "gradtrace.db"
 BUSY_TIMEOUT_MS = 60_000
 _MIGRATION_LOCK = 0x67726164  # pg_advisory lock id: "grad"
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 # Existing SQLite files up to this size get ``PRAGMA quick_check`` on every open
 # (it reads every page), so a small damaged file is refused before gradtrace
 # writes into it at a cost bounded whatever the file's size. Larger files get it
@@ -57,7 +58,7 @@ QUICK_CHECK_MAX_BYTES = 4 << 20
 # The newest schema revision, known without loading the migration scripts (which
 # takes a quarter of a second): they are loaded only when a migration is pending.
 # tests/test_migrations.py checks it equals alembic's head.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 
 
 def resolve_url(db: str | os.PathLike | None = None) -> URL:
@@ -104,94 +105,9 @@ def sqlite_path(url: URL) -> Path | None:
     return Path(name)
 
 
-def _check_sqlite_file(path: Path, readonly: bool) -> None:
-    if not readonly and path.parent.is_dir() and not path.is_dir() and not writable(path):
-        raise DatabaseURLError(
-            f"cannot record into {path}: the file or its folder is read-only (a read-only "
-            "filesystem or permissions); pass a file in a writable folder, or read it with "
-            "gradtrace runs/show/dashboard"
-        )
-    if not path.exists():
-        if readonly:
-            raise NotAGradtraceDatabase(
-                f"no database at {path}; record a run first (gradtrace demo --db {path})"
-            )
-        if not path.parent.is_dir():
-            raise DatabaseURLError(
-                f"cannot create {path}: folder {path.parent} does not exist; create it first"
-            )
-        return
-    if path.is_dir():
-        raise DatabaseURLError(f"{path} is a folder; pass a database file inside it")
-    with path.open("rb") as f:
-        head = f.read(100)
-    if not head:
-        return  # an empty file: a new database
-    if head[:16] != _SQLITE_MAGIC:
-        raise NotAGradtraceDatabase(
-            f"{path} is not a SQLite database (it starts with {head[:8]!r}); "
-            "it was left untouched; pass another file name with --db"
-        )
-    problem = _header_problem(path, head)
-    if problem:
-        raise NotAGradtraceDatabase(
-            f"{path} is a damaged SQLite database ({problem}); it was left untouched; "
-            "restore it from a copy or pass another file name"
-        )
-    # Before any ordinary connection, which could roll back, checkpoint or add
-    # side files: another program's file must stay byte-identical.
-    seen = look(path)
-    if seen.foreign:
-        raise NotAGradtraceDatabase(
-            f"{path} holds other tables ({', '.join(seen.tables[:5])}) and no gradtrace "
-            "runs; it was left untouched; pass a new file name or an empty database"
-        )
-    if readonly and seen.hot_journal:
-        raise NotAGradtraceDatabase(
-            f"{path} has an unfinished transaction ({path.name}-journal) that only a "
-            f"writable open can roll back; it was left untouched; run: "
-            f"gradtrace db upgrade --db {path}"
-        )
-
-
-def check_file(path: Path) -> None:
-    """Refuse, naming it, a SQLite file gradtrace cannot read: not SQLite, damaged
-    (header or any page: ``PRAGMA quick_check``), foreign, or an unfinished
-    transaction. Reads it as immutable: no byte of it or beside it changes."""
-    _check_sqlite_file(path, readonly=True)
-    if side(path, "-wal").exists():
-        return  # a live writer: its pages are checked by the connection that reads them
-    uri = f"{immutable_uri(path)}"
-    try:
-        conn = sqlite3.connect(uri, uri=True)
-        try:
-            problems = [r[0] for r in conn.execute("PRAGMA quick_check(5)")]
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as e:
-        raise unreadable(path, e) from None
-    if problems != ["ok"]:
-        text = " ".join(problems).replace("*** in database main ***", "").split()
-        raise NotAGradtraceDatabase(
-            f"{path} is a damaged SQLite database ({' '.join(text)[:300]}); "
-            "it was left untouched; restore it from a copy or pass another file name"
-        )
-
-
-def _header_problem(path: Path, head: bytes) -> str | None:
-    """What is visibly wrong with a SQLite file's header and size, if anything."""
-    if len(head) < 100:
-        return f"the file is {len(head)} bytes long, shorter than a SQLite header"
-    page_size = int.from_bytes(head[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    if page_size < 512 or page_size & (page_size - 1):
-        return f"the header gives an impossible page size {page_size}"
-    size = path.stat().st_size
-    if size % page_size:  # SQLite writes whole pages, so this is never a write in progress
-        return f"its size {size} is not a whole number of {page_size}-byte pages: truncated"
-    # A file shorter than its header's page count is left to SQLite, which checks
-    # it under its locks: read here, it may be another process's commit under way.
-    return None
+def _quick_check(conn: sa.Connection, url: URL) -> None:
+    """``check_file`` on the connection an open uses (its locks, its -wal)."""
+    refuse_damage(describe(url), [r[0] for r in conn.exec_driver_sql(QUICK_CHECK).all()])
 
 
 def _sqlite_on_connect(readonly: bool):
@@ -226,16 +142,6 @@ def _enable_wal(engine: Engine) -> None:
             )
     if str(mode).lower() not in ("wal", "memory"):
         raise DatabaseURLError(f"cannot switch {describe(engine.url)} to WAL mode (got {mode})")
-
-
-def _quick_check(conn: sa.Connection, url: URL) -> None:
-    problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check(5)").all()]
-    if problems != ["ok"]:
-        text = " ".join(problems).replace("*** in database main ***", "").split()
-        raise NotAGradtraceDatabase(
-            f"{describe(url)} is a damaged SQLite database ({' '.join(text)[:300]}); "
-            "it was left untouched; restore it from a copy or pass another file name"
-        )
 
 
 def create_db_engine(url: URL, readonly: bool = False) -> Engine:
@@ -395,7 +301,7 @@ def open_database(db: str | os.PathLike | None = None, readonly: bool = False) -
     url = resolve_url(db)
     path = sqlite_path(url)
     if path is not None:
-        _check_sqlite_file(path, readonly)
+        check_sqlite_file(path, readonly)
     size = path.stat().st_size if path is not None and path.exists() else 0
     engine = create_db_engine(url, readonly)
     dead: list[int] = []

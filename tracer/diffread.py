@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from gradtrace.tracer.codec import apply_raw
 from gradtrace.tracer.difftypes import HIGHER_IS_BETTER, MetricSide, ShapeDiff, first_unequal
-from gradtrace.tracer.models import Metric, Step, Trace
+from gradtrace.tracer.models import Metric, ParamValues, Step, Trace
 
 if TYPE_CHECKING:
     from gradtrace.tracer.runview import RunView
@@ -63,11 +63,11 @@ def metric_series(view: RunView) -> dict[str, pd.Series]:
 
 def first_byte_diff_param_step(a: RunView, b: RunView) -> int | None:
     """The first common step whose parameter-value bytes differ."""
-    sa_, sb = sa.orm.aliased(Step), sa.orm.aliased(Step)
+    sa_, sb = sa.orm.aliased(ParamValues), sa.orm.aliased(ParamValues)
     stmt = (
         sa.select(sa.func.min(sa_.step))
         .join(sb, sa.and_(sb.run_key == b.key, sb.step == sa_.step))
-        .where(sa_.run_key == a.key, sa_.param_data != sb.param_data)
+        .where(sa_.run_key == a.key, sa_.data != sb.data)
     )
     return a._max(stmt)
 

@@ -13,18 +13,25 @@ empty field and infinities as ``inf``/``-inf``.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 from gradtrace.tracer.errors import GradtraceError
+from gradtrace.tracer.models import Trace
+
+if TYPE_CHECKING:
+    from gradtrace.tracer.runview import RunView
 
 FORMATS = ("csv", "parquet")
 DEFAULT_FORMAT = "csv"  # works with the base install; Parquet needs gradtrace[parquet]
 _FOLDER_NAME_MAX = 60
+EXPORT_CHUNK_STEPS = 2000  # updates are exported this many steps at a time
 
 
 def default_folder(name: str, run_id: str) -> Path:
@@ -94,3 +101,47 @@ class TableWriter:
         self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def export_run(view: RunView, out: Path, fmt: str) -> list[Path]:
+    """``RunView.export``: the run's tables into folder ``out``; returns the files."""
+    check_format(fmt)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    info = out / "run.json"
+    info.write_text(json.dumps(view.summary(), default=str, indent=2))
+    written.append(info)
+    small = {
+        "metrics": view.metrics().reset_index(),
+        "parameters": view.parameters(),
+        "steps": view.steps().reset_index(),
+    }
+    for name, df in small.items():
+        with TableWriter(out / f"{name}.{fmt}", fmt) as w:
+            w.write(df)
+        written.append(w.path)
+    steps = small["steps"]["step"].to_numpy(dtype=np.int64)
+    with TableWriter(out / f"updates.{fmt}", fmt) as w:
+        for lo in range(0, len(steps), EXPORT_CHUNK_STEPS):
+            first, last = steps[lo], steps[min(lo + EXPORT_CHUNK_STEPS, len(steps)) - 1]
+            w.write(view.updates(steps=slice(int(first), int(last) + 1)))
+        if not len(steps):
+            w.write(view.updates(steps=[]))
+    written.append(w.path)
+    rows = view._rows(
+        sa.select(Trace.step, Trace.graph_key).where(Trace.run_key == view.key).order_by(Trace.step)
+    )
+    if rows:
+        with TableWriter(out / f"graphs.{fmt}", fmt) as w:
+            for key in sorted({int(r[1]) for r in rows}):
+                g = view._structure(key).drop(columns="parents")
+                g.insert(0, "graph_key", np.full(len(g), key, dtype=np.int64))
+                w.write(g)
+        written.append(w.path)
+        with TableWriter(out / f"nodes.{fmt}", fmt) as w:
+            for step, _ in rows:
+                n = view.nodes(int(step))[["node", "value", "grad"]]
+                n.insert(0, "step", np.full(len(n), int(step), dtype=np.int64))
+                w.write(n)
+        written.append(w.path)
+    return written

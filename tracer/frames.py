@@ -13,9 +13,10 @@ from __future__ import annotations
 import gc
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from gradtrace.tracer.store import Store
 
 STR = pd.Series(["x"]).dtype  # pandas' string dtype (``str`` in pandas 3, object before)
+_ARROW_STR = getattr(STR, "storage", None) == "pyarrow"
 STALE_AFTER = timedelta(hours=1)  # a run on another host silent this long reads as crashed
 
 
@@ -119,3 +121,38 @@ def last_metric_values(store: Store, run_keys: list[int]) -> pd.DataFrame:
         }
     )
     return df.sort_values(["run_key", "name"], ignore_index=True)
+
+
+def str_series(values: Sequence[str] | np.ndarray) -> pd.Series:
+    """A Series of ``str`` in pandas' string dtype, ``str_series(["a", ""])``.
+
+    Where that dtype is stored by pyarrow, the array is made by pyarrow in one C
+    loop: the same Series as ``pd.Series(values, dtype=STR)``, without pandas'
+    per-item checks (a graph's op, label and kind columns are one item per node).
+    """
+    if _ARROW_STR:
+        import pyarrow as pa
+
+        return pd.Series(pd.array(pa.array(values, pa.large_string()), dtype=STR))
+    return pd.Series(values, dtype=STR)
+
+
+def parents_array(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Each node's operands as a tuple of node indices, ``()``, ``(a,)`` or ``(a, b)``,
+    in an object array; ``a``/``b`` hold -1 where there is no operand.
+
+        >>> parents_array(np.array([-1, -1, 0, 2]), np.array([-1, -1, 1, -1])).tolist()
+        [(), (), (0, 1), (2,)]
+
+    The tuples are made by ``zip`` over each kind of node at once, not one
+    Python branch per node."""
+    out = np.empty(len(a), dtype=object)
+    has_a = a >= 0
+    two = has_a & (b >= 0)
+    one = has_a & ~two
+    for mask, columns in ((two, (a, b)), (one, (a,))):
+        picked = [c[mask].tolist() for c in columns]
+        out[mask] = np.fromiter(zip(*picked), dtype=object, count=len(picked[0]))
+    leaves = int((~has_a).sum())
+    out[~has_a] = np.fromiter(repeat((), leaves), dtype=object, count=leaves)
+    return out

@@ -20,6 +20,8 @@ little-endian IEEE-754 float64 arrays: node ``i`` (position ``i`` of the
 ``graphs`` row's arrays) at bytes ``[8*i, 8*i + 8)``, compressed as the row's
 ``codec`` says (NULL, as gradtrace 0.1.0 wrote, is uncompressed; see
 ``tracer.codec`` for every byte format). NaN payloads and -0.0 survive.
+``param_values.data`` and ``param_grads.grad`` hold every watched parameter of one
+step the same way, parameter ``idx`` at bytes ``[8*idx, 8*idx + 8)``.
 """
 
 from __future__ import annotations
@@ -132,20 +134,14 @@ class Parameter(Base):
 
 
 class Step(Base):
-    """One logged step: when, where its node trace stands, and all parameters at once.
+    """One logged step: when, and where its node trace stands.
 
-    ``param_data``/``param_grad`` repeat what ``updates`` holds, as one array per
-    step, so "all weights at step k" (histograms, heatmaps, the decision
-    boundary) is one row read instead of a scan of the updates table.
+    The parameter arrays of the step are in ``param_values`` and ``param_grads``,
+    a row each, so a read of one of them touches only its own rows.
     """
 
     __tablename__ = "steps"
-    # Covers listing a run's steps without reading the ~5 KB parameter arrays of
-    # every row (10,000 steps: 9 ms instead of ~50 ms).
-    __table_args__ = (
-        Index("ix_steps_summary", "run_key", "step", "wall_time", "graph_key", "first_nonfinite"),
-        CLUSTERED,
-    )
+    __table_args__ = (CLUSTERED,)
 
     run_key: Mapped[int] = mapped_column(run_fk(), primary_key=True)
     step: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -156,13 +152,41 @@ class Step(Base):
     first_nonfinite: Mapped[int | None] = mapped_column(
         Integer, comment="first node whose value or grad is NaN/inf"
     )
-    param_data: Mapped[bytes | None] = mapped_column(
-        LargeBinary, comment="every watched parameter's value at log time, float64 LE"
-    )
-    param_grad: Mapped[bytes | None] = mapped_column(
-        LargeBinary, comment="every watched parameter's gradient, float64 LE"
-    )
+
+
+class ParamValues(Base):
+    """Every watched parameter's value at one logged step (before its update).
+
+    It repeats what ``updates`` holds, as one array per step, so "all weights at
+    step k" (histograms, heatmaps, the decision boundary) is one row read instead
+    of a scan of the updates table. A rowid table, not clustered like the small
+    ones: SQLite keeps only about 1 KB of a clustered row in its b-tree leaf, so an
+    array there is a chain of overflow pages; here it sits in its own leaf, and a
+    strided read touches only the rows it asks for.
+    """
+
+    __tablename__ = "param_values"
+
+    run_key: Mapped[int] = mapped_column(run_fk(), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
     codec: Mapped[int | None] = mapped_column(SmallInteger, comment=CODEC_COMMENT)
+    data: Mapped[bytes] = mapped_column(
+        LargeBinary, comment="every watched parameter's value, float64 LE, in parameters.idx order"
+    )
+
+
+class ParamGrads(Base):
+    """Every watched parameter's gradient at one logged step (see ParamValues)."""
+
+    __tablename__ = "param_grads"
+
+    run_key: Mapped[int] = mapped_column(run_fk(), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    codec: Mapped[int | None] = mapped_column(SmallInteger, comment=CODEC_COMMENT)
+    grad: Mapped[bytes] = mapped_column(
+        LargeBinary,
+        comment="every watched parameter's gradient, float64 LE, in parameters.idx order",
+    )
 
 
 class Metric(Base):

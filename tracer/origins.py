@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import sqlalchemy as sa
 from gradtrace.tracer.forensics import KINDS, NodeTrace, Origin, StepData, step_origin
-from gradtrace.tracer.models import Metric, Run, Step, Trace
+from gradtrace.tracer.models import Metric, ParamValues, Run, Step, Trace
 
 if TYPE_CHECKING:
     from gradtrace.tracer.capture import Snapshot
@@ -42,8 +42,8 @@ class _Stored:
         summary's step (a parameter value made non-finite there shows one row later,
         as summaries written before gradtrace charged the update's step recorded it)."""
         before = self.view._max(
-            sa.select(sa.func.max(Step.step)).where(
-                Step.run_key == self.key, Step.step < summary, Step.param_data.is_not(None)
+            sa.select(sa.func.max(ParamValues.step)).where(
+                ParamValues.run_key == self.key, ParamValues.step < summary
             )
         )
         return summary if before is None else before

@@ -21,9 +21,18 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 from gradtrace.tracer.capture import Shape, Snapshot
-from gradtrace.tracer.codec import ZSTD, encode_pair, row
+from gradtrace.tracer.codec import ZSTD, encode_array, encode_pair, row
 from gradtrace.tracer.errors import RecorderError
-from gradtrace.tracer.models import Graph, Metric, Run, Step, Trace, Update
+from gradtrace.tracer.models import (
+    Graph,
+    Metric,
+    ParamGrads,
+    ParamValues,
+    Run,
+    Step,
+    Trace,
+    Update,
+)
 from gradtrace.tracer.summary import metric_upsert_sql, summary_rows
 from sqlalchemy.engine import Connection, Engine
 
@@ -65,7 +74,7 @@ class _Statements:
         self.preparer = dialect.identifier_preparer
         self.sql = {
             model.__tablename__: str(model.__table__.insert().compile(dialect=dialect))
-            for model in (Metric, Update, Step, Trace)
+            for model in (Metric, Update, Step, Trace, ParamValues, ParamGrads)
         }
         self.summary = metric_upsert_sql(engine.dialect)
 
@@ -132,9 +141,6 @@ class Writer:
                 self._graph(conn, snap.shape)
             graph_key = snap.shape.key
         ins = self.stmts.insert
-        params, param_codec, param_data, param_grad = batch.params, None, None, None
-        if params is not None:
-            param_codec, param_data, param_grad = encode_pair(params[0], params[1], self.codec)
         step = row(
             Step,
             run_key=self.run_key,
@@ -142,11 +148,10 @@ class Writer:
             wall_time=batch.wall_time,
             graph_key=graph_key,
             first_nonfinite=snap.first_nonfinite if snap else None,
-            param_data=param_data,
-            param_grad=param_grad,
-            codec=param_codec,
         )
         ins(conn, Step, [step])
+        if batch.params is not None:
+            self._params(conn, batch.step, batch.params)
         ins(conn, Metric, batch.metrics)
         ins(conn, Update, batch.updates)
         if snap is not None:
@@ -173,6 +178,20 @@ class Writer:
                 Run.first_nonfinite_step, batch.nonfinite_step
             )
         conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(**summary))
+
+    def _params(self, conn: Connection, step: int, params: np.ndarray) -> None:
+        """The step's parameter values and gradients, a row each in their own table
+        and each in the codec that pays for it (gradients are often mostly zeros)."""
+        for model, array, column in (
+            (ParamValues, params[0], "data"),
+            (ParamGrads, params[1], "grad"),
+        ):
+            codec, blob = encode_array(array, self.codec)
+            self.stmts.insert(
+                conn,
+                model,
+                [row(model, run_key=self.run_key, step=step, codec=codec, **{column: blob})],
+            )
 
     def _graph(self, conn: Connection, shape: Shape) -> None:
         shape.key = conn.execute(

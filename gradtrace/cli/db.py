@@ -18,7 +18,6 @@ from sqlalchemy.engine import URL, Engine
 
 from gradtrace.tracer.db import (
     alembic_config,
-    check_file,
     create_db_engine,
     current_revision,
     describe,
@@ -28,6 +27,7 @@ from gradtrace.tracer.db import (
     sqlite_path,
 )
 from gradtrace.tracer.errors import GradtraceError, NotAGradtraceDatabase
+from gradtrace.tracer.filecheck import check_file
 from gradtrace.tracer.sqlitefile import look
 
 

@@ -59,7 +59,7 @@ def table(
 def runs_table(df: pd.DataFrame) -> str:
     """``gradtrace runs``: one line per run, with the final loss and acc if logged."""
     metrics = [m for m in ("loss", "acc") if f"metric.{m}" in df]
-    headers = ["ID", "NAME", "EXPERIMENT", "STATUS", "STARTED", "DURATION", "STEPS"]
+    headers = ["ID", "NAME", "EXPERIMENT", "STATUS", "STARTED", "DURATION", "STEPS", "DIVERGED"]
     headers += [m.upper() for m in metrics]
     rows = [
         [
@@ -70,11 +70,17 @@ def runs_table(df: pd.DataFrame) -> str:
             when(d["started_at"]),
             duration(d["duration_s"]),
             d["steps"],
+            _diverged(d.get("diverged_at_step")),
             *(number(d[f"metric.{m}"], 4) if d["steps"] else "-" for m in metrics),
         ]
         for d in df.to_dict("records")
     ]
-    return table(headers, rows, right={6, *range(7, 7 + len(metrics))})
+    return table(headers, rows, right={6, 7, *range(8, 8 + len(metrics))})
+
+
+def _diverged(step: Any) -> str:
+    """``step 41`` for a run whose first NaN/inf came at step 41, ``-`` for a clean one."""
+    return "-" if step is None or pd.isna(step) else f"step {int(step)}"
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
