@@ -148,7 +148,7 @@ def register(app: Dash, ctx: AppContext) -> None:
     app.clientside_callback(
         """
         function(step, picked) {
-            const q = new URLSearchParams(window.location.search);
+            const q = gtQuery();
             if (step !== null && step !== undefined) { q.set("step", step); }
             if (picked && picked.length) { q.set("weights", picked.join(",")); }
             else { q.delete("weights"); }
@@ -163,7 +163,7 @@ def register(app: Dash, ctx: AppContext) -> None:
     app.clientside_callback(
         """
         function(mode, node) {
-            const q = new URLSearchParams(window.location.search);
+            const q = gtQuery();
             if (mode === "node" && node !== null && node !== undefined) { q.set("node", node); }
             else { q.delete("node"); }
             return gtReplaceQuery(q);
