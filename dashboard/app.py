@@ -6,8 +6,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
 import dash
 import dash_cytoscape as cyto
+import flask
 from dash import Dash, dcc, html
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, attach, context_for
@@ -33,20 +37,64 @@ def create_app(db: str | None = None) -> Dash:
     runs.register(app, ctx)
     run.register(app, ctx)
     compare.register(app, ctx)
-    app.layout = html.Div(
+    topbar = html.Header(
         [
-            html.Header(
-                [
-                    dcc.Link("gradtrace", href="/", className="brand"),
-                    dcc.Link("runs", href="/", className="crumb", id="crumb-runs"),
-                    html.Span(ctx.title, className="db", title="database (read-only)"),
-                ],
-                className="topbar",
-            ),
-            html.Main(dash.page_container, className="content"),
+            dcc.Link("gradtrace", href="/", className="brand"),
+            dcc.Link("runs", href="/", className="crumb", id="crumb-runs"),
+            html.Span(ctx.title, className="db", title="database (read-only)"),
+        ],
+        className="topbar",
+    )
+    prefix = app.config.requests_pathname_prefix or "/"
+    app.layout = lambda: html.Div([topbar, html.Main(page_container(prefix), className="content")])
+    return app
+
+
+# Dash's page container (``dash.page_container``) with the same ids: the pages router
+# and the title callback keep working on it.
+PAGE_IDS = ("_pages_location", "_pages_content", "_pages_store", "_pages_dummy")
+
+
+def page_container(prefix: str = "/") -> html.Div:
+    """Dash's page container; for the run page's own load, with the page already in it.
+
+    Dash fetches the layout (``/_dash-layout``) and only then asks its router, in a
+    second request, for the page's content. The layout request names the page in
+    its ``Referer``: a run page is built right here, and the location component
+    starts at that URL, so the router has nothing to do (for any other page, or
+    without a ``Referer``, the router fills the page as before).
+    """
+    location, content, store, dummy = PAGE_IDS
+    page = _run_page_from_referrer(prefix)
+    if page is None:
+        return dash.page_container
+    (path, search), children, title = page
+    return html.Div(
+        [
+            dcc.Location(id=location, refresh="callback-nav", pathname=path, search=search),
+            html.Div(children, id=content, disable_n_clicks=True),
+            dcc.Store(id=store, data={"title": title}),
+            html.Div(id=dummy, disable_n_clicks=True),
         ]
     )
-    return app
+
+
+def _run_page_from_referrer(prefix: str) -> tuple[tuple[str, str], Any, str] | None:
+    """``((path, search), layout, title)`` of the run page (under ``prefix``) that
+    asked for the app's layout, or None when the request is not that."""
+    if not flask.has_request_context() or not flask.request.path.endswith("_dash-layout"):
+        return None
+    referrer = urlsplit(flask.request.referrer or "")
+    if referrer.netloc != flask.request.host:
+        return None
+    if not referrer.path.startswith(prefix):
+        return None
+    parts = referrer.path[len(prefix) :].strip("/").split("/")
+    if len(parts) != 2 or parts[0] != "run" or not parts[1]:
+        return None
+    query = {**dict(parse_qsl(referrer.query)), "run_id": parts[1]}
+    search = f"?{referrer.query}" if referrer.query else ""
+    return (referrer.path, search), run.layout(**query), run.title(parts[1])
 
 
 def serve(

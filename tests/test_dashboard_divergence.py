@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
-from gradtrace.dashboard import create_app, figures
+from gradtrace.dashboard import create_app, curvefigures
 from gradtrace.engine import MLP, SGD, Value, make_moons
 from test_dashboard_unit import call
 
@@ -80,7 +80,7 @@ def test_curves_mark_nonfinite_steps_and_break_the_smoothed_line(diverged):
     db, run_id = diverged
     metrics = tracer.connect(db, readonly=True).run(run_id).metrics()
     loss = metrics["loss"].to_numpy()
-    fig = figures.loss_figure(metrics, 0.6, False, None)
+    fig = curvefigures.loss_figure(metrics, 0.6, False, None)
     smooth = fig["data"][1]["y"]
     for k, v in enumerate(loss):
         assert (smooth[k] is None) == (not math.isfinite(v)), k  # no invented values

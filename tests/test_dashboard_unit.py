@@ -324,7 +324,6 @@ def test_leaf_kinds_drawn_and_keyed():
     assert swatches["target"] == {"border": "4px double #9333ea"}
 
 
-
 # -- node table ------------------------------------------------------------------------
 def test_node_table_sorts_nonfinite_first_and_filters():
     cols = {
@@ -535,15 +534,17 @@ def test_curves_patch_marker_and_axis_without_resending_points(small_db):
 
 
 def test_zoom_redraws_the_loss_at_full_detail_inside_the_range(tmp_path):
-    from gradtrace.dashboard import figures
+    from gradtrace.dashboard import curvefigures
 
     db = str(tmp_path / "long.db")
     with tracer.record("long", db=db) as run:
-        for k in range(3 * figures.CURVE_BUCKETS):
+        for k in range(3 * curvefigures.CURVE_BUCKETS):
             run.log(float(np.sin(k / 50.0)) + (5.0 if k == 1234 else 0.0))
     app = create_app(db)
-    whole = figures.loss_figure(context_for(app).run(run.id).metrics(), 0.0, False, None)["data"][0]
-    assert len(whole["x"]) <= 2 * figures.CURVE_BUCKETS + 2 and 1234 in whole["x"]
+    whole = curvefigures.loss_figure(context_for(app).run(run.id).metrics(), 0.0, False, None)[
+        "data"
+    ][0]
+    assert len(whole["x"]) <= 2 * curvefigures.CURVE_BUCKETS + 2 and 1234 in whole["x"]
     values = {
         "run-id.data": run.id,
         "run-smooth.value": 0.0,
@@ -686,18 +687,18 @@ def test_nonfinite_run_tells_its_story_on_top_and_highlights_cells(tmp_path):
 
 
 def test_curve_figures_one_point_per_step_and_log_axes():
-    from gradtrace.dashboard import figures
+    from gradtrace.dashboard import curvefigures
 
     metrics = pd.DataFrame(
         {"acc": [0.5, 0.75, 1.0], "loss": [1.0, math.nan, 0.25], "lr": [0.1, 0.1, 0.1]},
         index=pd.Index([0, 1, 2], name="step"),
     )
-    loss = figures.loss_figure(metrics, 0.5, True, 1)
+    loss = curvefigures.loss_figure(metrics, 0.5, True, 1)
     assert loss["data"][0]["x"] == [0, 1, 2] and loss["data"][0]["y"] == [1.0, None, 0.25]
     assert loss["data"][1]["y"][2] == pytest.approx((0.5 * 1.0 + 0.25) / 1.5)  # EMA over NaN
     assert loss["layout"]["yaxis"]["type"] == "log"
     assert loss["layout"]["shapes"][0]["x0"] == 1
-    other = figures.metrics_figure(metrics, 0.0, None, logy=True)
+    other = curvefigures.metrics_figure(metrics, 0.0, None, logy=True)
     assert [t["name"] for t in other["data"][::2]] == ["acc", "lr"]
     assert other["data"][2]["xaxis"] == "x2" and other["layout"]["yaxis2"]["type"] == "log"
     assert other["data"][1]["visible"] is False  # no smoothing: the EMA trace is hidden

@@ -51,7 +51,7 @@ def layout(
                 id="run-below-args",
                 data={"step": at, "node": _whole(node), "weights": _names(weights)},
             ),
-            dcc.Store(id="run-below-go"),  # set by the browser once the loss is drawn
+            dcc.Store(id=ids.PAINTED),  # set by the browser once the loss is drawn
             html.Div(skeleton(), id=BELOW),
             dcc.Store(id="run-url"),  # written by the browser: the view's URL
         ],
@@ -148,7 +148,7 @@ def register(app: Dash, ctx: AppContext) -> None:
     app.clientside_callback(
         """
         function(step, picked) {
-            const q = new URLSearchParams(window.location.search);
+            const q = gtQuery();
             if (step !== null && step !== undefined) { q.set("step", step); }
             if (picked && picked.length) { q.set("weights", picked.join(",")); }
             else { q.delete("weights"); }
@@ -163,7 +163,7 @@ def register(app: Dash, ctx: AppContext) -> None:
     app.clientside_callback(
         """
         function(mode, node) {
-            const q = new URLSearchParams(window.location.search);
+            const q = gtQuery();
             if (mode === "node" && node !== null && node !== undefined) { q.set("node", node); }
             else { q.delete("node"); }
             return gtReplaceQuery(q);
@@ -194,14 +194,14 @@ def register(app: Dash, ctx: AppContext) -> None:
             });
         }
         """,
-        Output("run-below-go", "data"),
+        Output(ids.PAINTED, "data"),
         Input(ids.RUN_ID, "data"),
     )
 
     @app.callback(
         Output(BELOW, "children"),
         Output("run-live-timer", "disabled"),
-        Input("run-below-go", "data"),
+        Input(ids.PAINTED, "data"),
         State("run-below-args", "data"),
     )
     def lower(run_id: str | None, args: dict | None):

@@ -14,3 +14,4 @@ LOSS = "run-loss"  # dcc.Graph: the loss curve (a click on it moves the slider)
 GRAPH_MODE = "run-g-mode"  # RadioItems: a neuron for one example, or around a node
 GRAPH_NODE = "run-g-node"  # Input: the node the graph centres on
 WEIGHTS = "run-w-param"  # Dropdown: the weights plotted in the weights section
+PAINTED = "run-below-go"  # dcc.Store: set by the browser once the loss curve is drawn

@@ -9,14 +9,16 @@ import pandas as pd
 from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
-from gradtrace.dashboard import figures
+from gradtrace.dashboard import curvefigures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import ema, zoom_ranges
+from gradtrace.dashboard.figures import skeleton
 from gradtrace.dashboard.run import ids, summary
 from gradtrace.dashboard.ui import card, log_y_toggle
 from gradtrace.tracer.display import duration
 
 LIVE_MS = 1000
+METRICS_HEIGHT = 240  # the other metrics' figure (curvefigures.metrics_figure)
 
 
 def layout(rc: RunCache, step: int | None) -> html.Div:
@@ -50,13 +52,20 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
                 ),
                 dcc.Graph(
                     id=ids.LOSS,
-                    figure=figures.loss_figure(metrics, smoothing, False, step),
+                    figure=curvefigures.loss_figure(metrics, smoothing, False, step),
                     config={"displaylogo": False},
                 ),
+                # drawn just after the loss (see METRICS_AFTER_LOSS): both in the first
+                # paint would hold the loss back until the second plot is done too
                 dcc.Graph(
                     id="run-metrics",
-                    figure=figures.metrics_figure(metrics, smoothing, step),
+                    figure=skeleton(METRICS_HEIGHT),
                     config={"displaylogo": False},
+                    style={"height": f"{METRICS_HEIGHT}px"},
+                ),
+                dcc.Store(
+                    id="run-metrics-first",
+                    data=curvefigures.metrics_figure(metrics, smoothing, step),
                 ),
             ),
             # started with the sections below (the live store is there): pages.run.lower
@@ -119,6 +128,15 @@ def register(app: Dash, ctx: AppContext) -> None:
         )
 
     app.clientside_callback(MOVE_MARKER, Input(ids.SLIDER, "value"), prevent_initial_call=True)
+    app.clientside_callback(
+        METRICS_AFTER_LOSS,
+        Output("run-metrics", "figure", allow_duplicate=True),
+        Input(ids.PAINTED, "data"),
+        State("run-metrics-first", "data"),
+        State("run-metrics", "figure"),
+        State("run-logy", "value"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(
         Output(ids.LOSS, "figure"),
@@ -149,7 +167,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         step too: the browser moves it (below) without telling the figure prop."""
         rc = ctx.run(run_id)
         metrics = rc.metrics()
-        names = figures.other_metrics(metrics)
+        names = curvefigures.other_metrics(metrics)
         trigger = dash_ctx.triggered_id
         smoothing = _smoothing(smooth)
         if trigger == "run-logy":
@@ -164,8 +182,8 @@ def register(app: Dash, ctx: AppContext) -> None:
         log = "log" in (logy or [])
         zoom = zoom_ranges(loss_zoom).get("xaxis")
         return (
-            figures.loss_figure(metrics, smoothing, log, step, zoom),
-            figures.metrics_figure(metrics, smoothing, step, log, zoom_ranges(metrics_zoom)),
+            curvefigures.loss_figure(metrics, smoothing, log, step, zoom),
+            curvefigures.metrics_figure(metrics, smoothing, step, log, zoom_ranges(metrics_zoom)),
             last,
         )
 
@@ -193,12 +211,12 @@ def _zoom_patch(
         if "xaxis" not in ranges or "loss" not in metrics:
             raise PreventUpdate
         patch = Patch()
-        pair = figures.curve_pair(
+        pair = curvefigures.curve_pair(
             metrics.index,
             metrics["loss"].to_numpy(),
             smoothing,
             "loss",
-            figures.COLORWAY[0],
+            curvefigures.COLORWAY[0],
             "",
             ranges["xaxis"],
         )
@@ -208,21 +226,21 @@ def _zoom_patch(
     ranges = zoom_ranges(metrics_zoom)
     patch = Patch()
     changed = False
-    for i, name in enumerate(figures.other_metrics(metrics)):
+    for i, name in enumerate(curvefigures.other_metrics(metrics)):
         axis = "" if i == 0 else str(i + 1)
         if f"xaxis{axis}" not in ranges:
             continue
-        pair = figures.curve_pair(
+        pair = curvefigures.curve_pair(
             metrics.index,
             metrics[name].to_numpy(),
             smoothing,
             name,
-            figures.metric_color(i),
+            curvefigures.metric_color(i),
             axis,
             ranges[f"xaxis{axis}"],
         )
         for k, trace in enumerate(pair):
-            patch["data"][figures.PAIR * i + k] = trace
+            patch["data"][curvefigures.PAIR * i + k] = trace
         changed = True
     if not changed:
         raise PreventUpdate
@@ -234,11 +252,31 @@ def _marked(patches: tuple[Any, Any], step: int | None, n_other: int) -> tuple[A
     still hold the marker where the page drew it, and a patch would move it back."""
     loss, other = patches
     if isinstance(loss, Patch):
-        loss["layout"]["shapes"] = figures.marker(step)
+        loss["layout"]["shapes"] = curvefigures.marker(step)
     if isinstance(other, Patch):
-        other["layout"]["shapes"] = figures.metric_shapes(step, n_other)
+        other["layout"]["shapes"] = curvefigures.metric_shapes(step, n_other)
     return loss, other
 
+
+# The other metrics' figure comes with the page (a store) and is drawn once the loss
+# is on screen; unless the curves callback has drawn it meanwhile (a smoothing
+# change), with the log-y switch as it is now.
+METRICS_AFTER_LOSS = """
+function(painted, figure, shown, logy) {
+    const nu = dash_clientside.no_update;
+    if (!painted || !figure || !shown || !shown.layout || shown.layout.meta !== "skeleton") {
+        return nu;
+    }
+    const kind = (logy || []).includes("log") ? "log" : "linear";
+    const layout = Object.assign({}, figure.layout);
+    for (const key of Object.keys(layout)) {
+        if (/^yaxis[0-9]*$/.test(key) && !layout[key].overlaying) {
+            layout[key] = Object.assign({}, layout[key], {type: kind});
+        }
+    }
+    return Object.assign({}, figure, {layout: layout});
+}
+"""
 
 # A slider move changes nothing on the curves but the marker: the browser moves the
 # marker's drawn line itself and records the step in the plot's layout (so any later
@@ -273,7 +311,7 @@ function(step) {
         if (Object.keys(edit).length) { window.Plotly.relayout(gd, edit); }
     }
 }
-""".replace("MARKER_COLOR", figures.MARKER_COLOR)
+""".replace("MARKER_COLOR", curvefigures.MARKER_COLOR)
 
 
 def _grow(metrics: pd.DataFrame, drawn: int, smoothing: float) -> tuple[Patch, Patch]:
@@ -283,14 +321,14 @@ def _grow(metrics: pd.DataFrame, drawn: int, smoothing: float) -> tuple[Patch, P
         raise PreventUpdate
     x = metrics.index[new].astype(int).tolist()
     patches = []
-    for names in (["loss"] if "loss" in metrics else [], figures.other_metrics(metrics)):
+    for names in (["loss"] if "loss" in metrics else [], curvefigures.other_metrics(metrics)):
         patch = Patch()
         for i, name in enumerate(names):
             values = metrics[name].to_numpy()
-            raw, smooth = figures.PAIR * i, figures.PAIR * i + 1
+            raw, smooth = curvefigures.PAIR * i, curvefigures.PAIR * i + 1
             patch["data"][raw]["x"].extend(x)
-            patch["data"][raw]["y"].extend(figures.finite_list(values[new]))
+            patch["data"][raw]["y"].extend(curvefigures.finite_list(values[new]))
             patch["data"][smooth]["x"].extend(x)
-            patch["data"][smooth]["y"].extend(figures.finite_list(ema(values, smoothing)[new]))
+            patch["data"][smooth]["y"].extend(curvefigures.finite_list(ema(values, smoothing)[new]))
         patches.append(patch)
     return patches[0], patches[1]

@@ -4,11 +4,12 @@ decision boundary of 2-input models rebuilt with the engine at that step."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures, graphs, stepfigures
 from gradtrace.dashboard.context import AppContext, RunCache
@@ -75,7 +76,9 @@ def boundary_panel(meta: dict[str, Any]) -> Any:
     """The decision-boundary graph, or why there is none."""
     spec = meta.get("spec") or {}
     if spec.get("type") == "MLP" and spec.get("nin") == 2:
-        return chart("run-boundary", 400)
+        # the store: which grid (and points) the drawn figure has, so a step of the
+        # same grid is sent as a patch of its scores
+        return html.Div([chart("run-boundary", 400), dcc.Store(id="run-boundary-grid")])
     why = (
         f"No decision boundary: it is drawn for 2-input models; this one takes {spec['nin']}."
         if spec.get("nin") is not None
@@ -129,20 +132,24 @@ def inputs_at(rc: RunCache, step: int) -> tuple[np.ndarray, np.ndarray | None]:
     return rc.cache.get(("inputs", traced), read)
 
 
-def boundary(rc: RunCache, meta: dict[str, Any], step: int) -> Any:
-    """The decision-boundary figure at ``step``, cached per (run, step)."""
+def boundary(rc: RunCache, meta: dict[str, Any], step: int) -> tuple[str | None, Any]:
+    """``(grid key, figure)`` of the decision boundary at ``step``, cached per (run,
+    step); the key names the grid and training points the figure is drawn on (None
+    for a figure that says why there is no boundary)."""
     spec = meta.get("spec")
     if not spec or spec.get("type") != "MLP":
-        return figures.empty("no model spec recorded: watch() an engine MLP to see its boundary")
+        return None, figures.empty(
+            "no model spec recorded: watch() an engine MLP to see its boundary"
+        )
     if spec.get("nin") != 2:
-        return figures.empty(
+        return None, figures.empty(
             f"the decision boundary needs a 2-input model; this one takes {spec.get('nin')} inputs"
         )
 
-    def make() -> Any:
+    def make() -> tuple[str | None, Any]:
         values = rc.param_row(step, "data")
         if values is None:
-            return figures.empty(f"no parameter values recorded at step {step}")
+            return None, figures.empty(f"no parameter values recorded at step {step}")
         X, labels = inputs_at(rc, step)
         if X.size and X.shape[1] != 2:
             X = np.empty((0, 2))
@@ -151,18 +158,33 @@ def boundary(rc: RunCache, meta: dict[str, Any], step: int) -> Any:
         )
         if labels is not None and len(labels) != len(X):
             labels = None
-        return stepfigures.boundary_figure(xs, ys, z, X, labels, step)
+        key = hashlib.blake2b(digest_size=8)
+        for part in (xs, ys, X, labels if labels is not None else np.empty(0)):
+            key.update(np.ascontiguousarray(part, dtype=np.float64).tobytes())
+        return key.hexdigest(), stepfigures.boundary_figure(xs, ys, z, X, labels, step)
 
     return rc.cache.get(("boundary", step), make)
 
 
-def safely(make: Callable[[], Any], what: str, step: int | None) -> Any:
+def boundary_patch(figure: dict[str, Any], step: int) -> Patch:
+    """Move a drawn boundary figure of the same grid to ``figure``'s scores: traces 0
+    and 1 (heatmap and 0 contour) and the title; the axes and points stay."""
+    patch = Patch()
+    for k in (0, 1):
+        patch["data"][k]["z"] = figure["data"][k]["z"]
+    patch["layout"]["title"]["text"] = stepfigures.boundary_title(step)
+    return patch
+
+
+def safely(make: Callable[[], Any], what: str, step: int | None, pair: bool = False) -> Any:
     """``make()``, or a figure saying that ``what`` cannot be drawn at ``step``: a
-    failed step must replace the previous step's figure, never leave it standing."""
+    failed step must replace the previous step's figure, never leave it standing.
+    With ``pair``, ``make`` returns ``(key, figure)`` and so does a failure (key None)."""
     try:
         return make()
     except (ArithmeticError, ValueError, TypeError, OverflowError) as e:
-        return figures.empty(f"cannot draw {what} at step {step}: {e}")
+        failed = figures.empty(f"cannot draw {what} at step {step}: {e}")
+        return (None, failed) if pair else failed
 
 
 def register(app: Dash, ctx: AppContext) -> None:
@@ -265,16 +287,24 @@ def register(app: Dash, ctx: AppContext) -> None:
 
     @app.callback(
         Output("run-boundary", "figure"),
+        Output("run-boundary-grid", "data"),
         Input(ids.SLIDER, "value"),
         State(ids.META, "data"),
         State(ids.RUN_ID, "data"),
+        State("run-boundary-grid", "data"),
     )
-    def decision(value: int | None, meta: dict | None, run_id: str):
-        """The model's decision boundary at the step (2-input models)."""
+    def decision(value: int | None, meta: dict | None, run_id: str, drawn: str | None):
+        """The model's decision boundary at the step (2-input models): a patch of
+        the scores when the browser has the same grid drawn, else the figure."""
         if value is None or not meta:
             raise PreventUpdate
         rc = ctx.run(run_id)
         step = snap(rc, value)
         if step is None:
             raise PreventUpdate
-        return safely(lambda: boundary(rc, meta, step), "the decision boundary", step)
+        key, figure = safely(
+            lambda: boundary(rc, meta, step), "the decision boundary", step, pair=True
+        )
+        if key is not None and key == drawn:
+            return boundary_patch(figure, step), no_update
+        return figure, key
