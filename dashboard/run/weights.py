@@ -35,6 +35,9 @@ def layout(picked: list[str] | None = None) -> html.Section:
                     id=ids.WEIGHTS,
                     placeholder="weights",
                     multi=True,
+                    # The value's own options from the start: Dash 4's dropdown mounted on
+                    # values it has no option for lost them on the next click.
+                    options=[{"label": n, "value": n} for n in picked or []],
                     value=picked or [],
                     className="pick-wide",
                 ),
