@@ -463,6 +463,16 @@ def page(app, path: str, search: str = "") -> dict:
     return resp["_pages_content"]["children"]
 
 
+def mount_below(app, tree) -> list:
+    """The sections under a run page's curves, as the browser mounts them once the
+    loss is drawn (it sends the run's id and the page's URL arguments)."""
+    values = {
+        "run-below-go.data": find(tree, "run-id")["props"]["data"],
+        "run-below-args.data": find(tree, "run-below-args")["props"]["data"],
+    }
+    return call(app, "run-below.children", values, "run-below-go.data")["run-below"]["children"]
+
+
 def find(tree, component_id: str) -> dict | None:
     """The component with ``component_id`` in a rendered layout."""
     if isinstance(tree, dict):
@@ -490,13 +500,7 @@ def test_run_page_draws_header_and_curves_in_its_own_request(small_db):
     assert loss["layout"]["shapes"][0]["x0"] == 1  # the marker at the URL's step
     assert find(tree, "run-slider") is None  # below the fold: mounted after the first paint
     assert find(tree, "run-below")["props"]["children"][0]["props"]["className"] == "card"
-    args = find(tree, "run-below-args")["props"]["data"]
-    below = call(
-        app,
-        "run-below.children",
-        {"run-below-go.data": view.id, "run-below-args.data": args},
-        "run-below-go.data",
-    )["run-below"]["children"]
+    below = mount_below(app, tree)
     assert find(below, "run-slider")["props"]["value"] == 1
     meta = find(below, "run-meta")["props"]["data"]
     assert meta["id"] == view.id and meta["traced"] is True and meta["nin"] == 3
@@ -594,12 +598,7 @@ def test_weights_in_the_url_restore_the_weight_picker(small_db):
     args = find(tree, "run-below-args")["props"]["data"]
     assert args["weights"] == [*wanted, "no.such.weight"]
     meta = {"id": view.id}
-    below = call(
-        app,
-        "run-below.children",
-        {"run-below-go.data": view.id, "run-below-args.data": args},
-        "run-below-go.data",
-    )["run-below"]["children"]
+    below = mount_below(app, tree)
     picked = find(below, "run-w-param")["props"]["value"]
     resp = call(
         app,
@@ -709,13 +708,7 @@ def test_run_page_reads_each_backend(db_url):
     run_id = train("toy", 3, db_url)
     app = create_app(db_url)
     tree = page(app, f"/run/{run_id}")
-    args = find(tree, "run-below-args")["props"]["data"]
-    below = call(
-        app,
-        "run-below.children",
-        {"run-below-go.data": find(tree, "run-id")["props"]["data"], "run-below-args.data": args},
-        "run-below-go.data",
-    )["run-below"]["children"]
+    below = mount_below(app, tree)
     meta = find(below, "run-meta")["props"]["data"]
     assert meta["traced"] is True and meta["n_params"] == 41
     assert find(tree, "run-loss")["props"]["figure"]["data"][0]["x"] == [0, 1, 2]
