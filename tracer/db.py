@@ -38,6 +38,7 @@ from gradtrace.tracer.integrity import DAMAGED, dead_writers, forget_writers, na
 from gradtrace.tracer.sqlitefile import (
     retry_locked,
     side,
+    track_connections,
     writable,
 )
 from gradtrace.tracer.validate import check
@@ -174,6 +175,8 @@ def create_db_engine(url: URL, readonly: bool = False) -> Engine:
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect(readonly))
         event.listen(engine, "begin", _sqlite_begin)
+        if path is not None:
+            track_connections(engine, path)
     return engine
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from gradtrace.tracer import sqlitefile
 from gradtrace.tracer.errors import DatabaseURLError, NotAGradtraceDatabase
-from gradtrace.tracer.sqlitefile import immutable_uri, look, side, unreadable, writable
+from gradtrace.tracer.sqlitefile import immutable_uri, in_use, look, side, unreadable, writable
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 QUICK_CHECK = "PRAGMA quick_check(5)"  # the first five problems are enough to name
@@ -43,7 +44,11 @@ def check_sqlite_file(path: Path, readonly: bool) -> None:
         return
     if path.is_dir():
         raise DatabaseURLError(f"{path} is a folder; pass a database file inside it")
-    with path.open("rb") as f:
+    if in_use(path):
+        # This process has it open, so it was checked at that open; reading the
+        # header now would drop the live connections' locks (sqlitefile's docstring).
+        return
+    with sqlitefile.open_file(path) as f:
         head = f.read(100)
     if not head:
         return  # an empty file: a new database

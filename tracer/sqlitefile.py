@@ -12,6 +12,13 @@ gradtrace opens a file for real it looks here: the main file is read with
 side file (a ``-wal`` never checkpointed, a hot ``-journal``) a copy of the file
 and its side file is read instead. Only a file found to be gradtrace's, or
 empty, is then opened normally.
+
+Those handles are opened only while this process has no connection to the file
+(:func:`in_use`): closing any handle on a SQLite file drops every POSIX lock the
+process holds on it, so another process would take itself for the last
+connection and checkpoint and delete the ``-wal`` under the live one (SQLite's
+"How To Corrupt An SQLite Database File", section 2.2). SQLite's own connections,
+immutable ones included, share one handle per file and are safe.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +37,8 @@ from typing import Any
 from urllib.parse import quote
 
 from gradtrace.tracer.errors import NotAGradtraceDatabase
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,54 @@ class Look:
         ``alembic_version``, is an empty gradtrace database)."""
         downgraded = self.tables == ("alembic_version",) and self.revision is None
         return bool(self.tables) and "runs" not in self.tables and not downgraded
+
+
+# engine -> [file key, DBAPI connections it holds open]; an engine that is
+# garbage-collected takes its entry with it.
+_CONNECTIONS: weakref.WeakKeyDictionary[Engine, list] = weakref.WeakKeyDictionary()
+_COUNT_LOCK = threading.Lock()
+
+
+def _file_key(path: Path) -> tuple[int, int] | str:
+    """One key per file, whatever path names it (links, relative paths)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return str(path.resolve())
+    return (st.st_dev, st.st_ino)
+
+
+def track_connections(engine: Engine, path: Path) -> None:
+    """Count the connections ``engine`` holds open on ``path`` (see :func:`in_use`)."""
+    entry = [_file_key(path), 0]
+    _CONNECTIONS[engine] = entry
+
+    def opened(*_args) -> None:
+        key = _file_key(path)  # the file exists now, if this connection created it
+        with _COUNT_LOCK:
+            entry[0] = key
+            entry[1] += 1
+
+    def closed(*_args) -> None:
+        with _COUNT_LOCK:
+            entry[1] -= 1
+
+    event.listen(engine, "connect", opened)
+    event.listen(engine, "close", closed)
+    event.listen(engine, "close_detached", closed)
+
+
+def in_use(path: Path) -> bool:
+    """Does this process hold a SQLite connection to ``path``? Then no handle of our
+    own may be opened on it: closing it would drop those connections' locks."""
+    key = _file_key(path)
+    with _COUNT_LOCK:
+        return any(k == key and n > 0 for k, n in list(_CONNECTIONS.values()))
+
+
+def open_file(path: Path, mode: str = "rb"):
+    """A plain handle on ``path``: only for files :func:`in_use` says are not open."""
+    return path.open(mode)
 
 
 def immutable_uri(path: Path) -> str:
@@ -107,14 +166,15 @@ def look(path: Path) -> Look:
                 raise unreadable(path, e) from None
             # A live writer's checkpoint may be rewriting the page just read: again.
             time.sleep(0.01 * (attempt + 1))
-    if (wal or hot) and not tables:
-        # What the file holds is in its side file: read a copy of both.
+    if (wal or hot) and not tables and not in_use(path):
+        # What the file holds is in its side file: read a copy of both (never while
+        # this process has it open: copying opens and closes a handle on it).
         with tempfile.TemporaryDirectory(prefix="gradtrace-look-") as tmp:
             copy = Path(tmp) / "db"
-            shutil.copyfile(path, copy)
-            for suffix, present in (("-wal", wal), ("-journal", hot)):
+            for suffix, present in (("", True), ("-wal", wal), ("-journal", hot)):
                 if present:
-                    shutil.copyfile(side(path, suffix), side(copy, suffix))
+                    with open_file(side(path, suffix)) as src, side(copy, suffix).open("wb") as dst:
+                        shutil.copyfileobj(src, dst)
             try:
                 tables, revision = _read(f"file:{quote(str(copy))}")
             except sqlite3.DatabaseError as e:
