@@ -27,8 +27,8 @@ import numpy as np
 import sqlalchemy as sa
 from alembic import command
 from bigrun import make_big_run
-from gradtrace.tracer.codec import decode_matrix
-from gradtrace.tracer.db import alembic_config
+from gradtrace.tracer.storage.codec import decode_matrix
+from gradtrace.tracer.storage.db import alembic_config
 
 from gradtrace import tracer
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from gradtrace.engine import MLP, make_moons
 from gradtrace.tracer import record
-from gradtrace.tracer.demo import moons_loss
+from gradtrace.tracer.recording.demo import moons_loss
 
 
 def timed(

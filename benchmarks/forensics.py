@@ -39,7 +39,7 @@ def make_forward_run(db: str, steps: int = 10_000, at: int = 5_000) -> None:
     import warnings
 
     from gradtrace.engine import MLP, make_moons
-    from gradtrace.tracer.demo import moons_loss
+    from gradtrace.tracer.recording.demo import moons_loss
 
     X, y = make_moons(100, noise=0.1, seed=1)
     model = MLP(2, [16, 16, 1], seed=1337)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from bigrun import make_big_run, timed
-from gradtrace.tracer.codec import decode_floats
-from gradtrace.tracer.models import Trace
+from gradtrace.tracer.storage.codec import decode_floats
+from gradtrace.tracer.storage.models import Trace
 
 from gradtrace import tracer
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from gradtrace.engine import MLP, make_moons
 from gradtrace.tracer import record
-from gradtrace.tracer.demo import moons_loss, train
+from gradtrace.tracer.recording.demo import moons_loss, train
 
 TARGET_OVERHEAD = 1.05
 TARGET_TRACE_BYTES = 5.0  # node trace, bytes per node-step, 100-step moons demo

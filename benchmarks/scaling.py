@@ -34,7 +34,7 @@ import dash  # noqa: F401  (a realistic heap: what the dashboard process holds)
 import numpy as np
 import pandas as pd  # noqa: F401
 from gradtrace.engine import MLP, Value, hinge, l2, linear_gc, make_moons
-from gradtrace.tracer.db import open_database
+from gradtrace.tracer.storage.db import open_database
 
 from gradtrace import tracer
 

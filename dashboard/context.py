@@ -20,7 +20,7 @@ import flask
 import numpy as np
 import pandas as pd
 from gradtrace.dashboard import graphs
-from gradtrace.tracer.forensics import Origin
+from gradtrace.tracer.analysis.forensics import Origin
 
 from gradtrace import tracer
 

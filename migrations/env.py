@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from alembic import context
-from gradtrace.tracer.models import Base
+from gradtrace.tracer.storage.models import Base
 from sqlalchemy import create_engine
 
 config = context.config
@@ -38,7 +38,7 @@ def run_migrations_online() -> None:
     url = context.get_x_argument(as_dictionary=True).get("db") or os.environ.get("GRADTRACE_DB")
     if not url:
         raise SystemExit("pass the database: alembic -x db=sqlite:///runs.db ...")
-    from gradtrace.tracer.db import resolve_url
+    from gradtrace.tracer.storage.db import resolve_url
 
     engine = create_engine(resolve_url(url))
     with engine.connect() as conn:

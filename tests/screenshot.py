@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from gradtrace.dashboard import create_app
-from gradtrace.tracer.demo import train
+from gradtrace.tracer.recording.demo import train
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from werkzeug.serving import make_server

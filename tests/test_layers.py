@@ -59,8 +59,8 @@ def test_every_contract_is_kept(tmp_path):
 @pytest.mark.parametrize(
     ("module", "line", "contract"),
     [
-        ("engine/losses.py", "import gradtrace.tracer.models", "the engine imports nothing"),
-        ("tracer/store.py", "import gradtrace.dashboard.data", "cli > dashboard > tracer"),
+        ("engine/losses.py", "import gradtrace.tracer.read.store", "the engine imports nothing"),
+        ("tracer/read/store.py", "import gradtrace.dashboard.data", "cli > dashboard > tracer"),
         ("dashboard/data.py", "import gradtrace.cli.main", "cli > dashboard > tracer"),
         ("engine/value.py", "import gradtrace.engine.nn", "no import cycles inside a package"),
     ],

@@ -31,7 +31,7 @@ def test_the_wheel_holds_one_import_root(tmp_path):
         "gradtrace/__init__.py",
         "gradtrace/cli/__init__.py",
         "gradtrace/engine/value.py",
-        "gradtrace/tracer/recorder.py",
+        "gradtrace/tracer/recording/recorder.py",
         "gradtrace/dashboard/app.py",
         "gradtrace/dashboard/assets/style.css",
         "gradtrace/migrations/env.py",
@@ -54,7 +54,7 @@ assert tracer.MINE and dashboard.MINE and migrations.MINE
 
 import gradtrace
 from gradtrace.engine import MLP, make_moons
-from gradtrace.tracer.demo import moons_loss
+from gradtrace.tracer.recording.demo import moons_loss
 
 db = sys.argv[1]
 model = MLP(2, [4, 1], seed=1)

@@ -29,15 +29,15 @@ from gradtrace.tracer.errors import (
 # Loaded on first use: the recorder pulls in SQLAlchemy and the reading side pandas,
 # so a script (or `gradtrace --version`) that needs neither starts faster.
 _LAZY = {
-    "record": "gradtrace.tracer.recorder",
-    "Recorder": "gradtrace.tracer.recorder",
-    "connect": "gradtrace.tracer.store",
-    "Store": "gradtrace.tracer.store",
-    "RunView": "gradtrace.tracer.runview",
-    "Origin": "gradtrace.tracer.forensics",
-    "ParentValue": "gradtrace.tracer.forensics",
-    "RunDiff": "gradtrace.tracer.difftypes",
-    "VerifyResult": "gradtrace.tracer.verify",
+    "record": "gradtrace.tracer.recording.recorder",
+    "Recorder": "gradtrace.tracer.recording.recorder",
+    "connect": "gradtrace.tracer.read.store",
+    "Store": "gradtrace.tracer.read.store",
+    "RunView": "gradtrace.tracer.read.runview",
+    "Origin": "gradtrace.tracer.analysis.forensics",
+    "ParentValue": "gradtrace.tracer.analysis.forensics",
+    "RunDiff": "gradtrace.tracer.analysis.difftypes",
+    "VerifyResult": "gradtrace.tracer.analysis.verify",
 }
 
 

@@ -13,8 +13,8 @@ import json
 from typing import Any
 
 from gradtrace.cli.format import number, table
-from gradtrace.tracer.difftypes import NodeDiff, RunDiff
-from gradtrace.tracer.verify import VerifyResult
+from gradtrace.tracer.analysis.difftypes import NodeDiff, RunDiff
+from gradtrace.tracer.analysis.verify import VerifyResult
 
 
 def safe(text: Any) -> str:

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from gradtrace.cli.text import terminal_safe
-from gradtrace.tracer.display import duration, number
-from gradtrace.tracer.forensics import Origin, upstream_params
-from gradtrace.tracer.runview import RunView
+from gradtrace.tracer.analysis.forensics import Origin, upstream_params
+from gradtrace.tracer.read.display import duration, number
+from gradtrace.tracer.read.runview import RunView
 
 MAX_CELL = 32
 TOP_GRADS = 10

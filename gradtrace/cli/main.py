@@ -178,8 +178,8 @@ def demo(
     """
     from tqdm import tqdm
 
-    from gradtrace.tracer.db import describe, resolve_url
-    from gradtrace.tracer.demo import train
+    from gradtrace.tracer.recording.demo import train
+    from gradtrace.tracer.storage.db import describe, resolve_url
 
     serve_fn = dashboard_serve() if serve else None  # fail before training, not after
     steps = steps or DEMO_STEPS[kind]
@@ -217,7 +217,7 @@ def demo(
 def runs(db: str | None, experiment: str | None) -> None:
     """List the runs, newest first: status, duration, steps, final loss and acc."""
     from gradtrace.cli.format import runs_table
-    from gradtrace.tracer.db import describe
+    from gradtrace.tracer.storage.db import describe
 
     with open_store(db) as store:
         df = store.runs(experiment)
@@ -271,7 +271,7 @@ def why(run: str, db: str | None) -> None:
 @db_option
 def export(run: str, fmt: str, out: Path | None, db: str | None) -> None:
     """Write a run's tables (metrics, parameters, steps, updates, graphs, nodes) as files."""
-    from gradtrace.tracer.export import check_format, default_folder
+    from gradtrace.tracer.read.export import check_format, default_folder
 
     check_format(fmt)
     with open_store(db) as store:
@@ -293,7 +293,7 @@ def diff(a: str, b: str, rtol: float, atol: float, db: str | None) -> None:
     differ (and the update before it), the first differing node, metrics side by side.
     Bit-exact unless --rtol/--atol are given."""
     from gradtrace.cli.compare import diff_report
-    from gradtrace.tracer.diff import diff_runs
+    from gradtrace.tracer.analysis.diff import diff_runs
 
     with open_store(db) as store:
         result = diff_runs(find_run(store, a), find_run(store, b), rtol=rtol, atol=atol)

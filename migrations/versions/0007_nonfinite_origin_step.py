@@ -1,7 +1,7 @@
 """Charge a run's first non-finite step to its origin.
 
 ``runs.first_nonfinite_step`` now names the step ``first_nonfinite()`` names
-(tracer/summary.py): a parameter value made non-finite by an update counts at
+(tracer/storage/summary.py): a parameter value made non-finite by an update counts at
 the update's step, not at the next step where the value shows. The 0006
 backfill counted ``value_after`` only at a run's last step; every step's counts
 now. Existing runs are recomputed from their rows.

@@ -1,7 +1,7 @@
 """graphs.kinds: what each leaf stands for
 
 One letter per node (i input, c constant, t target, p parameter, . computed),
-written with a new graph shape; see ``tracer/codec.py``. Graphs stored before
+written with a new graph shape; see ``tracer/storage/codec.py``. Graphs stored before
 keep NULL, which readers show as "leaf": the kind cannot be recovered.
 
 Revision ID: 0008

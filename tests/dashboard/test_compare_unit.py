@@ -1,0 +1,63 @@
+"""The compare page's pieces without a browser: the robust y range, the off-scale
+marks, the divergence links."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from gradtrace.dashboard.comparefigs import compare_figure, first_off, robust_range
+from gradtrace.dashboard.pages.compare import divergence, node_href
+from helpers.compare import record_run
+
+from gradtrace import tracer
+
+
+def test_a_diverged_run_does_not_set_the_range():
+    steady = np.linspace(1.0, 0.2, 50)
+    other = np.linspace(0.9, 0.3, 50)
+    boom = np.r_[np.linspace(1.0, 5.0, 10), np.logspace(2, 231, 30), [np.inf] + [np.nan] * 9]
+    lo, hi = robust_range([steady, other, boom])
+    assert lo <= 0.2 and 1.0 <= hi < 1.1  # the steady runs fill the panel
+    assert robust_range([steady, other]) == (lo, hi)  # as if the diverged run were absent
+    steps = np.arange(50)
+    step, value, edge = first_off(steps, boom, (lo, hi), logy=False)
+    assert (step, edge) == (int(np.argmax(boom > hi)), hi) and value == boom[step]
+    llo, lhi = robust_range([steady, other, boom], logy=True)  # log10 units
+    assert llo <= np.log10(0.2) and lhi < 0.1
+
+
+def test_two_runs_on_one_scale_are_both_shown_whole():
+    small, large = np.linspace(0.1, 0.5, 20), np.linspace(2.0, 6.0, 20)
+    lo, hi = robust_range([small, large])
+    assert lo <= 0.1 and hi >= 6.0
+
+
+def test_figure_marks_the_clipped_run_and_keeps_the_legend_aside():
+    m = pd.DataFrame({"loss": [1.0, 0.5, 0.2], "acc": [0.5, 0.6, 0.7], "wall_time": [0, 1, 2]})
+    boom = m.copy()
+    boom["loss"] = [1.0, 1e100, 1e231]
+    fig = compare_figure([("a", m), ("b <i>", boom)])
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
+    assert titles == ["loss", "acc"]
+    assert fig["layout"]["yaxis"]["range"][1] < 2
+    marks = [t for t in fig["data"] if t["mode"] == "markers"]
+    assert len(marks) == 1 and marks[0]["x"] == [1]
+    assert "b &lt;i&gt;" in marks[0]["hovertext"]  # user text escaped for Plotly
+    assert fig["layout"]["legend"]["x"] > 1  # beside the panels
+
+
+def test_divergence_links_point_at_the_step_and_node(tmp_path):
+    db = str(tmp_path / "runs.db")
+    a = record_run(db, "a", steps=14)
+    b = record_run(db, "b", steps=14, lr_from=(10, 0.2))
+    with tracer.connect(db, readonly=True) as store:
+        d = store.diff(a, b)
+    hrefs = [
+        c.href
+        for p in divergence(d)
+        for c in (p.children if isinstance(p.children, list) else [])
+        if hasattr(c, "href")
+    ]
+    node = d.node_value.node
+    assert node_href(a, 11, node) == f"/run/{a}?step=11&node={node}"
+    assert f"/run/{a}?step=11&node={node}" in hrefs and f"/run/{b}?step=11&node={node}" in hrefs

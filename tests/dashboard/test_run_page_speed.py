@@ -1,0 +1,116 @@
+"""What keeps the run page fast, without a browser: the page in Dash's own layout
+response on a run page's first load, and the decision boundary sent as a patch of
+its scores when the browser has the same grid drawn.
+
+    python -m pytest tests/test_run_page_speed.py -q
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradtrace.dashboard import create_app
+from gradtrace.dashboard.context import context_for
+from gradtrace.dashboard.run import replay
+from gradtrace.tracer.recording.demo import train
+from helpers.dash import call, find, scalar_score
+
+from gradtrace import tracer
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def moons(tmp_path_factory) -> tuple[str, str]:
+    db = str(tmp_path_factory.mktemp("speed") / "runs.db")
+    return db, train("moons", STEPS, db)
+
+
+def layout(app, referrer: str | None) -> dict:
+    client = app.server.test_client()
+    client.get("/")  # the first request registers the pages router
+    headers = {"Referer": referrer} if referrer else {}
+    return client.get("/_dash-layout", headers=headers).json
+
+
+def test_a_run_pages_layout_request_carries_the_page(moons):
+    db, run_id = moons
+    app = create_app(db)
+    view = tracer.connect(db, readonly=True).run(run_id)
+    tree = layout(app, f"http://localhost/run/{run_id}?step=2&node=7")
+    location = find(tree, "_pages_location")["props"]
+    # the location starts where the browser is, so Dash's router has nothing to do
+    assert (location["pathname"], location["search"]) == (f"/run/{run_id}", "?step=2&node=7")
+    loss = find(tree, "run-loss")["props"]["figure"]
+    assert loss["data"][0]["y"] == pytest.approx(view.metrics()["loss"].tolist())
+    assert loss["layout"]["shapes"][0]["x0"] == 2  # the URL's step
+    assert find(tree, "run-below-args")["props"]["data"]["node"] == 7
+    # the other metrics come as data, drawn once the loss is (a skeleton until then)
+    assert find(tree, "run-metrics")["props"]["figure"]["layout"]["meta"] == "skeleton"
+    other = find(tree, "run-metrics-first")["props"]["data"]
+    assert other["data"][0]["y"] == pytest.approx(view.metrics()["acc"].tolist())
+    assert find(tree, "_pages_store")["props"]["data"] == {"title": f"gradtrace · run {run_id[:8]}"}
+
+
+@pytest.mark.parametrize(
+    "referrer",
+    [None, "http://localhost/", "http://localhost/compare?runs=a,b", "http://elsewhere/run/x"],
+)
+def test_other_layout_requests_leave_the_page_to_the_router(moons, referrer):
+    db, _ = moons
+    tree = layout(create_app(db), referrer)
+    assert "pathname" not in find(tree, "_pages_location")["props"]
+    assert find(tree, "_pages_content")["props"].get("children") is None
+
+
+def test_unknown_run_in_the_layout_request_is_the_not_found_page(moons):
+    db, _ = moons
+    tree = layout(create_app(db), "http://localhost/run/no-such-run")
+    assert "no-such-run" in find(tree, "run-missing")["props"]["children"]
+
+
+
+
+def test_boundary_of_another_step_is_a_patch_of_the_scores(moons):
+    db, run_id = moons
+    app = create_app(db)
+    view = tracer.connect(db, readonly=True).run(run_id)
+    meta = {"id": run_id, "spec": view.model_spec, "traced": True}
+    values = {"run-id.data": run_id, "run-meta.data": meta, "run-slider.value": STEPS - 1}
+    first = call(app, "run-boundary.figure", values, "run-slider.value")
+    figure, key = first["run-boundary"]["figure"], first["run-boundary-grid"]["data"]
+    assert figure["data"][0]["type"] == "heatmap" and key
+
+    values.update({"run-slider.value": 1, "run-boundary-grid.data": key})
+    moved = call(app, "run-boundary.figure", values, "run-slider.value")
+    assert "run-boundary-grid" not in moved  # the same grid stays drawn
+    patch = moved["run-boundary"]["figure"]
+    assert patch["__dash_patch_update"] == "__dash_patch_update"
+    changed = {tuple(op["location"]) for op in patch["operations"]}
+    assert changed == {("data", 0, "z"), ("data", 1, "z"), ("layout", "title", "text")}
+    ops = {tuple(op["location"]): op["params"]["value"] for op in patch["operations"]}
+    assert ops[("layout", "title", "text")] == "decision boundary at step 1"
+    z = np.array(ops[("data", 0, "z")], dtype=float)
+    assert ops[("data", 1, "z")] == ops[("data", 0, "z")]
+    # the scores are step 1's model, by the engine's scalar forward pass
+    params = view.param_arrays(steps=[1], which="data").iloc[0].to_numpy()
+    xs, ys = figure["data"][0]["x"], figure["data"][0]["y"]
+    for i, j in ((0, 0), (5, 17), (len(xs) - 1, len(ys) - 1)):
+        expected = np.clip(scalar_score(view.model_spec, params, xs[i], ys[j]), -3, 3)
+        assert z[j][i] == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert not np.allclose(z, np.array(figure["data"][0]["z"], dtype=float))
+
+    # a browser holding another grid (or none) gets the whole figure
+    values["run-boundary-grid.data"] = "another grid"
+    whole = call(app, "run-boundary.figure", values, "run-slider.value")
+    assert whole["run-boundary"]["figure"]["data"][2]["type"] == "scatter"
+    assert whole["run-boundary-grid"]["data"] == key
+
+
+def test_boundary_grid_key_names_grid_and_points(moons):
+    db, run_id = moons
+    rc = context_for(create_app(db)).run(run_id)
+    meta = {"spec": rc.view.model_spec}
+    keys = {replay.boundary(rc, meta, s)[0] for s in range(STEPS)}
+    assert len(keys) == 1  # the moons inputs are the same at every step
+    assert replay.boundary(rc, {"spec": None}, 0)[0] is None

@@ -1,0 +1,2 @@
+"""Helpers shared by the tests (not test modules): the reference training run and
+its subprocesses (``trace``), the two-run comparison fixtures (``compare``)."""

@@ -1,0 +1,3 @@
+"""Storage: the schema, opening a database, file checks, the byte formats, the run summary.
+
+The public API is :mod:`gradtrace.tracer`; these modules are its parts."""
