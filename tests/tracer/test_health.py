@@ -10,6 +10,7 @@ import pytest
 from gradtrace.engine import MLP, make_moons
 from gradtrace.tracer.analysis import health
 from gradtrace.tracer.recording.demo import train
+from helpers.health import DEAD, DYING_STEPS, SATURATED, dying_run, saturating_run
 
 from gradtrace import tracer
 
@@ -78,17 +79,88 @@ def test_saturated_tanh_counts_outputs_beyond_the_threshold(tmp_path):
     assert u["saturated"].sum() == int((np.abs(tanh) > health.SATURATED).sum())
 
 
-def test_stalled_weights_are_those_whose_grad_and_update_stay_small(moons):
-    table = health.stalled(moons, last=4, threshold=1e-3)
+def test_stalled_weights_are_those_far_below_the_runs_own_scale(moons):
+    table = health.stalled(moons, last=4, ratio=1e-2)
     grads = moons.param_arrays(which="grad").iloc[-4:].abs().max()
     values = moons.param_arrays(which="data").iloc[-4:]
     moved = values.diff().abs().max()
-    expected = sorted(n for n in grads.index if grads[n] < 1e-3 and moved[n] < 1e-3)
+    g_scale, u_scale = float(np.median(grads)), float(np.median(moved))
+    assert table.attrs["grad_scale"] == g_scale and table.attrs["update_scale"] == u_scale
+    expected = sorted(
+        n for n in grads.index if grads[n] < 1e-2 * g_scale and moved[n] < 1e-2 * u_scale
+    )
     assert sorted(table.loc[table["stalled"], "name"]) == expected
     assert len(expected) > 0
     assert table["stalled"].iloc[0]  # stalled rows first
-    with pytest.raises(ValueError, match="last"):
-        health.stalled(moons, last=1)
+    for bad in ({"last": 1}, {"ratio": 0}, {"ratio": 2.0}):
+        with pytest.raises(tracer.InvalidArgument, match=next(iter(bad))):
+            health.stalled(moons, **bad)
+
+
+def dead_params(run) -> set[str]:
+    """What a dead neuron stops: its own weights and bias, and the next layer's
+    weights that multiply its output (always 0): by construction, from ``DEAD``."""
+    p = run.parameters()
+    own = p["layer"].eq(0) & p["neuron"].isin([n for _, n in DEAD])
+    fed = p["layer"].eq(1) & p["kind"].eq("weight") & p["input"].isin([n for _, n in DEAD])
+    return set(p.loc[own | fed, "name"])
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-6])
+def test_stalled_names_what_dead_neurons_stop_even_when_every_gradient_is_small(db_url, scale):
+    # scale 1e-6: every gradient of the run is below 1e-3 (a converged run's look,
+    # where an absolute threshold flags every weight); the scale moves with them
+    run_id = dying_run(db_url, loss_scale=scale)
+    run = tracer.connect(db_url, readonly=True).run(run_id)
+    table = health.stalled(run, last=6)
+    assert set(table.loc[table["stalled"], "name"]) == dead_params(run)
+    if scale < 1:
+        assert (table["max_abs_grad"] < 1e-3).all()
+
+
+def test_neurons_name_the_dead_and_the_step_they_died(db_url):
+    run_id = dying_run(db_url)
+    run = tracer.connect(db_url, readonly=True).run(run_id)
+    table = run.health()
+    bad = table[table["state"] != "ok"]
+    found = {(int(r.layer), int(r.neuron)): (r.state, int(r.since)) for r in bad.itertuples()}
+    assert found == {key: ("dead", at) for key, at in DEAD.items()}
+    assert table.loc[table["state"] == "ok", "since"].isna().all()
+    assert len(table) == 6 and (table["examples"] == 20).all()
+    # the step before it died, the neuron still answered some example
+    before = health.units(run, DEAD[(0, 4)] - 1).set_index(["layer", "neuron"])
+    assert before.loc[(0, 4), "zero"] < before.loc[(0, 4), "examples"]
+
+
+def test_saturated_tanh_neuron_named_with_the_step_it_saturated(db_url):
+    run_id = saturating_run(db_url)
+    run = tracer.connect(db_url, readonly=True).run(run_id)
+    bad = health.neurons(run).query("state != 'ok'")
+    found = {(int(r.layer), int(r.neuron)): (r.state, int(r.since)) for r in bad.itertuples()}
+    assert found == {key: ("saturated", at) for key, at in SATURATED.items()}
+
+
+def test_bisecting_between_samples_finds_the_step_reading_every_step_finds(tmp_path):
+    db = str(tmp_path / "d.db")
+    run_id = dying_run(db, steps=DYING_STEPS)
+    run = tracer.connect(db, readonly=True).run(run_id)
+    reads = []
+    real = health.units
+
+    def counted(run, step):
+        reads.append(step)
+        return real(run, step)
+
+    every = health.neurons(run, samples=DYING_STEPS)
+    health.units = counted
+    try:
+        few = health.neurons(run, samples=2)
+    finally:
+        health.units = real
+    assert few["since"].tolist() == every["since"].tolist()
+    assert len(set(reads)) < DYING_STEPS  # it did bisect, not read every step
+    with pytest.raises(tracer.InvalidArgument, match="samples"):
+        health.neurons(run, samples=1)
 
 
 def test_health_section_draws_the_counts_of_the_query_api(moons):

@@ -6,6 +6,8 @@
     >>> run.gradients()          # index step; one column per parameter name
     >>> run.nodes(10)            # every node of step 10: op, parents, value, grad
     >>> run.first_nonfinite()    # where the first NaN/inf came from (an Origin), or None
+    >>> run.onset()              # when it started going wrong (an Onset), or None
+    >>> run.health()             # every neuron: dead, saturated or ok, and since when
 
 The frames (``str`` is pandas' string dtype; ``Int64`` is nullable):
 
@@ -385,6 +387,28 @@ class RunView(ParamReads):
         from gradtrace.tracer.analysis.origins import find_origin
 
         return find_origin(self)
+
+    def onset(self, factor: float = 10.0, until: int | None = None):
+        """When the run started going wrong (an ``Onset``), or None: the first step
+        where the loss or a layer's gradient norm grew past ``factor`` times its
+        largest earlier value, or an update outgrew its layer's weights.
+
+            >>> run.onset().story                  # doctest: +SKIP
+
+        The definition is in ``tracer/analysis/onset.py``."""
+        from gradtrace.tracer.analysis.onset import onset
+
+        return onset(self, factor, until)
+
+    def health(self) -> pd.DataFrame:
+        """Every neuron at the last traced step, ``state`` dead, saturated or ok, and
+        ``since`` when (``tracer/analysis/health.py``, ``neurons``).
+
+            >>> run.health().query("state == 'dead'")[["layer", "neuron", "since"]]  # doctest: +SKIP
+        """
+        from gradtrace.tracer.analysis.health import neurons
+
+        return neurons(self)
 
     def verify(self):
         """Re-compute every traced step and recorded SGD update, bit for bit.
