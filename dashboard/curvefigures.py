@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from gradtrace.dashboard.data import ema, minmax_picks, plotly_text, window
+from gradtrace.dashboard.divergence import onset_marks
 from gradtrace.dashboard.figures import (
     COLORWAY,
     Figure,
@@ -149,8 +150,10 @@ def loss_figure(
     logy: bool,
     step: int | None,
     xrange: tuple[float, float] | None = None,
+    onset: tuple[int, str] | None = None,
 ) -> Figure:
-    """The loss curve: traces 0 and 1 its pair (see ``PAIR``), then its edge marks."""
+    """The loss curve: traces 0 and 1 its pair (see ``PAIR``), then its edge marks and
+    the ``(step, story)`` of its onset (``divergence.onset_marks``)."""
     if "loss" not in metrics:
         return empty("this run logged no loss")
     fig = frame(
@@ -164,6 +167,9 @@ def loss_figure(
     values = metrics["loss"].to_numpy()
     fig["data"] = curve_pair(metrics.index, values, smoothing, "loss", COLORWAY[0], "", xrange)
     marks, layout = edge_marks(metrics.index, values)
+    fig["data"] += marks
+    fig["layout"].update(layout)
+    marks, layout = onset_marks(*(onset or (None,)))
     fig["data"] += marks
     fig["layout"].update(layout)
     return fig

@@ -86,6 +86,71 @@ def neighbourhood(
     return order
 
 
+@dataclass(frozen=True)
+class Folded:
+    """Nodes not drawn, counted beside the drawn ``node`` they hang off: its
+    ``children`` beyond the first few, or the earlier terms of the ``sum`` it
+    continues (a chain of ``+`` nodes, as a long ``sum()`` builds)."""
+
+    node: int
+    count: int
+    kind: str  # "children" | "sum"
+
+
+READABLE = 25  # nodes (and folds) in a neighbourhood that reads at the graph's size
+FANOUT = 3  # children drawn per node; a weight used by every example has hundreds
+
+
+def readable_neighbourhood(
+    children: Children,
+    ops: np.ndarray,
+    center: int,
+    depth: int = 2,
+    cap: int = READABLE,
+    fanout: int = FANOUT,
+) -> tuple[list[int], list[Folded]]:
+    """Nodes within ``depth`` hops of ``center``, breadth first, that stay readable:
+    at most ``fanout`` children of any node (the others folded into a count), the
+    earlier terms of a long sum folded into one count, and at most ``cap`` nodes
+    and folds in all.
+
+        >>> shown, folded = readable_neighbourhood(children, nodes["op"].to_numpy(), 5637)
+    """
+    n = len(children.a)
+    if not 0 <= center < n:
+        raise ValueError(f"node {center} does not exist; this graph has nodes 0..{n - 1}")
+    shown, folded = [center], []
+    seen = {center}
+    frontier = [center]
+    for _ in range(depth):
+        nxt = []
+        for node in frontier:
+            kids = children.of(node).tolist()
+            for other in [*parents_of(children, node), *kids[:fanout]]:
+                if other in seen or len(shown) + len(folded) >= cap:
+                    continue
+                seen.add(other)
+                shown.append(other)
+                nxt.append(other)
+            rest = [k for k in kids[fanout:] if k not in seen]
+            if rest and len(shown) + len(folded) < cap:
+                folded.append(Folded(node, len(rest), "children"))
+        frontier = nxt
+    for node in list(shown):
+        if ops[node] != "+" or len(shown) + len(folded) >= cap:
+            continue
+        terms, p = 0, node
+        while True:  # up the chain of + parents that are not drawn
+            up = [q for q in parents_of(children, p) if ops[q] == "+" and q not in seen]
+            if not up:
+                break
+            p = up[0]
+            terms += 1
+        if terms:
+            folded.append(Folded(node, terms, "sum"))
+    return shown, folded
+
+
 def param_nodes(nodes: pd.DataFrame) -> dict[int, int]:
     """Parameter idx -> the node holding it."""
     mask = nodes["param"].notna().to_numpy()

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from gradtrace.dashboard.graphs import Children, parents_of
+from gradtrace.dashboard.graphs import Children, Folded, parents_of
 from gradtrace.tracer.read.display import number
 from plotly.colors import sample_colorscale
 
@@ -81,6 +81,18 @@ STYLESHEET = [
     {"selector": ".focus", "style": {"border-color": "#f59e0b", "border-width": 4}},
     {"selector": "node:selected", "style": {"border-color": "#111827", "border-width": 5}},
     {
+        "selector": ".folded",
+        "style": {
+            "shape": "round-rectangle",
+            "width": 96,
+            "height": 30,
+            "border-style": "dashed",
+            "background-color": "#f9fafb",
+            "color": "#4b5563",
+            "font-style": "italic",
+        },
+    },
+    {
         "selector": "edge",
         "style": {
             "curve-style": "bezier",
@@ -114,8 +126,11 @@ def cyto_elements(
     shown: Sequence[int],
     param_names: Sequence[str],
     focus: Iterable[int] = (),
+    folded: Sequence[Folded] = (),
+    selected: int | None = None,
 ) -> list[dict]:
-    """Cytoscape elements for the nodes ``shown`` and the edges between them.
+    """Cytoscape elements for the nodes ``shown`` and the edges between them, a
+    ``folded`` box per count of nodes left out, and ``selected`` selected.
 
     A node's class is ``op`` or its leaf kind's :data:`LEAVES` class (``param``,
     ``input``, ``target``, ``constant``, ``leaf``), plus ``nonfinite`` and ``focus``."""
@@ -150,10 +165,29 @@ def cyto_elements(
                     "color": colors[k],
                 },
                 "classes": " ".join(classes),
+                **({"selected": True} if node == selected else {}),
             }
         )
+    for fold in folded:
+        out += _fold_elements(fold)
     for node in shown:
         for p in parents_of(children, node):
             if p in inside:
                 out.append({"data": {"id": f"{p}-{node}", "source": str(p), "target": str(node)}})
     return out
+
+
+def _fold_elements(fold: Folded) -> list[dict]:
+    """A box saying how many nodes were left out, joined to the node they hang off."""
+    box = f"fold-{fold.kind}-{fold.node}"
+    if fold.kind == "sum":
+        label, edge = f"⋯ {fold.count} earlier\nterms of this sum", (box, str(fold.node))
+    else:
+        label, edge = f"+{fold.count} more\nchildren", (str(fold.node), box)
+    return [
+        {
+            "data": {"id": box, "label": label, "folded": fold.count, "of": fold.node},
+            "classes": "folded",
+        },
+        {"data": {"id": f"{edge[0]}-{edge[1]}", "source": edge[0], "target": edge[1]}},
+    ]

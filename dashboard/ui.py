@@ -69,8 +69,11 @@ def neuron_options(parameters: pd.DataFrame, layer: int | None) -> list[dict[str
     return [{"label": f"neuron {x}", "value": x} for x in neurons]
 
 
-def log_y_toggle(id: str) -> dcc.Checklist:
+def log_y_toggle(id: str, on: bool = False) -> dcc.Checklist:
     """The "log y" switch of a set of curves; its value is ``["log"]`` when on."""
     return dcc.Checklist(
-        id=id, options=[{"label": " log y", "value": "log"}], value=[], inline=True
+        id=id,
+        options=[{"label": " log y", "value": "log"}],
+        value=["log"] if on else [],
+        inline=True,
     )

@@ -1,25 +1,35 @@
-"""Run page, training health: is any part of the net dead or saturated, are the
-updates the right size, which weights stopped learning. Computed by
-``gradtrace.tracer.analysis.health`` from what the run recorded; the stalled-weights table
-picks a weight for the weights section on a click."""
+"""Run page, training health: which neurons are dead or saturated and since when,
+are the updates the right size, which weights stopped learning; and the header's
+health badge. Computed by ``gradtrace.tracer.analysis.health`` (and ``onset``) from
+what the run recorded; a neuron or a stalled weight picks its weights for the
+weights section on a click.
+
+    >>> verdict(diverged=True, dead=2, saturated=0, stalled=6)   # doctest: +SKIP
+    ('diverged · 2 dead · 0 saturated · 6 stalled', 'health-bad')
+"""
 
 from __future__ import annotations
 
 import dash_ag_grid as dag
 import numpy as np
 import pandas as pd
-from dash import Dash, Input, Output, State, html
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, html
+from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import downsample, layer_groups
 from gradtrace.dashboard.run import ids
-from gradtrace.dashboard.ui import card, chart
+from gradtrace.dashboard.run.summary import onset_of
+from gradtrace.dashboard.ui import card, chart, message
 from gradtrace.tracer.analysis import health
+from gradtrace.tracer.read.display import number
 
 MAX_TRACED = 24  # traced steps read for the unit counts (each is a whole graph)
 STALLED_LAST = 50
-STALLED_BELOW = 1e-3
+STALLED_RATIO = 1e-2
+MAX_LISTED = 40  # neurons listed by name; run.health() has them all
+NEURON = "run-h-neuron"  # type of the pattern-matching ids of the "weights →" buttons
 
 
 def layout() -> html.Section:
@@ -27,6 +37,7 @@ def layout() -> html.Section:
     return card(
         "Training health",
         html.Div(id="run-h-flags", className="card-note"),
+        html.Div(id="run-h-neurons", className="neuron-list"),
         html.Div(
             [
                 chart("run-h-units", 260),
@@ -124,8 +135,76 @@ def gradnorm_series(rc: RunCache) -> dict[str, tuple[list[int], np.ndarray]]:
 def stalled_table(rc: RunCache) -> pd.DataFrame:
     """The weights stalled over the last steps (``tracer.analysis.health.stalled``)."""
     return health.stalled(
-        rc.view, last=min(STALLED_LAST, max(len(rc.step_list()), 2)), threshold=STALLED_BELOW
+        rc.view, last=min(STALLED_LAST, max(len(rc.step_list()), 2)), ratio=STALLED_RATIO
     )
+
+
+def neuron_table(rc: RunCache) -> pd.DataFrame:
+    """Every neuron's state at the last traced step and since when (``health.neurons``)."""
+    return health.neurons(rc.view)
+
+
+def verdict(diverged: bool, dead: int | None, saturated: int | None, stalled: int) -> tuple:
+    """The badge's words and class: red when the run diverged or a neuron is dead or
+    saturated, amber when weights stalled, green otherwise."""
+    words = ["diverged"] if diverged else []
+    if dead is not None:
+        words += [f"{dead} dead", f"{saturated} saturated"]
+    words.append(f"{stalled} stalled")
+    if diverged or dead or saturated:
+        return " · ".join(words), "health-bad"
+    if stalled:
+        return " · ".join(words), "health-warn"
+    return "healthy · " + " · ".join(words), "health-ok"
+
+
+def badge(text: str, cls: str) -> html.A:
+    """The header's health badge, a link down to the named neurons."""
+    return html.A(text, href="#run-health", className=f"badge {cls}", id="run-sum-badge")
+
+
+def neuron_list(table: pd.DataFrame, step: int | None) -> list:
+    """The dead and saturated neurons by layer and neuron, the step they died and a
+    button to their weights; one line when there are none."""
+    bad = table[table["state"] != "ok"]
+    if bad.empty:
+        where = f" at step {step}, the last traced step" if step is not None else ""
+        return [message(f"No dead or saturated neuron{where}.", id="run-h-neurons-none")]
+    rows = []
+    for r in bad.head(MAX_LISTED).itertuples():
+        layer, neuron = int(r.layer), int(r.neuron)
+        if r.state == "dead":
+            how = f"{r.activation} output 0 for all {r.examples} examples"
+        else:
+            how = f"{r.activation} |out| > {health.SATURATED:g} for all {r.examples} examples"
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(f"layer {layer} · neuron {neuron}", className="neuron-name"),
+                    html.Td(r.state, className=f"neuron-{r.state}"),
+                    html.Td(f"since step {int(r.since)}"),
+                    html.Td(how, className="neuron-how"),
+                    html.Td(
+                        html.Button(
+                            "weights →",
+                            id={"type": NEURON, "layer": layer, "neuron": neuron},
+                            className="btn btn-small",
+                            title=f"plot the weights of layer {layer} neuron {neuron}",
+                        )
+                    ),
+                ]
+            )
+        )
+    more = len(bad) - MAX_LISTED
+    counts = bad["state"].value_counts()
+    head = " and ".join(f"{counts[k]} {k}" for k in ("dead", "saturated") if k in counts)
+    out: list = [
+        html.H4(f"{head} at step {step} (the last traced step)", id="run-h-neurons-title"),
+        html.Div(html.Table(html.Tbody(rows), className="neuron-table"), className="scroll-x"),
+    ]
+    if more > 0:
+        out.append(html.Div(f"and {more} more: run.health() lists them all", className="card-note"))
+    return out
 
 
 def register(app: Dash, ctx: AppContext) -> None:
@@ -139,6 +218,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-h-stalled-title", "children"),
         Output("run-h-flags", "children"),
         Output("run-sum-health", "children"),
+        Output("run-h-neurons", "children"),
         Input(ids.META, "data"),
         Input(ids.LIVE, "data"),
     )
@@ -179,22 +259,51 @@ def register(app: Dash, ctx: AppContext) -> None:
             }
             for r in stalled.itertuples()
         ]
-        last = min(STALLED_LAST, len(rc.step_list()))
+        scale = table.attrs.get("grad_scale")
         title = (
-            f"stalled weights: {len(stalled)} of {len(table)} with |grad| and |update| < "
-            f"{STALLED_BELOW:g} over the last {last} steps (click one to plot it)"
+            f"stalled weights: {len(stalled)} of {len(table)} whose |grad| and |update| stayed "
+            f"below {STALLED_RATIO:g} x the run's median (|grad| {number(scale, 2)}) over the "
+            f"last {table.attrs.get('last', 0)} steps (click one to plot it)"
         )
-        dead = _dead_now(rc) if meta.get("traced") else None
+        diverged = rc.first_nonfinite() is not None
+        dead = saturated = None
+        listed: list = [
+            message(
+                "No node traces: dead and saturated neurons need the activations.",
+                id="run-h-neurons-none",
+            )
+        ]
+        if meta.get("traced"):
+            neurons = rc.once("h-neurons", neuron_table)
+            dead = int((neurons["state"] == "dead").sum())
+            saturated = int((neurons["state"] == "saturated").sum())
+            listed = neuron_list(neurons, int(rc.traced()[-1]))
         flags = [f"{len(stalled)} stalled weights"]
         if dead is not None:
-            flags.insert(0, f"{dead} dead ReLU neurons at the last traced step")
-        links = [
-            html.A(f"{len(stalled)} stalled", href="#run-h-stalled-title", id="run-sum-stalled")
-        ]
-        if dead is not None:
-            links.insert(0, html.A(f"{dead} dead", href="#run-h-units", id="run-sum-dead"))
-            links.insert(1, " · ")
-        return units, ratio, norms, rows, title, " · ".join(flags), links
+            flags.insert(0, f"{dead} dead, {saturated} saturated neurons at the last traced step")
+        went = onset_of(rc)
+        if went is not None:
+            flags.insert(0, went.story)
+        text, cls = verdict(diverged, dead, saturated, len(stalled))
+        return units, ratio, norms, rows, title, " · ".join(flags), badge(text, cls), listed
+
+    app.clientside_callback(
+        ClientsideFunction("gt_health", "toWeights"),
+        Input(ids.FOCUS, "data"),
+        prevent_initial_call=True,
+    )
+
+    @app.callback(
+        Output(ids.FOCUS, "data"),
+        Input({"type": NEURON, "layer": ALL, "neuron": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def to_weights(clicks: list[int | None]):
+        """A neuron's "weights →": the weights section shows that neuron's weights."""
+        hit = dash_ctx.triggered_id
+        if not hit or not any(clicks or []):
+            raise PreventUpdate
+        return {"layer": hit["layer"], "neuron": hit["neuron"]}
 
     @app.callback(
         Output(ids.WEIGHTS, "value", allow_duplicate=True),
@@ -208,11 +317,3 @@ def register(app: Dash, ctx: AppContext) -> None:
             raise PreventUpdate
         name = selected[0]["name"]
         return [name] if not picked else [*[p for p in picked if p != name], name]
-
-
-def _dead_now(rc: RunCache) -> int | None:
-    traced = rc.traced()
-    if not len(traced):
-        return None
-    step = int(traced[-1])
-    return int(rc.cache.get(("h-dead", step), lambda: health.units(rc.view, step)["dead"].sum()))

@@ -15,3 +15,5 @@ GRAPH_MODE = "run-g-mode"  # RadioItems: a neuron for one example, or around a n
 GRAPH_NODE = "run-g-node"  # Input: the node the graph centres on
 WEIGHTS = "run-w-param"  # Dropdown: the weights plotted in the weights section
 PAINTED = "run-below-go"  # dcc.Store: set by the browser once the loss curve is drawn
+FOCUS = "run-w-focus"  # dcc.Store: {"layer", "neuron"} whose weights the weights section shows
+STORY_GO = "run-story-go"  # Button: replay the divergence's step, the graph on its node

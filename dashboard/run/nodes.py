@@ -141,18 +141,22 @@ def layout(meta: dict[str, Any], node: int | None = None) -> html.Section:
 
 def shown_nodes(
     rc: RunCache, step: int, mode: str, layer: Any, neuron: Any, example: Any, node: Any
-) -> tuple[list[int], list[int], str, int | None]:
-    """The node ids to draw, those to highlight, a note about what is shown, and the
-    example picked when none was asked for."""
+) -> tuple[list[int], list[int], str, int | None, list[graphs.Folded]]:
+    """The node ids to draw, those to highlight, a note about what is shown, the
+    example picked when none was asked for, and the counts of nodes left out."""
     nodes, children = rc.nodes(step), rc.children(step)
     if mode == "node":
         center = int(node or 0)
-        shown = graphs.neighbourhood(children, center)
+        ops = nodes["op"].to_numpy(dtype=object)
+        shown, folded = graphs.readable_neighbourhood(children, ops, center)
+        left = sum(f.count for f in folded)
         return (
             shown,
             [center],
-            f"node {center} and its neighbours within 2 hops ({len(shown)})",
+            f"node {center} and its neighbours within 2 hops ({len(shown)} drawn"
+            + (f", {left} more folded into the dashed boxes)" if left else ")"),
             None,
+            folded,
         )
     if layer is None or neuron is None:
         raise ValueError("pick a layer and a neuron")
@@ -167,7 +171,30 @@ def shown_nodes(
         shown[:1],
         f"layer {layer} neuron {neuron}, training example {example}{how}: {len(shown)} nodes",
         picked,
+        [],
     )
+
+
+def node_detail(data: dict[str, Any], centred: bool = False) -> list[Any]:
+    """The detail pane of a node from its cytoscape data."""
+    return [
+        html.H4(data.get("name", "")),
+        facts(
+            [
+                ("node", data["id"]),
+                ("op", data.get("op") or "none: a leaf"),
+                *([("kind", data["kind"])] if data.get("kind") else []),
+                ("value", data.get("value")),
+                ("grad", data.get("grad")),
+            ]
+        ),
+        html.Div(
+            "The graph is centred on it; click another node to move."
+            if centred
+            else '"around a node" now centres on it.',
+            className="card-note",
+        ),
+    ]
 
 
 def busiest_neuron(rc: RunCache, layer: int, neurons: list[int]) -> int | None:
@@ -220,6 +247,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-g-note", "children"),
         Output("run-g-example", "value"),
         Output("run-g-drawn", "data"),
+        Output("run-g-detail", "children"),
         Input(ids.SLIDER, "value"),
         Input(ids.GRAPH_MODE, "value"),
         Input("run-g-neuron", "value"),
@@ -241,11 +269,16 @@ def register(app: Dash, ctx: AppContext) -> None:
         if drawn is not None and drawn.get("key") == key:
             raise PreventUpdate
         try:
-            shown, focus, note, picked = shown_nodes(rc, step, mode, layer, neuron, example, node)
+            shown, focus, note, picked, folded = shown_nodes(
+                rc, step, mode, layer, neuron, example, node
+            )
         except ValueError as e:
-            return [], str(e), no_update, {"key": key, "step": step}
+            return [], str(e), no_update, {"key": key, "step": step}, no_update
         names = rc.parameters()["name"].tolist()
-        elements = graphview.cyto_elements(rc.nodes(step), rc.children(step), shown, names, focus)
+        center = focus[0] if mode == "node" else None  # selected, its detail shown
+        elements = graphview.cyto_elements(
+            rc.nodes(step), rc.children(step), shown, names, focus, folded, center
+        )
         where = f"step {step}" if step == value else f"step {step} (nearest traced step)"
         if picked is not None:  # the box will hold the example: the redraw it causes is moot
             key[3] = picked
@@ -255,30 +288,29 @@ def register(app: Dash, ctx: AppContext) -> None:
             f"{where}: {note}.",
             (no_update if picked is None else picked),
             {"key": key, "step": step},
+            no_update if center is None else node_detail(elements[0]["data"], centred=True),
         )
 
     @app.callback(
-        Output("run-g-detail", "children"),
+        Output("run-g-detail", "children", allow_duplicate=True),
         Output(ids.GRAPH_NODE, "value"),
         Input("run-cyto", "tapNodeData"),
+        prevent_initial_call=True,
     )
     def detail(data: dict | None):
         """What a clicked node is; it becomes the centre of "around a node"."""
         if not data:
             raise PreventUpdate
-        return [
-            html.H4(data.get("name", "")),
-            facts(
-                [
-                    ("node", data["id"]),
-                    ("op", data.get("op") or "none: a leaf"),
-                    *([("kind", data["kind"])] if data.get("kind") else []),
-                    ("value", data.get("value")),
-                    ("grad", data.get("grad")),
-                ]
-            ),
-            html.Div('"around a node" now centres on it.', className="card-note"),
-        ], int(data["id"])
+        if "folded" in data:  # a count of nodes left out, not a node
+            return [
+                html.H4(data["label"].replace("\n", " ")),
+                html.Div(
+                    f"Left out to keep the graph readable: click node {data['of']} to centre "
+                    "on it, or find them all in the node table below.",
+                    className="card-note",
+                ),
+            ], no_update
+        return node_detail(data), int(data["id"])
 
     @app.callback(
         Output("run-nodes", "getRowsResponse"),

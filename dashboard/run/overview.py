@@ -12,6 +12,7 @@ from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import curvefigures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import ema, zoom_ranges
+from gradtrace.dashboard.divergence import auto_log
 from gradtrace.dashboard.figures import skeleton
 from gradtrace.dashboard.run import ids, summary
 from gradtrace.dashboard.ui import card, log_y_toggle
@@ -27,6 +28,8 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
     metrics = rc.metrics()
     smoothing = 0.6
     last = int(metrics.index[-1]) if len(metrics) else None
+    # a loss over many decades (a blow-up) opens on a log axis
+    logy = "loss" in metrics and auto_log(metrics["loss"])
     return html.Div(
         [
             html.Div(id="run-header", className="card run-header", children=summary.header(rc)),
@@ -34,7 +37,7 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
                 "Curves",
                 html.Div(
                     [
-                        log_y_toggle("run-logy"),
+                        log_y_toggle("run-logy", logy),
                         html.Label("smoothing (EMA)", htmlFor="run-smooth", className="lbl"),
                         html.Div(
                             dcc.Slider(
@@ -52,7 +55,9 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
                 ),
                 dcc.Graph(
                     id=ids.LOSS,
-                    figure=curvefigures.loss_figure(metrics, smoothing, False, step),
+                    figure=curvefigures.loss_figure(
+                        metrics, smoothing, logy, step, onset=loss_onset(rc)
+                    ),
                     config={"displaylogo": False},
                 ),
                 # drawn just after the loss (see METRICS_AFTER_LOSS): both in the first
@@ -73,6 +78,14 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
             dcc.Store(id="run-drawn", data=last),  # the last step the curves show
         ]
     )
+
+
+def loss_onset(rc: RunCache) -> tuple[int, str] | None:
+    """The step a diverged run started going wrong and why, for the loss chart."""
+    if rc.first_nonfinite() is None:
+        return None
+    went = summary.onset_of(rc)
+    return None if went is None else (went.step, went.story)
 
 
 def meta_for(rc: RunCache) -> dict[str, Any]:
@@ -182,7 +195,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         log = "log" in (logy or [])
         zoom = zoom_ranges(loss_zoom).get("xaxis")
         return (
-            curvefigures.loss_figure(metrics, smoothing, log, step, zoom),
+            curvefigures.loss_figure(metrics, smoothing, log, step, zoom, loss_onset(rc)),
             curvefigures.metrics_figure(metrics, smoothing, step, log, zoom_ranges(metrics_zoom)),
             last,
         )

@@ -1,7 +1,8 @@
-"""Run page, top: the run's name and the answers first — status (and where it
-diverged, with a button that replays that step and centres the graph on the
-node), loss start → final and best, final accuracy, steps, duration (live),
-nodes per step; the run's details (config, model, seed, ...) folded below.
+"""Run page, top: the run's name and the answers first — status (and the
+divergence story: when it started going wrong, where the first NaN/inf came
+from, and a button that replays that step with the graph on the node), loss
+start → final and best, final accuracy, steps, duration (live), nodes per step,
+health; the run's details (config, model, seed, ...) folded below.
 
 >>> strip(rc, rc.first_nonfinite())      # doctest: +SKIP
 """
@@ -14,12 +15,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from dash import Dash, Input, Output, State, html, no_update
-from dash.exceptions import PreventUpdate
+from dash import ClientsideFunction, Dash, Input, State, dcc, html
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.ui import badge, facts
 from gradtrace.tracer.analysis.forensics import Origin
+from gradtrace.tracer.analysis.onset import Onset
 from gradtrace.tracer.read.display import duration, number
 
 
@@ -102,23 +103,50 @@ def strip(rc: RunCache, bad: Origin | None) -> html.Div:
             _stat("duration", duration(s["duration_s"]), id="run-duration"),
             _stat("parameters", str(s["parameters"]), id="run-sum-params"),
             _stat("nodes per step", str(s["nodes_per_step"] or "not traced"), id="run-sum-nodes"),
-            # filled by the health section's callback: links down to its panels
-            _stat("health", html.A("…", href="#run-health"), id="run-sum-health"),
+            # filled by the health section's callback (dead and saturated neurons need
+            # a node trace read): until then what the header already knows
+            _stat("health", _first_badge(bad), id="run-sum-health"),
         ],
         className="summary-strip",
         id="run-summary",
     )
 
 
-def story(bad: Origin | None) -> html.Div | None:
-    """The divergence story with a button that replays its step."""
+def _first_badge(bad: Origin | None) -> html.A:
+    if bad is None:
+        return html.A("…", href="#run-health", id="run-sum-badge")
+    return html.A("diverged", href="#run-health", className="badge health-bad", id="run-sum-badge")
+
+
+def onset_of(rc: RunCache) -> Onset | None:
+    """When the run started going wrong (``RunView.onset``); for a diverged run only
+    up to its first NaN/inf (what follows is noise, and the header asks for it
+    before the first paint: a few steps' parameters, not the whole run's)."""
+    bad = rc.first_nonfinite()
+    return rc.once("onset", lambda rc: rc.view.onset(until=None if bad is None else bad.step))
+
+
+def story(bad: Origin | None, went: Onset | None = None) -> html.Div | None:
+    """The divergence story: when it started going wrong, where the first NaN/inf
+    came from, and a button that replays that step around the node."""
     if bad is None:
         return None
     go = "show the step" if bad.node is None else f"show step {bad.step}, node {bad.node}"
+    parts: list[Any] = []
+    if went is not None:
+        parts.append(html.Div(went.story, id="run-story-onset"))
+    first = f"The first NaN/inf: {bad.story}" if went is not None else bad.story
     return html.Div(
         [
-            html.Span(bad.story, id="run-story-text"),
-            html.Button(go, id="run-story-go", n_clicks=0, className="btn btn-small"),
+            *parts,
+            html.Div(
+                [
+                    html.Span(first, id="run-story-text"),
+                    html.Button(go, id=ids.STORY_GO, n_clicks=0, className="btn btn-small"),
+                ]
+            ),
+            # where the button goes (read by the browser: dashboard/assets/health.js)
+            dcc.Store(id="run-story-where", data={"step": bad.step, "node": bad.node}),
         ],
         className="notice notice-error story",
         id="run-story",
@@ -163,7 +191,7 @@ def header(rc: RunCache) -> list[Any]:
             className="title-row",
         ),
     ]
-    told = story(bad)
+    told = story(bad, onset_of(rc) if bad is not None else None)
     if told is not None:
         out.append(told)
     out += [strip(rc, bad), details(rc)]
@@ -172,20 +200,11 @@ def header(rc: RunCache) -> list[Any]:
 
 def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
-
-    @app.callback(
-        Output(ids.SLIDER, "value", allow_duplicate=True),
-        Output(ids.GRAPH_MODE, "value"),
-        Output(ids.GRAPH_NODE, "value", allow_duplicate=True),
-        Input("run-story-go", "n_clicks"),
-        State(ids.RUN_ID, "data"),
+    # In the browser: the button works from the moment it is visible, and waits
+    # for the graph below the fold to be mounted before it moves it.
+    app.clientside_callback(
+        ClientsideFunction("gt_health", "toNode"),
+        Input(ids.STORY_GO, "n_clicks"),
+        State("run-story-where", "data"),
         prevent_initial_call=True,
     )
-    def go_to_divergence(clicks: int | None, run_id: str):
-        """Replay the step where the run diverged, the graph centred on its node."""
-        bad = ctx.run(run_id).first_nonfinite() if clicks else None
-        if bad is None:
-            raise PreventUpdate
-        if bad.node is None:
-            return bad.step, no_update, no_update
-        return bad.step, "node", bad.node

@@ -46,6 +46,7 @@ def layout(picked: list[str] | None = None) -> html.Section:
         ),
         chart("run-w-history", 520),
         chart("run-w-heatmap", 520),
+        dcc.Store(id=ids.FOCUS),  # a neuron picked elsewhere (the health section's list)
     )
 
 
@@ -125,6 +126,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         Input("run-w-layer", "value"),
         Input("run-w-neuron", "value"),
         Input("run-w-heatmap", "clickData"),
+        Input(ids.FOCUS, "data"),
         State(ids.WEIGHTS, "value"),
     )
     def pickers(
@@ -132,17 +134,22 @@ def register(app: Dash, ctx: AppContext) -> None:
         layer: int | None,
         neuron: int | None,
         click: dict | None,
+        asked: dict | None,
         picked: list[str] | None,
     ):
-        """Layer -> neuron -> weight pickers; a heatmap click picks a neuron's weights."""
+        """Layer -> neuron -> weight pickers; a heatmap click or a neuron picked
+        elsewhere picks a neuron's weights."""
         if not meta:
             raise PreventUpdate
         rc = ctx.run(meta["id"])
         params = rc.parameters()
         picked = picked or []
         trigger = dash_ctx.triggered_id
-        if trigger == "run-w-heatmap":
-            hit = neuron_of((click or {}).get("points", [{}])[0].get("y"))
+        if trigger in ("run-w-heatmap", ids.FOCUS):
+            if trigger == ids.FOCUS:
+                hit = (asked["layer"], asked["neuron"]) if asked else None
+            else:
+                hit = neuron_of((click or {}).get("points", [{}])[0].get("y"))
             if hit is None:
                 raise PreventUpdate
             names = param_options(rc, hit[0], hit[1], [])

@@ -626,14 +626,9 @@ def test_nonfinite_run_tells_its_story_on_top_and_highlights_cells(tmp_path):
     assert (bad.step, bad.kind, bad.op) == (2, "forward", "")  # the NaN leaf
     assert story == bad.story and f"step 2: leaf node {bad.node} was fed nan" in story
     assert find(top, "run-diverged")["props"]["children"] == f"diverged at step {bad.step}"
-    resp = call(
-        app,
-        "run-g-mode.value",
-        {"run-story-go.n_clicks": 1, "run-id.data": view.id},
-        "run-story-go.n_clicks",
-    )
-    assert resp["run-slider"]["value"] == bad.step
-    assert resp["run-g-node"]["value"] == bad.node and resp["run-g-mode"]["value"] == "node"
+    # the button goes there in the browser (tests/dashboard/test_health_browser.py)
+    assert find(top, "run-story-where")["props"]["data"] == {"step": bad.step, "node": bad.node}
+    assert find(top, "run-story-go")["props"]["children"] == f"show step 2, node {bad.node}"
     request = {"startRow": 0, "endRow": 5, "sortModel": [{"colId": "value", "sort": "desc"}]}
     values = {
         "run-nodes.getRowsRequest": request,

@@ -170,12 +170,17 @@ def test_health_section_draws_the_counts_of_the_query_api(moons):
     app = create_app(MOONS_DB["db"])
     meta = {"id": moons.id, "traced": True, "capture": "all"}
     resp = call(app, "run-h-units.figure", {"run-meta.data": meta}, "run-meta.data")
-    last = moons.traced_steps()[-1]
-    dead = int(health.units(moons, last)["dead"].sum())
-    assert resp["run-h-flags"]["children"].startswith(f"{dead} dead ReLU neurons")
-    strip = resp["run-sum-health"]["children"]  # the summary's flags link down to the panels
-    assert strip[0]["props"]["children"] == f"{dead} dead"
-    assert strip[0]["props"]["href"] == "#run-h-units"
+    table = health.neurons(moons)
+    dead = int((table["state"] == "dead").sum())
+    assert dead > 0
+    assert resp["run-h-flags"]["children"].startswith(f"{dead} dead, 0 saturated neurons")
+    badge = resp["run-sum-health"]["children"]  # the header's badge links down to the list
+    assert badge["props"]["children"].startswith(f"{dead} dead · 0 saturated")
+    assert "health-bad" in badge["props"]["className"]
+    listed = str(resp["run-h-neurons"]["children"])
+    for r in table[table["state"] == "dead"].itertuples():
+        assert f"layer {r.layer} · neuron {r.neuron}" in listed
+        assert f"since step {r.since}" in listed
     stalled = health.stalled(moons, last=STEPS)
     rows = resp["run-h-stalled"]["rowData"]
     assert sorted(r["name"] for r in rows) == sorted(stalled.loc[stalled["stalled"], "name"])
