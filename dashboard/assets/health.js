@@ -22,6 +22,16 @@ window.dash_clientside.gt_health = {
   /* A neuron picked in the health section: show its weights. */
   toWeights: function (focus) {
     if (focus) { window.dash_clientside.gt_health.scrollTo("#run-w-history"); }
+    return window.dash_clientside.no_update;
+  },
+
+  /* The graph's layout on a narrow screen: top to bottom (left to right, a few
+     ranks across a phone's width leave the boxes too small to read). */
+  narrowLayout: function (meta, layout) {
+    if (!meta || !layout || window.innerWidth >= 600 || layout.rankDir === "TB") {
+      return window.dash_clientside.no_update;
+    }
+    return Object.assign({}, layout, {rankDir: "TB", rankSep: 28, nodeSep: 12});
   },
 
   /* "show step N, node M": once the graph is on the page, replay the step with
@@ -41,5 +51,6 @@ window.dash_clientside.gt_health = {
     const target = where.node === null || where.node === undefined
       ? "#run-slider" : "#run-cyto, #run-g-none";
     window.dash_clientside.gt_health.scrollTo(target, go);
+    return dc.no_update;
   }
 };

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dash_ag_grid as dag
 import numpy as np
 import pandas as pd
-from dash import ALL, ClientsideFunction, Dash, Input, Output, State, html
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, dcc, html
 from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
@@ -38,6 +38,9 @@ def layout() -> html.Section:
         "Training health",
         html.Div(id="run-h-flags", className="card-note"),
         html.Div(id="run-h-neurons", className="neuron-list"),
+        # an output for the browser's scroll to the weights (a callback without one
+        # makes Dash 4 check every callback's inputs, some not mounted yet)
+        dcc.Store(id="run-h-scrolled"),
         html.Div(
             [
                 chart("run-h-units", 260),
@@ -289,6 +292,7 @@ def register(app: Dash, ctx: AppContext) -> None:
 
     app.clientside_callback(
         ClientsideFunction("gt_health", "toWeights"),
+        Output("run-h-scrolled", "data"),
         Input(ids.FOCUS, "data"),
         prevent_initial_call=True,
     )

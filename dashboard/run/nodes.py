@@ -11,7 +11,7 @@ import dash_ag_grid as dag
 import dash_cytoscape as cyto
 import numpy as np
 import pandas as pd
-from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import graphs, graphview
 from gradtrace.dashboard.context import AppContext, RunCache
@@ -330,6 +330,13 @@ def register(app: Dash, ctx: AppContext) -> None:
         data, count = page(rc, step, request, names)
         title = f"every node of step {step} ({count} shown)"
         return {"rowData": data, "rowCount": count}, title
+
+    app.clientside_callback(
+        ClientsideFunction("gt_health", "narrowLayout"),
+        Output("run-cyto", "layout"),
+        Input(ids.META, "data"),
+        State("run-cyto", "layout"),
+    )
 
     # A new traced step: the grid drops its loaded blocks and asks for them again
     # (a move within the same traced step leaves it alone).

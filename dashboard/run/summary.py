@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from dash import ClientsideFunction, Dash, Input, State, dcc, html
+from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.ui import badge, facts
@@ -201,9 +201,12 @@ def header(rc: RunCache) -> list[Any]:
 def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
     # In the browser: the button works from the moment it is visible, and waits
-    # for the graph below the fold to be mounted before it moves it.
+    # for the graph below the fold to be mounted before it moves it. (Its output is
+    # never written: a callback without one makes Dash 4 check every callback's
+    # inputs, and those below the fold are not mounted yet.)
     app.clientside_callback(
         ClientsideFunction("gt_health", "toNode"),
+        Output("run-story-where", "data"),
         Input(ids.STORY_GO, "n_clicks"),
         State("run-story-where", "data"),
         prevent_initial_call=True,

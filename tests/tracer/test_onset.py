@@ -1,6 +1,6 @@
 """When a run started going wrong, on runs where that step is known by construction.
 
-    python -m pytest tests/tracer/test_onset.py -q
+python -m pytest tests/tracer/test_onset.py -q
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def test_a_target_jump_starts_with_the_loss_before_any_update(db_url):
     assert (found.step, found.kind, found.what) == (TARGET_JUMP, "loss", "loss")
     losses = run.metrics()["loss"]
     assert found.first.value == losses.loc[TARGET_JUMP]
-    assert found.first.reference == losses.loc[:TARGET_JUMP - 1].abs().max()
+    assert found.first.reference == losses.loc[: TARGET_JUMP - 1].abs().max()
     kinds = {(s.step, s.kind) for s in found.signals}
     assert (TARGET_JUMP, "gradient") in kinds  # the gradient grew with the error
 
