@@ -28,6 +28,8 @@ from gradtrace.tracer.read.runview import RunView
 MAX_CELL = 32
 TOP_GRADS = 10
 SHOW_PARAMS = 8
+
+
 def when(ts: datetime | pd.Timestamp | None) -> str:
     """A UTC time in the local time zone, to the second."""
     if ts is None or pd.isna(ts):
@@ -177,7 +179,10 @@ def why(view: RunView) -> str:
     """``gradtrace why``: where the first NaN/inf came from, in words and in parts."""
     origin = view.first_nonfinite()
     if origin is None:
-        return f"run {terminal(repr(view.name))}: every value, gradient and metric is finite"
+        went = view.onset()
+        return f"run {terminal(repr(view.name))}: every value, gradient and metric is finite" + (
+            "" if went is None else f"\n{terminal(went.story)}"
+        )
     o = origin
     lines = [terminal(o.story), "", f"{'kind':<10} {o.kind} ({KIND_TEXT[o.kind]})"]
     lines.append(f"{'step':<10} {o.step}")
@@ -206,6 +211,9 @@ def why(view: RunView) -> str:
     lines += _involved(view, o)
     if not o.exact:
         lines.append(f"{'exact':<10} no: step {o.step} has no node trace")
+    went = view.onset(until=o.step)  # when it started going wrong, often steps before
+    if went is not None:
+        lines.append(f"{'onset':<10} step {went.step}: {terminal(went.story)}")
     return "\n".join(lines)
 
 

@@ -64,3 +64,24 @@ def test_the_onset_comes_before_the_first_nonfinite(tmp_path):
     found = onset(run, until=origin.step)
     assert found.step < origin.step
     assert found.step == 0 and found.kind == "update"  # lr 1e40: the first update
+
+
+def test_why_prints_the_onset_before_the_first_nonfinite(tmp_path):
+    from click.testing import CliRunner
+
+    from gradtrace.cli import cli
+
+    db = str(tmp_path / "div.db")
+    run_id = diverging_run(db)
+    run = tracer.connect(db, readonly=True).run(run_id)
+    result = CliRunner().invoke(cli, ["why", run_id, "--db", db])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    went = run.onset(until=run.first_nonfinite().step)
+    assert lines[0] == run.first_nonfinite().story
+    assert f"onset      step {went.step}: {went.story}" in lines
+    db = str(tmp_path / "jump.db")
+    run_id = lr_jump_run(db)
+    result = CliRunner().invoke(cli, ["why", run_id, "--db", db])
+    story = tracer.connect(db, readonly=True).run(run_id).onset().story
+    assert result.output.splitlines()[1:] == [story]  # finite, but it blew up
