@@ -138,7 +138,7 @@ def test_divergence_button_lands_on_the_node_selected_with_its_detail(dash_duo, 
     open_page(dash_duo, db, f"/run/{run_id}", size)
     onset = dash_duo.find_element("#run-story-onset").text
     assert onset == went.story and f"step {went.step}" in onset
-    layout = figure_layout(dash_duo, "run-loss")
+    layout = wait_until(lambda: figure_layout(dash_duo, "run-loss"), what="the loss drawn")
     assert layout["yaxis"]["type"] == "log"  # the loss spans hundreds of decades
     mark = next(t for t in figure_data(dash_duo, "run-loss") if t.get("name") == "onset")
     assert mark["x"] == [went.step, went.step]
