@@ -11,6 +11,8 @@ store.runs()                       # one row per run
 store.run("moons").metrics()       # loss curve as a DataFrame
 store.diff("moons", "moons-lr2")   # where two runs part (a RunDiff)
 store.run("moons").verify()        # re-compute the recording (a VerifyResult)
+store.run("moons").health()        # every neuron: dead, saturated or ok, and since when
+store.run("moons").onset()         # when it started going wrong (an Onset), or None
 """
 
 from gradtrace.tracer.errors import (
