@@ -17,13 +17,50 @@ from gradtrace.engine.gcpolicy import GCPolicy, linear_gc
 from gradtrace.engine.graph import to_dot
 from gradtrace.engine.losses import accuracy, binary_cross_entropy, hinge, l2, mse
 from gradtrace.engine.nn import MLP, Layer, Module, Neuron, Role
-from gradtrace.engine.ops import apply
+from gradtrace.engine.ops import (
+    ADD,
+    DIV,
+    EXP,
+    LEAF,
+    LEAF_KINDS,
+    LOG,
+    MUL,
+    NEG,
+    OP_TABLE,
+    OPS,
+    POW,
+    RELU,
+    SIGMOID,
+    SUB,
+    TANH,
+    Op,
+    UnknownOp,
+    apply,
+    from_lecture,
+    lecture_name,
+)
 from gradtrace.engine.optim import SGD, Adam, Optimizer, constant, cosine, linear_decay, step_decay
-from gradtrace.engine.rules import LEAF_KINDS, OPS
 from gradtrace.engine.value import Value, structure, topo
 
 __all__ = [
     "OPS",
+    "OP_TABLE",
+    "Op",
+    "UnknownOp",
+    "from_lecture",
+    "lecture_name",
+    "LEAF",
+    "ADD",
+    "SUB",
+    "MUL",
+    "DIV",
+    "POW",
+    "NEG",
+    "RELU",
+    "TANH",
+    "EXP",
+    "LOG",
+    "SIGMOID",
     "LEAF_KINDS",
     "Value",
     "topo",
