@@ -90,7 +90,7 @@ def test_a_changed_update_is_found(db_url):
     assert abs((m.expected - m.got) - 1e-9) < 1e-12  # the recorded one was moved
 
 
-def test_updates_of_unknown_optimizers_are_not_claimed(db_url):
+def test_adam_updates_are_re_computed_and_hand_written_ones_not_claimed(db_url):
     for opt in ("adam", "hand"):
         with tracer.record(opt, db=db_url) as run:
             for _ in train(3, run, opt=opt):
@@ -101,8 +101,9 @@ def test_updates_of_unknown_optimizers_are_not_claimed(db_url):
     engine.dispose()
     with tracer.connect(db_url, readonly=True) as store:
         adam, hand = store.run("adam").verify(), store.run("hand").verify()
-    assert adam.ok and adam.steps == 3 and adam.updates == 0
-    assert adam.skipped_updates == "Adam is not re-computed"
+        n = len(store.run("adam").parameters())
+    assert adam.ok and adam.steps == 3 and adam.updates == 3 * n
+    assert adam.optimizer == "Adam" and adam.skipped_updates is None
     assert hand.ok and hand.skipped_updates == "the run recorded no optimizer"
 
 
