@@ -19,9 +19,8 @@ step the first of these four kinds, in this order:
    non-finite gradient to a parent out of finite numbers (``log`` at 0 sends inf,
    ``**0.5`` at 0 too, ``*`` of 1e200 by a gradient of 1e200). Backward runs in
    reverse topological order, so of several such nodes the last one is first.
-   Each rule is the engine's (``gradtrace.engine.OP_TABLE``, vectorised); for an
-   op the table does not know (a foreign op recorded as written) the story says
-   it cannot judge that op's rule.
+   The rules are the engine's op table's; of a foreign op recorded as written,
+   which the table does not know, the story says it cannot judge the rule.
    If no rule sent one, the node whose gradient is non-finite although every
    gradient sent to it was finite is named: the sum overflowed, or the gradient
    was non-finite before ``backward()`` (a missed ``zero_grad``).
@@ -198,6 +197,13 @@ class _Names:
         what = "parameter " if self.param(i) is not None else ""
         return f"node {i} ({what}`{name}`)"
 
+    def origin(self, step: int, kind: str, i: int, parents: tuple, story: str) -> Origin:
+        """The origin at node ``i`` of a traced step."""
+        v, g = float(self.nodes.values[i]), float(self.nodes.grads[i])
+        return Origin(
+            step, kind, i, self.op(i), self.name(i), v, g, parents, True, story, self.param(i)
+        )
+
 
 def _forward(step: int, nodes: NodeTrace, names: Sequence[str]) -> Origin | None:
     bad = np.flatnonzero(~np.isfinite(nodes.values))
@@ -213,35 +219,27 @@ def _forward(step: int, nodes: NodeTrace, names: Sequence[str]) -> Origin | None
         inputs = " and ".join(num(p.value) for p in parents)
         verb = "overflowed to" if math.isinf(value) and all(p.value for p in parents) else "gave"
         story = f"step {step}: `{n.op(i)}` of {inputs} {verb} {num(value)} ({n.called(i)})"
-    return Origin(
-        step, "forward", i, n.op(i), n.name(i), value, float(nodes.grads[i]), parents, True,
-        story, param=n.param(i),
-    )  # fmt: skip
+    return n.origin(step, "forward", i, parents, story)
 
 
 def _sent(nodes: NodeTrace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The gradient every node's rule sent to its first and second operand (NaN
-    where there is no operand), by the engine's op table; and which nodes hold an
-    op the table does not know (a foreign op recorded as written): their rule is
-    unknown, so what they sent is NaN too."""
+    """The gradient every node's rule (the engine's ``OP_TABLE``) sent to its first
+    and second operand, NaN where there is none; and which nodes hold an op the
+    table does not know, whose rule is unknown (they sent NaN too)."""
     n = len(nodes.values)
     to_a, to_b = np.full(n, np.nan), np.full(n, np.nan)
     known = nodes.a < 0  # leaves send nothing: known
     v, g = nodes.values, nodes.grads
-    # y: the second operand, or the exponent of a ** node (NaN for other unary ops)
-    x = v[np.maximum(nodes.a, 0)]
+    x = v[np.maximum(nodes.a, 0)]  # y: the second operand, or the exponent of **
     y = np.where(nodes.b >= 0, v[np.maximum(nodes.b, 0)], nodes.args)
-    with np.errstate(all="ignore"):
-        for code in np.unique(nodes.ops[~known]).tolist():
-            op = OP_TABLE.get(code)
-            m = nodes.ops == code
-            if op is None:
-                continue
-            known |= m
-            sent = op.vbackward(x[m], y[m], v[m], g[m])
-            to_a[m] = sent[0]
-            if op.arity == 2:
-                to_b[m] = sent[1]
+    for code in set(np.unique(nodes.ops[~known]).tolist()) & OP_TABLE.keys():
+        m = nodes.ops == code
+        known |= m
+        with np.errstate(all="ignore"):
+            sent = OP_TABLE[code].vbackward(x[m], y[m], v[m], g[m])
+        to_a[m] = sent[0]
+        if len(sent) == 2:
+            to_b[m] = sent[1]
     return to_a, to_b, ~known
 
 
@@ -262,18 +260,14 @@ def _backward(step: int, nodes: NodeTrace, names: Sequence[str]) -> Origin | Non
     maybe = np.flatnonzero(finite_g & unknown & bad_operand)
     if maybe.size and (not rows.size or maybe[-1] > rows[-1]):
         i = int(maybe[-1])  # backward met it before any known rule that made one
-        parents = n.parents(i)
-        bad = next(p for p in parents if not np.isfinite(nodes.grads[p.node]))
+        bad = next(j for j in (nodes.a[i], nodes.b[i]) if j >= 0 and not finite_g[j])
         story = (
-            f"step {step}: {n.called(bad.node)} has gradient {num(float(nodes.grads[bad.node]))}"
-            f" and is an operand of `{n.op(i)}` ({n.called(i)}, grad "
-            f"{num(float(nodes.grads[i]))}), an op gradtrace does not know: it cannot judge "
-            f"whether the backward rule of `{n.op(i)}` sent it; every value of the step was finite"
+            f"step {step}: {n.called(bad)} has gradient {num(float(nodes.grads[bad]))} and is an "
+            f"operand of `{n.op(i)}` ({n.called(i)}, grad {num(float(nodes.grads[i]))}), an op "
+            f"gradtrace does not know: it cannot judge whether the backward rule of `{n.op(i)}`"
+            " sent it; every value of the step was finite"
         )
-        return Origin(
-            step, "backward", i, n.op(i), n.name(i), float(nodes.values[i]),
-            float(nodes.grads[i]), parents, True, story, param=n.param(i),
-        )  # fmt: skip
+        return n.origin(step, "backward", i, n.parents(i), story)
     if rows.size:
         i = int(rows[-1])  # backward walks the nodes last to first
         parents = n.parents(i, (float(to_a[i]), float(to_b[i])))
@@ -284,10 +278,7 @@ def _backward(step: int, nodes: NodeTrace, names: Sequence[str]) -> Origin | Non
             f"grad {num(float(nodes.grads[i]))}) sent {num(bad.sent)} to "
             f"{n.called(bad.node)}; every value of the step was finite"
         )
-        return Origin(
-            step, "backward", i, n.op(i), n.name(i), float(nodes.values[i]),
-            float(nodes.grads[i]), parents, True, story, param=n.param(i),
-        )  # fmt: skip
+        return n.origin(step, "backward", i, parents, story)
     # No rule made it: a gradient that was non-finite before backward, or a sum of
     # finite gradients that overflowed.
     total = np.zeros(len(nodes.values))
@@ -304,10 +295,7 @@ def _backward(step: int, nodes: NodeTrace, names: Sequence[str]) -> Origin | Non
         "(is zero_grad() called every step?)"
     )
     story = f"step {step}: {n.called(i)} has gradient {num(grad)}; {why}"
-    return Origin(
-        step, "backward", i, n.op(i), n.name(i), float(nodes.values[i]), grad,
-        n.parents(i), True, story, param=n.param(i),
-    )  # fmt: skip
+    return n.origin(step, "backward", i, n.parents(i), story)
 
 
 def _first_bad(values: np.ndarray | None) -> int | None:
