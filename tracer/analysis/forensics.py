@@ -232,11 +232,13 @@ def _sent(nodes: NodeTrace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     v, g = nodes.values, nodes.grads
     x = v[np.maximum(nodes.a, 0)]  # y: the second operand, or the exponent of **
     y = np.where(nodes.b >= 0, v[np.maximum(nodes.b, 0)], nodes.args)
-    for code in set(np.unique(nodes.ops[~known]).tolist()) & OP_TABLE.keys():
+    for code, op in OP_TABLE.items():
         m = nodes.ops == code
+        if not m.any():
+            continue
         known |= m
         with np.errstate(all="ignore"):
-            sent = OP_TABLE[code].vbackward(x[m], y[m], v[m], g[m])
+            sent = op.vbackward(x[m], y[m], v[m], g[m])
         to_a[m] = sent[0]
         if len(sent) == 2:
             to_b[m] = sent[1]
