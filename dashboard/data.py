@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from gradtrace.engine import MLP
+from gradtrace.engine import MLP, OP_TABLE
 
 MAX_COLUMNS = 300
 
@@ -219,7 +219,6 @@ def decision_grid(
     ys = np.linspace(box[2], box[3], n)
     gx, gy = np.meshgrid(xs, ys)
     h: list[np.ndarray] = [gx.ravel(), gy.ravel()]
-    tanh = np.frompyfunc(math.tanh, 1, 1)
     with np.errstate(over="ignore", invalid="ignore"):
         for layer in model.layers:
             out = []
@@ -227,10 +226,8 @@ def decision_grid(
                 act = np.full(h[0].shape, neuron.b.data)
                 for w, x in zip(neuron.w, h):
                     act = act + w.data * x
-                if neuron.activation == "relu":
-                    act = np.where(act <= 0.0, 0.0, act)
-                elif neuron.activation == "tanh":
-                    act = tanh(act).astype(np.float64)
+                if neuron.activation != "linear":  # the engine's op, bit for bit
+                    act = OP_TABLE[neuron.activation].vforward(act, None)
                 out.append(act)
             h = out
     return xs, ys, h[0].reshape(n, n)
@@ -281,5 +278,3 @@ def plotly_text(text: Any) -> str:
     """User text for Plotly titles, legends and hover labels: Plotly reads a few
     HTML tags in strings, so ``<``, ``>`` and ``&`` become entities it shows literally."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
