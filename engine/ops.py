@@ -3,8 +3,8 @@
     >>> from gradtrace.engine import Value
     >>> OP_TABLE["tanh"].lecture, OP_TABLE["*"].arity, from_lecture("**-1")
     ('tanh', 2, ('**', -1.0))
-    >>> Tanh.backward(0.5, None, 0.25, 2.0)    # what tanh's node sends its operand
-    (1.875,)
+    >>> Mul.backward(2.0, 3.0, 6.0, 1.0)       # what x*y sends x and y: y*g, x*g
+    (3.0, 2.0)
     >>> apply("**", Value(3.0), arg=2.0).data
     9.0
 
