@@ -152,7 +152,7 @@ def _verify(url: str, rid: str):
         return store.run(rid).verify()
 
 
-def test_a_changed_value_before_and_a_changed_last_update_are_found(db_url):
+def test_a_changed_value_before_gradient_or_last_update_is_found(db_url):
     rid = record_run(db_url, "before", steps=5)
     name = _move_update(db_url, rid, 2, "value_before", 1e-9)
     m = _verify(db_url, rid).mismatch
@@ -161,6 +161,10 @@ def test_a_changed_value_before_and_a_changed_last_update_are_found(db_url):
     _move_update(db_url, rid, 4, "value_after", 1e-9)  # no next step to agree with
     m = _verify(db_url, rid).mismatch
     assert (m.step, m.label, m.what) == (4, name, "update")
+    rid = record_run(db_url, "grad", steps=5)  # the rows agree, the parameter arrays do not
+    _move_update(db_url, rid, 2, "grad", 1e-9)
+    m = _verify(db_url, rid).mismatch
+    assert (m.step, m.label, m.what) == (2, name, "update")
 
 
 def test_a_changed_adam_update_is_found(db_url):

@@ -24,7 +24,8 @@ over every parameter at once, step after step, from the recorded values,
 gradients and learning rates. Hand-written updates are reported as not checked.
 An update that does not re-compute is a mismatch only if the recording
 contradicts itself: a parameter's value before a step must be the value after
-the previous one and after it the value before the next. Where the rows agree
+the previous one and after it the value before the next, and the value and
+gradient of its update row those of the step's parameter arrays. Where they agree
 with each other, the update did not follow from what was logged (gradients
 changed after ``log()``, such as clipping; a logged ``lr`` that is not the
 optimizer's; parameters changed outside the optimizer), so the updates from that
@@ -250,6 +251,7 @@ def verify_updates(view: RunView) -> tuple[int, str | None, str | None, Mismatch
             agree = np.zeros(n, dtype=bool) if nxt is None else same_bits(u.after, nxt.before)
             if prev is not None:
                 agree &= same_bits(prev.after, u.before)
+            agree &= _rows_match_arrays(view, u)
             broken = bad[~agree[bad]]
             if not broken.size:
                 return checked, kind, _not_followed(u, got, kind), None
@@ -259,6 +261,17 @@ def verify_updates(view: RunView) -> tuple[int, str | None, str | None, Mismatch
             )  # fmt: skip
         checked += n
     return checked, kind, None, None
+
+
+def _rows_match_arrays(view: RunView, u: _Update) -> np.ndarray:
+    """Whether each parameter's update row holds the value and gradient of the step's
+    parameter arrays: the recorder wrote both from one read of the parameters."""
+    match = np.ones(len(u.before), dtype=bool)
+    for which, column in (("data", u.before), ("grad", u.grad)):
+        arrays = view.param_arrays(steps=[u.step], which=which)
+        if len(arrays):
+            match &= same_bits(arrays.to_numpy(dtype=np.float64)[0], column)
+    return match
 
 
 def _triples(items: Iterator) -> Iterator[tuple]:
