@@ -21,6 +21,17 @@ from gradtrace.engine.ieee import div as _div
 from gradtrace.engine.ieee import pow as _pow
 from gradtrace.engine.ops import ADD, DIV, EXP, LEAF, LOG, MUL, NEG, POW, RELU, SIGMOID, SUB, TANH
 
+# Names that lived here before the op table did; still importable from here.
+from gradtrace.engine.ops import ARITY as ARITY
+from gradtrace.engine.ops import CONSTANT as CONSTANT
+from gradtrace.engine.ops import INPUT as INPUT
+from gradtrace.engine.ops import LEAF_KINDS as LEAF_KINDS
+from gradtrace.engine.ops import OPS as OPS
+from gradtrace.engine.ops import PARAMETER as PARAMETER
+from gradtrace.engine.ops import TARGET as TARGET
+from gradtrace.engine.ops import from_lecture as from_lecture
+from gradtrace.engine.ops import lecture_name as lecture_name
+
 if TYPE_CHECKING:  # only for annotations: value.py imports this module
     from gradtrace.engine.value import Value
 
