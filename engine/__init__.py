@@ -8,6 +8,7 @@
 
 Pure Python; imports nothing from the rest of gradtrace. Big graphs train in time
 linear in their nodes after one opt-in line, ``linear_gc()`` (see ``gcpolicy``).
+Every op is defined once, in the op table ``OP_TABLE`` (see ``ops``).
 """
 
 from gradtrace.engine import data, losses, optim
