@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -322,7 +322,7 @@ class BackgroundWriter(Writer):
         lost = f"gradtrace: step(s) {_steps(self.lost)} could not be stored: {self.first_error}"
         status = "failed" if item.status == "finished" else item.status
         error = f"{item.error}\n{lost}" if item.error else lost
-        return Final(status, error, item.updates)
+        return replace(item, status=status, error=error)  # keeps nonfinite_step
 
 
 def _steps(steps: list[int]) -> str:
