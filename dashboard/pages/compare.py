@@ -19,9 +19,8 @@ from dash.exceptions import PreventUpdate
 from gradtrace.dashboard.comparefigs import compare_figure
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.ui import card, log_y_toggle, message
-from gradtrace.tracer.analysis.diffread import metric_series, metric_sides, settings_of
-from gradtrace.tracer.analysis.difftypes import SETTINGS, RunDiff
-from gradtrace.tracer.read.display import duration, number
+from gradtrace.tracer.display import duration, number
+from gradtrace.tracer.report import SETTINGS, RunDiff, metric_series, metric_sides, settings_of
 
 from gradtrace import tracer
 

@@ -13,8 +13,7 @@ import json
 from typing import Any
 
 from gradtrace.cli.format import number, table
-from gradtrace.tracer.analysis.difftypes import NodeDiff, RunDiff
-from gradtrace.tracer.analysis.verify import VerifyResult
+from gradtrace.tracer.report import NodeDiff, RunDiff, VerifyResult
 
 
 def safe(text: Any) -> str:

@@ -21,13 +21,14 @@ import numpy as np
 import pandas as pd
 
 from gradtrace.cli.text import terminal_safe
-from gradtrace.tracer.analysis.forensics import Origin, upstream_params
-from gradtrace.tracer.read.display import duration, number
-from gradtrace.tracer.read.runview import RunView
+from gradtrace.tracer.display import duration, number
+from gradtrace.tracer.report import Origin, RunView, upstream_params
 
 MAX_CELL = 32
 TOP_GRADS = 10
 SHOW_PARAMS = 8
+
+
 def when(ts: datetime | pd.Timestamp | None) -> str:
     """A UTC time in the local time zone, to the second."""
     if ts is None or pd.isna(ts):

@@ -124,12 +124,13 @@ class RunView(ParamReads):
         self.note: str | None = None
         self.refresh()
 
-    def _rows(self, stmt: sa.Select) -> list[tuple]:
+    def select_rows(self, stmt: sa.Select) -> list[tuple]:
+        """The rows of a SELECT over this run's tables (what the analyses build on)."""
         return self.store.fetch(stmt)[1]
 
-    def _max(self, stmt: sa.Select) -> int | None:
+    def select_max(self, stmt: sa.Select) -> int | None:
         """The single value of a ``SELECT max(...)`` as an int, None for no rows."""
-        value = self._rows(stmt)[0][0]
+        value = self.select_rows(stmt)[0][0]
         return None if value is None else int(value)
 
     def refresh(self) -> RunView:
@@ -201,7 +202,7 @@ class RunView(ParamReads):
     # -- steps and metrics ----------------------------------------------------
     def last_step(self) -> int | None:
         """The last logged step number, or None before the first."""
-        return self._max(sa.select(sa.func.max(Step.step)).where(Step.run_key == self.key))
+        return self.select_max(sa.select(sa.func.max(Step.step)).where(Step.run_key == self.key))
 
     @gc_paused()
     def steps(self, since: int | None = None) -> pd.DataFrame:
@@ -281,13 +282,15 @@ class RunView(ParamReads):
 
     # -- nodes -------------------------------------------------------------------
     def traced_steps(self) -> list[int]:
-        rows = self._rows(
+        rows = self.select_rows(
             sa.select(Trace.step).where(Trace.run_key == self.key).order_by(Trace.step)
         )
         return [int(r[0]) for r in rows]
 
     def nodes_per_step(self) -> int | None:
-        return self._max(sa.select(sa.func.max(Graph.n_nodes)).where(Graph.run_key == self.key))
+        return self.select_max(
+            sa.select(sa.func.max(Graph.n_nodes)).where(Graph.run_key == self.key)
+        )
 
     def _no_trace(self, step: int) -> GradtraceError:
         traced = self.traced_steps()
@@ -299,7 +302,8 @@ class RunView(ParamReads):
         return GradtraceError(f"step {step} of run {self.name!r} has no node trace; {hint}")
 
     @gc_paused()
-    def _structure(self, graph_key: int) -> pd.DataFrame:
+    def structure(self, graph_key: int) -> pd.DataFrame:
+        """One stored graph shape by ``graph_key`` (cached): node, op, label, a, b, ..."""
         if graph_key not in self._graphs:
             keys, rows = self.store.fetch(
                 sa.select(
@@ -350,17 +354,17 @@ class RunView(ParamReads):
         "constant" or "target" (see ``Value.kind``), "leaf" in graphs recorded before
         gradtrace stored kinds, "" for a computed node."""
         step = as_int(step, "step")
-        rows = self._rows(
+        rows = self.select_rows(
             sa.select(Trace.graph_key).where(Trace.run_key == self.key, Trace.step == step)
         )
         if not rows:
             raise self._no_trace(step)
-        return self._structure(int(rows[0][0])).copy()
+        return self.structure(int(rows[0][0])).copy()
 
     def nodes(self, step: int) -> pd.DataFrame:
         """Every node of step ``step``: the graph columns plus value and grad."""
         step = as_int(step, "step")
-        rows = self._rows(
+        rows = self.select_rows(
             sa.select(Trace.graph_key, Trace.data, Trace.grad, Trace.codec).where(
                 Trace.run_key == self.key, Trace.step == step
             )
@@ -368,7 +372,7 @@ class RunView(ParamReads):
         if not rows:
             raise self._no_trace(step)
         graph_key, data, grad, codec = rows[0]
-        out = self._structure(int(graph_key)).copy()
+        out = self.structure(int(graph_key)).copy()
         what = f"the trace of step {step}"
         out["value"] = decode_floats(data, codec, len(out), what)
         out["grad"] = decode_floats(grad, codec, len(out), what)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -42,7 +43,7 @@ def public_url(url: URL) -> URL:
     becomes the plain file path again (for messages)."""
     name = url.database or ""
     if url.get_backend_name() == "sqlite" and name.startswith("file:") and url.query.get("uri"):
-        return URL.create(url.drivername, database=name[len("file:") :].split("?", 1)[0])
+        return URL.create(url.drivername, database=unquote(name[len("file:") :].split("?", 1)[0]))
     return url
 
 
@@ -54,7 +55,12 @@ class Store:
         self.url = public_url(engine.url)
 
     def __repr__(self) -> str:
-        return f"<Store {describe(self.url)}>"
+        return f"<Store {self.where}>"
+
+    @property
+    def where(self) -> str:
+        """The database, for messages and titles: a file path, or the URL without password."""
+        return describe(self.url)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -265,7 +271,7 @@ class Store:
                     )
         raise RunNotFound(
             f"no run matches {shown(ref)} (by id, id prefix, name or name prefix) in "
-            f"{describe(self.url)}; `gradtrace runs` lists them"
+            f"{self.where}; `gradtrace runs` lists them"
         )
 
     def diff(self, a: str, b: str, rtol: float = 0.0, atol: float = 0.0):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 from gradtrace.tracer.errors import DatabaseURLError, NotAGradtraceDatabase
 from gradtrace.tracer.storage import sqlitefile
@@ -91,10 +92,12 @@ def check_file(path: Path) -> None:
     (header or any page: ``PRAGMA quick_check``), foreign, or an unfinished
     transaction. Reads it as immutable: no byte of it or beside it changes."""
     check_sqlite_file(path, readonly=True)
-    if side(path, "-wal").exists():
-        return  # a live writer: its pages are checked by the connection that reads them
+    # With a -wal beside it, the pages that count are partly in the -wal: read them
+    # through SQLite's read-only mode, which sees it (and is SQLite's own handle).
+    wal = side(path, "-wal").exists()
+    uri = f"file:{quote(str(path))}?mode=ro" if wal else immutable_uri(path)
     try:
-        conn = sqlite3.connect(immutable_uri(path), uri=True)
+        conn = sqlite3.connect(uri, uri=True)
         try:
             problems = [r[0] for r in conn.execute(QUICK_CHECK)]
         finally:
