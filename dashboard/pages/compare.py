@@ -132,10 +132,6 @@ def settings_table(found: list[RunCache]) -> Any:
     return html.Table([html.Thead(head), html.Tbody(body)], id="compare-diff", className="table")
 
 
-def _key(v: Any) -> str:
-    return json.dumps(v, sort_keys=True, default=str)
-
-
 def _show(v: Any) -> str:
     if v is None:
         return "-"

@@ -54,14 +54,7 @@ from gradtrace.tracer.storage.procinfo import pid_namespace, process_start_time
 from gradtrace.tracer.storage.summary import any_nonfinite, nonfinite_step
 from gradtrace.tracer.validate import RULES, check
 
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("gradtrace")
-    except PackageNotFoundError:
-        return "0+unknown"
+import gradtrace
 
 
 def _as_float(name: str, value: Any) -> float:
@@ -173,7 +166,7 @@ class Recorder:
                     pid=os.getpid(),
                     pid_started=process_start_time(os.getpid()),
                     pid_ns=pid_namespace(),
-                    version=_version(),
+                    version=gradtrace.__version__,
                     steps=0,
                 )
                 .returning(Run.run_key)
