@@ -33,22 +33,22 @@ class _Stored:
     def rows(self, stmt: sa.Select) -> list[tuple]:
         return self.view.store.fetch(stmt)[1]
 
-    def summary_step(self) -> int | None:
-        """The run summary's first non-finite step (tracer/storage/summary.py): one key lookup."""
+    def totals_step(self) -> int | None:
+        """The first non-finite step in the writer's totals (storage/totals.py): a key lookup."""
         return self.view.select_max(
             sa.select(Run.first_nonfinite_step).where(Run.run_key == self.key)
         )
 
-    def start(self, summary: int) -> int:
+    def start(self, recorded: int) -> int:
         """Where the search starts: the last step logged with parameters before the
-        summary's step (a parameter value made non-finite there shows one row later,
-        as summaries written before gradtrace charged the update's step recorded it)."""
+        totals' step (a parameter value made non-finite there shows one row later,
+        as totals written before gradtrace charged the update's step recorded it)."""
         before = self.view.select_max(
             sa.select(sa.func.max(ParamValues.step)).where(
-                ParamValues.run_key == self.key, ParamValues.step < summary
+                ParamValues.run_key == self.key, ParamValues.step < recorded
             )
         )
-        return summary if before is None else before
+        return recorded if before is None else before
 
     def first_bad_trace(self, start: int) -> int | None:
         """The first step from ``start`` whose node trace holds a NaN/inf (the writer marks it)."""
@@ -107,16 +107,16 @@ def nonfinite_sql(column: sa.ColumnElement) -> sa.ColumnElement:
 def find_origin(view: RunView) -> Origin | None:
     """The origin of the first NaN/inf of a stored run, or None if all is finite.
 
-    Reads: the run summary's first non-finite step (None: done, the run is finite),
+    Reads: the writer's totals' first non-finite step (None: done, the run is finite),
     then from the parameter row before it the first step whose node trace holds a
     NaN/inf and the first non-finite metric (two indexed queries), the parameter
     arrays up to that step, and that one step's nodes.
     """
     q = _Stored(view)
-    summary = q.summary_step()
-    if summary is None:
+    recorded = q.totals_step()
+    if recorded is None:
         return None
-    start = q.start(summary)
+    start = q.start(recorded)
     names = view.param_names
     # (step, kind rank, source rank, how to name it): the earliest wins, a node
     # trace before the parameter arrays before the metrics.

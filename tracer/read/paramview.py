@@ -46,7 +46,7 @@ ARRAYS = {"grad": (ParamGrads, ParamGrads.grad), "data": (ParamValues, ParamValu
 
 class ParamReads:
     """Parameter reads of one run; the class using it provides ``store``, ``key``,
-    ``name`` and ``_rows``."""
+    ``name`` and ``select_rows``."""
 
     store: Store
     key: int

@@ -22,13 +22,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from gradtrace.tracer.errors import AmbiguousRun, NotAGradtraceDatabase, RunNotFound
-from gradtrace.tracer.read.frames import (
-    STR,
-    as_utc,
-    effective_status,
-    gc_paused,
-    last_metric_values,
-)
+from gradtrace.tracer.read.frames import STR, gc_paused
+from gradtrace.tracer.read.runfacts import as_utc, effective_status, last_metric_values
 from gradtrace.tracer.storage.db import describe, open_database, resolve_url, writing
 from gradtrace.tracer.storage.models import Run
 from gradtrace.tracer.validate import NAME_MAX, safe_text, shown, text_problem
@@ -137,11 +132,11 @@ class Store:
         (datetime64 UTC, NaT while running), ``duration_s`` (float, up to the end or
         the last heartbeat), ``steps`` (int64, steps logged), ``diverged_at_step``
         (Int64: the step of the run's first NaN/inf origin, ``first_nonfinite().step``,
-        from the writer's summary; <NA> for a finite run), then the last value of
+        from the writer's totals; <NA> for a finite run), then the last value of
         each metric as ``metric.<name>`` (float64) and the config flattened into
         ``config.<key>`` columns (nested keys joined with dots).
 
-        Reads the summary the writer keeps (one row per run and metric), so its
+        Reads the totals the writer keeps (one row per run and metric), so its
         cost grows with the number of runs, not with how long they ran.
         """
         stmt = sa.select(Run.__table__).order_by(Run.started_at.desc(), Run.run_key.desc())
