@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from gradtrace.engine import MLP, OP_TABLE
+from gradtrace.tracer.display import duration
 
 MAX_COLUMNS = 300
 
@@ -140,22 +141,6 @@ def neuron_of(label: str) -> tuple[int, int] | None:
         return None
 
 
-def update_ratio(
-    before: np.ndarray, after: np.ndarray, groups: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """Per group, ``log10(||after - before|| / ||before||)`` row by row: how big each
-    step's update is next to the weights it changes (about -3 is healthy)."""
-    delta = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
-    out = {}
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for name, idx in groups.items():
-            num = np.linalg.norm(delta[:, idx], axis=1)
-            den = np.linalg.norm(np.asarray(before)[:, idx], axis=1)
-            ratio = np.log10(num / den)
-            out[name] = np.where(np.isfinite(ratio), ratio, np.nan)
-    return out
-
-
 def histogram(values: np.ndarray, bins: int = 30) -> tuple[np.ndarray, np.ndarray, int]:
     """Counts of the finite values in ``bins`` equal bins: (centers, counts, non-finite)."""
     x = np.asarray(values, dtype=np.float64)
@@ -256,8 +241,13 @@ def cell(value: Any) -> Any:
 
 
 def runs_rows(runs: pd.DataFrame) -> list[dict[str, Any]]:
-    """``Store.runs()`` as JSON-safe grid rows (timestamps as UTC text)."""
-    return [{k: cell(v) for k, v in row.items()} for row in runs.to_dict("records")]
+    """``Store.runs()`` as JSON-safe grid rows (timestamps as UTC text), each with its
+    duration as the command line writes it (``duration``; sorted by ``duration_s``)."""
+    rows = [{k: cell(v) for k, v in row.items()} for row in runs.to_dict("records")]
+    for row in rows:
+        if "duration_s" in row:
+            row["duration"] = duration(row["duration_s"])
+    return rows
 
 
 def config_diff(runs: pd.DataFrame) -> pd.DataFrame:
