@@ -1,6 +1,6 @@
 """Run page, training health: which neurons are dead or saturated and since when,
 are the updates the right size, which weights stopped learning; and the header's
-health badge. Computed by ``gradtrace.tracer.analysis.health`` (and ``onset``) from
+health badge. Computed by ``gradtrace.tracer.report.health`` (and ``onset``) from
 what the run recorded; a neuron or a stalled weight picks its weights for the
 weights section on a click.
 
@@ -22,8 +22,8 @@ from gradtrace.dashboard.data import downsample, layer_groups
 from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.run.summary import onset_of
 from gradtrace.dashboard.ui import card, chart, message
-from gradtrace.tracer.analysis import health
-from gradtrace.tracer.read.display import number
+from gradtrace.tracer.display import number
+from gradtrace.tracer.report import health
 
 MAX_TRACED = 24  # traced steps read for the unit counts (each is a whole graph)
 STALLED_LAST = 50
@@ -136,7 +136,7 @@ def gradnorm_series(rc: RunCache) -> dict[str, tuple[list[int], np.ndarray]]:
 
 
 def stalled_table(rc: RunCache) -> pd.DataFrame:
-    """The weights stalled over the last steps (``tracer.analysis.health.stalled``)."""
+    """The weights stalled over the last steps (``tracer.report.health.stalled``)."""
     return health.stalled(
         rc.view, last=min(STALLED_LAST, max(len(rc.step_list()), 2)), ratio=STALLED_RATIO
     )

@@ -19,9 +19,8 @@ from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.ui import badge, facts
-from gradtrace.tracer.analysis.forensics import Origin
-from gradtrace.tracer.analysis.onset import Onset
-from gradtrace.tracer.read.display import duration, number
+from gradtrace.tracer import Onset, Origin
+from gradtrace.tracer.display import duration, number
 
 
 def model_text(spec: dict[str, Any] | None) -> str:

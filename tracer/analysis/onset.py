@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from gradtrace.tracer.display import number
 from gradtrace.tracer.errors import InvalidArgument
-from gradtrace.tracer.read.display import number
 
 FACTOR = 10.0
 KINDS = ("loss", "gradient", "update")  # the order they happen in a step
