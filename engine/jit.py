@@ -126,13 +126,13 @@ class Replay:
     is the graph they belong to.
     """
 
-    __slots__ = ("capture", "values", "grads", "_inputs")
+    __slots__ = ("capture", "values", "grads", "passed")
 
-    def __init__(self, capture: Capture, values: Any, inputs: list[Value]) -> None:
+    def __init__(self, capture: Capture, values: Any, passed: list[tuple[int, Value]]) -> None:
         self.capture = capture
         self.values = values
         self.grads: Any = None
-        self._inputs = inputs  # Values passed in as arguments: their .grad is written too
+        self.passed = passed  # (node, Value) of the Values passed in: their .grad is written too
 
     @classmethod
     def run(cls, capture: Capture, numbers: list[float], values: list[Value | None]) -> Replay:
@@ -172,7 +172,7 @@ class Replay:
 
         cap = self.capture
         start = np.zeros(cap.n_nodes) if self.grads is None else self.grads.copy()
-        outside = [(i, v) for i, v in self._inputs if i >= 0]
+        outside = [(i, v) for i, v in self.passed if i >= 0]
         outside += list(zip(cap.state_pos, cap.state, strict=True))
         if outside:
             pos = [i for i, _ in outside]

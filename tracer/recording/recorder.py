@@ -38,13 +38,14 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from gradtrace.engine import GCPolicy, Module, Role, Value
+from gradtrace.engine import GCPolicy, Module, Replay, Role, Value
 from gradtrace.engine import linear_gc as engine_linear_gc
 from gradtrace.tracer.analysis.forensics import Origin
 from gradtrace.tracer.analysis.origins import LiveCheck
 from gradtrace.tracer.errors import ConfigError, RecorderError
 from gradtrace.tracer.recording import lifecycle
 from gradtrace.tracer.recording.capture import GraphCapture, metric_row, update_rows
+from gradtrace.tracer.recording.jitcapture import snapshot
 from gradtrace.tracer.recording.lifecycle import deferred_signals, error_text
 from gradtrace.tracer.recording.writer import BackgroundWriter, Final, StepBatch, Writer
 from gradtrace.tracer.storage.db import describe, open_database, writing
@@ -265,8 +266,8 @@ class Recorder:
         if self.params:
             batch.params = _read_params(self.params)
             pending = (step, batch.params, lr)
-        if isinstance(loss, Value) and self.capture == "nodes" and step % self.every == 0:
-            batch.snapshot = self.graphs.capture(loss, step)
+        if isinstance(loss, Value | Replay) and self.capture == "nodes" and step % self.every == 0:
+            batch.snapshot = snapshot(self.graphs, loss, step)  # Replay: the jit's arrays
             if batch.snapshot.new_shape:
                 self._check_labels(batch.snapshot.shape)
         # The run's summary keeps its first non-finite step (tracer/storage/summary.py).
