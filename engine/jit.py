@@ -122,8 +122,8 @@ class Replay:
     """The root of a replayed graph: ``.data``, ``.grad`` and ``.backward()`` as a Value's.
 
     ``values`` and ``grads`` hold every node of the graph in the eager
-    engine's topological order (``grads`` after :meth:`backward`); ``capture``
-    is the graph they belong to.
+    engine's topological order (``grads`` after :meth:`backward`), as
+    read-only arrays; ``capture`` is the graph they belong to.
     """
 
     __slots__ = ("capture", "values", "grads", "passed")
@@ -152,6 +152,7 @@ class Replay:
         if capture.const_pos:
             vals[capture.const_pos] = capture.const_data
         plan.forward(vals)
+        vals.flags.writeable = False  # a recorder keeps the very array: it must not change
         passed = [(i, v) for i, v in zip(capture.input_pos, values, strict=True) if v is not None]
         return cls(capture, vals, passed)
 
@@ -178,6 +179,7 @@ class Replay:
             pos = [i for i, _ in outside]
             start[pos] = [v.grad for _, v in outside]
         self.grads = cap.plan.backward(self.values, start)
+        self.grads.flags.writeable = False
         if outside:
             for (_, v), g in zip(outside, self.grads[pos].tolist(), strict=True):
                 v.grad = g

@@ -36,7 +36,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
-from gradtrace.engine.jitops import BACKWARD, FORWARD, NOTHING
+from gradtrace.engine.jitops import BACKWARD, FORWARD
 from gradtrace.engine.rules import ADD, ARITY, LEAF
 
 _I = np.intp
@@ -69,6 +69,7 @@ class Plan:
         chains = self._chains(ops, A)
         self.forward_steps = self._forward_schedule(ops, A, B, chains)
         self.backward_steps, self.leaf_folds = self._backward_schedule(ops, A, B, chains)
+        self._slots: np.ndarray | None = None
 
     # -- compiling ---------------------------------------------------------
     def _edges(self, A: np.ndarray, B: np.ndarray) -> None:
@@ -132,9 +133,9 @@ class Plan:
                     S = _ints(members)
                     B_S = B[S] if ARITY[key] == 2 else None
                     steps.append((FORWARD[key], S, A[S], B_S, self.K[S]))
-                else:  # chains of one length: accumulate row by row
-                    T = _ints(members)
-                    Q = np.concatenate([A[T[:, :1]], B[T]], axis=1)
+                else:  # chains of one length, one column each: rows add in eager order
+                    T = _ints(members).T.copy()  # (length, chains)
+                    Q = np.concatenate([A[T[:1]], B[T]])  # the operands, first one on top
                     steps.append((None, T, Q, None, None))
         return steps
 
@@ -189,16 +190,16 @@ class Plan:
                             self.K[S],
                         )
                     )
-                else:
-                    T = _ints(members)
-                    ops_here.append((None, T, None, None, self.ea[T[:, 0]], self.eb[T], None))
+                else:  # from the tail (row 0) back to the head, one column per chain
+                    T = _ints(members).T[::-1].copy()
+                    ops_here.append((None, T, None, None, self.ea[T[-1]], self.eb[T], None))
             steps.append((fold, ops_here))
         leaves = self.leaves[self.leaves != root]
         return steps, self._folds(leaves.tolist())
 
     def _folds(self, nodes: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per fan-in count F, the nodes and an (m, 1 + F) matrix of slots to add left to
-        right: the node's starting gradient (slot E + node), then its edges in walk order."""
+        """Per fan-in count F, the nodes and a (1 + F, m) matrix of slots to add top to
+        bottom: the node's starting gradient (slot E + node), then its edges in walk order."""
         out = []
         by_fan: dict[int, list[int]] = defaultdict(list)
         fan = self.fan
@@ -206,8 +207,8 @@ class Plan:
             by_fan[int(fan[k])].append(k)
         for F, members in sorted(by_fan.items()):
             us = _ints(members)
-            slots = self.into[self.first_into[us][:, None] + np.arange(F)]
-            out.append((us, np.concatenate([(self.E + us)[:, None], slots], axis=1)))
+            slots = self.into[self.first_into[us] + np.arange(F)[:, None]]
+            out.append((us, np.concatenate([(self.E + us)[None, :], slots])))
         return out
 
     # -- replaying ---------------------------------------------------------
@@ -218,17 +219,19 @@ class Plan:
             for f, S, A_S, B_S, K_S in self.forward_steps:
                 if f is not None:
                     vals[S] = f(vals[A_S], None if B_S is None else vals[B_S], K_S)
-                else:  # S: chain nodes (m, L); A_S: their operands (m, 1 + L)
-                    vals[S] = accumulate(vals[A_S], axis=1)[:, 1:]
+                else:  # S: chain nodes (L, m); A_S: their operands (1 + L, m)
+                    vals[S] = accumulate(vals[A_S])[1:]
 
     def backward(self, vals: np.ndarray, start: np.ndarray) -> np.ndarray:
         """Every node's gradient after eager ``backward()`` from gradients ``start``
-        (the ``.grad`` each node held before; the root's is set to 1.0, as eager does)."""
+        (the ``.grad`` each node held before; the root's is set to 1.0, as eager
+        does). ``start`` is overwritten and returned."""
         n, E = self.n, self.E
-        slots = np.empty(E + n + 1)  # contributions, then starting gradients, then -0.0
-        slots[E : E + n] = start
-        slots[-1] = NOTHING
-        grads = start.copy()
+        if self._slots is None:  # contributions, then starting gradients: scratch, reused
+            self._slots = np.empty(E + n)
+        slots = self._slots
+        slots[E:] = start
+        grads = start  # the caller's fresh array, filled in place
         grads[n - 1] = 1.0
         with np.errstate(all="ignore"):
             for fold, groups in self.backward_steps:
@@ -248,21 +251,21 @@ class Plan:
 
 
 def _fold(folds: list, slots: np.ndarray, grads: np.ndarray) -> None:
-    for us, slot_rows in folds:
-        if slot_rows.shape[1] == 2:
-            grads[us] = slots[slot_rows[:, 0]] + slots[slot_rows[:, 1]]
+    for us, rows in folds:
+        if len(rows) == 2:
+            grads[us] = slots[rows[0]] + slots[rows[1]]
         else:
-            grads[us] = np.add.accumulate(slots[slot_rows], axis=1)[:, -1]
+            grads[us] = np.add.accumulate(slots[rows])[-1]
 
 
 def _chain_back(
     T: np.ndarray, EA: np.ndarray, EB: np.ndarray, slots: np.ndarray, grads: np.ndarray, E: int
 ) -> None:
     # Node c_i of a chain is used only by c_{i+1}: its gradient is its starting
-    # gradient plus c_{i+1}'s, a running sum from the tail back to the head.
+    # gradient plus c_{i+1}'s, a running sum from the tail (row 0) to the head.
     G = slots[E + T]  # starting gradients
-    G[:, -1] = grads[T[:, -1]]  # the tail's, already folded
-    G = np.add.accumulate(G[:, ::-1], axis=1)[:, ::-1]
+    G[0] = grads[T[0]]  # the tail's, already folded
+    np.add.accumulate(G, out=G)
     grads[T] = G
     slots[EB] = G  # every term gets its chain node's gradient
-    slots[EA] = G[:, 0]  # and so does the head's first operand
+    slots[EA] = G[-1]  # and so does the head's first operand

@@ -13,7 +13,7 @@ topological order, so node i of a replay is node i of the eager graph: a jit
 run stores the very bits an eager run of the same program stores, and the
 readers (forensics, diff, verify, the dashboard) cannot tell them apart. No
 node is walked: the shape check is one identity comparison (the replay's
-capture is the shape's), and the trace is a copy of two float64 arrays.
+capture is the shape's), and the trace is the replay's two float64 arrays.
 """
 
 from __future__ import annotations
@@ -55,8 +55,10 @@ def snapshot(graphs: GraphCapture, root: Value | Replay, step: int) -> Snapshot:
         graphs.shapes.append(shape)
         del graphs.shapes[:-MAX_SHAPES]  # the least recently seen go first
     t1 = perf_counter()
-    data = root.values.copy()
-    grad = root.grads.copy() if root.grads is not None else _grads_before_backward(root)
+    # Read-only arrays no replay writes again (a second backward() makes new ones):
+    # the snapshot keeps them as they are, nothing is copied.
+    data = root.values
+    grad = root.grads if root.grads is not None else _grads_before_backward(root)
     snap = Snapshot(shape, new, data, grad, first_nonfinite(data, grad))
     graphs.timings.add(t1 - t0, perf_counter() - t1)
     return snap
