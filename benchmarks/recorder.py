@@ -3,6 +3,7 @@
     python benchmarks/recorder.py              # 50 paired steps, 1-5 minutes
     python benchmarks/recorder.py --steps 20 --mlflow-steps 3 --demo-steps 30
     python benchmarks/recorder.py --pg postgresql+psycopg://root@127.0.0.1:5432/test
+    python benchmarks/recorder.py --jit        # the jit rows only, in this fresh process
 
 Prints one table:
 - the overhead ratio of a fully traced step (every node's value and grad,
@@ -22,6 +23,11 @@ Prints one table:
   (step, node, value, grad) rows, one transaction per step;
 - the peer: the same parameter-update and metric stream through MLflow's
   ``log_batch`` into its own SQLite file (needs the ``bench`` extra).
+
+``--jit`` measures the same pairing for ``gradtrace.engine.jit``: a replayed
+step untraced against a replayed step recorded (``run.log`` of the replay
+stores its own arrays), alternating in a fresh process, with the time
+``run.log`` keeps the training thread split the same way.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
-from gradtrace.engine import MLP, make_moons
+from gradtrace.engine import MLP, Value, hinge, jit, l2, make_moons
 from gradtrace.tracer import record
 from gradtrace.tracer.recording.demo import moons_loss, train
 
@@ -105,6 +111,79 @@ def overhead(steps: int, db: str, background: bool) -> dict[str, float]:
         "params": params,
         "events_per_s": events / log_s,
     }
+
+
+def jit_loss(model: MLP, y: list[int]):
+    """The moons loss of ``demo.moons_loss`` as a jitted function of the 100 points."""
+
+    def loss(rows: list[list[Value]]) -> Value:
+        return hinge([model(x) for x in rows], y) + l2(model.parameters(), 1e-4)
+
+    return jit(loss)
+
+
+def jit_overhead(steps: int, db: str, background: bool) -> dict[str, float]:
+    """:func:`overhead` for jit replays: an untraced and a traced replay, alternating."""
+    X, y = make_moons(100, noise=0.1, seed=1)
+    plain, traced = MLP(2, [16, 16, 1], seed=1337), MLP(2, [16, 16, 1], seed=1337)
+    f_plain, f_traced = jit_loss(plain, y), jit_loss(traced, y)
+    t_plain, t_traced, t_log = [], [], []
+    with record("bench-jit", db=db, background=background) as run:
+        run.watch(traced)
+        for k in range(steps + 1):  # step 0 captures both graphs: not timed
+            t0 = time.perf_counter()
+            loss = f_plain(X)
+            plain.zero_grad()
+            loss.backward()
+            sgd_step(plain, k, steps)
+            t1 = time.perf_counter()
+            loss2 = f_traced(X)
+            traced.zero_grad()
+            loss2.backward()
+            t2 = time.perf_counter()
+            run.log(loss2, lr=1.0 - 0.9 * k / steps)
+            t3 = time.perf_counter()
+            sgd_step(traced, k, steps)
+            t4 = time.perf_counter()
+            if loss.data != loss2.data:
+                sys.exit(f"step {k}: traced loss {loss2.data!r} != untraced {loss.data!r}")
+            if k == 0:
+                first = (run.graphs.timings.shape, run.graphs.timings.copy, run.handoff_s)
+                continue
+            t_plain.append(t1 - t0)
+            t_traced.append(t4 - t1)
+            t_log.append(t3 - t2)
+        t_close = time.perf_counter()
+        timings, handoff = run.graphs.timings, run.handoff_s
+    return {
+        "plain": statistics.median(t_plain),
+        "traced": statistics.median(t_traced),
+        "log": statistics.median(t_log),
+        "log_mean": statistics.fmean(t_log),
+        "shape": (timings.shape - first[0]) / steps,
+        "copy": (timings.copy - first[1]) / steps,
+        "handoff": (handoff - first[2]) / steps,
+        "close": time.perf_counter() - t_close,
+        "nodes": loss2.capture.n_nodes,
+    }
+
+
+def main_jit(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        sync = jit_overhead(args.steps, str(folder / "sync.db"), background=False)
+        bg = jit_overhead(args.steps, str(folder / "bg.db"), background=True)
+        rows = [("nodes per step (moons, jit)", f"{sync['nodes']:,}", "")]
+        rows += overhead_rows("jit, SQLite", sync, bg)
+        if args.pg:
+            with pg_schema(args.pg) as url:
+                rows += overhead_rows(
+                    "jit, PostgreSQL",
+                    jit_overhead(args.steps, url, False),
+                    jit_overhead(args.steps, url, True),
+                )
+    print(f"recorder benchmark, jit: moons, {args.steps} paired steps, {os.cpu_count()} cores")
+    print_rows(rows)
 
 
 def demo_bytes(kind: str, steps: int, folder: Path) -> dict[str, float]:
@@ -256,7 +335,10 @@ def main() -> None:
     ap.add_argument("--mlflow-steps", type=int, default=5)
     ap.add_argument("--demo-steps", type=int, default=100)
     ap.add_argument("--pg", default=os.environ.get("GRADTRACE_TEST_PG_URL"))
+    ap.add_argument("--jit", action="store_true", help="only the jit rows (engine.jit replays)")
     args = ap.parse_args()
+    if args.jit:
+        return main_jit(args)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         moons = demo_bytes("moons", args.demo_steps, folder)
@@ -315,12 +397,16 @@ def main() -> None:
                 f"{'PASS' if vs >= TARGET_VS_MLFLOW else 'MISS'}",
             )
         )
-    width = max(len(r[0]) for r in rows)
     print(
         f"recorder benchmark: moons demo, {args.steps} paired steps, "
         f"python {sys.version.split()[0]}, "
         f"{os.cpu_count()} cores"
     )
+    print_rows(rows)
+
+
+def print_rows(rows: list[tuple[str, str, str]]) -> None:
+    width = max(len(r[0]) for r in rows)
     print(f"| {'measure'.ljust(width)} | value | note |")
     print(f"|{'-' * (width + 2)}|---|---|")
     for name, value, note in rows:
