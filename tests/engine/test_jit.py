@@ -318,3 +318,22 @@ def test_random_graphs_of_every_op_bit_identical(program):
         replay = fn(*xs)
         replay.backward()
         assert_same(root, replay, jit_params, eager_params)
+
+
+def test_import_gradtrace_engine_stays_light(tmp_path):
+    """numpy is loaded by the first jitted call, not by ``import gradtrace.engine``."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from gradtrace.engine import jit\n"
+        "print('numpy' in sys.modules)\n"
+        "jit(lambda x: x * 2.0)(1.0)\n"
+        "print('numpy' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
