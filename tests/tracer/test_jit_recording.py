@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from gradtrace.engine import MLP, SGD, Value, hinge, jit, l2, make_moons
 from gradtrace.tracer.recording.jitcapture import JitShape
@@ -122,3 +123,18 @@ def test_log_before_backward_stores_the_gradients_eager_nodes_hold(tmp_path):
         grads = [view.nodes(k)["grad"].tolist() for k in (0, 1)]
         graph = view.graph(1)
     assert grads[0] == grads[1] == [0.25 if p == 0 else 0.0 for p in graph["param"].fillna(-1)]
+
+
+@pytest.mark.parametrize(
+    ("data", "grad", "first"),
+    [
+        ([1.0, 2.0, 3.0], [0.0, -0.0, 5e-324], None),
+        ([1e308, 1e308, 1.0], [0.0, 0.0, 0.0], None),  # the sum overflows; every node is finite
+        ([1.0, math.inf, -math.inf], [0.0, 0.0, 0.0], 1),
+        ([1.0, 2.0, 3.0], [0.0, 0.0, math.nan], 2),
+    ],
+)
+def test_first_nonfinite_node_of_a_replay(data, grad, first):
+    from gradtrace.tracer.recording.jitcapture import _first_nonfinite
+
+    assert _first_nonfinite(np.array(data), np.array(grad)) == first

@@ -18,6 +18,7 @@ capture is the shape's), and the trace is the replay's two float64 arrays.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -59,9 +60,17 @@ def snapshot(graphs: GraphCapture, root: Value | Replay, step: int) -> Snapshot:
     # the snapshot keeps them as they are, nothing is copied.
     data = root.values
     grad = root.grads if root.grads is not None else _grads_before_backward(root)
-    snap = Snapshot(shape, new, data, grad, first_nonfinite(data, grad))
+    snap = Snapshot(shape, new, data, grad, _first_nonfinite(data, grad))
     graphs.timings.add(t1 - t0, perf_counter() - t1)
     return snap
+
+
+def _first_nonfinite(data: np.ndarray, grad: np.ndarray) -> int | None:
+    # A sum is finite only if every term is (a NaN or inf makes it NaN or inf):
+    # one pass in C per array, and the full scan only when a sum is not finite.
+    if math.isfinite(data.sum()) and math.isfinite(grad.sum()):
+        return None
+    return first_nonfinite(data, grad)
 
 
 def _passed(root: Replay, param_index: dict[int, int]) -> tuple[tuple[int, int], ...]:
