@@ -134,6 +134,7 @@ def test_log_before_backward_stores_the_gradients_eager_nodes_hold(tmp_path):
         ([1.0, 2.0, 3.0], [0.0, 0.0, math.nan], 2),
     ],
 )
+@pytest.mark.filterwarnings("error")  # an overflowing sum is not the user's warning
 def test_first_nonfinite_node_of_a_replay(data, grad, first):
     from gradtrace.tracer.recording.jitcapture import _first_nonfinite
 

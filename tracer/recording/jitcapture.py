@@ -68,8 +68,9 @@ def snapshot(graphs: GraphCapture, root: Value | Replay, step: int) -> Snapshot:
 def _first_nonfinite(data: np.ndarray, grad: np.ndarray) -> int | None:
     # A sum is finite only if every term is (a NaN or inf makes it NaN or inf):
     # one pass in C per array, and the full scan only when a sum is not finite.
-    if math.isfinite(data.sum()) and math.isfinite(grad.sum()):
-        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(data.sum()) and math.isfinite(grad.sum()):
+            return None
     return first_nonfinite(data, grad)
 
 
