@@ -73,10 +73,9 @@ class Jit:
     def __call__(self, *args: Any, **kwargs: Any) -> Replay:
         key, numbers, values = _flatten((args, kwargs))
         capture = self.captures.get(key)
-        count = self.calls.get(key, 0) + 1
-        self.calls[key] = count
         if capture is None:
             return self._capture(key, args, kwargs, numbers, values)
+        count = self.calls[key] = self.calls[key] + 1
         if self.check_every and (count == 2 or count % self.check_every == 0):
             return self._check(capture, args, kwargs, numbers, values)
         return Replay.run(capture, numbers, values)
@@ -97,8 +96,10 @@ class Jit:
         capture = Capture.trace(root, inputs)
         del root
         self.captures[key] = capture
+        self.calls[key] = 1
         while len(self.captures) > MAX_CAPTURES:  # forget the oldest structure
-            del self.captures[next(iter(self.captures))]
+            oldest = next(iter(self.captures))
+            del self.captures[oldest], self.calls[oldest]
         replay = Replay.run(capture, numbers, values)
         replay.same_as(capture.values, "the traced call")
         return replay

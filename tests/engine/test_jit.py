@@ -210,7 +210,7 @@ def test_structures_are_cached_and_the_oldest_forgotten():
     g = jit(lambda xs: sum(x * x for x in xs), check_every=0)
     for n in range(1, MAX_CAPTURES + 3):
         assert g([1.0] * n).data == n
-    assert len(g.captures) == MAX_CAPTURES
+    assert len(g.captures) == len(g.calls) == MAX_CAPTURES
 
 
 @pytest.mark.parametrize(
