@@ -6,6 +6,7 @@ Run from the repository root (needs ``pip install micrograd==0.1.0``, the ``benc
     python benchmarks/engine.py --steps 50 --seed 3
     python benchmarks/engine.py --with-deps     # in a process that imported pandas & co.
     python benchmarks/engine.py --jit           # engine.jit; each engine in a process of its own
+    python benchmarks/engine.py --jit-sizes     # jit and eager from 25 to 400 points
 
 One step is the whole of micrograd's demo loop body: MLP 2-16-16-1 (relu), 100
 points of ``engine.make_moons(100, 0.1, seed)``, SVM hinge loss
@@ -113,6 +114,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--jit", action="store_true", help="gradtrace.engine.jit vs the others, fresh processes"
+    )
+    parser.add_argument(
+        "--jit-sizes",
+        action="store_true",
+        help="jit and eager CPU time per step at 25-400 points, with fitted growth exponents",
     )
     parser.add_argument("--variant", choices=JIT_VARIANTS, help=argparse.SUPPRESS)  # a child
     parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)  # its first steps only
@@ -375,8 +381,58 @@ def format_jit_table(out: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def jit_sizes(seed: int, steps: int, sizes: tuple[int, ...] = (25, 50, 100, 200, 400)) -> str:
+    """CPU seconds per step of jit and eager at several data sizes, and the exponent b
+    of a least-squares fit ``time ~ nodes**b`` (1.0: linear in the graph)."""
+    import numpy as np
+
+    rows = ["| points | nodes | eager CPU s/step | jit CPU s/step | jit speed-up |"]
+    rows.append("|---:|---:|---:|---:|---:|")
+    nodes, eager_s, jit_s = [], [], []
+    for n in sizes:
+        X, y = engine.make_moons(n, noise=0.1, seed=seed)
+        model = engine.MLP(2, SIZES, seed=seed)
+
+        def loss_of(rows: list, model: Any = model, y: list = y) -> Any:
+            return build_loss(lambda v: v, model, rows, y)
+
+        fn = engine.jit(loss_of)
+        fn(X)
+        fn(X)  # the capture and the checked first replay
+        times = {"eager": [], "jit": []}
+        for _ in range(steps):
+            for name in times:
+                gc.collect()
+                t0 = time.process_time()
+                root = (
+                    fn(X) if name == "jit" else loss_of([[engine.Value(a) for a in r] for r in X])
+                )
+                model.zero_grad()
+                root.backward()
+                times[name].append(time.process_time() - t0)
+                del root
+        nodes.append(fn.captures[next(iter(fn.captures))].n_nodes)
+        eager_s.append(statistics.median(times["eager"]))
+        jit_s.append(statistics.median(times["jit"]))
+        rows.append(
+            f"| {n} | {nodes[-1]:,} | {eager_s[-1]:.4f} | {jit_s[-1]:.4f} "
+            f"| {eager_s[-1] / jit_s[-1]:.1f}x |"
+        )
+    fit = {
+        k: np.polyfit(np.log(nodes), np.log(v), 1)[0]
+        for k, v in (("eager", eager_s), ("jit", jit_s))
+    }
+    rows.append("")
+    rows.append(f"fitted growth exponent in nodes: eager {fit['eager']:.2f}, jit {fit['jit']:.2f}")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.jit_sizes:
+        print(f"forward + backward, CPU time, median of {args.steps} steps, MLP 2-16-16-1 relu")
+        print(jit_sizes(args.seed, args.steps))
+        return
     if args.variant:  # a child of --jit: one engine, one JSON line
         import json
 

@@ -29,6 +29,8 @@ k-th call eagerly instead, compares the graph and its values with the
 capture, and raises :class:`GraphChanged` naming the first node that differs;
 ``check_every=0`` turns the check off, ``1`` checks every call. An eager call
 costs about as much as 25 replays, so the default adds some 5 % to a long run.
+
+A jitted function is for one thread at a time: its replays share scratch memory.
 """
 
 from __future__ import annotations
