@@ -82,7 +82,7 @@ class Jit:
             return self._check(capture, args, kwargs, numbers, values)
         return Replay.run(capture, numbers, values)
 
-    def _eager(self, args: Any, kwargs: Any, values: list[Value | None], numbers: list[float]):
+    def _eager(self, args: Any, kwargs: Any, numbers: list[float], values: list[Value | None]):
         inputs = [Value(x) if v is None else v for x, v in zip(numbers, values, strict=True)]
         a, kw = _rebuild((args, kwargs), iter(inputs))
         root = self.fn(*a, **kw)
@@ -94,8 +94,9 @@ class Jit:
         return root, inputs
 
     def _capture(self, key, args, kwargs, numbers, values) -> Replay:
-        root, inputs = self._eager(args, kwargs, values, numbers)
+        root, inputs = self._eager(args, kwargs, numbers, values)
         capture = Capture.trace(root, inputs)
+        eager = [v.data for v in root.topo()]
         del root
         self.captures[key] = capture
         self.calls[key] = 1
@@ -103,11 +104,11 @@ class Jit:
             oldest = next(iter(self.captures))
             del self.captures[oldest], self.calls[oldest]
         replay = Replay.run(capture, numbers, values)
-        replay.same_as(capture.values, "the traced call")
+        replay.same_as(eager, "the traced call")
         return replay
 
     def _check(self, capture, args, kwargs, numbers, values) -> Replay:
-        root, inputs = self._eager(args, kwargs, values, numbers)
+        root, inputs = self._eager(args, kwargs, numbers, values)
         try:
             capture.compare(root, inputs)
         except GraphChanged as e:

@@ -69,7 +69,6 @@ class Capture:
     state: list[Value]  # the state leaves themselves, read at every replay
     const_pos: list[int]
     const_data: list[float]
-    values: list[float]  # every node's value in the traced call
     plan: Any = field(default=None, repr=False)  # jitplan.Plan, made on first replay
 
     @property
@@ -114,7 +113,6 @@ class Capture:
             state=state,
             const_pos=const_pos,
             const_data=const_data,
-            values=[v.data for v in nodes],
         )
 
     def sources(self) -> list[str]:
