@@ -34,7 +34,7 @@ from typing import Any
 from gradtrace.engine.rules import LEAF, PARAMETER
 from gradtrace.engine.value import Value, structure
 
-INPUT, STATE, CONSTANT = "input", "state", "constant"
+STATE, CONSTANT = "state", "constant"  # leaf sources besides "input p" and "parameter"
 
 
 class JitError(ValueError):
