@@ -337,3 +337,12 @@ def test_import_gradtrace_engine_stays_light(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]
+
+
+@pytest.mark.parametrize("module", ["jit", "jitgraph", "jitplan", "jitops"])
+def test_docstring_examples_hold(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"gradtrace.engine.{module}"))
+    assert result.attempted > 0 and result.failed == 0
