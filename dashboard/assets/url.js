@@ -10,8 +10,9 @@ window.gtQuery = function () {
 };
 window.gtReplaceQuery = function (q) {
   const path = window.location.pathname;
-  const url = path + "?" + q.toString();
-  window.gtUrlPending = {path: path, search: "?" + q.toString()};
+  const search = q.toString() ? "?" + q.toString() : "";
+  const url = path + search;
+  window.gtUrlPending = {path: path, search: search};
   clearTimeout(window.gtUrlTimer);
   window.gtUrlTimer = setTimeout(function () {
     const pending = window.gtUrlPending;

@@ -642,7 +642,7 @@ def test_nonfinite_run_tells_its_story_on_top_and_highlights_cells(tmp_path):
     }
     resp = call(app, "run-nodes.getRowsResponse", values, "run-nodes.getRowsRequest")
     rows = resp["run-nodes"]["getRowsResponse"]["rowData"]
-    assert rows[0]["value"] == "nan", rows  # NaN/inf first, as text the grid highlights
+    assert rows[0]["value"] == "NaN", rows  # NaN/inf first, as text the grid highlights
     assert isinstance(rows[-1]["value"], float)
     assert resp["run-nodes"]["getRowsResponse"]["rowCount"] == len(view.nodes(3))
 
