@@ -10,14 +10,15 @@ window.dash_clientside.gtRuns = {
   /* The server's columns, sorted as the address says; on a phone only the few that
      answer "which runs worked?". initial*: re-sent columns keep the user's sort. */
   columns: function (cols, url) {
+    var no = window.dash_clientside.no_update;
     if (!cols) {
-      return window.dash_clientside.no_update;
+      return [no, no];
     }
     var sort = (url && url.sort) || "-started_at";
     var desc = sort.charAt(0) === "-";
     var field = desc ? sort.slice(1) : sort;
     var phone = window.innerWidth < GT_PHONE_WIDTH;
-    return cols.map(function (c) {
+    var defs = cols.map(function (c) {
       var out = Object.assign({}, c);
       if (c.field === field) {
         out.initialSort = desc ? "desc" : "asc";
@@ -25,11 +26,17 @@ window.dash_clientside.gtRuns = {
       if (phone && GT_PHONE_FIELDS.indexOf(c.field) < 0) {
         out.initialHide = true;
       }
-      if (phone && c.pinned) {
-        out.pinned = null;  // a pinned column does not scroll: on a phone it is the screen
+      if (phone) {
+        // four columns share the screen: no pinning, no fixed widths
+        out.pinned = null;
+        out.minWidth = 60;
+        out.maxWidth = undefined;
+        out.flex = c.field === "name" ? 2 : 1;
+        out.floatingFilter = false;
       }
       return out;
     });
+    return [defs, phone ? "sizeToFit" : "autoSize"];
   },
 
   count: function (shown, all) {

@@ -267,7 +267,7 @@ def register(app: Dash, ctx: AppContext) -> None:
     for name, outputs, inputs in (
         (
             "columns",
-            Output("runs-grid", "columnDefs"),
+            [Output("runs-grid", "columnDefs"), Output("runs-grid", "columnSize")],
             [Input("runs-columns", "data"), State("runs-url", "data")],
         ),
         (
