@@ -15,7 +15,7 @@ import flask
 from dash import Dash, dcc, html
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, attach, context_for
-from gradtrace.dashboard.pages import compare, not_found_404, run, runs
+from gradtrace.dashboard.pages import compare, notfound, run, runs
 
 cyto.load_extra_layouts()  # dagre: the computation graph left to right, like graphviz
 
@@ -37,7 +37,7 @@ def create_app(db: str | None = None) -> Dash:
     runs.register(app, ctx)
     run.register(app, ctx)
     compare.register(app, ctx)
-    not_found_404.register(app, ctx)
+    notfound.register(app, ctx)
     topbar = html.Header(
         [
             dcc.Link("gradtrace", href="/", className="brand"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from gradtrace.dashboard.comparefigs import compare_figure, first_off, robust_range
+from gradtrace.dashboard.comparefigs import compare_figures, first_off, robust_range, run_colours
 from gradtrace.dashboard.pages.compare import divergence, node_href
 from helpers.compare import record_run
 
@@ -32,18 +32,29 @@ def test_two_runs_on_one_scale_are_both_shown_whole():
     assert lo <= 0.1 and hi >= 6.0
 
 
-def test_figure_marks_the_clipped_run_and_keeps_the_legend_aside():
-    m = pd.DataFrame({"loss": [1.0, 0.5, 0.2], "acc": [0.5, 0.6, 0.7], "wall_time": [0, 1, 2]})
+def test_figures_put_loss_first_and_mark_the_clipped_run():
+    m = pd.DataFrame({"acc": [0.5, 0.6, 0.7], "loss": [1.0, 0.5, 0.2], "wall_time": [0, 1, 2]})
     boom = m.copy()
     boom["loss"] = [1.0, 1e100, 1e231]
-    fig = compare_figure([("a", m), ("b <i>", boom)])
-    titles = [a["text"] for a in fig["layout"]["annotations"]]
-    assert titles == ["loss", "acc"]
-    assert fig["layout"]["yaxis"]["range"][1] < 2
-    marks = [t for t in fig["data"] if t["mode"] == "markers"]
-    assert len(marks) == 1 and marks[0]["x"] == [1]
+    figs = compare_figures([("a", m, "#000001"), ("b <i>", boom, "#000002")])
+    assert [name for name, _ in figs] == ["loss", "acc"]  # loss first, whatever the order
+    loss = figs[0][1]
+    assert loss["layout"]["title"]["text"] == "loss"  # its own title, over its own axes
+    assert loss["layout"]["yaxis"]["range"][1] < 2
+    lines = [t for t in loss["data"] if t["mode"] == "lines"]
+    assert [t["line"]["color"] for t in lines] == ["#000001", "#000002"]
+    marks = [t for t in loss["data"] if t["mode"] == "markers"]
+    assert len(marks) == 1 and marks[0]["x"] == [1] and marks[0]["marker"]["color"] == "#000002"
     assert "b &lt;i&gt;" in marks[0]["hovertext"]  # user text escaped for Plotly
-    assert fig["layout"]["legend"]["x"] > 1  # beside the panels
+    assert compare_figures([("a", m[["wall_time"]], "#000001")]) == []
+
+
+def test_run_colours_follow_the_runs_not_their_order():
+    ids = [f"{i:032x}" for i in range(0, 12 * 7919, 7919)]
+    colours = run_colours(ids)
+    assert colours == run_colours(ids[::-1])
+    assert len(set(run_colours(ids[:10]).values())) == 10  # up to ten runs: all different
+    assert run_colours(ids[:3]) == run_colours(list(reversed(ids[:3])))
 
 
 def test_divergence_links_point_at_the_step_and_node(tmp_path):

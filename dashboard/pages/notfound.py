@@ -1,6 +1,6 @@
 """The page for an address the dashboard does not have: what happened and two ways
 on, home or a search of the runs (``/?q=``). Dash's pages router shows the page
-registered from a module named ``not_found_404`` for any unknown path."""
+registered under the module name ``not_found_404`` for any unknown path."""
 
 from __future__ import annotations
 
@@ -16,17 +16,17 @@ def layout(**_: Any) -> html.Div:
     return html.Div(
         [
             html.H2("Page not found"),
-            html.P(["Nothing lives at ", html.Code(id="not-found-path"), " in this dashboard."]),
+            html.P(["Nothing lives at ", html.Code(id="notfound-path"), " in this dashboard."]),
             html.P(
                 [
-                    dcc.Link("← all runs", href="/", className="run-link", id="not-found-home"),
+                    dcc.Link("← all runs", href="/", className="run-link", id="notfound-home"),
                     " or search the runs by name, status or config:",
                 ]
             ),
             html.Form(
                 [
                     dcc.Input(
-                        id="not-found-search",
+                        id="notfound-search",
                         name="q",
                         type="search",
                         placeholder="run name or id prefix",
@@ -39,17 +39,21 @@ def layout(**_: Any) -> html.Div:
             ),
         ],
         className="card not-found",
-        id="not-found",
+        id="notfound-card",
     )
 
 
 def register(app: Dash, ctx: AppContext) -> None:
     """Add the page to ``app``."""
     dash.register_page(
-        __name__, path="/404", name="Not found", title="gradtrace · not found", layout=layout
+        "not_found_404",  # the name Dash's router looks for
+        path="/404",
+        name="Not found",
+        title="gradtrace · not found",
+        layout=layout,
     )
     app.clientside_callback(
         "function (path) { return path || ''; }",
-        Output("not-found-path", "children"),
+        Output("notfound-path", "children"),
         Input("_pages_location", "pathname"),
     )
