@@ -5,6 +5,13 @@ window.dash_clientside = window.dash_clientside || {};
 
 var GT_PHONE_WIDTH = 700;
 var GT_PHONE_FIELDS = ["name", "status", "diverged_at_step", "metric.loss"];
+var GT_PHONE_SHORT = {
+  "metric.loss": {headerName: "loss", valueFormatter: {function: "gtNumber(params.value, 4)"}},
+  // the cell is red already: "diverged" says it without the lifecycle status
+  status: {valueFormatter: {function: "params.data && params.data.diverged_at_step != null ?"
+                                      + " 'diverged' : params.value"}},
+  diverged_at_step: {valueFormatter: {function: "params.value == null ? '' : 'step ' + params.value"}},
+};
 
 window.dash_clientside.gtRuns = {
   /* The server's columns, sorted as the address says; on a phone only the few that
@@ -27,12 +34,15 @@ window.dash_clientside.gtRuns = {
         out.initialHide = true;
       }
       if (phone) {
-        // four columns share the screen: no pinning, no fixed widths
+        // four columns share the screen: no pinning, no fixed widths, short words
         out.pinned = null;
-        out.minWidth = 60;
+        out.minWidth = 56;
         out.maxWidth = undefined;
-        out.flex = c.field === "name" ? 2 : 1;
+        out.flex = c.field === "name" ? 1.4 : 1;
         out.floatingFilter = false;
+        out.suppressHeaderMenuButton = true;
+        out.suppressHeaderFilterButton = true;
+        Object.assign(out, GT_PHONE_SHORT[c.field] || {});
       }
       return out;
     });

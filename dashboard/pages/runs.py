@@ -82,6 +82,7 @@ GRID_OPTIONS = {
     "rowSelection": {"mode": "multiRow"},
     "suppressFieldDotNotation": True,  # "config.lr" is one field
     "enableCellTextSelection": True,
+    "selectionColumnDef": {"width": 40, "minWidth": 40, "maxWidth": 40},  # just the tick
 }
 
 
