@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.data import ema, plotly_text
+from gradtrace.dashboard.figures import COLORWAY
 
 OFF_SCALE = 20.0  # spans of the common range beyond which a run is off the scale
 PAD = 0.05  # of the range, above and below
@@ -68,25 +69,30 @@ def first_off(steps: np.ndarray, values: np.ndarray, rng: tuple[float, float], l
     return int(steps[i]), float(v[i]), (rng[1] if y[i] > rng[1] else rng[0])
 
 
-def run_colours(ids: Sequence[str]) -> dict[str, str]:
-    """Each run's line colour, the same on every page that shows the same runs (the
-    runs list's overlay, the compare page), whatever their order there.
+def run_colours(ids: Sequence[str], by_age: Sequence[str] = ()) -> dict[str, str]:
+    """Each run's line colour, the same on every page that shows it (the runs list's
+    overlay, the compare page), whatever the order or company it is shown in.
 
-    A run's colour follows from its id; when two ids ask for one colour, the
-    smaller id keeps it and the other takes the next free one.
+    A run's colour follows from its place in ``by_age`` (every run id, oldest first:
+    runs recorded one after another, the ones usually compared, differ), or from
+    its id when it is not there. When two of ``ids`` ask for one colour, the older
+    keeps it and the other takes the next free one.
 
-    >>> c = run_colours(["b2", "a1"]); c == run_colours(["a1", "b2"]) and c["a1"] != c["b2"]
+    >>> run_colours(["b", "a"], by_age=["a", "b"]) == {"a": COLORWAY[0], "b": COLORWAY[1]}
     True
     """
-    n = len(figures.COLORWAY)
+    n = len(COLORWAY)
+    age = {rid: i for i, rid in enumerate(by_age)}
+    unknown = len(age)
+    wanted = {rid: age.get(rid, unknown + zlib.crc32(rid.encode())) for rid in set(ids)}
     out: dict[str, str] = {}
     taken: set[int] = set()
-    for rid in sorted(set(ids)):
-        k = zlib.crc32(rid.encode()) % n
+    for rid in sorted(wanted, key=lambda r: (wanted[r], r)):
+        k = wanted[rid] % n
         while k in taken and len(taken) < n:  # more runs than colours: they repeat
             k = (k + 1) % n
         taken.add(k)
-        out[rid] = figures.COLORWAY[k]
+        out[rid] = COLORWAY[k]
     return out
 
 

@@ -98,6 +98,11 @@ def label(rc: RunCache) -> str:
     return f"{rc.view.name} ({rc.id[:8]})"
 
 
+def colours_of(ctx: AppContext, found: list[RunCache]) -> dict[str, str]:
+    """The runs' colours, as the runs list gives them (by age in the database)."""
+    return run_colours([rc.id for rc in found], by_age=ctx.store.runs()["id"].tolist()[::-1])
+
+
 def legend(found: list[RunCache], colours: dict[str, str]) -> html.Div:
     """One legend for every chart: a swatch and the run's name, linking to its page."""
     return html.Div(
@@ -216,7 +221,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         found, _ = resolve(ctx, refs or [])
         if not found:
             return None  # the problem note above says why
-        colours = run_colours([rc.id for rc in found])
+        colours = colours_of(ctx, found)
         runs = [(label(rc), rc.metrics(), colours[rc.id]) for rc in found]
         panels = compare_figures(runs, float(smoothing or 0.0), "log" in (logy or []))
         if not panels:
@@ -248,7 +253,7 @@ def register(app: Dash, ctx: AppContext) -> None:
             return note, None, None, None
         runs = ctx.store.runs().set_index("id")["diverged_at_step"]
         diverged = {rc.id: runs.get(rc.id) for rc in found}
-        colours = run_colours([rc.id for rc in found])
+        colours = colours_of(ctx, found)
         table = summary_table(found, colours, diverged)
         if len(found) < 2:
             return note, table, message("Settings are compared between two or more runs."), None

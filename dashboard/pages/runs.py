@@ -306,7 +306,8 @@ def register(app: Dash, ctx: AppContext) -> None:
         if not selected:
             return message("Tick two or more runs to compare them.")
         ids = [r["id"] for r in selected]
-        colours = run_colours(ids)
+        runs = ctx.store.runs()
+        colours = run_colours(ids, by_age=runs["id"].tolist()[::-1])
         fig = figures.frame(
             height=320,
             title="loss",
@@ -328,7 +329,6 @@ def register(app: Dash, ctx: AppContext) -> None:
                         line={"color": colours[rid]},
                     )
                 )
-        runs = ctx.store.runs()
         runs = runs[runs["id"].isin(ids)].set_index("id").loc[ids].reset_index()
         diff = config_diff(runs)
         names = dict(zip(runs["id"], runs["name"], strict=True))

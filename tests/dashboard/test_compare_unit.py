@@ -55,6 +55,10 @@ def test_run_colours_follow_the_runs_not_their_order():
     assert colours == run_colours(ids[::-1])
     assert len(set(run_colours(ids[:10]).values())) == 10  # up to ten runs: all different
     assert run_colours(ids[:3]) == run_colours(list(reversed(ids[:3])))
+    # By age: a run keeps its colour whichever runs it is shown with.
+    alone = {rid: run_colours([rid], by_age=ids)[rid] for rid in ids[:10]}
+    assert run_colours(ids[:10], by_age=ids) == alone
+    assert run_colours(ids[2:5], by_age=ids) == {rid: alone[rid] for rid in ids[2:5]}
 
 
 def test_divergence_links_point_at_the_step_and_node(tmp_path):
