@@ -1,12 +1,14 @@
-"""The compare page's pieces without a browser: the robust y range, the off-scale
-marks, the divergence links."""
+"""The compare page's and the runs list's pieces without a browser: the robust y
+range, the off-scale marks, colours, schedules, the divergence links, grid rows."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from gradtrace.dashboard.comparefigs import compare_figures, first_off, robust_range, run_colours
+from gradtrace.dashboard.comparetables import first_apart
 from gradtrace.dashboard.pages.compare import divergence, node_href
+from gradtrace.dashboard.pages.runs import columns_for, grid_rows
 from helpers.compare import record_run
 
 from gradtrace import tracer
@@ -76,3 +78,34 @@ def test_divergence_links_point_at_the_step_and_node(tmp_path):
     node = d.node_value.node
     assert node_href(a, 11, node) == f"/run/{a}?step=11&node={node}"
     assert f"/run/{a}?step=11&node={node}" in hrefs and f"/run/{b}?step=11&node={node}" in hrefs
+
+
+def test_schedules_part_at_the_first_step_whose_bits_differ():
+    a = pd.Series([1.0, 0.9, np.nan, 0.7], index=[0, 1, 2, 3])
+    assert first_apart([a, a.copy()]) is None  # NaN equals NaN bit for bit
+    b = a.copy()
+    b[3] = np.nextafter(0.7, 1.0)  # one ulp
+    assert first_apart([a, b]) == 3
+    assert first_apart([a, b.drop(3)]) is None  # only common steps count
+    assert first_apart([a, a, pd.Series([1.2], index=[0])]) == 0
+
+
+def test_runs_grid_types_each_config_column_and_shows_nan():
+    runs = pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "diverged_at_step": pd.array([None, 4, None], dtype="Int64"),
+            "metric.loss": [0.5, np.nan, np.nan],
+            "config.width": [16, "wide", np.nan],  # text in one run: text in all
+            "config.lr": [0.1, 0.2, np.nan],
+        }
+    )
+    cols, text = columns_for(runs)
+    by_field = {c["field"]: c for c in cols}
+    assert text == ["config.width"] and by_field["config.width"]["cellDataType"] == "text"
+    assert by_field["config.lr"]["cellDataType"] == "number"
+    rows = grid_rows(runs, text)
+    assert [r["config.width"] for r in rows] == ["16", "wide", None]
+    assert [r["config.lr"] for r in rows] == [0.1, 0.2, None]
+    # A diverged run's NaN loss is NaN; a run that never logged one has none.
+    assert [r["metric.loss"] for r in rows] == [0.5, "NaN", None]

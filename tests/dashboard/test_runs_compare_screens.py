@@ -369,7 +369,8 @@ def test_a_run_keeps_its_colour_from_the_runs_list_to_the_compare_page(dash_duo,
     got = wait_until(lambda: (p := panels(dash_duo)) and p[0]["colours"] and p, what="charts")
     assert sorted(got[0]["colours"]) == sorted(on_list)
     # The same runs listed the other way round, with a third: still the same colours.
-    ids = query(dash_duo)["runs"].split(",")[::-1] + [recorded["ids"]["exploding"]]
+    ids = query(dash_duo)["runs"].split(",")[::-1]
+    ids.append(next(i for i in recorded["ids"].values() if i not in ids))
     dash_duo.driver.get(f"{dash_duo.server_url}/compare?runs={','.join(ids)}")
     got = wait_until(
         lambda: (p := panels(dash_duo)) and len(p[0]["colours"]) == 3 and p, what="three runs"
