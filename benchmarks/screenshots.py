@@ -22,7 +22,7 @@ from pathlib import Path
 
 from gradtrace.dashboard import create_app
 from gradtrace.engine import linear_decay
-from gradtrace.tracer.recording.demo import setup, train
+from gradtrace.tracer.report import demo
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from werkzeug.serving import make_server
@@ -48,12 +48,12 @@ def _loop(run, model, loss_fn, opt, steps: int) -> None:
 def record_runs(db: str, steps: int) -> None:
     """The moons demo; the same config with its rate starting at 1.2 instead of 1.0
     (a difference only the logged schedule shows); a run whose rate grows to NaN."""
-    train("moons", steps, db)
-    model, loss_fn, opt, config = setup("moons", steps, SEED)
+    demo.train("moons", steps, db)
+    model, loss_fn, opt, config = demo.setup("moons", steps, SEED)
     opt.schedule = linear_decay(1.2, 0.1, steps)
     with tracer.record("moons-lr1.2", db, experiment="demo", config=config, seed=SEED) as run:
         _loop(run, model, loss_fn, opt, steps)
-    model, loss_fn, opt, config = setup("moons", steps, SEED)
+    model, loss_fn, opt, config = demo.setup("moons", steps, SEED)
     opt.schedule = lambda k: 0.5 * 8.0**k
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the recorder warns at the first NaN

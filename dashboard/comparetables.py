@@ -18,9 +18,8 @@ import pandas as pd
 from dash import dcc, html
 from gradtrace.dashboard.context import RunCache
 from gradtrace.dashboard.ui import badge, message
-from gradtrace.tracer.analysis.diffread import metric_series, metric_sides, settings_of
-from gradtrace.tracer.analysis.difftypes import SETTINGS, equal_mask
-from gradtrace.tracer.read.display import duration, number
+from gradtrace.tracer.display import duration, number
+from gradtrace.tracer.report import SETTINGS, metric_series, metric_sides, settings_of
 
 # Logged every step, so not in the config: compared step by step.
 SCHEDULES = ("lr",)
@@ -117,10 +116,14 @@ def first_apart(series: list[pd.Series]) -> int | None:
     if not len(common):
         return None
     common = common.sort_values()
-    ref = series[0].reindex(common).to_numpy()
+
+    def bits(s: pd.Series) -> np.ndarray:  # NaN equals NaN, -0.0 differs from 0.0
+        return s.reindex(common).to_numpy(dtype=np.float64).view(np.uint64)
+
+    ref = bits(series[0])
     apart = np.zeros(len(common), dtype=bool)
     for s in series[1:]:
-        apart |= ~equal_mask(ref, s.reindex(common).to_numpy())
+        apart |= bits(s) != ref
     hits = np.flatnonzero(apart)
     return int(common[hits[0]]) if hits.size else None
 

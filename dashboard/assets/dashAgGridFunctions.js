@@ -14,7 +14,7 @@ dagfuncs.gtNum = function (v) {
   return Object.prototype.hasOwnProperty.call(special, v) ? special[v] : Number(v);
 };
 
-/* How a number reads: tracer/read/display.py's number(), character for character
+/* How a number reads: tracer/display.py's number(), character for character
    (Python's "%.6g": exponent form below 1e-4 or from 10^digits on, trailing zeros
    dropped, a two-digit exponent), so the list and the run page agree. */
 dagfuncs.gtNumber = function (value, digits) {
@@ -62,31 +62,4 @@ dagfuncs.gtCompare = function (a, b, nodeA, nodeB, isDescending) {
     return isDescending ? -last : last;
   }
   return x === y ? 0 : x < y ? -1 : 1;
-};
-
-/* display.py's duration(): 0.07s, 12.3s, 3m05s, 1h02m, 2d03h; "-" when unknown. */
-dagfuncs.gtDuration = function (seconds) {
-  if (seconds === null || seconds === undefined || !isFinite(seconds)) {
-    return "-";
-  }
-  var s = Math.max(seconds, 0);
-  var two = function (n) {
-    return (n < 10 ? "0" : "") + n;
-  };
-  if (s < 10) {
-    return s.toFixed(2) + "s";
-  }
-  if (s < 60) {
-    return s.toFixed(1) + "s";
-  }
-  var t = Math.round(s);  // Python's round() halves to even; whole seconds rarely tie
-  var m = Math.floor(t / 60);
-  if (m < 60) {
-    return m + "m" + two(t % 60) + "s";
-  }
-  var h = Math.floor(m / 60);
-  if (h < 24) {
-    return h + "h" + two(m % 60) + "m";
-  }
-  return Math.floor(h / 24) + "d" + two(h % 24) + "h";
 };

@@ -20,7 +20,7 @@ from gradtrace.dashboard.comparefigs import compare_figures, run_colours
 from gradtrace.dashboard.comparetables import exact, settings_table, summary_table
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.ui import card, log_y_toggle, message
-from gradtrace.tracer.analysis.difftypes import NodeDiff, RunDiff
+from gradtrace.tracer.report import NodeDiff, RunDiff
 
 from gradtrace import tracer
 

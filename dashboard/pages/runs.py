@@ -26,6 +26,7 @@ from gradtrace.dashboard.comparefigs import run_colours
 from gradtrace.dashboard.context import AppContext, context_for
 from gradtrace.dashboard.data import cell, config_diff, plotly_text
 from gradtrace.dashboard.ui import card, message
+from gradtrace.tracer.display import duration
 
 REFRESH_MS = 3000
 STATUS_RULES = {
@@ -70,7 +71,7 @@ BASE_COLUMNS: list[dict[str, Any]] = [
         "field": "duration_s",
         "headerName": "duration",
         "filter": "agNumberColumnFilter",
-        "valueFormatter": {"function": "gtDuration(params.value)"},
+        "valueFormatter": {"function": "params.data.duration"},  # display.duration's text
         "maxWidth": 130,
     },
     {"field": "steps", "filter": "agNumberColumnFilter", "maxWidth": 110},
@@ -227,6 +228,7 @@ def grid_rows(runs: pd.DataFrame, text: list[str]) -> list[dict[str, Any]]:
                 out[k] = "NaN" if diverged else None
             else:
                 out[k] = cell(v)
+        out["duration"] = duration(out.get("duration_s"))  # as the command line writes it
         rows.append(out)
     return rows
 
