@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -50,33 +51,33 @@ def create_app(db: str | None = None) -> Dash:
     return app
 
 
-# Dash's page container (``dash.page_container``) with the same ids: the pages router
-# and the title callback keep working on it.
-PAGE_IDS = ("_pages_location", "_pages_content", "_pages_store", "_pages_dummy")
-
-
 def page_container(prefix: str = "/") -> html.Div:
     """Dash's page container; for the run page's own load, with the page already in it.
 
     Dash fetches the layout (``/_dash-layout``) and only then asks its router, in a
     second request, for the page's content. The layout request names the page in
-    its ``Referer``: a run page is built right here, and the location component
-    starts at that URL, so the router has nothing to do (for any other page, or
-    without a ``Referer``, the router fills the page as before).
+    its ``Referer``: a run page is built right here into a copy of Dash's own
+    container (its components found by type, its ids left as Dash made them), and
+    its location starts at that URL, so the router has nothing to do (for any other
+    page, or without a ``Referer``, the router fills the page as before).
     """
-    location, content, store, dummy = PAGE_IDS
     page = _run_page_from_referrer(prefix)
     if page is None:
         return dash.page_container
     (path, search), children, title = page
-    return html.Div(
-        [
-            dcc.Location(id=location, refresh="callback-nav", pathname=path, search=search),
-            html.Div(children, id=content, disable_n_clicks=True),
-            dcc.Store(id=store, data={"title": title}),
-            html.Div(id=dummy, disable_n_clicks=True),
-        ]
-    )
+    container = copy.copy(dash.page_container)
+    parts, filled = [], False
+    for part in container.children:
+        part = copy.copy(part)
+        if isinstance(part, dcc.Location):
+            part.pathname, part.search = path, search
+        elif isinstance(part, dcc.Store):
+            part.data = {"title": title}
+        elif isinstance(part, html.Div) and not filled:  # the first div holds the page
+            part.children, filled = children, True
+        parts.append(part)
+    container.children = parts
+    return container
 
 
 def _run_page_from_referrer(prefix: str) -> tuple[tuple[str, str], Any, str] | None:

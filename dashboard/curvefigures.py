@@ -21,30 +21,10 @@ from gradtrace.dashboard.figures import (
     empty,
     finite_list,
     frame,
+    marker,
     scatter,
     subplots,
 )
-
-MARKER_COLOR = "#f59e0b"  # the replay step's line (the browser finds it by colour)
-
-
-def marker(step: int | None, xref: str = "x") -> list[dict]:
-    """The replay step as a vertical line."""
-    if step is None:
-        return []
-    return [
-        {
-            "type": "line",
-            "xref": xref,
-            "yref": "paper",
-            "x0": step,
-            "x1": step,
-            "y0": 0,
-            "y1": 1,
-            "line": {"color": MARKER_COLOR, "width": 2},
-        }
-    ]
-
 
 # Curves: metric i of a figure is drawn by traces PAIR * i (raw) and PAIR * i + 1
 # (EMA); the markers of its non-finite steps come after every pair. The live

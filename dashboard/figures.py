@@ -57,6 +57,39 @@ MARGIN = {"l": 56, "r": 16, "t": 36, "b": 40}
 BIG = 2000  # points above which a line is drawn with WebGL
 
 
+MARKER_COLOR = "#f59e0b"  # the replay step's line
+
+
+def marker(step: int | None, xref: str = "x") -> list[dict]:
+    """The replay step as a vertical line, named "step": the browser moves every
+    shape of that name when the slider moves (assets/run.js)."""
+    if step is None:
+        return []
+    return [
+        {
+            "name": "step",
+            "type": "line",
+            "xref": xref,
+            "yref": "paper",
+            "x0": step,
+            "x1": step,
+            "y0": 0,
+            "y1": 1,
+            "line": {"color": MARKER_COLOR, "width": 2},
+        }
+    ]
+
+
+def with_marker(fig: Figure, step: int | None) -> Figure:
+    """A copy of ``fig`` (a chart indexed by step) with the replay step's line; the
+    traces are shared, not copied (a cached figure stays as it was)."""
+    layout = fig["layout"]
+    if not isinstance(layout, dict) or layout.get("meta") in ("empty", "skeleton"):
+        return fig
+    shapes = [s for s in layout.get("shapes") or [] if s.get("name") != "step"]
+    return {**fig, "layout": {**layout, "shapes": [*shapes, *marker(step)]}}
+
+
 def finite_list(values: np.ndarray | Sequence[float]) -> list[float | None]:
     """A list for JSON; NaN and inf become None (gaps in the line)."""
     return [v if isfinite(v) else None for v in np.asarray(values, dtype=np.float64).tolist()]

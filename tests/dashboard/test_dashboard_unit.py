@@ -427,8 +427,6 @@ def test_dashboard_reads_only_through_tracer():
         assert "innerHTML" not in path.read_text()
 
 
-
-
 def page(app, path: str, search: str = "") -> dict:
     """The page Dash renders at ``path`` (its layout as JSON), through the router."""
     values = {"_pages_location.pathname": path, "_pages_location.search": search}
@@ -442,10 +440,9 @@ def mount_below(app, tree) -> list:
     values = {
         "run-below-go.data": find(tree, "run-id")["props"]["data"],
         "run-below-args.data": find(tree, "run-below-args")["props"]["data"],
+        "run-step.data": find(tree, "run-step")["props"]["data"],
     }
     return call(app, "run-below.children", values, "run-below-go.data")["run-below"]["children"]
-
-
 
 
 def test_run_page_draws_header_and_curves_in_its_own_request(small_db):
@@ -465,7 +462,8 @@ def test_run_page_draws_header_and_curves_in_its_own_request(small_db):
     below = mount_below(app, tree)
     assert find(below, "run-slider")["props"]["value"] == 1
     meta = find(below, "run-meta")["props"]["data"]
-    assert meta["id"] == view.id and meta["traced"] is True and meta["nin"] == 3
+    assert find(tree, "run-id")["props"]["data"] == view.id  # the one store of the run id
+    assert "id" not in meta and meta["traced"] is True and meta["nin"] == 3
     assert meta["n_params"] == 41
     assert find(tree, "run-status")["props"]["children"] == view.status
     missing = page(app, "/run/no-such-run")
@@ -489,7 +487,7 @@ def test_headline_numbers_from_the_metrics():
 def test_curves_patch_marker_and_axis_without_resending_points(small_db):
     app = create_app(small_db)
     run_id = tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
-    values = {"run-id.data": run_id, "run-slider.value": 2, "run-logy.value": ["log"]}
+    values = {"run-id.data": run_id, "run-step.data": 2, "run-logy.value": ["log"]}
     # a slider move is the browser's alone: no server callback writes the curves
     slider = [k for k, v in app.callback_map.items() if "run-loss.figure" in k]
     assert all("run-slider" not in [i["id"] for i in app.callback_map[k]["inputs"]] for k in slider)
@@ -526,8 +524,13 @@ def test_heatmap_is_per_neuron_and_a_click_picks_its_weights(small_db):
     view = tracer.connect(small_db, readonly=True).run(
         tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
     )
-    meta = {"id": view.id}
-    resp = call(app, "run-w-heatmap.figure", {"run-meta.data": meta}, "run-meta.data")
+    meta = {"traced": True}
+    resp = call(
+        app,
+        "run-w-heatmap.figure",
+        {"run-meta.data": meta, "run-id.data": view.id},
+        "run-meta.data",
+    )
     heat = resp["run-w-heatmap"]["figure"]["data"][0]
     params = view.parameters()
     assert heat["y"][0] == "L0 n0" and len(heat["y"]) == params.groupby(["layer", "neuron"]).ngroups
@@ -540,7 +543,11 @@ def test_heatmap_is_per_neuron_and_a_click_picks_its_weights(small_db):
     resp = call(
         app,
         "run-w-layer.value",
-        {"run-meta.data": meta, "run-w-heatmap.clickData": {"points": [{"x": 2, "y": "L1 n2"}]}},
+        {
+            "run-meta.data": meta,
+            "run-id.data": view.id,
+            "run-w-heatmap.clickData": {"points": [{"x": 2, "y": "L1 n2"}]},
+        },
         "run-w-heatmap.clickData",
     )
     assert resp["run-w-layer"]["value"] == 1
@@ -559,13 +566,13 @@ def test_weights_in_the_url_restore_the_weight_picker(small_db):
     tree = page(app, f"/run/{view.id}", "?weights=" + ",".join([*wanted, "no.such.weight"]))
     args = find(tree, "run-below-args")["props"]["data"]
     assert args["weights"] == [*wanted, "no.such.weight"]
-    meta = {"id": view.id}
+    meta = {"traced": True}
     below = mount_below(app, tree)
     picked = find(below, "run-w-param")["props"]["value"]
     resp = call(
         app,
         "run-w-layer.value",
-        {"run-meta.data": meta, "run-w-param.value": picked},
+        {"run-meta.data": meta, "run-id.data": view.id, "run-w-param.value": picked},
         "run-meta.data",
     )
     assert resp["run-w-param"]["value"] == wanted  # the unknown name is dropped
@@ -573,7 +580,9 @@ def test_weights_in_the_url_restore_the_weight_picker(small_db):
     assert resp["run-w-layer"]["value"] == int(first["layer"])
     assert resp["run-w-neuron"]["value"] == int(first["neuron"])
     assert set(wanted) <= {o["value"] for o in resp["run-w-param"]["options"]}
-    resp = call(app, "run-w-layer.value", {"run-meta.data": meta}, "run-meta.data")
+    resp = call(
+        app, "run-w-layer.value", {"run-meta.data": meta, "run-id.data": view.id}, "run-meta.data"
+    )
     assert resp["run-w-param"]["value"] != wanted  # without the URL: the liveliest weight
 
 
@@ -582,9 +591,10 @@ def test_graph_is_not_resent_for_a_move_within_one_traced_step(small_db):
     view = tracer.connect(small_db, readonly=True).run(
         tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
     )
-    meta = {"id": view.id, "traced": True}
+    meta = {"traced": True}
     values = {
         "run-meta.data": meta,
+        "run-id.data": view.id,
         "run-slider.value": 2,
         "run-g-mode.value": "node",
         "run-g-node.value": 5,
@@ -621,7 +631,10 @@ def test_nonfinite_run_tells_its_story_on_top_and_highlights_cells(tmp_path):
     view = tracer.connect(db, readonly=True).run("nan")
     bad = view.first_nonfinite()
     tree = page(app, f"/run/{view.id}")
-    top = tree["props"]["children"][1]["props"]["children"][0]  # the header, first
+    shown = [c["props"].get("id") for c in tree["props"]["children"]]
+    first = next(c for c in tree["props"]["children"] if c["type"] != "Store")
+    assert shown[0] == "run-id" and first["props"]["children"][0]["props"]["id"] == "run-header"
+    top = first["props"]["children"][0]  # the header, first
     story = find(top, "run-story-text")["props"]["children"]
     assert (bad.step, bad.kind, bad.op) == (2, "forward", "")  # the NaN leaf
     assert story == bad.story and f"step 2: leaf node {bad.node} was fed nan" in story
@@ -638,7 +651,8 @@ def test_nonfinite_run_tells_its_story_on_top_and_highlights_cells(tmp_path):
     values = {
         "run-nodes.getRowsRequest": request,
         "run-slider.value": 3,
-        "run-meta.data": {"id": view.id, "traced": True},
+        "run-meta.data": {"traced": True},
+        "run-id.data": view.id,
     }
     resp = call(app, "run-nodes.getRowsResponse", values, "run-nodes.getRowsRequest")
     rows = resp["run-nodes"]["getRowsResponse"]["rowData"]
@@ -677,6 +691,7 @@ def test_run_page_reads_each_backend(db_url):
     values = {
         "run-slider.value": 2,
         "run-meta.data": meta,
+        "run-id.data": run_id,
         "run-g-mode.value": "node",
         "run-g-node.value": 5,
     }
