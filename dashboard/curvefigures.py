@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from gradtrace.dashboard.data import ema, minmax_picks, plotly_text, window
 from gradtrace.dashboard.figures import (
     COLORWAY,
     Figure,
@@ -22,9 +21,11 @@ from gradtrace.dashboard.figures import (
     finite_list,
     frame,
     marker,
+    plotly_text,
     scatter,
     subplots,
 )
+from gradtrace.dashboard.series import ema, minmax_picks, window
 
 # Curves: metric i of a figure is drawn by traces PAIR * i (raw) and PAIR * i + 1
 # (EMA); the markers of its non-finite steps come after every pair. The live

@@ -1,4 +1,4 @@
-"""Plotly figures of the dashboard, built from plain arrays (see ``dashboard.data``):
+"""Plotly figures of the dashboard, built from plain arrays (``series``, ``groups``, ``decision``):
 the shared frame (template, empty and skeleton figures) and the health and weights
 sections' figures here; the curves in ``curvefigures``, one replay step's figures in
 ``stepfigures``, the compare page's in ``comparefigs``.
@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from gradtrace.dashboard.data import plotly_text
 from plotly.subplots import make_subplots
 
 Figure = dict[str, Any]
@@ -88,6 +87,12 @@ def with_marker(fig: Figure, step: int | None) -> Figure:
         return fig
     shapes = [s for s in layout.get("shapes") or [] if s.get("name") != "step"]
     return {**fig, "layout": {**layout, "shapes": [*shapes, *marker(step)]}}
+
+
+def plotly_text(text: Any) -> str:
+    """User text for Plotly titles, legends and hover labels: Plotly reads a few
+    HTML tags in strings, so ``<``, ``>`` and ``&`` become entities it shows literally."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def finite_list(values: np.ndarray | Sequence[float]) -> list[float | None]:

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import numpy as np
-from gradtrace.dashboard.data import plotly_text
 from gradtrace.dashboard.figures import (
     COLORWAY,
     MARGIN,
@@ -15,6 +14,7 @@ from gradtrace.dashboard.figures import (
     empty,
     finite_list,
     frame,
+    plotly_text,
     subplots,
 )
 

@@ -60,8 +60,8 @@ def test_every_contract_is_kept(tmp_path):
     ("module", "line", "contract"),
     [
         ("engine/losses.py", "import gradtrace.tracer.read.store", "the engine imports nothing"),
-        ("tracer/read/store.py", "import gradtrace.dashboard.data", "cli > dashboard > tracer"),
-        ("dashboard/data.py", "import gradtrace.cli.main", "cli > dashboard > tracer"),
+        ("tracer/read/store.py", "import gradtrace.dashboard.series", "cli > dashboard > tracer"),
+        ("dashboard/series.py", "import gradtrace.cli.main", "cli > dashboard > tracer"),
         ("engine/value.py", "import gradtrace.engine.nn", "no import cycles inside a package"),
     ],
 )

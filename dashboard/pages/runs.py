@@ -15,7 +15,8 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, context_for
-from gradtrace.dashboard.data import config_diff, plotly_text, runs_rows
+from gradtrace.dashboard.figures import plotly_text
+from gradtrace.dashboard.rows import config_diff, runs_rows
 from gradtrace.dashboard.ui import card, message
 
 REFRESH_MS = 3000

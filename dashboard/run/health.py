@@ -12,8 +12,9 @@ from dash import Dash, Input, Output, State, html
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import downsample, layer_groups
+from gradtrace.dashboard.groups import layer_groups
 from gradtrace.dashboard.run import ids
+from gradtrace.dashboard.series import downsample
 from gradtrace.dashboard.ui import card, chart
 from gradtrace.tracer.analysis import health
 
@@ -198,6 +199,7 @@ def register(app: Dash, ctx: AppContext) -> None:
             links.insert(1, " · ")
         units, ratio, norms = (figures.with_marker(f, step) for f in (units, ratio, norms))
         return units, ratio, norms, rows, title, " · ".join(flags), links
+
     # a click on a stalled row picks that weight: weights.register (its pickers follow)
 
 

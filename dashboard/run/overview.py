@@ -11,9 +11,9 @@ from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import curvefigures
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import ema, zoom_ranges
 from gradtrace.dashboard.figures import skeleton
 from gradtrace.dashboard.run import ids, summary
+from gradtrace.dashboard.series import ema, zoom_ranges
 from gradtrace.dashboard.ui import card, log_y_toggle
 from gradtrace.tracer.read.display import duration
 

@@ -14,7 +14,8 @@ from dash import ClientsideFunction, Dash, Input, Output, Patch, State, dcc, htm
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures, graphs, stepfigures
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import bounds, decision_grid, grid_size, histogram, layer_groups
+from gradtrace.dashboard.decision import bounds, decision_grid, grid_size
+from gradtrace.dashboard.groups import histogram, layer_groups
 from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.ui import card, chart, message
 

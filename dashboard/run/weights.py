@@ -13,9 +13,10 @@ from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import downsample, neuron_groups, neuron_label, neuron_of
+from gradtrace.dashboard.groups import neuron_groups, neuron_label, neuron_of
 from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.run.picker import NeuronPicker, layer_options, neuron_options
+from gradtrace.dashboard.series import downsample
 from gradtrace.dashboard.ui import card, chart
 
 PICKER = NeuronPicker("run-w")

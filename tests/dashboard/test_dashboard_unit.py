@@ -15,7 +15,17 @@ import numpy as np
 import pandas as pd
 import plotly.utils
 import pytest
-from gradtrace.dashboard import create_app, data, graphs, graphview, nodetable
+from gradtrace.dashboard import (
+    create_app,
+    decision,
+    figures,
+    graphs,
+    graphview,
+    groups,
+    nodetable,
+    rows,
+    series,
+)
 from gradtrace.dashboard.context import LRU, context_for
 from gradtrace.engine import MLP, Value, make_moons
 from gradtrace.tracer.recording.demo import train
@@ -79,7 +89,7 @@ def moons_graph():
 def test_ema_matches_bias_corrected_recurrence():
     x = [1.0, 2.0, 4.0, 8.0]
     w = 0.5
-    out = data.ema(x, w)
+    out = series.ema(x, w)
     # s_t = w s_{t-1} + (1-w) x_t, divided by 1 - w^(t+1)
     expected, s = [], 0.0
     for t, v in enumerate(x):
@@ -87,42 +97,32 @@ def test_ema_matches_bias_corrected_recurrence():
         expected.append(s / (1 - w ** (t + 1)))
     np.testing.assert_allclose(out, expected)
     assert out.tolist() == pytest.approx([1.0, 5 / 3, 3.0, 17 / 3])
-    np.testing.assert_array_equal(data.ema(x, 0.0), x)
+    np.testing.assert_array_equal(series.ema(x, 0.0), x)
 
 
 def test_ema_breaks_at_nan_and_inf_and_resumes_after():
-    out = data.ema([1.0, math.nan, 3.0, math.inf, 3.0], 0.5)
+    out = series.ema([1.0, math.nan, 3.0, math.inf, 3.0], 0.5)
     assert out[0] == 1.0
     assert np.isnan(out[1]) and np.isnan(out[3])  # a gap, not the last value carried
     assert out[2] == pytest.approx(7 / 3)  # resumes from the finite points before
     assert out[4] == pytest.approx((0.25 * 1.0 + 0.5 * 3.0 + 3.0) / 1.75)
     with pytest.raises(ValueError):
-        data.ema([1.0], 1.0)
+        series.ema([1.0], 1.0)
 
 
 def test_downsample_keeps_ends_and_limit():
-    assert data.downsample(range(5), 300) == [0, 1, 2, 3, 4]
-    picked = data.downsample(range(10_000), 300)
+    assert series.downsample(range(5), 300) == [0, 1, 2, 3, 4]
+    picked = series.downsample(range(10_000), 300)
     assert len(picked) == 300 and picked[0] == 0 and picked[-1] == 9999
     assert picked == sorted(set(picked))
-    assert data.downsample([3, 10, 11, 50, 90], 3) == [3, 11, 90]
-    assert data.downsample([], 3) == []
-
-
-def test_update_ratio_per_layer():
-    before = np.array([[1.0, 0.0, 2.0], [2.0, 0.0, 2.0]])
-    after = np.array([[1.1, 0.0, 2.0], [2.0, 0.0, 2.0]])
-    groups = {"layer 0": np.array([0, 1]), "layer 1": np.array([2])}
-    out = data.update_ratio(before, after, groups)
-    assert out["layer 0"][0] == pytest.approx(math.log10(0.1))
-    assert np.isnan(out["layer 0"][1])  # no update: log10(0) is shown as a gap
-    assert np.isnan(out["layer 1"]).all()
+    assert series.downsample([3, 10, 11, 50, 90], 3) == [3, 11, 90]
+    assert series.downsample([], 3) == []
 
 
 def test_histogram_counts_finite_values_and_reports_the_rest():
-    centers, counts, bad = data.histogram(np.array([0.0, 1.0, 1.0, math.nan, math.inf]), bins=2)
+    centers, counts, bad = groups.histogram(np.array([0.0, 1.0, 1.0, math.nan, math.inf]), bins=2)
     assert centers.tolist() == [0.25, 0.75] and counts.tolist() == [1, 2] and bad == 2
-    centers, counts, _ = data.histogram(np.array([3.0, 3.0]), bins=2)
+    centers, counts, _ = groups.histogram(np.array([3.0, 3.0]), bins=2)
     assert counts.sum() == 2 and centers.tolist() == pytest.approx([2.75, 3.25])
 
 
@@ -138,7 +138,7 @@ def test_histogram_counts_finite_values_and_reports_the_rest():
 )
 def test_histogram_near_the_float_limit_counts_every_finite_value(values):
     x = np.array(values)
-    centers, counts, bad = data.histogram(x, bins=30)
+    centers, counts, bad = groups.histogram(x, bins=30)
     assert counts.sum() == np.isfinite(x).sum() and bad == (~np.isfinite(x)).sum()
     assert np.isfinite(centers).all()
 
@@ -148,11 +148,11 @@ def test_minmax_picks_keep_spikes_gaps_and_ends():
     y[4321] = 50.0
     y[8000] = -50.0
     y[6000] = math.nan
-    picks = data.minmax_picks(y, 500)
+    picks = series.minmax_picks(y, 500)
     assert len(picks) <= 2 * 500 + 2 + 1
     assert {0, 4321, 8000, 6000, 9999} <= set(picks.tolist())
     assert picks.tolist() == sorted(set(picks.tolist()))
-    np.testing.assert_array_equal(data.minmax_picks([1.0, 2.0, 3.0], 500), [0, 1, 2])
+    np.testing.assert_array_equal(series.minmax_picks([1.0, 2.0, 3.0], 500), [0, 1, 2])
 
 
 def test_config_diff_lists_only_differing_keys():
@@ -166,7 +166,7 @@ def test_config_diff_lists_only_differing_keys():
             "config.only_a": ["yes", math.nan],
         }
     )
-    diff = data.config_diff(runs)
+    diff = rows.config_diff(runs)
     assert diff["key"].tolist() == ["lr", "layers", "only_a"]
     assert diff.loc[0, "a"] == 0.1 and diff.loc[0, "b"] == 0.2
     assert diff.loc[1, "b"] == "[16, 8]"
@@ -174,22 +174,22 @@ def test_config_diff_lists_only_differing_keys():
 
 
 def test_plotly_text_escapes_tags():
-    assert data.plotly_text("<script>alert(1)</script> & <b>") == (
+    assert figures.plotly_text("<script>alert(1)</script> & <b>") == (
         "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;"
     )
 
 
 def test_cells():
-    assert data.cell(math.nan) is None and data.cell(math.inf) == "inf"
-    assert data.cell(np.int64(3)) == 3 and data.cell([1, 2]) == "[1, 2]"
-    assert data.cell(pd.Timestamp("2026-01-02 03:04:05", tz="UTC")) == "2026-01-02 03:04:05"
+    assert rows.cell(math.nan) is None and rows.cell(math.inf) == "inf"
+    assert rows.cell(np.int64(3)) == 3 and rows.cell([1, 2]) == "[1, 2]"
+    assert rows.cell(pd.Timestamp("2026-01-02 03:04:05", tz="UTC")) == "2026-01-02 03:04:05"
 
 
 # -- decision boundary -----------------------------------------------------------------
 def test_decision_grid_is_the_engine_prediction():
     model = MLP(2, [4, 1], seed=7)
     values = [p.data for p in model.parameters()]
-    xs, ys, z = data.decision_grid(model.spec(), values, (-1.0, 1.0, -2.0, 0.0), n=5)
+    xs, ys, z = decision.decision_grid(model.spec(), values, (-1.0, 1.0, -2.0, 0.0), n=5)
     assert xs.tolist() == [-1.0, -0.5, 0.0, 0.5, 1.0]
     assert ys.tolist() == [-2.0, -1.5, -1.0, -0.5, 0.0]
     assert z.shape == (5, 5)
@@ -202,7 +202,7 @@ def test_decision_grid_is_the_engine_prediction():
 def test_decision_grid_equals_predict_for_a_deep_model(activation):
     model = MLP(2, [8, 8, 1], activation=activation, seed=3)
     values = [p.data for p in model.parameters()]
-    xs, ys, z = data.decision_grid(model.spec(), values, (-2.0, 2.0, -1.0, 1.5), n=7)
+    xs, ys, z = decision.decision_grid(model.spec(), values, (-2.0, 2.0, -1.0, 1.5), n=7)
     expected = [[model.predict([x, y]) for x in xs.tolist()] for y in ys.tolist()]
     assert z.tolist() == expected
 
@@ -210,17 +210,17 @@ def test_decision_grid_equals_predict_for_a_deep_model(activation):
 def test_decision_grid_uses_the_given_parameters():
     model = MLP(2, [4, 1], seed=7)
     zeros = [0.0] * len(model.parameters())
-    _, _, z = data.decision_grid(model.spec(), zeros, (-1, 1, -1, 1), n=3)
+    _, _, z = decision.decision_grid(model.spec(), zeros, (-1, 1, -1, 1), n=3)
     assert (z == 0.0).all()
 
 
 def test_grid_size_and_bounds():
-    assert data.grid_size(337) == 36
-    assert data.grid_size(41) == 40
-    assert 12 <= data.grid_size(10_000) < 36
+    assert decision.grid_size(337) == 36
+    assert decision.grid_size(41) == 40
+    assert 12 <= decision.grid_size(10_000) < 36
     X = np.array([[0.0, -1.0], [2.0, 1.0]])
-    assert data.bounds(X) == (-0.5, 2.5, -1.5, 1.5)
-    assert data.bounds(np.empty((0, 2))) == (-2.0, 2.0, -2.0, 2.0)
+    assert decision.bounds(X) == (-0.5, 2.5, -1.5, 1.5)
+    assert decision.bounds(np.empty((0, 2))) == (-2.0, 2.0, -2.0, 2.0)
 
 
 # -- graphs ----------------------------------------------------------------------------
