@@ -83,6 +83,9 @@
         return window.dash_clientside.run.step(Math.round(click.points[0].x), charts);
       },
 
+      /* A store's value passed on to another store. */
+      same: function (value) { return value; },
+
       /* The address bar follows the view: step and picked weights ... */
       urlView: function (step, picked) {
         const q = query();

@@ -91,6 +91,9 @@ def below(rc: RunCache, args: dict[str, Any], meta: dict[str, Any]) -> list[Any]
     return [
         # what the sections need to know; here, so their callbacks start with them
         dcc.Store(id=ids.META, data=meta),
+        # the live poll's news, here: a callback whose inputs are partly on the page
+        # and partly not yet mounted fails in the browser
+        dcc.Store(id=ids.LIVE_BELOW),
         health.layout(),
         weights.layout(args.get("weights") or []),
         replay.layout(rc, args.get("step"), meta),
@@ -169,6 +172,12 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output(ids.URL, "data", allow_duplicate=True),
         Input(ids.GRAPH_MODE, "value"),
         Input(ids.GRAPH_NODE, "value"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction("run", "same"),
+        Output(ids.LIVE_BELOW, "data"),
+        Input(ids.LIVE, "data"),
         prevent_initial_call=True,
     )
     # The lower sections are asked for once the loss curve is drawn.

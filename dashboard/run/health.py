@@ -58,7 +58,15 @@ def layout() -> html.Section:
                                 },
                             ],
                             defaultColDef={"sortable": True, "resizable": True, "flex": 1},
-                            dashGridOptions={"rowSelection": {"mode": "singleRow"}},
+                            # a click on a row picks it (AG Grid's default is
+                            # checkboxes only): weights.register plots that weight
+                            dashGridOptions={
+                                "rowSelection": {
+                                    "mode": "singleRow",
+                                    "checkboxes": False,
+                                    "enableClickSelection": True,
+                                }
+                            },
                             style={"height": "230px"},
                         ),
                     ]
@@ -141,7 +149,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-h-flags", "children"),
         Output(ids.SUM_HEALTH, "children"),
         Input(ids.META, "data"),
-        Input(ids.LIVE, "data"),
+        Input(ids.LIVE_BELOW, "data"),
         State(ids.RUN_ID, "data"),
         State(ids.STEP, "data"),
     )

@@ -42,6 +42,7 @@ LOGY = "run-logy"
 H_UNITS = "run-h-units"  # health: dead/saturated fraction per layer
 H_RATIO = "run-h-ratio"  # health: update / data ratio per layer
 H_GRADNORM = "run-h-gradnorm"  # health: gradient norm per layer
+LIVE_BELOW = "run-live-below"  # dcc.Store: LIVE, for the sections below (mounted with them)
 META = "run-meta"  # dcc.Store: what sections need to know about the run (overview.meta_for)
 SLIDER = "run-slider"  # dcc.Slider: the replayed step
 WEIGHT_HIST = "run-weight-hist"

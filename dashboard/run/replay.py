@@ -205,7 +205,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output(ids.SLIDER, "max"),
         Output(ids.SLIDER, "marks"),
         Output(ids.SLIDER, "value"),
-        Input(ids.LIVE, "data"),
+        Input(ids.LIVE_BELOW, "data"),
         State(ids.RUN_ID, "data"),
         State(ids.SLIDER, "value"),
         State(ids.SLIDER, "max"),

@@ -185,7 +185,7 @@ def register(app: Dash, ctx: AppContext) -> None:
     @app.callback(
         Output(ids.W_HISTORY, "figure"),
         Input(ids.WEIGHTS, "value"),
-        Input(ids.LIVE, "data"),
+        Input(ids.LIVE_BELOW, "data"),
         State(ids.RUN_ID, "data"),
         State(ids.STEP, "data"),
     )
@@ -202,7 +202,7 @@ def register(app: Dash, ctx: AppContext) -> None:
     @app.callback(
         Output(ids.W_HEATMAP, "figure"),
         Input(ids.META, "data"),
-        Input(ids.LIVE, "data"),
+        Input(ids.LIVE_BELOW, "data"),
         State(ids.RUN_ID, "data"),
         State(ids.STEP, "data"),
     )
