@@ -225,6 +225,28 @@ def history_figure(updates: pd.DataFrame) -> Figure:
     return fig
 
 
+def decade_ticks(lo: float, hi: float, most: int = 7) -> list[int]:
+    """Powers of ten (as exponents) to label a log colour scale from ``lo`` to ``hi``:
+    every decade, or every 2nd, 5th, 10th, 20th, ... so at most ``most`` labels fit (a
+    diverged run's gradients span hundreds of decades).
+
+    >>> decade_ticks(-3.2, 0.5)
+    [-3, -2, -1, 0]
+    >>> decade_ticks(-5, 300)
+    [0, 50, 100, 150, 200, 250, 300]
+    """
+    first, last = int(np.ceil(lo)), int(np.floor(hi))
+    if last < first:  # inside one decade
+        return [int(np.round(lo))]
+    every = next(
+        m * 10**k
+        for k in range(6)
+        for m in (1, 2, 5)
+        if (last - first) // (m * 10**k) + 1 <= most
+    )
+    return list(range(-(-first // every) * every, last + 1, every))
+
+
 def heatmap_figure(mags: np.ndarray, steps: Sequence[int], labels: Sequence[str]) -> Figure:
     """Neurons x sampled steps of summed |gradient|, on a log colour scale (a dead
     neuron is a blank row, not a faint one); a click on a row picks its weights."""
@@ -234,7 +256,7 @@ def heatmap_figure(mags: np.ndarray, steps: Sequence[int], labels: Sequence[str]
         logs = np.log10(np.where(np.isfinite(mags) & (mags > 0), mags, np.nan))
     finite = logs[np.isfinite(logs)]
     lo, hi = (float(np.quantile(finite, 0.01)), float(finite.max())) if finite.size else (-3, 0)
-    ticks = list(range(int(np.floor(lo)), int(np.ceil(hi)) + 1))
+    ticks = decade_ticks(lo, hi)
     fig = frame(
         height=520,  # the size its placeholder holds, so nothing below it jumps
         margin={**MARGIN, "l": 70},

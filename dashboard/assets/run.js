@@ -129,9 +129,12 @@
         }
         const kind = (logy || []).includes("log") ? "log" : "linear";
         const layout = Object.assign({}, figure.layout);
+        const steady = (layout.meta && layout.meta.steady) || {};  // constant series' ranges
         for (const key of Object.keys(layout)) {
           if (/^yaxis[0-9]*$/.test(key) && !layout[key].overlaying) {
-            layout[key] = Object.assign({}, layout[key], {type: kind});
+            const axis = {type: kind};
+            if (steady[key]) { axis.range = steady[key][kind]; }
+            layout[key] = Object.assign({}, layout[key], axis);
           }
         }
         return Object.assign({}, figure, {layout: layout});

@@ -189,7 +189,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         trigger = dash_ctx.triggered_id
         smoothing = _smoothing(smooth)
         if trigger == ids.LOGY:
-            patches = _axis_patch("log" in (logy or []), len(names))
+            patches = _axis_patch(metrics, "log" in (logy or []))
             return (*_marked(patches, step, len(names)), no_update)
         if trigger in (ids.LOSS, ids.METRICS):
             loss, other, _ = _zoom_patch(metrics, trigger, loss_zoom, metrics_zoom, smoothing)
@@ -206,13 +206,20 @@ def register(app: Dash, ctx: AppContext) -> None:
         )
 
 
-def _axis_patch(log: bool, n_other: int) -> tuple[Patch, Patch]:
-    loss, other = Patch(), Patch()
+def _axis_patch(metrics: pd.DataFrame, log: bool) -> tuple[Patch, Patch]:
+    """Both figures' y axes on ``log`` or linear (a steady series' fixed range too)."""
     kind = "log" if log else "linear"
-    loss["layout"]["yaxis"]["type"] = kind
-    for i in range(n_other):
-        other["layout"]["yaxis" if i == 0 else f"yaxis{i + 1}"]["type"] = kind
-    return loss, other
+    patches = []
+    for names in (["loss"], curvefigures.other_metrics(metrics)):
+        patch = Patch()
+        steady = curvefigures.steady_axes(metrics, [n for n in names if n in metrics])
+        for i in range(len(names)):
+            axis = "yaxis" if i == 0 else f"yaxis{i + 1}"
+            patch["layout"][axis]["type"] = kind
+            if axis in steady:
+                patch["layout"][axis]["range"] = steady[axis][kind]
+        patches.append(patch)
+    return patches[0], patches[1]
 
 
 def _zoom_patch(
