@@ -45,15 +45,17 @@ def layout() -> html.Section:
                             id=ids.STALLED,
                             rowData=[],
                             columnDefs=[
-                                {"field": "name", "minWidth": 170},
+                                {"field": "name", "minWidth": 220},
                                 {
                                     "field": "max_abs_grad",
                                     "headerName": "max |grad|",
+                                    "minWidth": 110,
                                     "valueFormatter": {"function": "gtNumber(params.value)"},
                                 },
                                 {
                                     "field": "max_abs_update",
                                     "headerName": "max |update|",
+                                    "minWidth": 120,
                                     "valueFormatter": {"function": "gtNumber(params.value)"},
                                 },
                             ],
