@@ -142,8 +142,10 @@
 
       /* Playing keeps time: each tick puts the slider where the chosen rate says it
          should be by now (`clock`: the time and step play started from), so the rate
-         holds even when a step's figures take longer than a tick to draw. */
-      play: function (clicks, ticks, click, rate, value, low, high, stopped, clock) {
+         holds even when a step's figures take longer than a tick to draw; but only
+         once the slider's step is drawn (`drawn`: the histograms' step), so the thumb
+         never runs ahead of the figures: a slow step is skipped past, not queued. */
+      play: function (clicks, ticks, click, rate, value, low, high, stopped, clock, drawn) {
         const trig = (window.dash_clientside.callback_context.triggered[0] || {}).prop_id || "";
         const none = [nu(), nu(), nu(), nu(), nu()];
         rate = rate || 5;
@@ -163,7 +165,7 @@
           const start = value >= high ? low : value;
           return [start === value ? nu() : start, false, "⏸ pause", interval, {t0: now, v0: start}];
         }
-        if (stopped || !clock) { return none; }
+        if (stopped || !clock || drawn !== value) { return none; }
         const due = clock.v0 + Math.floor((now - clock.t0) * rate / 1000);
         const next = Math.min(Math.max(due, value + 1), high);
         const done = next >= high;

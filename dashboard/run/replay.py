@@ -59,6 +59,7 @@ def layout(rc: RunCache, step: int | None, meta: dict[str, Any]) -> html.Section
         ),
         dcc.Interval(id="run-timer", interval=1000 // 5, disabled=True),
         dcc.Store(id="run-play-clock"),  # while playing: when and at which step it started
+        dcc.Store(id="run-hist-step"),  # the step the histograms show (play waits for it)
         html.Div(
             [
                 boundary_panel(meta),
@@ -237,12 +238,14 @@ def register(app: Dash, ctx: AppContext) -> None:
         State(ids.SLIDER, "max"),
         State("run-timer", "disabled"),
         State("run-play-clock", "data"),
+        State("run-hist-step", "data"),
         prevent_initial_call=True,
     )
 
     @app.callback(
         Output(ids.WEIGHT_HIST, "figure"),
         Output(ids.GRAD_HIST, "figure"),
+        Output("run-hist-step", "data"),
         Input(ids.SLIDER, "value"),
         State(ids.RUN_ID, "data"),
     )
@@ -265,7 +268,7 @@ def register(app: Dash, ctx: AppContext) -> None:
                 return stepfigures.histograms_figure(f"{title} at step {step}", per_layer)
 
             out.append(safely(draw, f"the {title} histogram", step))
-        return tuple(out)
+        return (*out, value)
 
     @app.callback(
         Output("run-boundary", "figure"),
