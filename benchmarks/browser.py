@@ -240,12 +240,12 @@ def typed_steps(driver, moves: int, last: int) -> tuple[list[float], dict[str, l
     return totals, parts
 
 
-def _calls_settled(driver, quiet_ms: float = 500.0, timeout: float = 30.0) -> list[dict]:
+def _calls_settled(driver, quiet_ms: float = 800.0, timeout: float = 30.0) -> list[dict]:
     """The callbacks since the input, once all have returned and none came for a while."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         t, now, calls = driver.execute_script(CALLS_SINCE)
-        if t is not None and all(c["t1"] is not None for c in calls):
+        if t is not None and calls and all(c["t1"] is not None for c in calls):
             latest = max([t] + [c["t1"] for c in calls])
             if now - latest >= quiet_ms:
                 return calls

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -20,12 +22,38 @@ from gradtrace.dashboard.pages import compare, run, runs
 
 cyto.load_extra_layouts()  # dagre: the computation graph left to right, like graphviz
 
+# Scripts left out of the page and loaded by the run page once its loss curve is
+# drawn, before the sections below it (the graph view is the only user): the
+# extra-layouts cytoscape bundle is the page's largest script after plotly.js.
+DEFERRED = ("dash_cytoscape",)
+
+
+class _Dash(Dash):
+    """Dash, with the ``DEFERRED`` component scripts out of the page: their URLs go
+    in a ``gt-deferred`` JSON block that ``assets/run.js`` loads from."""
+
+    def interpolate_index(self, **kwargs: Any) -> str:
+        later: list[str] = []
+
+        def keep(tag: re.Match) -> str:
+            if any(f"/_dash-component-suites/{name}/" in tag.group(1) for name in DEFERRED):
+                later.append(tag.group(1))
+                return ""
+            return tag.group(0)
+
+        scripts = re.sub(r'<script src="([^"]+)"></script>', keep, kwargs["scripts"])
+        block = json.dumps(later).replace("<", "\\u003c")
+        kwargs["scripts"] = (
+            f'<script id="gt-deferred" type="application/json">{block}</script>\n{scripts}'
+        )
+        return super().interpolate_index(**kwargs)
+
 
 def create_app(db: str | None = None) -> Dash:
     """A dashboard over ``db`` (path or SQLAlchemy URL; default ``$GRADTRACE_DB`` or
     ``./gradtrace.db``), opened read-only."""
     ctx = AppContext(db)
-    app = Dash(
+    app = _Dash(
         __name__,
         use_pages=True,
         pages_folder="",

@@ -58,6 +58,28 @@
     if (Object.keys(edit).length) { window.Plotly.relayout(gd, edit); }
   }
 
+  /* The component scripts the page was served without (app.py DEFERRED), loaded
+     once, in order. */
+  let deferred = null;
+  function loadDeferred() {
+    if (deferred) { return deferred; }
+    const block = document.getElementById("gt-deferred");
+    let urls = [];
+    try { urls = JSON.parse(block.textContent); } catch (e) { urls = []; }
+    deferred = urls.reduce(function (done, url) {
+      return done.then(function () {
+        return new Promise(function (resolve) {
+          const script = document.createElement("script");
+          script.src = url;
+          script.onload = resolve;
+          script.onerror = resolve;  // the section that needs it says so when it renders
+          document.head.appendChild(script);
+        });
+      });
+    }, Promise.resolve());
+    return deferred;
+  }
+
   function plot(id) {
     const box = id && document.getElementById(id);
     return box && box.querySelector(".js-plotly-plot");
@@ -101,7 +123,8 @@
       },
 
       /* Resolves (to the run id) on the first animation frame after the loss
-         curve's plot is in the DOM: the lower sections are asked for only then. */
+         curve's plot is in the DOM and the scripts left out of the page have run:
+         the lower sections are asked for only then. */
       whenPainted: function (runId, lossId) {
         return new Promise(function (resolve) {
           const t0 = performance.now();
@@ -111,7 +134,9 @@
           };
           const wait = function () {
             if (ready() || performance.now() - t0 > 5000) {
-              requestAnimationFrame(function () { setTimeout(function () { resolve(runId); }, 0); });
+              requestAnimationFrame(function () {
+                setTimeout(function () { loadDeferred().then(function () { resolve(runId); }); }, 0);
+              });
             } else {
               requestAnimationFrame(wait);
             }

@@ -167,3 +167,17 @@ def _ids(tree) -> list[str]:
         for value in tree:
             out += _ids(value)
     return out
+
+
+def test_the_graph_views_script_is_left_out_of_the_page(toy_db):
+    """cytoscape (the largest script after plotly.js) is loaded after the first paint,
+    by the run page, from the page's ``gt-deferred`` list."""
+    import re
+
+    html = create_app(toy_db).server.test_client().get("/").data.decode()
+    tags = re.findall(r'<script src="([^"]+)"', html)
+    assert tags and not [t for t in tags if "dash_cytoscape" in t]
+    block = re.search(r'<script id="gt-deferred" type="application/json">([^<]*)</script>', html)
+    later = json.loads(block.group(1))
+    assert len(later) == 1 and "/_dash-component-suites/dash_cytoscape/" in later[0]
+    assert [t for t in tags if "dash_ag_grid" in t]  # the runs list draws its grid at once
