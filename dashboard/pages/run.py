@@ -174,6 +174,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         Input(ids.GRAPH_NODE, "value"),
         prevent_initial_call=True,
     )
+    # the sections below hear the live poll through a store mounted with them
     app.clientside_callback(
         ClientsideFunction("run", "same"),
         Output(ids.LIVE_BELOW, "data"),
