@@ -239,10 +239,7 @@ def decade_ticks(lo: float, hi: float, most: int = 7) -> list[int]:
     if last < first:  # inside one decade
         return [int(np.round(lo))]
     every = next(
-        m * 10**k
-        for k in range(6)
-        for m in (1, 2, 5)
-        if (last - first) // (m * 10**k) + 1 <= most
+        m * 10**k for k in range(6) for m in (1, 2, 5) if (last - first) // (m * 10**k) + 1 <= most
     )
     return list(range(-(-first // every) * every, last + 1, every))
 

@@ -197,12 +197,18 @@
         return [next, done, done ? "▶ play" : nu(), nu(), done ? null : nu()];
       },
 
-      /* A new traced step: the node grid drops its loaded blocks and asks for them
-         again (a move within the same traced step leaves it alone). Returns the step
-         the grid now shows. */
-      refreshNodes: function (drawn, shown, gridId) {
-        const step = drawn ? drawn.step : null;
-        if (step === null || step === shown) { return nu(); }
+      /* A slider move to another traced step (the traced step at or before the
+         slider's, as RunCache.nearest_traced): the node grid drops its loaded blocks
+         and asks for them again. Returns the traced step the grid now shows. */
+      refreshNodes: function (value, shown, meta, gridId) {
+        const traced = (meta && meta.traced_steps) || [];
+        if (value === null || value === undefined || !traced.length) { return nu(); }
+        let step = traced[0];
+        for (const t of traced) { if (t <= value) { step = t; } else { break; } }
+        // a live run traces steps the page has not heard of: past the known ones,
+        // every move refreshes
+        if (meta.status === "running" && value > traced[traced.length - 1]) { step = value; }
+        if (step === shown) { return nu(); }
         if (shown !== null && shown !== undefined) {
           try {
             const api = window.dash_ag_grid.getApi(gridId);

@@ -302,12 +302,14 @@ def register(app: Dash, ctx: AppContext) -> None:
         title = f"every node of step {step} ({count} shown)"
         return {"rowData": data, "rowCount": count}, title
 
-    # A new traced step: the grid drops its loaded blocks and asks for them again
-    # (a move within the same traced step leaves it alone).
+    # A slider move to another traced step: the grid drops its loaded blocks and asks
+    # for them again at once, beside the graph's request (a move within the same
+    # traced step leaves it alone).
     app.clientside_callback(
         ClientsideFunction("run", "refreshNodes"),
         Output("run-nodes-step", "data"),
-        Input("run-g-drawn", "data"),
+        Input(ids.SLIDER, "value"),
         State("run-nodes-step", "data"),
+        State(ids.META, "data"),
         State(GRID, "id"),
     )

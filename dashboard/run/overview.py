@@ -82,6 +82,7 @@ def meta_for(rc: RunCache) -> dict[str, Any]:
     return {
         "status": rc.view.status,
         "traced": bool(len(rc.traced())),
+        "traced_steps": rc.traced().tolist(),  # the node table's step follows the slider
         "capture": rc.view.info.get("capture"),
         "nin": spec.get("nin"),
         "spec": spec or None,
