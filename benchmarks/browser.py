@@ -165,7 +165,7 @@ window.addEventListener('keydown', e => {
 const gtFetch = window.fetch;
 window.fetch = function (input, init) {
   const url = typeof input === 'string' ? input : input.url;
-  if (!url.endsWith('_dash-update-component')) { return gtFetch.apply(this, arguments); }
+  if (!url.includes('_dash-update-component')) { return gtFetch.apply(this, arguments); }
   let output = '?';
   try { output = JSON.parse(init.body).output; } catch (e) {}
   const call = {output: output, t0: performance.now(), t1: null};
