@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from gradtrace.engine import MLP
+from gradtrace.engine import MLP, OP_TABLE
 
 
 def bounds(X: np.ndarray, margin: float = 0.25) -> tuple[float, float, float, float]:
@@ -58,7 +58,6 @@ def decision_grid(
     ys = np.linspace(box[2], box[3], n)
     gx, gy = np.meshgrid(xs, ys)
     h: list[np.ndarray] = [gx.ravel(), gy.ravel()]
-    tanh = np.frompyfunc(math.tanh, 1, 1)
     with np.errstate(over="ignore", invalid="ignore"):
         for layer in model.layers:
             out = []
@@ -66,10 +65,8 @@ def decision_grid(
                 act = np.full(h[0].shape, neuron.b.data)
                 for w, x in zip(neuron.w, h):
                     act = act + w.data * x
-                if neuron.activation == "relu":
-                    act = np.where(act <= 0.0, 0.0, act)
-                elif neuron.activation == "tanh":
-                    act = tanh(act).astype(np.float64)
+                if neuron.activation != "linear":  # the engine's op, bit for bit
+                    act = OP_TABLE[neuron.activation].vforward(act, None)
                 out.append(act)
             h = out
     return xs, ys, h[0].reshape(n, n)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from gradtrace.tracer.display import duration
 
 
 def cell(value: Any) -> Any:
@@ -38,8 +39,13 @@ def cell(value: Any) -> Any:
 
 
 def runs_rows(runs: pd.DataFrame) -> list[dict[str, Any]]:
-    """``Store.runs()`` as JSON-safe grid rows (timestamps as UTC text)."""
-    return [{k: cell(v) for k, v in row.items()} for row in runs.to_dict("records")]
+    """``Store.runs()`` as JSON-safe grid rows (timestamps as UTC text), each with its
+    duration as the command line writes it (``duration``; sorted by ``duration_s``)."""
+    rows = [{k: cell(v) for k, v in row.items()} for row in runs.to_dict("records")]
+    for row in rows:
+        if "duration_s" in row:
+            row["duration"] = duration(row["duration_s"])
+    return rows
 
 
 def config_diff(runs: pd.DataFrame) -> pd.DataFrame:

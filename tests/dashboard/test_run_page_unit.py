@@ -18,7 +18,7 @@ from gradtrace.dashboard import create_app, curvefigures, figures, stepfigures
 from gradtrace.dashboard.groups import histogram
 from gradtrace.dashboard.pages import run as run_page
 from gradtrace.dashboard.run import ids, overview, replay
-from gradtrace.tracer.read.display import number
+from gradtrace.tracer.display import number
 from gradtrace.tracer.recording.demo import train
 from helpers.dash import call
 
