@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from gradtrace.dashboard import figures
-from gradtrace.dashboard.data import ema, plotly_text
-from gradtrace.dashboard.figures import COLORWAY
+from gradtrace.dashboard.figures import COLORWAY, plotly_text
+from gradtrace.dashboard.series import ema
 
 OFF_SCALE = 20.0  # spans of the common range beyond which a run is off the scale
 PAD = 0.05  # of the range, above and below

@@ -24,7 +24,8 @@ from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.comparefigs import run_colours
 from gradtrace.dashboard.context import AppContext, context_for
-from gradtrace.dashboard.data import cell, config_diff, plotly_text
+from gradtrace.dashboard.figures import plotly_text
+from gradtrace.dashboard.rows import cell, config_diff
 from gradtrace.dashboard.ui import card, message
 from gradtrace.tracer.display import duration
 
