@@ -12,9 +12,11 @@ from gradtrace.dashboard.context import AppContext
 
 
 def layout(**_: Any) -> html.Div:
-    """The 404 card; the unknown address is filled in by the browser (as text)."""
+    """The 404 card; the unknown address is filled in from the page's own location
+    (as text, so Dash escapes it)."""
     return html.Div(
         [
+            dcc.Location(id="notfound-url", refresh=False),
             html.H2("Page not found"),
             html.P(["Nothing lives at ", html.Code(id="notfound-path"), " in this dashboard."]),
             html.P(
@@ -52,8 +54,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         title="gradtrace · not found",
         layout=layout,
     )
-    app.clientside_callback(
-        "function (path) { return path || ''; }",
-        Output("notfound-path", "children"),
-        Input("_pages_location", "pathname"),
-    )
+
+    @app.callback(Output("notfound-path", "children"), Input("notfound-url", "pathname"))
+    def show_path(path: str | None) -> str:
+        return path or ""
