@@ -36,6 +36,7 @@ from gradtrace.tracer.storage.filecheck import (
 )
 from gradtrace.tracer.storage.integrity import DAMAGED, dead_writers, forget_writers, name_damage
 from gradtrace.tracer.storage.sqlitefile import (
+    APPLICATION_ID,
     retry_locked,
     side,
     track_connections,
@@ -143,6 +144,16 @@ def _enable_wal(engine: Engine) -> None:
             )
     if str(mode).lower() not in ("wal", "memory"):
         raise DatabaseURLError(f"cannot switch {describe(engine.url)} to WAL mode (got {mode})")
+
+
+def _mark_ours(engine: Engine) -> None:
+    """Put gradtrace's mark in the file's header (see sqlitefile.APPLICATION_ID):
+    only a marked file, or an old one of gradtrace's own revisions, is opened."""
+    with engine.connect() as conn:
+        marked = conn.exec_driver_sql("PRAGMA application_id").scalar() == APPLICATION_ID
+    if not marked:
+        with writing(engine).begin() as conn:
+            conn.exec_driver_sql(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
 def create_db_engine(url: URL, readonly: bool = False) -> Engine:
@@ -333,6 +344,7 @@ def open_database(db: str | os.PathLike | None = None, readonly: bool = False) -
                     forget_writers(conn, dead)
             if engine.dialect.name == "sqlite":
                 _enable_wal(engine)
+                _mark_ours(engine)
     except DBAPIError as e:
         engine.dispose()
         raise _translate(e, url) from e

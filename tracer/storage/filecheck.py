@@ -12,9 +12,11 @@ when an open runs it).
 from __future__ import annotations
 
 import sqlite3
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
-from gradtrace.tracer.errors import DatabaseURLError, NotAGradtraceDatabase
+from gradtrace.tracer.errors import DatabaseURLError, NotAGradtraceDatabase, SchemaTooNew
 from gradtrace.tracer.storage import sqlitefile
 from gradtrace.tracer.storage.sqlitefile import (
     immutable_uri,
@@ -78,12 +80,28 @@ def check_sqlite_file(path: Path, readonly: bool) -> None:
             f"{path} holds other tables ({', '.join(seen.tables[:5])}) and no gradtrace "
             "runs; it was left untouched; pass a new file name or an empty database"
         )
+    if seen.revision is not None and seen.revision not in known_revisions():
+        # Even a read-only connection rewrites a WAL file's -shm, and the last one
+        # to close checkpoints it: a newer schema is refused before either.
+        raise SchemaTooNew(
+            f"{path} was written by a newer gradtrace (schema revision {seen.revision}); "
+            "it was left untouched; upgrade: pip install -U gradtrace"
+        )
     if readonly and seen.hot_journal:
         raise NotAGradtraceDatabase(
             f"{path} has an unfinished transaction ({path.name}-journal) that only a "
             f"writable open can roll back; it was left untouched; run: "
             f"gradtrace db upgrade --db {path}"
         )
+
+
+@cache
+def known_revisions() -> frozenset[str]:
+    """The schema revisions this gradtrace ships, from the migration files' names
+    (``0009_param_array_tables.py`` is revision 0009), without loading them."""
+    folder = resources.files("gradtrace.migrations") / "versions"
+    names = (entry.name for entry in folder.iterdir())
+    return frozenset(n[:4] for n in names if n[:4].isdigit() and n.endswith(".py"))
 
 
 def check_file(path: Path) -> None:
