@@ -127,3 +127,38 @@ def test_recompute_matches_the_engine_on_every_op():
     assert (values.view(np.uint64) == want_v.view(np.uint64)).all()
     assert (grads.view(np.uint64) == want_g.view(np.uint64)).all()
     assert set(ops) >= {"+", "-", "*", "/", "**", "neg", "relu", "tanh", "exp", "log", "sigmoid"}
+
+
+def test_a_nan_of_another_payload_verifies(db_url):
+    """Issue 19, item 4: re-computing ``w * NaN`` may give a NaN of other bits than
+    the recorded one (CPython's specialised ``+`` keeps another operand's payload):
+    any NaN matches any NaN; -0.0 still does not match 0.0."""
+    w = Value(0.5)
+    with tracer.record("nan", db=db_url) as run:
+        run.watch([w])
+        loss = w * Value(float("nan")) + 1.0
+        loss.backward()
+        run.log(loss)
+    with tracer.connect(db_url, readonly=True) as store:
+        view = store.run(run.id)
+        key, ops = view.key, view.nodes(0)["op"].tolist()
+    engine = _sql_engine(db_url)
+    with engine.begin() as conn:
+        blob, codec = conn.execute(
+            sa.select(Trace.data, Trace.codec).where(Trace.run_key == key, Trace.step == 0)
+        ).one()
+        values = decode_floats(blob, codec)
+        inner = [i for i, op in enumerate(ops) if op and np.isnan(values[i])]
+        assert inner  # the product and the sum
+        other = values.copy()
+        other[inner] = np.frombuffer((0xFFF8_0000_0000_1234).to_bytes(8, "little"), "<f8")[0]
+        conn.execute(
+            sa.update(Trace)
+            .where(Trace.run_key == key, Trace.step == 0)
+            .values(data=encode_floats(other, codec))
+        )
+    engine.dispose()
+    with tracer.connect(db_url, readonly=True) as store:
+        result = store.run(run.id).verify()
+    assert result.ok, result.mismatch
+    assert result.nodes == len(ops)

@@ -8,9 +8,10 @@ For every node-traced step the recorded graph is rebuilt from its stored shape
 (op codes, operands, the exponent of each ``**``) with ``engine.apply``, its leaves
 fed the recorded leaf values; the engine then computes every inner value forward
 and every gradient with ``backward()``, exactly as training did. Each value and
-gradient is compared with the recorded one bit for bit (a NaN matches only a NaN
-of the same bits). A rebuilt graph numbers its nodes in the recorded order because
-the topological order depends only on the structure.
+gradient is compared with the recorded one bit for bit (any NaN matches any
+NaN, -0.0 does not match 0.0: ``difftypes.same_bits``). A rebuilt graph numbers
+its nodes in the recorded order because the topological order depends only on
+the structure.
 
 Parameter updates are re-computed where the run recorded its optimizer (SGD,
 with momentum and weight decay: ``after = before - lr * g``, the engine's own
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from gradtrace.engine import Value, apply
+from gradtrace.tracer.analysis.difftypes import same_bits as _same_bits
 
 if TYPE_CHECKING:
     from gradtrace.tracer.read.runview import RunView
@@ -60,12 +62,6 @@ class VerifyResult:
     @property
     def ok(self) -> bool:
         return self.mismatch is None
-
-
-def _same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, np.float64).view(np.uint64) == np.ascontiguousarray(
-        b, np.float64
-    ).view(np.uint64)
 
 
 def recompute(
