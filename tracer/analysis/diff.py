@@ -26,7 +26,7 @@ The search never walks node by node in Python:
 
 Equality is bit-exact by default (any NaN equals any NaN whatever its payload,
 -0.0 differs from 0.0: ``difftypes.same_bits``); ``rtol``/``atol`` allow
- ``|a - b| <= atol + rtol * |b|``.
+``|a - b| <= atol + rtol * |b|``.
 """
 
 from __future__ import annotations
