@@ -62,7 +62,14 @@ from gradtrace.tracer.read.frames import (
 )
 from gradtrace.tracer.read.paramview import ParamReads
 from gradtrace.tracer.read.selection import as_int, columns, f8, i8
-from gradtrace.tracer.storage.codec import decode_floats, decode_int32, decode_kinds, unpack_raw
+from gradtrace.tracer.storage.codec import (
+    DamagedBlob,
+    check_crc,
+    decode_floats,
+    decode_int32,
+    decode_kinds,
+    unpack_raw,
+)
 from gradtrace.tracer.storage.models import Graph, Metric, Run, Step, Trace
 from gradtrace.tracer.validate import safe_text
 
@@ -361,17 +368,21 @@ class RunView(ParamReads):
         """Every node of step ``step``: the graph columns plus value and grad."""
         step = as_int(step, "step")
         rows = self._rows(
-            sa.select(Trace.graph_key, Trace.data, Trace.grad, Trace.codec).where(
+            sa.select(Trace.graph_key, Trace.data, Trace.grad, Trace.codec, Trace.crc).where(
                 Trace.run_key == self.key, Trace.step == step
             )
         )
         if not rows:
             raise self._no_trace(step)
-        graph_key, data, grad, codec = rows[0]
+        graph_key, data, grad, codec, crc = rows[0]
         out = self._structure(int(graph_key)).copy()
         what = f"the trace of step {step}"
-        out["value"] = decode_floats(data, codec, len(out), what)
-        out["grad"] = decode_floats(grad, codec, len(out), what)
+        try:
+            check_crc(crc, data, grad)
+            out["value"] = decode_floats(data, codec, len(out), what)
+            out["grad"] = decode_floats(grad, codec, len(out), what)
+        except DamagedBlob as e:
+            raise self._damaged(e, "node values and gradients", step) from None
         return out
 
     def first_nonfinite(self) -> Origin | None:

@@ -22,7 +22,7 @@ import numpy as np
 import sqlalchemy as sa
 from gradtrace.tracer.errors import RecorderError
 from gradtrace.tracer.recording.capture import Shape, Snapshot
-from gradtrace.tracer.storage.codec import ZSTD, encode_array, encode_pair, row
+from gradtrace.tracer.storage.codec import PLAIN, ZSTD, checksum, encode_array, encode_pair, row
 from gradtrace.tracer.storage.models import (
     Graph,
     Metric,
@@ -164,6 +164,7 @@ class Writer:
                 data=data,
                 grad=grad,
                 codec=codec,
+                crc=checksum(data, grad) if codec == PLAIN else None,  # zstd: its own
             )
             ins(conn, Trace, [trace])
         if batch.metrics:
@@ -187,11 +188,9 @@ class Writer:
             (ParamGrads, params[1], "grad"),
         ):
             codec, blob = encode_array(array, self.codec)
-            self.stmts.insert(
-                conn,
-                model,
-                [row(model, run_key=self.run_key, step=step, codec=codec, **{column: blob})],
-            )
+            crc = checksum(blob) if codec == PLAIN else None  # a zstd frame has its own
+            fields = {"codec": codec, "crc": crc, column: blob}
+            self.stmts.insert(conn, model, [row(model, run_key=self.run_key, step=step, **fields)])
 
     def _graph(self, conn: Connection, shape: Shape) -> None:
         shape.key = conn.execute(
