@@ -214,7 +214,7 @@ class Writer:
         now = datetime.now(UTC)
         values: dict[str, Any] = {
             "status": final.status,
-            "error": final.error,
+            "error": storable(final.error),
             "ended_at": now,
             "heartbeat_at": now,
         }
@@ -223,6 +223,19 @@ class Writer:
                 Run.first_nonfinite_step, final.nonfinite_step
             )
         conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(**values))
+
+
+def storable(text: str | None) -> str | None:
+    r"""``text`` as both backends can store it: a NUL (PostgreSQL refuses it) and a
+    lone surrogate (not UTF-8) become visible escapes, so an exception's message
+    can never keep its run from being closed.
+
+        >>> storable("a\x00b\udc80")
+        'a\\x00b\\udc80'
+    """
+    if text is None:
+        return None
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _as_dict(model: type, row: tuple[Any, ...]) -> dict[str, Any]:
