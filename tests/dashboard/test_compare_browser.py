@@ -137,9 +137,11 @@ def test_runs_list_selection_opens_the_compare_page(dash_duo, recorded):
         wait_until(lambda row=row: tick_row(dash_duo, row), what=f"row {row} ticked")
     # The panel is drawn again for each tick: follow the link once it names both runs.
     link = wait_until(
-        lambda: (a := dash_duo.find_element("#runs-compare-link"))
-        and a.get_attribute("href").count(",") == 1
-        and a,
+        lambda: (
+            (a := dash_duo.find_element("#runs-compare-link"))
+            and a.get_attribute("href").count(",") == 1
+            and a
+        ),
         what="the link to two runs",
     )
     link.click()

@@ -71,16 +71,6 @@ def recorded(tmp_path_factory) -> dict[str, Any]:
     return {"db": db, "ids": ids}
 
 
-
-
-
-
-
-
-
-
-
-
 def no_alert(dash_duo) -> bool:
     """True when no JavaScript alert is open."""
     try:
@@ -89,12 +79,6 @@ def no_alert(dash_duo) -> bool:
         return True
     alert.dismiss()
     return False
-
-
-
-
-
-
 
 
 def test_runs_page_lists_runs_and_links_to_them(dash_duo, recorded):

@@ -212,6 +212,8 @@ def test_summary_strip_numbers_are_the_databases(dash_duo, moons):
     key = dash_duo.find_element("#run-g-key").text
     assert all(word in key for word in ("parameter", "input", "constant", "target")), key
     assert dash_duo.get_logs() == []
+
+
 def test_url_weights_restore_the_picker_and_follow_it(dash_duo, diverged):
     db, run_id = diverged
     names = tracer.connect(db, readonly=True).run(run_id).parameters()["name"].tolist()

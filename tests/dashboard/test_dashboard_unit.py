@@ -427,8 +427,6 @@ def test_dashboard_reads_only_through_tracer():
         assert "innerHTML" not in path.read_text()
 
 
-
-
 def page(app, path: str, search: str = "") -> dict:
     """The page Dash renders at ``path`` (its layout as JSON), through the router."""
     values = {"_pages_location.pathname": path, "_pages_location.search": search}
@@ -444,8 +442,6 @@ def mount_below(app, tree) -> list:
         "run-below-args.data": find(tree, "run-below-args")["props"]["data"],
     }
     return call(app, "run-below.children", values, "run-below-go.data")["run-below"]["children"]
-
-
 
 
 def test_run_page_draws_header_and_curves_in_its_own_request(small_db):

@@ -69,8 +69,6 @@ def test_unknown_run_in_the_layout_request_is_the_not_found_page(moons):
     assert "no-such-run" in find(tree, "run-missing")["props"]["children"]
 
 
-
-
 def test_boundary_of_another_step_is_a_patch_of_the_scores(moons):
     db, run_id = moons
     app = create_app(db)

@@ -3,7 +3,15 @@ see (issue 19, items 5 and 9)."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import threading
+import time
+
 import pytest
+import sqlalchemy as sa
+from gradtrace.engine import Value
+from gradtrace.tracer.recording.writer import BackgroundWriter, StepBatch
 from helpers.trace import train
 
 from gradtrace import tracer
@@ -24,3 +32,70 @@ def test_an_error_text_with_a_surrogate_or_nul_still_closes_the_run(db_url, back
         assert view.status == "failed" and view.info["steps"] == 2
         error = view.info["error"]
     assert "ValueError: bad byte \\udc80, a NUL \\x00 and \u2028 here" in error
+
+
+def test_the_background_writer_holds_at_most_queue_size_uncommitted_steps():
+    """Issue 19, item 6: the steps a kill -9 can lose are those handed over and not
+    committed, queued or in the thread's open transaction: at most ``queue_size``."""
+    release = threading.Event()
+    writing = []
+
+    class Stuck(BackgroundWriter):
+        def _write(self, items):
+            writing.append(len(items))
+            release.wait(30)  # the commit takes forever: a kill -9 comes now
+
+    engine = sa.create_engine("sqlite://")
+    writer = Stuck(engine, run_key=1, queue_size=8, group=16)
+    returned = []
+
+    def train() -> None:
+        for k in range(40):
+            writer.submit(StepBatch(step=k, wall_time=0.0))
+            returned.append(k)  # log(k) has returned
+
+    thread = threading.Thread(target=train, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(returned) < 40:
+        before = len(returned)
+        time.sleep(0.2)
+        if len(returned) == before:
+            break  # training is held back
+    assert writing, "the writer thread took a group"
+    assert len(returned) == 8, f"{len(returned)} steps returned from log(), none committed"
+    release.set()
+    thread.join(30)
+    writer.close()
+    assert len(returned) == 40
+    engine.dispose()
+
+
+def test_a_refused_background_step_keeps_the_previous_steps_update(sqlite_path):
+    """Issue 19, item 9: step 5 carries step 4's update (known at log 5); when the
+    database refuses step 5, step 4's update is still stored."""
+    tracer.record("setup", db=sqlite_path).close()
+    with sqlite3.connect(sqlite_path) as conn:
+        conn.execute(
+            "CREATE TRIGGER no5 BEFORE INSERT ON steps WHEN NEW.step = 5 "
+            "BEGIN SELECT RAISE(ABORT, 'step 5 refused'); END"
+        )
+    conn.close()
+    w = Value(1.0)
+    run = tracer.record("bg", db=sqlite_path, background=True)
+    run.watch([w])
+    for _ in range(10):
+        loss = w * w
+        w.grad = 0.0
+        loss.backward()
+        with contextlib.suppress(tracer.RecorderError):
+            run.log(loss, lr=0.1)
+        w.data -= 0.1 * w.grad
+    with contextlib.suppress(tracer.RecorderError):
+        run.close()
+    with tracer.connect(sqlite_path) as store:
+        updates, kept = store.run("bg").updates(), store.run("bg").steps().index.tolist()
+    assert 5 not in kept and 4 in kept
+    assert set(kept) <= set(updates["step"])  # every kept step's update, 4's included
+    row = updates.set_index("step").loc[4]
+    assert row["value_after"] == row["value_before"] - 0.1 * row["grad"]
