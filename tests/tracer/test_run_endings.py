@@ -10,11 +10,13 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from gradtrace.engine import Value
 from gradtrace.tracer.recording.writer import BackgroundWriter, StepBatch
 from helpers.trace import train
 
 from gradtrace import tracer
+from gradtrace.cli.main import cli
 
 
 @pytest.mark.parametrize("background", [True, False], ids=["background", "sync"])
@@ -99,3 +101,21 @@ def test_a_refused_background_step_keeps_the_previous_steps_update(sqlite_path):
     assert set(kept) <= set(updates["step"])  # every kept step's update, 4's included
     row = updates.set_index("step").loc[4]
     assert row["value_after"] == row["value_before"] - 0.1 * row["grad"]
+
+
+def test_a_run_name_of_invalid_utf8_hides_no_other_run(sqlite_path):
+    """Issue 19, item 8: a row another tool wrote with bytes that are not UTF-8 is
+    listed with those bytes escaped; every other run lists as before."""
+    for name in ("good", "bad"):
+        with tracer.record(name, db=sqlite_path) as run:
+            list(train(2, run))
+    with sqlite3.connect(sqlite_path) as conn:
+        conn.execute("UPDATE runs SET name = CAST(X'ff626164' AS TEXT) WHERE name = 'bad'")
+    conn.close()
+    with tracer.connect(sqlite_path, readonly=True) as store:
+        runs = store.runs()
+        assert sorted(runs["name"]) == ["\\xffbad", "good"]
+        assert store.run("good").info["steps"] == 2
+    out = CliRunner().invoke(cli, ["runs", "--db", str(sqlite_path)])
+    assert out.exit_code == 0, out.output
+    assert "good" in out.output and "\\xffbad" in out.output

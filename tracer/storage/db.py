@@ -13,6 +13,7 @@ holds foreign tables or a newer schema is refused before anything touches it.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from importlib import resources
@@ -112,6 +113,9 @@ def _quick_check(conn: sa.Connection, url: URL) -> None:
     refuse_damage(describe(url), [r[0] for r in conn.exec_driver_sql(QUICK_CHECK).all()])
 
 
+_lenient_text = functools.partial(str, encoding="utf-8", errors="backslashreplace")
+
+
 def _sqlite_on_connect(readonly: bool):
     def on_connect(dbapi_conn, _record) -> None:
         # Take over transaction control from the sqlite3 module, so BEGIN is
@@ -120,6 +124,9 @@ def _sqlite_on_connect(readonly: bool):
         # file: WAL mode is switched on by open_database once the file is known
         # to be a gradtrace database (a foreign file must stay byte-identical).
         dbapi_conn.isolation_level = None
+        # Text that is not UTF-8 (written by another tool, or a damaged row) reads
+        # with its bad bytes as visible escapes: one bad row must not hide the rest.
+        dbapi_conn.text_factory = _lenient_text
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not readonly:
