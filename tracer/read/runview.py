@@ -70,6 +70,7 @@ from gradtrace.tracer.storage.codec import (
     decode_kinds,
     unpack_raw,
 )
+from gradtrace.tracer.storage.db import tolerant
 from gradtrace.tracer.storage.models import Graph, Metric, Run, Step, Trace
 from gradtrace.tracer.validate import safe_text
 
@@ -142,7 +143,8 @@ class RunView(ParamReads):
     def refresh(self) -> RunView:
         """Re-read the run's row (status, step count) — for a run still recording."""
         with self.store.engine.connect() as conn:
-            row = conn.execute(sa.select(Run.__table__).where(Run.run_key == self.key)).first()
+            stmt = sa.select(Run.__table__).where(Run.run_key == self.key)
+            row = tolerant(conn, lambda: conn.execute(stmt).first())
         if row is None:
             raise RunNotFound(f"run {self.key} was deleted")
         # Text written before it was validated (a lone surrogate) is made printable.

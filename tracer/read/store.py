@@ -28,7 +28,7 @@ from gradtrace.tracer.read.frames import (
     gc_paused,
     last_metric_values,
 )
-from gradtrace.tracer.storage.db import describe, open_database, resolve_url, writing
+from gradtrace.tracer.storage.db import describe, open_database, resolve_url, tolerant, writing
 from gradtrace.tracer.storage.models import Run
 from gradtrace.tracer.validate import NAME_MAX, safe_text, shown, text_problem
 from sqlalchemy.engine import URL, Engine
@@ -90,13 +90,16 @@ class Store:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
 
-                def fetch(stmt: sa.Executable) -> tuple[list[str], list[tuple]]:
+                def read(stmt: sa.Executable) -> tuple[list[str], list[tuple]]:
                     result = conn.execute(stmt)
                     keys = list(result.keys())
                     cursor = getattr(result, "cursor", None)
                     rows = cursor.fetchall() if cursor is not None else [tuple(r) for r in result]
                     result.close()
                     return keys, rows
+
+                def fetch(stmt: sa.Executable) -> tuple[list[str], list[tuple]]:
+                    return tolerant(conn, lambda: read(stmt))
 
                 yield fetch
 
@@ -145,7 +148,8 @@ class Store:
             # safe_text: one row with text no check refused when it was written (a
             # lone surrogate in its config) must not hide every run.
             rows = [
-                {k: safe_text(v) for k, v in row._mapping.items()} for row in conn.execute(stmt)
+                {k: safe_text(v) for k, v in row._mapping.items()}
+                for row in tolerant(conn, lambda: conn.execute(stmt).all())
             ]
         now = datetime.now(UTC)
         records = []
@@ -246,7 +250,8 @@ class Store:
         newest_first = (Run.started_at.desc(), Run.run_key.desc())
         with self.engine.connect() as conn:
             for what, stmt in stages:
-                found = conn.execute(stmt.order_by(*newest_first).limit(6)).all()
+                ordered = stmt.order_by(*newest_first).limit(6)
+                found = tolerant(conn, lambda: conn.execute(ordered).all())  # noqa: B023
                 if len(found) == 1:
                     return RunView(self, found[0].run_key)
                 if len(found) > 1 and what.startswith("name") and _one_name(found):

@@ -16,8 +16,10 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -48,6 +50,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
+T = TypeVar("T")
 DEFAULT_DB = "gradtrace.db"
 BUSY_TIMEOUT_MS = 60_000
 _MIGRATION_LOCK = 0x67726164  # pg_advisory lock id: "grad"
@@ -116,6 +119,24 @@ def _quick_check(conn: sa.Connection, url: URL) -> None:
 _lenient_text = functools.partial(str, encoding="utf-8", errors="backslashreplace")
 
 
+def tolerant(conn: sa.Connection, read: Callable[[], T]) -> T:
+    """``read()`` on ``conn``; if SQLite meets text that is not UTF-8 (written by
+    another tool, or a damaged row), read again with the bad bytes as visible
+    escapes (``\\xff``): one bad row must not hide the rest. Only then, as a text
+    factory of our own makes every text read twice as slow."""
+    try:
+        return read()
+    except OperationalError as e:
+        if conn.dialect.name != "sqlite" or "Could not decode" not in str(e.orig):
+            raise
+    driver = conn.connection.driver_connection
+    driver.text_factory = _lenient_text
+    try:
+        return read()
+    finally:
+        driver.text_factory = str
+
+
 def _sqlite_on_connect(readonly: bool):
     def on_connect(dbapi_conn, _record) -> None:
         # Take over transaction control from the sqlite3 module, so BEGIN is
@@ -124,9 +145,6 @@ def _sqlite_on_connect(readonly: bool):
         # file: WAL mode is switched on by open_database once the file is known
         # to be a gradtrace database (a foreign file must stay byte-identical).
         dbapi_conn.isolation_level = None
-        # Text that is not UTF-8 (written by another tool, or a damaged row) reads
-        # with its bad bytes as visible escapes: one bad row must not hide the rest.
-        dbapi_conn.text_factory = _lenient_text
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not readonly:
