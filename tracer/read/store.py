@@ -12,6 +12,7 @@ user never become SQL text.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from gradtrace.tracer.read.frames import (
     last_metric_values,
 )
 from gradtrace.tracer.storage.db import describe, open_database, resolve_url, tolerant, writing
+from gradtrace.tracer.storage.integrity import damage_error
 from gradtrace.tracer.storage.models import Run
 from gradtrace.tracer.validate import NAME_MAX, safe_text, shown, text_problem
 from sqlalchemy.engine import URL, Engine
@@ -94,7 +96,11 @@ class Store:
                     result = conn.execute(stmt)
                     keys = list(result.keys())
                     cursor = getattr(result, "cursor", None)
-                    rows = cursor.fetchall() if cursor is not None else [tuple(r) for r in result]
+                    try:
+                        rows = cursor.fetchall() if cursor is not None else list(map(tuple, result))
+                    except sqlite3.DatabaseError as e:  # the driver's own: SQLAlchemy's
+                        named = damage_error(describe(self.url), e)  # handler never saw it
+                        raise e if named is None else named from e
                     result.close()
                     return keys, rows
 
