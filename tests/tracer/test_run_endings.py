@@ -119,3 +119,27 @@ def test_a_run_name_of_invalid_utf8_hides_no_other_run(sqlite_path):
     out = CliRunner().invoke(cli, ["runs", "--db", str(sqlite_path)])
     assert out.exit_code == 0, out.output
     assert "good" in out.output and "\\xffbad" in out.output
+
+
+def test_a_reader_keeps_a_bounded_number_of_graph_shapes(sqlite_path):
+    """Issue 19, item 9: the dashboard's reader of a run whose graph changes every
+    step keeps the last GRAPHS_KEPT shapes, not every shape it was asked for."""
+    from gradtrace.tracer.read.runview import GRAPHS_KEPT
+
+    w = Value(0.5)
+    steps = GRAPHS_KEPT + 20
+    with tracer.record("shapes", db=sqlite_path, background=False) as run:
+        run.watch([w])
+        for k in range(steps):
+            loss = w * 1.0
+            for _ in range(k):  # one more node each step: a new shape
+                loss = loss + w
+            loss.backward()
+            run.log(loss)
+            w.grad = 0.0
+    with tracer.connect(sqlite_path, readonly=True) as store:
+        view = store.run("shapes")
+        for k in (*range(steps), 0, 1):  # the first shapes again, after eviction
+            nodes = view.nodes(k)
+            assert len(nodes) == k + 3 and nodes["value"].iloc[-1] == 0.5 * (1 + k)
+            assert len(view._graphs) <= GRAPHS_KEPT

@@ -45,6 +45,7 @@ graph shape, which is read once per RunView and cached; ``gradients()`` and
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,8 @@ from gradtrace.tracer.validate import safe_text
 if TYPE_CHECKING:
     from gradtrace.tracer.analysis.forensics import Origin
     from gradtrace.tracer.read.store import Store
+
+GRAPHS_KEPT = 32  # graph shapes a RunView keeps decoded (most runs have one)
 
 
 def _metric_names(run_key: int) -> sa.Select:
@@ -127,7 +130,10 @@ class RunView(ParamReads):
     def __init__(self, store: Store, key: int):
         self.store = store
         self.key = key
-        self._graphs: dict[int, pd.DataFrame] = {}
+        # The graph shapes read last, newest at the end: a run whose shape changes
+        # every step must not keep every shape it was asked for (a dashboard's
+        # reader lives as long as the server).
+        self._graphs: OrderedDict[int, pd.DataFrame] = OrderedDict()
         # Set by Store.run when a name picked the newest of several runs.
         self.note: str | None = None
         self.refresh()
@@ -309,7 +315,9 @@ class RunView(ParamReads):
 
     @gc_paused()
     def _structure(self, graph_key: int) -> pd.DataFrame:
-        if graph_key not in self._graphs:
+        if graph_key in self._graphs:
+            self._graphs.move_to_end(graph_key)
+        else:
             keys, rows = self.store.fetch(
                 sa.select(
                     Graph.n_nodes,
@@ -350,6 +358,8 @@ class RunView(ParamReads):
                     "kind": str_series(decode_kinds(g["kinds"], ops)),
                 }
             )
+            while len(self._graphs) > GRAPHS_KEPT:
+                self._graphs.popitem(last=False)
         return self._graphs[graph_key]
 
     def graph(self, step: int) -> pd.DataFrame:
