@@ -143,3 +143,34 @@ def test_a_reader_keeps_a_bounded_number_of_graph_shapes(sqlite_path):
             nodes = view.nodes(k)
             assert len(nodes) == k + 3 and nodes["value"].iloc[-1] == 0.5 * (1 + k)
             assert len(view._graphs) <= GRAPHS_KEPT
+
+
+def test_a_name_that_is_another_runs_id_prefix_shadows_nothing(db_url):
+    """Issue 19, item 9: a run named like another run's id prefix would hide that run
+    from its prefix: the reference is ambiguous, named as such; longer prefixes and
+    whole ids reach each run."""
+    tracer.record("first", db=db_url).close()
+    with tracer.connect(db_url) as store:
+        target = store.run("first").id
+    prefix = target[:6]
+    with tracer.record(prefix, db=db_url) as named:
+        pass
+    with tracer.connect(db_url, readonly=True) as store:
+        with pytest.raises(tracer.AmbiguousRun, match="prefix of the id") as info:
+            store.run(prefix)
+        assert target[:8] in str(info.value) and named.id[:8] in str(info.value)
+        assert store.run(target[:12]).id == target
+        assert store.run(named.id).name == prefix
+        assert store.run("first").id == target  # names that are not hex are untouched
+    out = CliRunner().invoke(cli, ["show", prefix, "--db", db_url])
+    assert out.exit_code == 1 and "prefix of the id" in out.output
+
+
+def test_the_dashboard_refuses_a_host_that_is_no_address():
+    """Issue 19, item 10: `gradtrace dashboard --host 256.1.1.1` is a usage error
+    naming the value, before the server tries to bind it."""
+    for host in ("256.1.1.1", "1.2.3", "bad host", "a..b"):
+        out = CliRunner().invoke(cli, ["dashboard", "--host", host, "--db", "none.db"])
+        assert out.exit_code == 2, (host, out.output)
+        assert "is not an IP address or a host name" in out.output and repr(host) in out.output
+        assert "Traceback" not in out.output

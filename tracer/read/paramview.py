@@ -36,6 +36,7 @@ from gradtrace.tracer.read.selection import (
 from gradtrace.tracer.storage.codec import DamagedBlob, apply_raw, decode_matrix
 from gradtrace.tracer.storage.db import describe
 from gradtrace.tracer.storage.models import Parameter, ParamGrads, ParamValues, Update
+from gradtrace.tracer.validate import shown
 
 if TYPE_CHECKING:
     from gradtrace.tracer.read.store import Store
@@ -110,6 +111,11 @@ class ParamReads:
             return list(range(n))
         if isinstance(params, str | Integral):
             params = [params]
+        elif not isinstance(params, list | tuple | range | np.ndarray | pd.Index):
+            raise GradtraceError(
+                f"params must be a parameter name or index, or a list of them, got "
+                f"{shown(params)} (run.parameters() lists them)"
+            )
         by_name = {name: i for i, name in enumerate(self._param_names)}
         out = []
         for p in params:

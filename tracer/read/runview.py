@@ -71,7 +71,7 @@ from gradtrace.tracer.storage.codec import (
     decode_kinds,
     unpack_raw,
 )
-from gradtrace.tracer.storage.db import tolerant
+from gradtrace.tracer.storage.db import describe, tolerant
 from gradtrace.tracer.storage.models import Graph, Metric, Run, Step, Trace
 from gradtrace.tracer.validate import safe_text
 
@@ -145,6 +145,15 @@ class RunView(ParamReads):
         """The single value of a ``SELECT max(...)`` as an int, None for no rows."""
         value = self._rows(stmt)[0][0]
         return None if value is None else int(value)
+
+    def _still_there(self) -> None:
+        """Raise RunNotFound if the run was deleted since this view was made: an
+        empty frame would read as a run that logged nothing."""
+        if not self._rows(sa.select(Run.run_key).where(Run.run_key == self.key)):
+            raise RunNotFound(
+                f"run {self.name!r} ({self.id[:8]}) was deleted from {describe(self.store.url)}; "
+                "`gradtrace runs` lists the runs there"
+            )
 
     def refresh(self) -> RunView:
         """Re-read the run's row (status, step count) — for a run still recording."""
@@ -247,6 +256,7 @@ class RunView(ParamReads):
         """Index ``step``; one float64 column per metric (sorted by name), then
         ``wall_time``. ``since=k`` reads only steps after k (how a live view grows)."""
         after = -1 if since is None else as_int(since, "since")
+        self._still_there()
         # One snapshot: a step committed between two reads would otherwise show
         # up with every metric NaN. Each metric is one range of the primary key
         # (run, name, step), so no row carries its name back to Python.
@@ -419,6 +429,7 @@ class RunView(ParamReads):
         """
         from gradtrace.tracer.analysis.verify import verify_run
 
+        self._still_there()
         return verify_run(self)
 
     # -- export --------------------------------------------------------------------

@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from gradtrace.tracer.errors import AmbiguousRun, NotAGradtraceDatabase, RunNotFound
+from gradtrace.tracer.errors import (
+    AmbiguousRun,
+    GradtraceError,
+    NotAGradtraceDatabase,
+    RunNotFound,
+)
 from gradtrace.tracer.read.frames import (
     STR,
     as_utc,
@@ -32,7 +37,7 @@ from gradtrace.tracer.read.frames import (
 from gradtrace.tracer.storage.db import describe, open_database, resolve_url, tolerant, writing
 from gradtrace.tracer.storage.integrity import damage_error
 from gradtrace.tracer.storage.models import Run
-from gradtrace.tracer.validate import NAME_MAX, safe_text, shown, text_problem
+from gradtrace.tracer.validate import NAME_MAX, check, safe_text, shown, text_problem
 from sqlalchemy.engine import URL, Engine
 
 if TYPE_CHECKING:
@@ -149,6 +154,7 @@ class Store:
         """
         stmt = sa.select(Run.__table__).order_by(Run.started_at.desc(), Run.run_key.desc())
         if experiment is not None:
+            check("experiment", experiment)
             stmt = stmt.where(Run.experiment == experiment)
         with self.engine.connect() as conn:
             # safe_text: one row with text no check refused when it was written (a
@@ -258,6 +264,8 @@ class Store:
             for what, stmt in stages:
                 ordered = stmt.order_by(*newest_first).limit(6)
                 found = tolerant(conn, lambda: conn.execute(ordered).all())  # noqa: B023
+                if found and what == "name":
+                    _no_id_prefix_shadowed(conn, ref, found[0], cols.where(prefix(Run.id, ref)))
                 if len(found) == 1:
                     return RunView(self, found[0].run_key)
                 if len(found) > 1 and what.startswith("name") and _one_name(found):
@@ -294,8 +302,38 @@ class Store:
     def delete_run(self, ref: str) -> None:
         """Remove a run and everything recorded for it (needs a writable store)."""
         view = self.run(ref)
-        with writing(self.engine).begin() as conn:
-            conn.execute(sa.delete(Run).where(Run.run_key == view.key))
+        try:
+            with writing(self.engine).begin() as conn:
+                conn.execute(sa.delete(Run).where(Run.run_key == view.key))
+        except sa.exc.DBAPIError as e:
+            if not _refused_as_readonly(e):
+                raise
+            raise GradtraceError(
+                f"cannot delete run {shown(view.name)} ({view.id[:8]}): {describe(self.url)} "
+                "was opened read-only; open it with connect(db) to delete runs"
+            ) from None
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _no_id_prefix_shadowed(conn: sa.Connection, ref: str, named: sa.Row, by_id: sa.Select) -> None:
+    """A name that is also a prefix of another run's id would hide that run from its
+    id prefix: refuse it, naming both (ids are lowercase hex, so most names cannot)."""
+    if not set(ref) <= _HEX:
+        return
+    other = conn.execute(by_id.where(Run.run_key != named.run_key).limit(1)).first()
+    if other is not None:
+        raise AmbiguousRun(
+            f"{shown(ref)} is the name of run {named.id[:8]} and a prefix of the id of run "
+            f"{other.id[:8]} ({shown(other.name)}); pass more characters of the id, or "
+            f"run {named.id[:8]}'s id"
+        )
+
+
+def _refused_as_readonly(e: sa.exc.DBAPIError) -> bool:
+    text = str(e.orig)
+    return "readonly database" in text or "read-only transaction" in text
 
 
 def _one_name(found: list) -> bool:
@@ -324,6 +362,7 @@ def connect(db: str | os.PathLike | None = None, readonly: bool = False) -> Stor
     A reader never creates a database: a missing file is an error (``record``
     creates one).
     """
+    check("readonly", readonly)
     url = resolve_url(db)
     name = url.database if url.get_backend_name() == "sqlite" else None
     if name and not name.startswith("file:") and not os.path.exists(name):
