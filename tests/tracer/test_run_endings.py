@@ -174,3 +174,22 @@ def test_the_dashboard_refuses_a_host_that_is_no_address():
         assert out.exit_code == 2, (host, out.output)
         assert "is not an IP address or a host name" in out.output and repr(host) in out.output
         assert "Traceback" not in out.output
+
+
+INVISIBLE = "\u2028\u2029\u200e\u200f\u061c\u200b\u200d\u2060\ufeff\xad"
+
+
+def test_show_and_why_escape_invisible_and_direction_characters(sqlite_path):
+    """Issue 19, item 9: a line separator, direction marks, zero-width and soft-hyphen
+    characters print escaped, so two names that look alike are told apart."""
+    name = "look" + INVISIBLE + "alike"
+    with tracer.record(name, db=sqlite_path, notes="n" + INVISIBLE) as run:
+        w = Value(1.0)
+        run.watch([w])
+        run.log(w * Value(float("nan"), label="x" + INVISIBLE), **{"m" + INVISIBLE: 1.0})
+    db = ["--db", str(sqlite_path)]
+    for command in (["show", run.id], ["why", run.id], ["runs"]):
+        out = CliRunner().invoke(cli, [*command, *db])
+        assert out.exit_code == 0, out.output
+        assert not set(out.output) & set(INVISIBLE), (command, repr(out.output))
+        assert "\\u2060\\ufeff\\xad" in out.output, (command, out.output)
