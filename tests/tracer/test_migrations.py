@@ -250,3 +250,18 @@ def test_0010_checksums_go_down_and_up_keeping_every_blob(db_url, tmp_path, orig
     _alembic(db_url, lambda cfg: command.upgrade(cfg, "head"))
     assert _blobs(db_url) == blobs
     assert _reads(db_url) == reads
+
+
+def test_a_downgrade_below_0003_keeps_64_bit_seeds_or_refuses_clearly(db_url):
+    """Issue 19, item 9: on PostgreSQL a seed wider than 32 bits cannot go back into
+    0002's column: a clear error naming the run, and every row kept (the downgrade
+    runs in one transaction here). SQLite's INTEGER holds it: the downgrade works."""
+    with tracer.record("wide", db=db_url, seed=2**40) as run:
+        list(train(1, run))
+    if db_url.startswith("postgresql"):
+        with pytest.raises(tracer.GradtraceError, match=rf"seed.*{run.id[:8]} \(seed {2**40}\)"):
+            _alembic(db_url, lambda cfg: command.downgrade(cfg, "0001"))
+        assert _sql(db_url, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+    else:
+        _alembic(db_url, lambda cfg: command.downgrade(cfg, "0001"))
+    assert _sql(db_url, "SELECT seed FROM runs WHERE name = 'wide'") == [(2**40,)]
