@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
@@ -193,3 +195,30 @@ def test_show_and_why_escape_invisible_and_direction_characters(sqlite_path):
         assert out.exit_code == 0, out.output
         assert not set(out.output) & set(INVISIBLE), (command, repr(out.output))
         assert "\\u2060\\ufeff\\xad" in out.output, (command, out.output)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "ending,code,status",
+    [("exit(5)", 5, "failed"), ("quit(3)", 3, "failed"), ("exit()", 0, "finished")],
+)
+def test_the_exit_builtins_without_a_with_block_decide_the_status(tmp_path, ending, code, status):
+    """Issue 19, item 9: ``exit(5)`` (site's builtin, which raises SystemExit itself)
+    outside a ``with`` block ends the run ``failed``, like ``sys.exit(5)``."""
+    db = tmp_path / "runs.db"
+    script = (
+        "from gradtrace import tracer\n"
+        "from gradtrace.engine import Value\n"
+        f"run = tracer.record('bare', db={str(db)!r})\n"
+        "x = Value(1.0)\n"
+        "run.watch([x])\n"
+        "run.log(x * 2)\n"
+        f"{ending}\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == code, done.stderr
+    with tracer.connect(db, readonly=True) as store:
+        view = store.run("bare")
+    assert view.status == status and view.info["steps"] == 1
+    if status == "failed":
+        assert view.info["error"] == f"SystemExit({code})"
