@@ -26,7 +26,11 @@ A float64 array is little-endian IEEE-754 before compression (the width above),
 so NaN payloads, -0.0, infinities and subnormals keep every bit. The codec of a
 row says what was done to it: ``NULL`` or :data:`PLAIN` stores the bytes as
 they are (everything gradtrace 0.1.0 wrote), :data:`ZSTD` one zstd frame of
-them. ``raw`` columns are only set where a row holds a NaN or a -0.0, the
+them. Every array is checked when read: a zstd frame by its content
+checksum, a plain row by its ``crc`` column (:func:`checksum`, CRC-32 of the
+stored bytes; migration 0010); rows written before either read unchecked. A
+mismatch raises :class:`DamagedBlob`, which readers turn into an error naming
+the run, the step and the file. ``raw`` columns are only set where a row holds a NaN or a -0.0, the
 floats SQL columns cannot keep (see ``tracer.models``).
 
 Why zstd level 1: on the moons demo's traces it keeps ~4-5 bytes a node-step

@@ -75,6 +75,12 @@ def check_sqlite_file(path: Path, readonly: bool) -> None:
     # Before any ordinary connection, which could roll back, checkpoint or add
     # side files: another program's file must stay byte-identical.
     seen = look(path)
+    if seen.foreign and "runs" in seen.tables:
+        raise NotAGradtraceDatabase(
+            f"{path} has a runs table but no schema version of gradtrace's and not its mark "
+            f"(tables {', '.join(seen.tables[:5])}); it was not made by gradtrace and was "
+            "left untouched; pass a new file name or an empty database"
+        )
     if seen.foreign:
         raise NotAGradtraceDatabase(
             f"{path} holds other tables ({', '.join(seen.tables[:5])}) and no gradtrace "
