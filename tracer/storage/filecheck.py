@@ -31,10 +31,11 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 QUICK_CHECK = "PRAGMA quick_check(5)"  # the first five problems are enough to name
 
 
-def check_sqlite_file(path: Path, readonly: bool) -> None:
+def check_sqlite_file(path: Path, readonly: bool, newer_ok: bool = False) -> None:
     """Refuse, before any connection touches it, a file gradtrace must not open:
-    a folder, not SQLite, a damaged header, foreign tables, a read-only file to
-    record into, a missing one to read, a hot journal on a read-only open."""
+    a folder, not SQLite, a damaged header, foreign tables, a newer schema (unless
+    ``newer_ok``: the caller only reads it immutable), a read-only file to record
+    into, a missing one to read, a hot journal on a read-only open."""
     if not readonly and path.parent.is_dir() and not path.is_dir() and not writable(path):
         raise DatabaseURLError(
             f"cannot record into {path}: the file or its folder is read-only (a read-only "
@@ -86,7 +87,7 @@ def check_sqlite_file(path: Path, readonly: bool) -> None:
             f"{path} holds other tables ({', '.join(seen.tables[:5])}) and no gradtrace "
             "runs; it was left untouched; pass a new file name or an empty database"
         )
-    if seen.revision is not None and seen.revision not in known_revisions():
+    if seen.revision is not None and seen.revision not in known_revisions() and not newer_ok:
         # Even a read-only connection rewrites a WAL file's -shm, and the last one
         # to close checkpoints it: a newer schema is refused before either.
         raise SchemaTooNew(
@@ -114,7 +115,7 @@ def check_file(path: Path) -> None:
     """Refuse, naming it, a SQLite file gradtrace cannot read: not SQLite, damaged
     (header or any page: ``PRAGMA quick_check``), foreign, or an unfinished
     transaction. Reads it as immutable: no byte of it or beside it changes."""
-    check_sqlite_file(path, readonly=True)
+    check_sqlite_file(path, readonly=True, newer_ok=True)  # `db check` names the revision
     if side(path, "-wal").exists():
         return  # a live writer: its pages are checked by the connection that reads them
     try:
