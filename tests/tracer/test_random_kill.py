@@ -34,7 +34,7 @@ TRIALS = 7
 AT_ONCE = 4  # children recording into one database together
 
 
-QUEUE_SIZE = 8  # the recorder's default
+QUEUE_SIZE = 16  # the recorder's default
 
 
 def _check(view, how: str, note: str, returned: int, background: bool) -> int:

@@ -96,7 +96,7 @@ class Recorder:
         capture: str = "nodes",
         every: int = 1,
         background: bool = True,
-        queue_size: int = 8,
+        queue_size: int = 16,
         linear_gc: bool = True,
     ):
         # Everything that can be wrong with the arguments is checked before

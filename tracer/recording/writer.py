@@ -270,7 +270,7 @@ class BackgroundWriter(Writer):
     """
 
     def __init__(
-        self, engine: Engine, run_key: int, queue_size: int = 8, group: int = 16, codec: int = ZSTD
+        self, engine: Engine, run_key: int, queue_size: int = 16, group: int = 16, codec: int = ZSTD
     ):
         super().__init__(engine, run_key, codec)
         if queue_size < 1:
