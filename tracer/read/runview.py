@@ -67,7 +67,6 @@ if TYPE_CHECKING:
     from gradtrace.tracer.read.store import Store
 
 
-
 def _metric_names(run_key: int) -> sa.Select:
     """A run's metric names, one index seek each (not a scan of every row)."""
     first = sa.select(sa.func.min(Metric.name).label("name")).where(Metric.run_key == run_key)
