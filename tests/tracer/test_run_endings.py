@@ -126,7 +126,7 @@ def test_a_run_name_of_invalid_utf8_hides_no_other_run(sqlite_path):
 def test_a_reader_keeps_a_bounded_number_of_graph_shapes(sqlite_path):
     """Issue 19, item 9: the dashboard's reader of a run whose graph changes every
     step keeps the last GRAPHS_KEPT shapes, not every shape it was asked for."""
-    from gradtrace.tracer.read.runview import GRAPHS_KEPT
+    from gradtrace.tracer.read.graphreads import GRAPHS_KEPT
 
     w = Value(0.5)
     steps = GRAPHS_KEPT + 20
