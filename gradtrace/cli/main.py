@@ -31,7 +31,6 @@ import click
 
 from gradtrace.cli.text import terminal_safe
 from gradtrace.tracer.errors import GradtraceError
-from gradtrace.tracer.validate import shown
 
 DEMO_STEPS = {"moons": 100, "toy": 50}
 
@@ -126,8 +125,8 @@ def _host(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     dotted_numbers = all(part.isdigit() for part in value.split("."))
     if dotted_numbers or not _HOSTNAME.fullmatch(value):
         raise click.BadParameter(
-            f"{shown(value)} is not an IP address or a host name; pass e.g. 127.0.0.1, "
-            "0.0.0.0 (every interface) or localhost"
+            f"{terminal_safe(repr(value))} is not an IP address or a host name; pass e.g. "
+            "127.0.0.1, 0.0.0.0 (every interface) or localhost"
         )
     return value
 

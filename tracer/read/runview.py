@@ -135,7 +135,7 @@ class RunView(ParamReads, GraphReads):
     def _still_there(self) -> None:
         """Raise RunNotFound if the run was deleted since this view was made: an
         empty frame would read as a run that logged nothing."""
-        if not self._rows(sa.select(Run.run_key).where(Run.run_key == self.key)):
+        if not self.select_rows(sa.select(Run.run_key).where(Run.run_key == self.key)):
             raise RunNotFound(
                 f"run {self.name!r} ({self.id[:8]}) was deleted from {describe(self.store.url)}; "
                 "`gradtrace runs` lists the runs there"
