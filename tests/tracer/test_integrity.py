@@ -186,11 +186,13 @@ def test_a_damaged_page_met_by_a_read_names_the_file(longer, tmp_path, monkeypat
     assert str(path) in str(info.value) and "gradtrace db check" in str(info.value)
 
 
-def test_record_after_an_unclean_close_checks_a_file_of_any_size(recorded, tmp_path, monkeypatch):
+def test_record_after_an_unclean_close_checks_a_file_of_any_size(
+    recorded_db, tmp_path, monkeypatch
+):
     """Issue 19, item 7: however big the file, a writer that died mid-run means every
     page is checked before the first write."""
     monkeypatch.setattr(dbmod, "QUICK_CHECK_MAX_BYTES", 0)
-    path = _copy(recorded, tmp_path)
+    path = _copy(recorded_db, tmp_path)
     _damage_table(path, "updates")
     _add_dead_writer(path)
     before = path.read_bytes()
