@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from gradtrace.dashboard.data import plotly_text
+from gradtrace.dashboard.figures import plotly_text
 
 DECADES = 3.0  # a wider range than this reads better on a log axis
 ONSET_COLOR = "#dc2626"

@@ -77,29 +77,36 @@ def _stat(label: str, value: Any, id: str | None = None, title: str | None = Non
     )
 
 
+def numbers(rc: RunCache) -> tuple[str, str, str]:
+    """The strip's loss (start → final), best loss and final accuracy, as text: the
+    page draws them, and the live poll rewrites them with every new step."""
+    h = headline(rc.metrics())
+    loss = "no loss"
+    if h.loss_start is not None:
+        loss = f"{number(h.loss_start, 4)} → {number(h.loss_final, 4)}"
+    best = f"{number(h.loss_best, 4)} @ {h.best_step}" if h.best_step is not None else "—"
+    return loss, best, number(h.acc_final, 4)
+
+
 def strip(rc: RunCache, bad: Origin | None) -> html.Div:
     """The headline numbers, one line at desktop width."""
     s = rc.summary()
-    h = headline(rc.metrics())
-    status = [badge(s["status"], id="run-status")]
+    loss, best, acc = numbers(rc)
+    status = [badge(s["status"], id=ids.STATUS)]
     if bad is not None:
         status.append(
             html.Span(
                 f"diverged at step {bad.step}", className="badge status-failed", id="run-diverged"
             )
         )
-    loss = "no loss"
-    if h.loss_start is not None:
-        loss = f"{number(h.loss_start, 4)} → {number(h.loss_final, 4)}"
-    best = f"{number(h.loss_best, 4)} @ {h.best_step}" if h.best_step is not None else "—"
     return html.Div(
         [
             _stat("status", status),
-            _stat("loss start → final", loss, id="run-sum-loss"),
-            _stat("best loss", best, id="run-sum-best"),
-            _stat("final accuracy", number(h.acc_final, 4), id="run-sum-acc"),
-            _stat("steps", str(s["steps"]), id="run-steps"),
-            _stat("duration", duration(s["duration_s"]), id="run-duration"),
+            _stat("loss start → final", loss, id=ids.LOSS_TEXT),
+            _stat("best loss", best, id=ids.BEST),
+            _stat("final accuracy", acc, id=ids.ACC),
+            _stat("steps", str(s["steps"]), id=ids.STEPS),
+            _stat("duration", duration(s["duration_s"]), id=ids.DURATION),
             _stat("parameters", str(s["parameters"]), id="run-sum-params"),
             _stat("nodes per step", str(s["nodes_per_step"] or "not traced"), id="run-sum-nodes"),
             # filled by the health section's callback (dead and saturated neurons need
@@ -125,6 +132,14 @@ def onset_of(rc: RunCache) -> Onset | None:
     return rc.once("onset", lambda rc: rc.view.onset(until=None if bad is None else bad.step))
 
 
+_GO = {
+    "slider": ids.SLIDER,
+    "mode": ids.GRAPH_MODE,
+    "node": ids.GRAPH_NODE,
+    "graph": f"#{ids.GRAPH}, #{ids.GRAPH_NONE}",
+}
+
+
 def story(bad: Origin | None, went: Onset | None = None) -> html.Div | None:
     """The divergence story: when it started going wrong, where the first NaN/inf
     came from, and a button that replays that step around the node."""
@@ -144,8 +159,8 @@ def story(bad: Origin | None, went: Onset | None = None) -> html.Div | None:
                     html.Button(go, id=ids.STORY_GO, n_clicks=0, className="btn btn-small"),
                 ]
             ),
-            # where the button goes (read by the browser: dashboard/assets/health.js)
-            dcc.Store(id="run-story-where", data={"step": bad.step, "node": bad.node}),
+            # where the button goes, and the ids it moves (assets/run.js: toNode)
+            dcc.Store(id="run-story-where", data={"step": bad.step, "node": bad.node, "ids": _GO}),
         ],
         className="notice notice-error story",
         id="run-story",
@@ -204,7 +219,7 @@ def register(app: Dash, ctx: AppContext) -> None:
     # never written: a callback without one makes Dash 4 check every callback's
     # inputs, and those below the fold are not mounted yet.)
     app.clientside_callback(
-        ClientsideFunction("gt_health", "toNode"),
+        ClientsideFunction("run", "toNode"),
         Output("run-story-where", "data"),
         Input(ids.STORY_GO, "n_clicks"),
         State("run-story-where", "data"),

@@ -62,18 +62,6 @@ def in_view(dash_duo, selector: str) -> bool:
     )
 
 
-def console_errors(dash_duo) -> list[str]:
-    """The browser's console errors, but for one known race of the page's first
-    second (issue 21, "Early clicks are lost", another change's business): a
-    callback fired before the sections below the curves are mounted names their
-    store ``run-live``. Seen here at random under load, before any click."""
-    return [
-        m["message"]
-        for m in dash_duo.get_logs()
-        if "The id of this object is `run-live`" not in m["message"]
-    ]
-
-
 CY = (  # the cytoscape instance (cytoscape.js keeps it on its container as _cyreg)
     "const c = [...document.querySelectorAll('#run-cyto, #run-cyto *')]"
     ".find(e => e._cyreg && e._cyreg.cy);"
@@ -127,7 +115,7 @@ def test_dead_neurons_named_with_their_step_and_a_click_to_their_weights(dash_du
     )
     assert traces
     shot(dash_duo, f"health-weights-{size}")
-    assert console_errors(dash_duo) == []
+    assert dash_duo.get_logs() == []
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -173,4 +161,4 @@ def test_divergence_button_lands_on_the_node_selected_with_its_detail(dash_duo, 
     note = dash_duo.find_element("#run-g-note").text
     assert f"step {bad.step}: node {bad.node}" in note
     shot(dash_duo, f"divergence-node-{size}")
-    assert console_errors(dash_duo) == []
+    assert dash_duo.get_logs() == []

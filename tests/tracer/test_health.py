@@ -168,8 +168,10 @@ def test_health_section_draws_the_counts_of_the_query_api(moons):
     from helpers.dash import call
 
     app = create_app(MOONS_DB["db"])
-    meta = {"id": moons.id, "traced": True, "capture": "all"}
-    resp = call(app, "run-h-units.figure", {"run-meta.data": meta}, "run-meta.data")
+    meta = {"traced": True, "capture": "all"}
+    resp = call(
+        app, "run-h-units.figure", {"run-meta.data": meta, "run-id.data": moons.id}, "run-meta.data"
+    )
     table = health.neurons(moons)
     dead = int((table["state"] == "dead").sum())
     assert dead > 0
