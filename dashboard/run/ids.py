@@ -30,7 +30,7 @@ DURATION = "run-duration"
 BEST = "run-sum-best"
 LOSS_TEXT = "run-sum-loss"
 ACC = "run-sum-acc"
-SUM_HEALTH = "run-sum-health"  # the health section's links in the header strip
+SUM_HEALTH = "run-sum-health"  # the header's health badge (the health section fills it)
 STORY_GO = "run-story-go"  # Button: replay the divergence's step, the graph on its node
 
 # curves (overview.py)

@@ -111,7 +111,7 @@ def strip(rc: RunCache, bad: Origin | None) -> html.Div:
             _stat("nodes per step", str(s["nodes_per_step"] or "not traced"), id="run-sum-nodes"),
             # filled by the health section's callback (dead and saturated neurons need
             # a node trace read): until then what the header already knows
-            _stat("health", _first_badge(bad), id="run-sum-health"),
+            _stat("health", _first_badge(bad), id=ids.SUM_HEALTH),
         ],
         className="summary-strip",
         id="run-summary",
