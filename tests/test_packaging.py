@@ -143,7 +143,11 @@ def test_import_gradtrace_loads_no_layer(tmp_path):
     done = subprocess.run(
         # an empty folder: `python -c` puts the working directory first on sys.path,
         # and a checkout's parent folder holds a `gradtrace/` folder of its own
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     heavy, version = done.stdout.strip().splitlines()
@@ -162,8 +166,11 @@ def test_the_command_line_starts_without_the_heavy_layers(tmp_path):
     done = subprocess.run(
         # an empty folder: `python -c` puts the working directory first on sys.path,
         # and a checkout's parent folder holds a `gradtrace/` folder of its own
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "heavy:"
-

@@ -228,6 +228,7 @@ RULES: dict[str, Rule] = {
         _int_in(1, QUEUE_MAX, f"1 to {QUEUE_MAX}"), "pass a small positive int, e.g. 8"
     ),
     "linear_gc": Rule(_bool, "pass True or False"),
+    "readonly": Rule(_bool, "pass True or False"),
     "step": Rule(
         _optional(_int_in(*INT32, "-2**31 to 2**31-1, the step column's range")),
         "pass an int below 2**31, or omit step= to number steps automatically",

@@ -1,7 +1,7 @@
 """The ``gradtrace`` command line: the one layer that may import every other.
 
-    $ gradtrace demo --serve
-    $ gradtrace runs
+$ gradtrace demo --serve
+$ gradtrace runs
 """
 
 from gradtrace.cli.main import cli, main

@@ -19,7 +19,9 @@ usage errors exit 2; set GRADTRACE_DEBUG=1 to see the traceback instead.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -103,8 +105,30 @@ def host_port(f: Callable) -> Callable:
         "--host",
         default="127.0.0.1",
         show_default=True,
+        callback=_host,
         help="Dashboard address (0.0.0.0 for every interface).",
     )(f)
+
+
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+
+
+def _host(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """An IP address or a host name, refused before the server tries to bind it."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    dotted_numbers = all(part.isdigit() for part in value.split("."))
+    if dotted_numbers or not _HOSTNAME.fullmatch(value):
+        raise click.BadParameter(
+            f"{terminal_safe(repr(value))} is not an IP address or a host name; pass e.g. "
+            "127.0.0.1, 0.0.0.0 (every interface) or localhost"
+        )
+    return value
 
 
 def dashboard_serve() -> Callable[..., Any]:

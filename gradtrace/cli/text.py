@@ -10,8 +10,14 @@ import re
 
 # What a terminal acts on instead of printing: C0 controls but tab and newline,
 # DEL and C1 (ESC sequences clear the screen, set the title, make hyperlinks),
-# bidirectional overrides (text that reads other than it is), lone surrogates.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# bidirectional overrides and marks (LRM, RLM, ALM: text that reads other than it
+# is), line and paragraph separators (a line break that is not one), invisible
+# characters (zero-width space and joiners, word joiner, BOM, soft hyphen: two
+# names that print alike), lone surrogates.
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u2069\ufeff\ud800-\udfff]"
+)
 
 
 def terminal_safe(text: str) -> str:

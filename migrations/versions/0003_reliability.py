@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from gradtrace.tracer.errors import GradtraceError
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -42,6 +43,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _seeds_fit_32_bits()
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("pid_ns")
         batch.alter_column(
@@ -58,4 +60,24 @@ def downgrade() -> None:
             existing_nullable=True,
             comment=None,
             existing_comment="any 64-bit seed",
+        )
+
+
+def _seeds_fit_32_bits() -> None:
+    """Before 0003 ``seed`` was a 32-bit column: on PostgreSQL a wider seed cannot go
+    back into it, so the downgrade is refused, naming the runs, before any change.
+    (SQLite's INTEGER holds 64 bits whatever the declared type.)"""
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    wide = bind.execute(
+        sa.text("SELECT id, seed FROM runs WHERE seed NOT BETWEEN :lo AND :hi ORDER BY run_key"),
+        {"lo": -(2**31), "hi": 2**31 - 1},
+    ).all()
+    if wide:
+        shown = ", ".join(f"{run_id[:8]} (seed {seed})" for run_id, seed in wide[:5])
+        raise GradtraceError(
+            f"cannot downgrade below schema 0003: {len(wide)} run(s) have a seed wider than the "
+            f"32 bits older schemas store: {shown}; delete those runs first, or stay at 0003 "
+            "or later; the seeds were left as they are"
         )

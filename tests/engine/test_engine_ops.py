@@ -25,8 +25,6 @@ from hypothesis import strategies as st
 # -- the lecture's worked numbers ---------------------------------------------
 
 
-
-
 def readme_example(V: type = Value) -> tuple:
     """micrograd's README expression built from Value class ``V``; returns (a, b, g)."""
     a = V(-4.0)

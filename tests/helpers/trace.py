@@ -173,9 +173,10 @@ if opts.get("go"):
         time.sleep(0.001)
 
 def steps(run):
-    for _ in train(opts["steps"], run, seed=opts["seed"], delay=opts["delay"],
-                   raise_at=opts["raise_at"]):
-        pass
+    for k, _ in enumerate(train(opts["steps"], run, seed=opts["seed"], delay=opts["delay"],
+                                raise_at=opts["raise_at"])):
+        if opts.get("echo"):
+            print(k, flush=True)  # log(k) has returned
 
 record_kwargs = dict(db=opts["db"])
 if opts["background"] is not None:  # None: the recorder's default (the background writer)
@@ -209,8 +210,10 @@ def start_child(
     delay: float = 0.0,
     raise_at: int | None = None,
     go: Path | None = None,
+    echo: bool = False,
 ) -> subprocess.Popen:
-    """Start a Python process that records the reference training into ``db``."""
+    """Start a Python process that records the reference training into ``db``;
+    ``echo`` prints each step's number once its ``log()`` has returned."""
     script = tmp_path / "child.py"
     if not script.exists():
         script.write_text(CHILD)
@@ -225,6 +228,7 @@ def start_child(
         "delay": delay,
         "raise_at": raise_at,
         "go": str(go) if go else None,
+        "echo": echo,
     }
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(

@@ -88,6 +88,42 @@ def _watch(name: str | None) -> Callable[[str, Path], Any]:
     return call
 
 
+def _watch_these(make: Callable[[], Any]) -> Callable[[str, Path], Any]:
+    def call(db: str, _tmp: Path) -> None:
+        with tracer.record("watching", db=db) as run:
+            run.watch(make())
+
+    return call
+
+
+class _TwoNamed:
+    def named_parameters(self):
+        return [("w", Value(1.0)), ("w", Value(2.0))]
+
+
+def _same_twice() -> list[Value]:
+    x = Value(1.0)
+    return [x, x]
+
+
+def _of_a_deleted_run(read: Callable[[Any], Any]) -> Callable[[str, Path], Any]:
+    """``read`` on the view of a run deleted after the view was made."""
+
+    def call(db: str, _tmp: Path) -> None:
+        tracer.record("doomed", db=db).close()
+        with tracer.connect(db) as store:
+            view = store.run("doomed")
+            store.delete_run(view.id)
+            read(view)
+
+    return call
+
+
+def _delete_read_only(db: str, _tmp: Path) -> None:
+    with tracer.connect(db, readonly=True) as store:
+        store.delete_run("good")
+
+
 def _db(value: Any) -> Callable[[str, Path], Any]:
     return lambda _db_url, tmp: tracer.record("x", db=value(tmp) if callable(value) else value)
 
@@ -159,6 +195,9 @@ BAD_INPUTS = [
     Bad("watch()", "parameter name of 201", "parameter name", _watch("p" * 201)),
     Bad("watch()", "NUL in a parameter name", "parameter name", _watch("p\x00")),
     Bad("watch()", "not Values", "watch()", _watch(None)),
+    Bad("watch()", "watch(None)", "watch()", _watch_these(lambda: None)),
+    Bad("watch()", "the same Value twice", "same Value", _watch_these(_same_twice)),
+    Bad("watch()", "a parameter name twice", "parameter name", _watch_these(_TwoNamed)),
     Bad("db", "db=5", "db", _db(5)),
     Bad("db", "a bytes path", "db", _db(b"runs.db")),
     Bad("db", "NUL in the path", "db", _db("runs\x00.db")),
@@ -184,6 +223,14 @@ BAD_INPUTS = [
     Bad("reading", "NUL in a reference", "run reference", _read(lambda s: s.run("a\x00"))),
     Bad("reading", "empty reference", "run reference", _read(lambda s: s.run(""))),
     Bad("reading", "no such run", "no run matches", _read(lambda s: s.run("nothing"))),
+    Bad("reading", "updates(params=1.5)", "params", _read(lambda s: s.run("good").updates(1.5))),
+    Bad("reading", "runs(experiment=123)", "experiment", _read(lambda s: s.runs(experiment=123))),
+    Bad("reading", "connect(readonly='yes')", "readonly", lambda d, _t: tracer.connect(d, "yes")),
+    Bad("reading", "delete_run() read-only", "read-only", _delete_read_only),
+    Bad(
+        "reading", "metrics() of a deleted run", "deleted", _of_a_deleted_run(lambda v: v.metrics())
+    ),
+    Bad("reading", "verify() of a deleted run", "deleted", _of_a_deleted_run(lambda v: v.verify())),
 ]
 ROWS = ("record()", "log()", "watch()", "db", "reading")
 

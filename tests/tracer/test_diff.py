@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from gradtrace.engine import Value
 from gradtrace.tracer.analysis.diff import first_differing_step, probe_then_bisect
 from gradtrace.tracer.analysis.difftypes import equal_mask, first_unequal
 from helpers.compare import record_run
@@ -127,7 +128,10 @@ def test_a_different_graph_names_the_first_differing_node(db_url):
 def test_bitwise_equality_and_bisection_rules():
     a = np.array([1.0, NAN_PAYLOAD, -0.0, math.inf])
     assert equal_mask(a, a.copy()).all()
-    assert not equal_mask(np.array([math.nan]), np.array([NAN_PAYLOAD]))[0]
+    # Any NaN equals any NaN (payload and sign are not the program's), -0.0 is not 0.0.
+    assert equal_mask(np.array([math.nan]), np.array([NAN_PAYLOAD]))[0]
+    assert equal_mask(np.array([-math.nan]), np.array([NAN_PAYLOAD]))[0]
+    assert not equal_mask(np.array([math.nan]), np.array([math.inf]))[0]
     assert not equal_mask(np.array([0.0]), np.array([-0.0]))[0]
     assert equal_mask(np.array([0.0]), np.array([-0.0]), atol=1e-300)[0]
     assert first_unequal(np.array([1.0, 2.0]), np.array([1.0, 2.5])) == 1
@@ -152,3 +156,32 @@ def test_bitwise_equality_and_bisection_rules():
     asked.clear()
     assert probe_then_bisect(list(range(100)), [50], differs) == 7  # earlier than the hint
     assert len(asked) < 12
+
+
+def _nan_run(url: str, leaf: float) -> str:
+    """One weight times a NaN input: every node after the input is a NaN carrying
+    ``leaf``'s payload, and so is the logged loss."""
+    w = Value(0.5, label="w")
+    with tracer.record("nan", db=url) as run:
+        run.watch([w])
+        for _ in range(3):
+            loss = w * Value(leaf) + 1.0
+            w.grad = 0.0
+            loss.backward()
+            run.log(loss)
+            w.data -= 0.1 * w.grad
+    return run.id
+
+
+def test_nans_of_different_payloads_are_the_same_computation(db_url):
+    """Issue 19, item 4: a NaN's payload depends on CPython's bytecode specialisation,
+    so one program recorded twice can store different NaN bits; diff calls it one."""
+    a, b = _nan_run(db_url, math.nan), _nan_run(db_url, NAN_PAYLOAD)
+    with tracer.connect(db_url, readonly=True) as store:
+        loss_a = store.run(a).metrics()["loss"].to_numpy()
+        loss_b = store.run(b).metrics()["loss"].to_numpy()
+        assert fbits(loss_a[0]) != fbits(loss_b[0])  # the bits do differ
+        d = store.diff(a, b)
+    assert d.first_trace_step is None and d.node_value is None, d.node_value
+    assert all(m.first_diff_step is None for m in d.metrics)
+    assert d.identical

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from gradtrace.tracer.storage import sqlitefile
 from helpers.trace import train
 
 from gradtrace import tracer
@@ -33,6 +34,42 @@ c = sqlite3.connect("app.db", isolation_level=None)
 c.execute("CREATE TABLE notes (x)"); c.execute("INSERT INTO notes VALUES (1)")
 c.execute("PRAGMA cache_size = 1"); c.execute("BEGIN")
 for _ in range(2000): c.execute("INSERT INTO notes VALUES (?)", ("x" * 200,))
+os._exit(0)
+""",
+    # An MLflow-like layout: a runs table and alembic's, in WAL mode, tables only in
+    # the -wal. Having a runs table does not make a file gradtrace's (issue 19, item 2).
+    "mlflow-wal": """
+import os, sqlite3
+c = sqlite3.connect("app.db", isolation_level=None)
+c.execute("PRAGMA journal_mode = WAL"); c.execute("PRAGMA wal_autocheckpoint = 0")
+c.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+c.execute("INSERT INTO alembic_version VALUES ('4465047574b1')")
+c.execute("CREATE TABLE runs (run_uuid VARCHAR(32) PRIMARY KEY, name VARCHAR(250))")
+c.execute("INSERT INTO runs VALUES ('a1', 'mine')")
+os._exit(0)
+""",
+    # The same with its tables checkpointed into the main file, and a live -shm.
+    "mlflow-main": """
+import os, sqlite3
+c = sqlite3.connect("app.db", isolation_level=None)
+c.execute("PRAGMA journal_mode = WAL")
+c.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+c.execute("INSERT INTO alembic_version VALUES ('4465047574b1')")
+c.execute("CREATE TABLE runs (run_uuid VARCHAR(32) PRIMARY KEY, name VARCHAR(250))")
+c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+c.execute("INSERT INTO runs VALUES ('a1', 'mine')")
+os._exit(0)
+""",
+    # gradtrace's table names and revision numbering, under another program's mark.
+    "other-mark": """
+import os, sqlite3
+c = sqlite3.connect("app.db", isolation_level=None)
+c.execute("PRAGMA journal_mode = WAL"); c.execute("PRAGMA application_id = 1234")
+c.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+c.execute("INSERT INTO alembic_version VALUES ('0009')")
+for t in ("runs", "parameters", "steps", "metrics"): c.execute(f"CREATE TABLE {t} (x)")
+c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+c.execute("INSERT INTO runs VALUES (1)")
 os._exit(0)
 """,
 }
@@ -117,6 +154,19 @@ def test_db_check_names_hostile_files_exits_1_and_creates_nothing(tmp_path, dama
         assert str(path) in result.output, (what, result.output)
         assert "Traceback" not in result.output, what
         assert folder_state(path.parent) == before, what
+
+
+def test_gradtrace_marks_its_files_and_reads_unmarked_old_ones(tmp_path):
+    """The mark is what makes a file gradtrace's; 0.1.0's files carry none."""
+    path = tmp_path / "new.db"
+    tracer.record("a", db=path).close()
+    assert sqlitefile.look(path).application_id == sqlitefile.APPLICATION_ID
+    old = tmp_path / "old.db"
+    shutil.copyfile(Path(__file__).parents[1] / "data" / "gradtrace-0.1.0.db", old)
+    assert not sqlitefile.look(old).foreign
+    with tracer.connect(old) as store:
+        assert store.runs().shape[0] > 0
+    assert sqlitefile.look(old).marked
 
 
 def test_db_check_passes_a_healthy_database(tmp_path):

@@ -1,6 +1,6 @@
 """Training health from the recorded run: dead ReLUs, saturated tanh, stalled weights.
 
-    python -m pytest tests/test_health.py -q
+python -m pytest tests/test_health.py -q
 """
 
 from __future__ import annotations

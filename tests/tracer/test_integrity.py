@@ -133,3 +133,72 @@ def test_full_check_passed_forgets_dead_writers(recorded_db, tmp_path, monkeypat
     tracer.connect(path).close()
     assert len(checks) == 2  # clean again: no full check
     assert os.path.getsize(path) > 0
+
+
+@pytest.fixture(scope="module")
+def longer(tmp_path_factory) -> Path:
+    """A run whose tables span several pages each."""
+    path = tmp_path_factory.mktemp("long") / "runs.db"
+    with tracer.record("a", db=path, background=False) as run:
+        list(train(300, run))
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return path
+
+
+def _damage_last_leaf(path: Path, table: str) -> None:
+    """Overwrite the last leaf page of ``table``: met while rows are fetched, after
+    the statement started."""
+    with sqlite3.connect(path) as conn:
+        pages = conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY path",
+            (table,),
+        ).fetchall()
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    assert len(pages) > 1, f"{table} fits one page"
+    with path.open("r+b") as f:
+        f.seek((pages[-1][0] - 1) * page_size)
+        f.write(bytes((i * 37 + 11) % 256 for i in range(page_size)))
+
+
+@pytest.mark.parametrize(
+    "table,read",
+    [
+        ("param_grads", lambda run: run.gradients()),
+        ("param_values", lambda run: run.values()),
+        ("metrics", lambda run: run.metrics()),
+        ("updates", lambda run: run.updates()),
+        ("steps", lambda run: run.steps()),
+    ],
+)
+def test_a_damaged_page_met_by_a_read_names_the_file(longer, tmp_path, monkeypatch, table, read):
+    """Issue 19, item 7: every read reports damage with the file's name, never a raw
+    sqlite3.DatabaseError (bulk reads go to the driver's cursor directly)."""
+    monkeypatch.setattr(dbmod, "QUICK_CHECK_MAX_BYTES", 0)
+    path = _copy(longer, tmp_path)
+    _damage_last_leaf(path, table)
+    with tracer.connect(path, readonly=True) as store:
+        run = store.run("a")
+        with pytest.raises(tracer.NotAGradtraceDatabase, match="is damaged") as info:
+            read(run)
+    assert str(path) in str(info.value) and "gradtrace db check" in str(info.value)
+
+
+def test_record_after_an_unclean_close_checks_a_file_of_any_size(
+    recorded_db, tmp_path, monkeypatch
+):
+    """Issue 19, item 7: however big the file, a writer that died mid-run means every
+    page is checked before the first write."""
+    monkeypatch.setattr(dbmod, "QUICK_CHECK_MAX_BYTES", 0)
+    path = _copy(recorded_db, tmp_path)
+    _damage_table(path, "updates")
+    _add_dead_writer(path)
+    before = path.read_bytes()
+    with pytest.raises(
+        tracer.NotAGradtraceDatabase, match=r"(malformed|damaged).*left untouched"
+    ) as info:
+        tracer.record("b", db=path)
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == before

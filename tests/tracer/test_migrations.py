@@ -38,8 +38,6 @@ TABLES = {
 }
 
 
-
-
 def _tables(url: str) -> set[str]:
     engine = sa.create_engine(url)
     try:
@@ -47,8 +45,6 @@ def _tables(url: str) -> set[str]:
             return set(sa.inspect(conn).get_table_names())
     finally:
         engine.dispose()
-
-
 
 
 def _record(url: str, name: str, steps: int = 3) -> None:
@@ -194,3 +190,78 @@ def test_parameter_roles_are_filled_in_for_runs_recorded_before_0002(db_url):
         ("encoder.w", "encoder", None, None, "other", None),
         ("p0", "parameters", None, None, "other", None),
     ]
+
+
+FIXTURE_010 = Path(__file__).resolve().parents[1] / "data" / "gradtrace-0.1.0.db"
+_ARRAYS = [
+    ("traces", "data"),
+    ("traces", "grad"),
+    ("param_values", "data"),
+    ("param_grads", "grad"),
+]
+
+
+def _blobs(url: str) -> dict[str, list]:
+    return {
+        f"{t}.{c}": _sql(url, f"SELECT run_key, step, codec, {c} FROM {t} ORDER BY run_key, step")
+        for t, c in _ARRAYS
+    }
+
+
+def _reads(url: str) -> dict[str, bytes]:
+    with tracer.connect(url, readonly=True) as store:
+        out = {}
+        for rid in store.runs()["id"]:
+            run = store.run(rid)
+            out[f"{rid}.grads"] = run.gradients().to_numpy().tobytes()
+            out[f"{rid}.values"] = run.values().to_numpy().tobytes()
+            for step in run.traced_steps():
+                out[f"{rid}.{step}"] = run.nodes(step)[["value", "grad"]].to_numpy().tobytes()
+        return out
+
+
+@pytest.mark.parametrize("origin", ["recorded", "0.1.0"])
+def test_0010_checksums_go_down_and_up_keeping_every_blob(db_url, tmp_path, origin):
+    """Migration 0010 adds a crc to each array row; old rows keep NULL and read as
+    they did; going down drops the column and nothing else (issue 19, item 3)."""
+    if origin == "0.1.0":
+        if not db_url.startswith("sqlite"):
+            pytest.skip("the 0.1.0 fixture is a SQLite file")
+        db_url = f"sqlite:///{tmp_path / 'old.db'}"
+        (tmp_path / "old.db").write_bytes(FIXTURE_010.read_bytes())
+        _alembic(db_url, lambda cfg: command.upgrade(cfg, "0009"))
+        crcs_before: list = []
+    else:
+        _record(db_url, "a")  # at head: plain rows carry a crc
+        crcs_before = _sql(db_url, "SELECT crc FROM param_grads WHERE crc IS NOT NULL")
+        assert crcs_before, "a small model's gradients are stored plain, with a crc"
+    _alembic(db_url, lambda cfg: command.upgrade(cfg, "head"))
+    blobs, reads = _blobs(db_url), _reads(db_url)
+    if origin == "0.1.0":
+        assert _sql(db_url, "SELECT count(*) FROM traces WHERE crc IS NOT NULL") == [(0,)]
+    _alembic(db_url, lambda cfg: command.downgrade(cfg, "0009"))
+    engine = sa.create_engine(db_url)
+    with engine.connect() as conn:
+        for table, _ in _ARRAYS:
+            names = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+            assert "crc" not in names, table
+    engine.dispose()
+    assert _blobs(db_url) == blobs
+    _alembic(db_url, lambda cfg: command.upgrade(cfg, "head"))
+    assert _blobs(db_url) == blobs
+    assert _reads(db_url) == reads
+
+
+def test_a_downgrade_below_0003_keeps_64_bit_seeds_or_refuses_clearly(db_url):
+    """Issue 19, item 9: on PostgreSQL a seed wider than 32 bits cannot go back into
+    0002's column: a clear error naming the run, and every row kept (the downgrade
+    runs in one transaction here). SQLite's INTEGER holds it: the downgrade works."""
+    with tracer.record("wide", db=db_url, seed=2**40) as run:
+        list(train(1, run))
+    if db_url.startswith("postgresql"):
+        with pytest.raises(tracer.GradtraceError, match=rf"seed.*{run.id[:8]} \(seed {2**40}\)"):
+            _alembic(db_url, lambda cfg: command.downgrade(cfg, "0001"))
+        assert _sql(db_url, "SELECT version_num FROM alembic_version") == [(head_revision(),)]
+    else:
+        _alembic(db_url, lambda cfg: command.downgrade(cfg, "0001"))
+    assert _sql(db_url, "SELECT seed FROM runs WHERE name = 'wide'") == [(2**40,)]

@@ -80,8 +80,6 @@ RUNS = {
 }
 
 
-
-
 def bits(values) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(values, dtype=np.float64)).view(np.uint64)
 
@@ -99,8 +97,6 @@ def assert_bits(actual, expected, what: str = "") -> None:
 def assert_schema(df: pd.DataFrame, schema: dict) -> None:
     assert list(df.columns) == list(schema)
     assert df.dtypes.to_dict() == schema
-
-
 
 
 def insert_run(url: str, **values) -> str:

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from gradtrace.engine import MLP, SGD, Value
 from gradtrace.tracer.analysis.verify import recompute
-from gradtrace.tracer.storage.codec import decode_floats, encode_floats
+from gradtrace.tracer.storage.codec import checksum, decode_floats, encode_floats
 from gradtrace.tracer.storage.models import Graph, Run, Trace, Update
 from helpers.compare import record_run
 from helpers.trace import batch_loss, fbits, small_model, train
@@ -232,3 +232,40 @@ def test_a_foreign_op_is_reported_as_not_re_computed(db_url):
     assert r.skipped_nodes.startswith(f"{3 * n_relu} values of op 'sin', which gradtrace")
     out = CliRunner().invoke(cli, ["verify", rid, "--db", db_url])
     assert out.exit_code == 0 and "not re-computed: " in out.output
+
+
+def test_a_nan_of_another_payload_verifies(db_url):
+    """Issue 19, item 4: re-computing ``w * NaN`` may give a NaN of other bits than
+    the recorded one (CPython's specialised ``+`` keeps another operand's payload):
+    any NaN matches any NaN; -0.0 still does not match 0.0."""
+    w = Value(0.5)
+    with tracer.record("nan", db=db_url) as run:
+        run.watch([w])
+        loss = w * Value(float("nan")) + 1.0
+        loss.backward()
+        run.log(loss)
+    with tracer.connect(db_url, readonly=True) as store:
+        view = store.run(run.id)
+        key, ops = view.key, view.nodes(0)["op"].tolist()
+    engine = _sql_engine(db_url)
+    with engine.begin() as conn:
+        blob, codec = conn.execute(
+            sa.select(Trace.data, Trace.codec).where(Trace.run_key == key, Trace.step == 0)
+        ).one()
+        values = decode_floats(blob, codec)
+        inner = [i for i, op in enumerate(ops) if op and np.isnan(values[i])]
+        assert inner  # the product and the sum
+        other = values.copy()
+        other[inner] = np.frombuffer((0xFFF8_0000_0000_1234).to_bytes(8, "little"), "<f8")[0]
+        data = encode_floats(other, codec)
+        grad = conn.execute(sa.select(Trace.grad).where(Trace.run_key == key)).scalar_one()
+        conn.execute(
+            sa.update(Trace)
+            .where(Trace.run_key == key, Trace.step == 0)
+            .values(data=data, crc=None if codec else checksum(data, grad))  # a sound row
+        )
+    engine.dispose()
+    with tracer.connect(db_url, readonly=True) as store:
+        result = store.run(run.id).verify()
+    assert result.ok, result.mismatch
+    assert result.nodes == len(ops)

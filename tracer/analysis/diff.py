@@ -24,8 +24,9 @@ The search never walks node by node in Python:
    first node, in topological order, whose value differs and the first whose
    gradient differs.
 
-Equality is bit-exact by default (a NaN equals a NaN of the same bits, -0.0 differs
-from 0.0); ``rtol``/``atol`` allow ``|a - b| <= atol + rtol * |b|``.
+Equality is bit-exact by default (any NaN equals any NaN whatever its payload,
+-0.0 differs from 0.0: ``difftypes.same_bits``); ``rtol``/``atol`` allow
+``|a - b| <= atol + rtol * |b|``.
 """
 
 from __future__ import annotations

@@ -152,11 +152,29 @@ class RunDiff:
         )
 
 
-def equal_mask(a: np.ndarray, b: np.ndarray, rtol: float = 0.0, atol: float = 0.0) -> np.ndarray:
-    """Elementwise: equal bits (NaN payloads, -0.0 included), or within tolerance."""
+def same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise bit equality of two float64 arrays, where any NaN equals any NaN.
+
+        >>> same_bits(np.array([0.0, np.nan, 1.5]), np.array([-0.0, -np.nan, 1.5]))
+        array([False,  True,  True])
+
+    A NaN's payload and sign are not the program's: CPython's ``NaN + NaN`` keeps
+    one operand's payload or the other's depending on whether the bytecode has been
+    specialised yet, so one program run twice in one process can make two NaNs of
+    different bits. -0.0 and 0.0 stay different (``1/x`` tells them apart). The one
+    rule diff and verify compare by.
+    """
     a = np.ascontiguousarray(a, dtype=np.float64)
     b = np.ascontiguousarray(b, dtype=np.float64)
-    same = a.view(np.uint64) == b.view(np.uint64)
+    return (a.view(np.uint64) == b.view(np.uint64)) | (np.isnan(a) & np.isnan(b))
+
+
+def equal_mask(a: np.ndarray, b: np.ndarray, rtol: float = 0.0, atol: float = 0.0) -> np.ndarray:
+    """Elementwise: :func:`same_bits` (NaN equals NaN, -0.0 is not 0.0), or within
+    tolerance."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    same = same_bits(a, b)
     if rtol or atol:
         with np.errstate(invalid="ignore", over="ignore"):
             same |= np.abs(a - b) <= atol + rtol * np.abs(b)

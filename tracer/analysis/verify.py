@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from gradtrace.engine import OP_TABLE, Value, apply, optim
+from gradtrace.tracer.analysis.difftypes import same_bits
 
 if TYPE_CHECKING:
     from gradtrace.tracer.read.runview import RunView
@@ -78,14 +79,6 @@ class VerifyResult:
     @property
     def ok(self) -> bool:
         return self.mismatch is None
-
-
-def same_bits(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Elementwise: the same float64 bits, or both NaN whatever their payloads (the
-    payload of ``nan + nan`` depends on the CPU's operand order). -0.0 is not 0.0.
-    Every comparison of recorded and re-computed numbers in this module is this one."""
-    a, b = np.ascontiguousarray(a, np.float64), np.ascontiguousarray(b, np.float64)
-    return (a.view(np.uint64) == b.view(np.uint64)) | (np.isnan(a) & np.isnan(b))
 
 
 def cannot_check(ops: list[str], a: list[int], b: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ A graph shape is stored once, column-wise (``graphs``), and read once per RunVie
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,11 +20,19 @@ import sqlalchemy as sa
 from gradtrace.tracer.errors import GradtraceError
 from gradtrace.tracer.read.frames import gc_paused, parents_array, str_series
 from gradtrace.tracer.read.selection import as_int
-from gradtrace.tracer.storage.codec import decode_floats, decode_int32, decode_kinds
+from gradtrace.tracer.storage.codec import (
+    DamagedBlob,
+    check_crc,
+    decode_floats,
+    decode_int32,
+    decode_kinds,
+)
 from gradtrace.tracer.storage.models import Graph, Trace
 
 if TYPE_CHECKING:
     from gradtrace.tracer.read.store import Store
+
+GRAPHS_KEPT = 32  # graph shapes a RunView keeps decoded (most runs have one)
 
 
 class GraphReads:
@@ -33,7 +42,10 @@ class GraphReads:
     store: Store
     key: int
     name: str
-    _graphs: dict[int, pd.DataFrame]
+    _graphs: OrderedDict[int, pd.DataFrame]
+
+    def _damaged(self, e: Exception, what: str, step: int) -> Exception:  # pragma: no cover
+        raise NotImplementedError  # ParamReads'
 
     def select_rows(self, stmt: sa.Select) -> list[tuple]:  # pragma: no cover - RunView's
         raise NotImplementedError
@@ -64,7 +76,9 @@ class GraphReads:
     @gc_paused()
     def structure(self, graph_key: int) -> pd.DataFrame:
         """One stored graph shape by ``graph_key`` (cached): node, op, label, a, b, ..."""
-        if graph_key not in self._graphs:
+        if graph_key in self._graphs:
+            self._graphs.move_to_end(graph_key)  # an OrderedDict: least recent first
+        else:
             keys, rows = self.store.fetch(
                 sa.select(
                     Graph.n_nodes,
@@ -105,6 +119,8 @@ class GraphReads:
                     "kind": str_series(decode_kinds(g["kinds"], ops)),
                 }
             )
+            while len(self._graphs) > GRAPHS_KEPT:
+                self._graphs.popitem(last=False)
         return self._graphs[graph_key]
 
     def graph(self, step: int) -> pd.DataFrame:
@@ -125,15 +141,19 @@ class GraphReads:
         """Every node of step ``step``: the graph columns plus value and grad."""
         step = as_int(step, "step")
         rows = self.select_rows(
-            sa.select(Trace.graph_key, Trace.data, Trace.grad, Trace.codec).where(
+            sa.select(Trace.graph_key, Trace.data, Trace.grad, Trace.codec, Trace.crc).where(
                 Trace.run_key == self.key, Trace.step == step
             )
         )
         if not rows:
             raise self._no_trace(step)
-        graph_key, data, grad, codec = rows[0]
+        graph_key, data, grad, codec, crc = rows[0]
         out = self.structure(int(graph_key)).copy()
         what = f"the trace of step {step}"
-        out["value"] = decode_floats(data, codec, len(out), what)
-        out["grad"] = decode_floats(grad, codec, len(out), what)
+        try:
+            check_crc(crc, data, grad)
+            out["value"] = decode_floats(data, codec, len(out), what)
+            out["grad"] = decode_floats(grad, codec, len(out), what)
+        except DamagedBlob as e:
+            raise self._damaged(e, "node values and gradients", step) from None
         return out

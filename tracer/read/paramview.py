@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from gradtrace.tracer.errors import GradtraceError
+from gradtrace.tracer.errors import GradtraceError, NotAGradtraceDatabase
 from gradtrace.tracer.read.frames import STR, gc_paused
 from gradtrace.tracer.read.selection import (
     Params,
@@ -33,8 +33,10 @@ from gradtrace.tracer.read.selection import (
     keep_mask,
     step_filter,
 )
-from gradtrace.tracer.storage.codec import apply_raw, decode_matrix
+from gradtrace.tracer.storage.codec import DamagedBlob, apply_raw, decode_matrix
+from gradtrace.tracer.storage.db import describe
 from gradtrace.tracer.storage.models import Parameter, ParamGrads, ParamValues, Update
+from gradtrace.tracer.validate import shown
 
 if TYPE_CHECKING:
     from gradtrace.tracer.read.store import Store
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 UPDATE_FLOATS = ["value_before", "grad", "value_after", "lr"]
 CHUNK_STEPS = 2000  # the per-step arrays are walked this many steps at a time
 ARRAYS = {"grad": (ParamGrads, ParamGrads.grad), "data": (ParamValues, ParamValues.data)}
+WHAT = {"grad": "parameter gradients", "data": "parameter values"}
 
 
 class ParamReads:
@@ -54,6 +57,15 @@ class ParamReads:
 
     def select_rows(self, stmt: sa.Select) -> list[tuple]:  # pragma: no cover - RunView's
         raise NotImplementedError
+
+    def _damaged(self, e: DamagedBlob, what: str, step: int) -> NotAGradtraceDatabase:
+        """The error for a stored array that failed its checksum: run, step, file."""
+        where = describe(self.store.url)
+        return NotAGradtraceDatabase(
+            f"the {what} of run {self.name!r} at step {step} in {where} are damaged ({e}); "
+            f"the other steps still read; check the file with `gradtrace db check --db "
+            f"{where}` and restore it from a copy"
+        )
 
     @cached_property
     def _parameters(self) -> pd.DataFrame:
@@ -100,6 +112,11 @@ class ParamReads:
             return list(range(n))
         if isinstance(params, str | Integral):
             params = [params]
+        elif not isinstance(params, list | tuple | range | np.ndarray | pd.Index):
+            raise GradtraceError(
+                f"params must be a parameter name or index, or a list of them, got "
+                f"{shown(params)} (run.parameters() lists them)"
+            )
         by_name = {name: i for i, name in enumerate(self.param_names)}
         out = []
         for p in params:
@@ -169,7 +186,7 @@ class ParamReads:
         table, column = ARRAYS[which]
         cond, keep = step_filter(table.step, steps)
         rows = self.select_rows(
-            sa.select(table.step, column, table.codec)
+            sa.select(table.step, column, table.codec, table.crc)
             .where(table.run_key == self.key, cond)
             .order_by(table.step)
         )
@@ -178,7 +195,12 @@ class ParamReads:
             rows = [r for r in rows if r[0] in keep]
         index = pd.Index(i8([r[0] for r in rows]), name="step")
         what = f"a parameter array of run {self.name!r}"
-        matrix = decode_matrix([r[1] for r in rows], [r[2] for r in rows], len(names), what)
+        try:
+            matrix = decode_matrix(
+                [r[1] for r in rows], [r[2] for r in rows], len(names), what, [r[3] for r in rows]
+            )
+        except DamagedBlob as e:
+            raise self._damaged(e, WHAT[which], int(rows[e.row][0])) from None
         return pd.DataFrame(matrix, index=index, columns=names)
 
     def gradients(self, params: Params = None, steps: Steps = None) -> pd.DataFrame:
@@ -208,7 +230,7 @@ class ParamReads:
             if upto is not None:
                 cond.append(v.step <= upto)
             rows = self.select_rows(
-                sa.select(v.step, v.data, v.codec, g.grad, g.codec)
+                sa.select(v.step, v.data, v.codec, g.grad, g.codec, v.crc, g.crc)
                 .join(g, sa.and_(g.run_key == v.run_key, g.step == v.step))
                 .where(*cond)
                 .order_by(v.step)
@@ -217,7 +239,25 @@ class ParamReads:
             if not rows:
                 return
             steps = i8([r[0] for r in rows])
-            data = decode_matrix([r[1] for r in rows], [r[2] for r in rows], n, "param_values")
-            grad = decode_matrix([r[3] for r in rows], [r[4] for r in rows], n, "param_grads")
+            try:
+                data = decode_matrix(
+                    [r[1] for r in rows],
+                    [r[2] for r in rows],
+                    n,
+                    "param_values",
+                    [r[5] for r in rows],
+                )
+            except DamagedBlob as e:
+                raise self._damaged(e, WHAT["data"], int(rows[e.row][0])) from None
+            try:
+                grad = decode_matrix(
+                    [r[3] for r in rows],
+                    [r[4] for r in rows],
+                    n,
+                    "param_grads",
+                    [r[6] for r in rows],
+                )
+            except DamagedBlob as e:
+                raise self._damaged(e, WHAT["grad"], int(rows[e.row][0])) from None
             yield steps, data, grad
             after = int(steps[-1])

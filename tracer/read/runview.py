@@ -44,6 +44,7 @@ graph shape, which is read once per RunView and cached; ``gradients()`` and
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,7 @@ from gradtrace.tracer.read.paramview import ParamReads
 from gradtrace.tracer.read.runfacts import as_utc, effective_status, last_metric_values
 from gradtrace.tracer.read.selection import as_int, columns, f8, i8
 from gradtrace.tracer.storage.codec import unpack_raw
+from gradtrace.tracer.storage.db import describe, tolerant
 from gradtrace.tracer.storage.models import Metric, Run, Step
 from gradtrace.tracer.validate import safe_text
 
@@ -113,7 +115,10 @@ class RunView(ParamReads, GraphReads):
     def __init__(self, store: Store, key: int):
         self.store = store
         self.key = key
-        self._graphs: dict[int, pd.DataFrame] = {}
+        # The graph shapes read last, newest at the end: a run whose shape changes
+        # every step must not keep every shape it was asked for (a dashboard's
+        # reader lives as long as the server).
+        self._graphs: OrderedDict[int, pd.DataFrame] = OrderedDict()
         # Set by Store.run when a name picked the newest of several runs.
         self.note: str | None = None
         self.refresh()
@@ -127,10 +132,20 @@ class RunView(ParamReads, GraphReads):
         value = self.select_rows(stmt)[0][0]
         return None if value is None else int(value)
 
+    def _still_there(self) -> None:
+        """Raise RunNotFound if the run was deleted since this view was made: an
+        empty frame would read as a run that logged nothing."""
+        if not self.select_rows(sa.select(Run.run_key).where(Run.run_key == self.key)):
+            raise RunNotFound(
+                f"run {self.name!r} ({self.id[:8]}) was deleted from {describe(self.store.url)}; "
+                "`gradtrace runs` lists the runs there"
+            )
+
     def refresh(self) -> RunView:
         """Re-read the run's row (status, step count) — for a run still recording."""
         with self.store.engine.connect() as conn:
-            row = conn.execute(sa.select(Run.__table__).where(Run.run_key == self.key)).first()
+            stmt = sa.select(Run.__table__).where(Run.run_key == self.key)
+            row = tolerant(conn, lambda: conn.execute(stmt).first())
         if row is None:
             raise RunNotFound(f"run {self.key} was deleted")
         # Text written before it was validated (a lone surrogate) is made printable.
@@ -227,6 +242,7 @@ class RunView(ParamReads, GraphReads):
         """Index ``step``; one float64 column per metric (sorted by name), then
         ``wall_time``. ``since=k`` reads only steps after k (how a live view grows)."""
         after = -1 if since is None else as_int(since, "since")
+        self._still_there()
         # One snapshot: a step committed between two reads would otherwise show
         # up with every metric NaN. Each metric is one range of the primary key
         # (run, name, step), so no row carries its name back to Python.
@@ -296,6 +312,7 @@ class RunView(ParamReads, GraphReads):
         """
         from gradtrace.tracer.analysis.verify import verify_run
 
+        self._still_there()
         return verify_run(self)
 
     # -- export --------------------------------------------------------------------

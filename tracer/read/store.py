@@ -12,6 +12,7 @@ user never become SQL text.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,12 +22,18 @@ from urllib.parse import unquote
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from gradtrace.tracer.errors import AmbiguousRun, NotAGradtraceDatabase, RunNotFound
+from gradtrace.tracer.errors import (
+    AmbiguousRun,
+    GradtraceError,
+    NotAGradtraceDatabase,
+    RunNotFound,
+)
 from gradtrace.tracer.read.frames import STR, gc_paused
 from gradtrace.tracer.read.runfacts import as_utc, effective_status, last_metric_values
-from gradtrace.tracer.storage.db import describe, open_database, resolve_url, writing
+from gradtrace.tracer.storage.db import describe, open_database, resolve_url, tolerant, writing
+from gradtrace.tracer.storage.integrity import damage_error
 from gradtrace.tracer.storage.models import Run
-from gradtrace.tracer.validate import NAME_MAX, safe_text, shown, text_problem
+from gradtrace.tracer.validate import NAME_MAX, check, safe_text, shown, text_problem
 from sqlalchemy.engine import URL, Engine
 
 if TYPE_CHECKING:
@@ -91,13 +98,20 @@ class Store:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
 
-                def fetch(stmt: sa.Executable) -> tuple[list[str], list[tuple]]:
+                def read(stmt: sa.Executable) -> tuple[list[str], list[tuple]]:
                     result = conn.execute(stmt)
                     keys = list(result.keys())
                     cursor = getattr(result, "cursor", None)
-                    rows = cursor.fetchall() if cursor is not None else [tuple(r) for r in result]
+                    try:
+                        rows = cursor.fetchall() if cursor is not None else list(map(tuple, result))
+                    except sqlite3.DatabaseError as e:  # the driver's own: SQLAlchemy's
+                        named = damage_error(describe(self.url), e)  # handler never saw it
+                        raise e if named is None else named from e
                     result.close()
                     return keys, rows
+
+                def fetch(stmt: sa.Executable) -> tuple[list[str], list[tuple]]:
+                    return tolerant(conn, lambda: read(stmt))
 
                 yield fetch
 
@@ -141,12 +155,14 @@ class Store:
         """
         stmt = sa.select(Run.__table__).order_by(Run.started_at.desc(), Run.run_key.desc())
         if experiment is not None:
+            check("experiment", experiment)
             stmt = stmt.where(Run.experiment == experiment)
         with self.engine.connect() as conn:
             # safe_text: one row with text no check refused when it was written (a
             # lone surrogate in its config) must not hide every run.
             rows = [
-                {k: safe_text(v) for k, v in row._mapping.items()} for row in conn.execute(stmt)
+                {k: safe_text(v) for k, v in row._mapping.items()}
+                for row in tolerant(conn, lambda: conn.execute(stmt).all())
             ]
         now = datetime.now(UTC)
         records = []
@@ -247,7 +263,10 @@ class Store:
         newest_first = (Run.started_at.desc(), Run.run_key.desc())
         with self.engine.connect() as conn:
             for what, stmt in stages:
-                found = conn.execute(stmt.order_by(*newest_first).limit(6)).all()
+                ordered = stmt.order_by(*newest_first).limit(6)
+                found = tolerant(conn, lambda: conn.execute(ordered).all())  # noqa: B023
+                if found and what == "name":
+                    _no_id_prefix_shadowed(conn, ref, found[0], cols.where(prefix(Run.id, ref)))
                 if len(found) == 1:
                     return RunView(self, found[0].run_key)
                 if len(found) > 1 and what.startswith("name") and _one_name(found):
@@ -284,8 +303,38 @@ class Store:
     def delete_run(self, ref: str) -> None:
         """Remove a run and everything recorded for it (needs a writable store)."""
         view = self.run(ref)
-        with writing(self.engine).begin() as conn:
-            conn.execute(sa.delete(Run).where(Run.run_key == view.key))
+        try:
+            with writing(self.engine).begin() as conn:
+                conn.execute(sa.delete(Run).where(Run.run_key == view.key))
+        except sa.exc.DBAPIError as e:
+            if not _refused_as_readonly(e):
+                raise
+            raise GradtraceError(
+                f"cannot delete run {shown(view.name)} ({view.id[:8]}): {describe(self.url)} "
+                "was opened read-only; open it with connect(db) to delete runs"
+            ) from None
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _no_id_prefix_shadowed(conn: sa.Connection, ref: str, named: sa.Row, by_id: sa.Select) -> None:
+    """A name that is also a prefix of another run's id would hide that run from its
+    id prefix: refuse it, naming both (ids are lowercase hex, so most names cannot)."""
+    if not set(ref) <= _HEX:
+        return
+    other = conn.execute(by_id.where(Run.run_key != named.run_key).limit(1)).first()
+    if other is not None:
+        raise AmbiguousRun(
+            f"{shown(ref)} is the name of run {named.id[:8]} and a prefix of the id of run "
+            f"{other.id[:8]} ({shown(other.name)}); pass more characters of the id, or "
+            f"run {named.id[:8]}'s id"
+        )
+
+
+def _refused_as_readonly(e: sa.exc.DBAPIError) -> bool:
+    text = str(e.orig)
+    return "readonly database" in text or "read-only transaction" in text
 
 
 def _one_name(found: list) -> bool:
@@ -314,6 +363,7 @@ def connect(db: str | os.PathLike | None = None, readonly: bool = False) -> Stor
     A reader never creates a database: a missing file is an error (``record``
     creates one).
     """
+    check("readonly", readonly)
     url = resolve_url(db)
     name = url.database if url.get_backend_name() == "sqlite" else None
     if name and not name.startswith("file:") and not os.path.exists(name):

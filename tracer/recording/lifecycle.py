@@ -9,9 +9,11 @@
   have. The handler is installed only from the main thread, only over the
   default action (a program's own handler is left alone), and the previous one
   is put back when the last run closes.
-- ``sys.exit(n)`` is noted while runs are open, so a run never closed ends
-  ``failed`` at exit when ``n`` is not 0 (``raise SystemExit(n)`` outside a
-  ``with`` block is not seen: the interpreter gives no hook for it).
+- ``sys.exit(n)`` and the builtins ``exit(n)``/``quit(n)`` are noted while runs
+  are open, so a run never closed ends ``failed`` at exit when ``n`` is not 0.
+  ``raise SystemExit(n)`` outside a ``with`` block is not seen: the interpreter
+  clears the exception before the exit hooks run and gives no hook for it (a
+  ``with record(...)`` block sees it).
 - A forked child inherits the parent's open runs but never closes or writes
   them: each run remembers the pid that opened it.
 """
@@ -19,6 +21,7 @@
 from __future__ import annotations
 
 import atexit
+import builtins
 import os
 import signal
 import sys
@@ -65,11 +68,30 @@ def error_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))
 
 
+class _NotingQuitter:
+    """``exit``/``quit`` of the interactive builtins, noting the code like sys.exit."""
+
+    def __init__(self, quitter: Any):
+        self.quitter = quitter
+
+    def __call__(self, code: Any = None) -> None:
+        _exit_codes.append(code)
+        self.quitter(code)
+
+    def __repr__(self) -> str:
+        return repr(self.quitter)
+
+
 def opened(rec: Any) -> None:
     OPEN.add(rec)
     if "exit" not in _previous:
         _previous["exit"] = sys.exit
         sys.exit = _noting_exit
+        for name in ("exit", "quit"):  # site's Quitter raises SystemExit itself
+            quitter = getattr(builtins, name, None)
+            if quitter is not None and not isinstance(quitter, _NotingQuitter):
+                _previous[name] = quitter
+                setattr(builtins, name, _NotingQuitter(quitter))
     on_main = threading.current_thread() is threading.main_thread()
     if on_main and "term" not in _previous and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         _previous["term"] = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -81,9 +103,16 @@ def closed(rec: Any) -> None:
         return
     if "exit" in _previous and sys.exit is _noting_exit:
         sys.exit = _previous.pop("exit")
+        _restore_quitters()
     on_main = threading.current_thread() is threading.main_thread()
     if on_main and "term" in _previous and signal.getsignal(signal.SIGTERM) is _on_sigterm:
         signal.signal(signal.SIGTERM, _previous.pop("term"))
+
+
+def _restore_quitters() -> None:
+    for name in ("exit", "quit"):
+        if name in _previous and isinstance(getattr(builtins, name, None), _NotingQuitter):
+            setattr(builtins, name, _previous.pop(name))
 
 
 def _noting_exit(code: Any = None) -> None:
@@ -134,6 +163,7 @@ def _after_fork_in_child() -> None:
     if sys.exit is _noting_exit:
         sys.exit = _previous.get("exit", _real_exit)
     _previous.pop("exit", None)
+    _restore_quitters()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -59,7 +59,7 @@ from gradtrace.tracer.storage.integrity import mark_closed, mark_open
 from gradtrace.tracer.storage.models import Parameter, Run
 from gradtrace.tracer.storage.procinfo import pid_namespace, process_start_time
 from gradtrace.tracer.storage.totals import any_nonfinite, nonfinite_step
-from gradtrace.tracer.validate import RULES, check
+from gradtrace.tracer.validate import RULES, check, shown
 
 import gradtrace
 
@@ -87,7 +87,7 @@ class Recorder:
         capture: str = "nodes",
         every: int = 1,
         background: bool = True,
-        queue_size: int = 8,
+        queue_size: int = 16,
         linear_gc: bool = True,
     ):
         # Everything that can be wrong with the arguments is checked before
@@ -183,14 +183,19 @@ class Recorder:
             raise RecorderError("watch() was already called for this run; call it once")
         if self.last_step is not None:
             raise RecorderError("call watch() before the first log()")
+        takes = "watch() takes a model with Value parameters or a list of Values"
         if hasattr(model, "named_parameters"):
             named = list(model.named_parameters())
         else:
-            named = [(f"p{i}", p) for i, p in enumerate(model)]
+            try:
+                named = [(f"p{i}", p) for i, p in enumerate(model)]
+            except TypeError:  # not iterable: None, a single Value, a number
+                raise ConfigError(f"{takes}, got {shown(model)}") from None
         if not named or not all(isinstance(p, Value) for _, p in named):
-            raise ConfigError("watch() takes a model with Value parameters or a list of Values")
+            raise ConfigError(takes)
         for n, _ in named:
             check("parameter name", n)
+        _no_twice(named)
         roles = parameter_roles(model, [n for n, _ in named])
         self.params = [p for _, p in named]
         self.optimizer = optimizer
@@ -393,3 +398,22 @@ def record(name: str = "run", db: str | os.PathLike | None = None, **options: An
     from re-walking the growing graph; every setting is restored at close).
     """
     return Recorder(name, db, **options)
+
+
+def _no_twice(named: list[tuple[str, Value]]) -> None:
+    """Each parameter once, under one name: its updates would be recorded twice,
+    or two parameters could not be told apart by name."""
+    names: dict[str, int] = {}
+    seen: dict[int, str] = {}
+    for name, p in named:
+        if id(p) in seen:
+            raise ConfigError(
+                f"watch() got the same Value twice (as {shown(seen[id(p)])} and {shown(name)}); "
+                "pass each parameter once"
+            )
+        if name in names:
+            raise ConfigError(
+                f"parameter name {shown(name)} is given to two parameters; "
+                "name each parameter once (named_parameters() must not repeat a name)"
+            )
+        seen[id(p)], names[name] = name, 1

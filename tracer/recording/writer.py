@@ -12,6 +12,7 @@ bounded queue, so SQLite's I/O (which releases the GIL) overlaps training.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,7 @@ import numpy as np
 import sqlalchemy as sa
 from gradtrace.tracer.errors import RecorderError
 from gradtrace.tracer.recording.capture import Shape, Snapshot
-from gradtrace.tracer.storage.codec import ZSTD, encode_array, encode_pair, row
+from gradtrace.tracer.storage.codec import PLAIN, ZSTD, checksum, encode_array, encode_pair, row
 from gradtrace.tracer.storage.models import (
     Graph,
     Metric,
@@ -164,6 +165,7 @@ class Writer:
                 data=data,
                 grad=grad,
                 codec=codec,
+                crc=checksum(data, grad) if codec == PLAIN else None,  # zstd: its own
             )
             ins(conn, Trace, [trace])
         if batch.metrics:
@@ -187,11 +189,9 @@ class Writer:
             (ParamGrads, params[1], "grad"),
         ):
             codec, blob = encode_array(array, self.codec)
-            self.stmts.insert(
-                conn,
-                model,
-                [row(model, run_key=self.run_key, step=step, codec=codec, **{column: blob})],
-            )
+            crc = checksum(blob) if codec == PLAIN else None  # a zstd frame has its own
+            fields = {"codec": codec, "crc": crc, column: blob}
+            self.stmts.insert(conn, model, [row(model, run_key=self.run_key, step=step, **fields)])
 
     def _graph(self, conn: Connection, shape: Shape) -> None:
         shape.key = conn.execute(
@@ -215,7 +215,7 @@ class Writer:
         now = datetime.now(UTC)
         values: dict[str, Any] = {
             "status": final.status,
-            "error": final.error,
+            "error": storable(final.error),
             "ended_at": now,
             "heartbeat_at": now,
         }
@@ -224,6 +224,19 @@ class Writer:
                 Run.first_nonfinite_step, final.nonfinite_step
             )
         conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(**values))
+
+
+def storable(text: str | None) -> str | None:
+    r"""``text`` as both backends can store it: a NUL (PostgreSQL refuses it) and a
+    lone surrogate (not UTF-8) become visible escapes, so an exception's message
+    can never keep its run from being closed.
+
+        >>> storable("a\x00b\udc80")
+        'a\\x00b\\udc80'
+    """
+    if text is None:
+        return None
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _as_dict(model: type, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -245,21 +258,27 @@ _STOP = object()
 class BackgroundWriter(Writer):
     """A :class:`Writer` on its own thread behind a bounded queue.
 
-    ``submit`` blocks when ``queue_size`` batches are waiting (back-pressure, so
-    memory stays bounded); the thread commits whatever has queued up in one
+    ``submit`` blocks while ``queue_size`` steps are handed over and not yet
+    committed, whether still queued or in the thread's open transaction: that is
+    the most a kill -9 can lose of steps whose ``log()`` returned (back-pressure
+    also keeps memory bounded). The thread commits whatever has queued up in one
     transaction (group commit). When a group fails, its steps are committed one
-    by one, so one step the database refuses loses that step alone. The error
-    is raised by the next ``submit`` (and, if no ``submit`` came after it, by
-    ``close``), and a run that lost steps ends ``failed`` naming them.
+    by one, so one step the database refuses loses that step alone (the previous
+    step's update, which travels with it, is still stored). The error is raised
+    by the next ``submit`` (and, if no ``submit`` came after it, by ``close``),
+    and a run that lost steps ends ``failed`` naming them.
     """
 
     def __init__(
-        self, engine: Engine, run_key: int, queue_size: int = 8, group: int = 16, codec: int = ZSTD
+        self, engine: Engine, run_key: int, queue_size: int = 16, group: int = 16, codec: int = ZSTD
     ):
         super().__init__(engine, run_key, codec)
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {queue_size}")
-        self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.queue: queue.Queue = queue.Queue()
+        # One permit a step handed over and not committed: a step's permit comes
+        # back only once its transaction has ended.
+        self.uncommitted = threading.BoundedSemaphore(queue_size)
         self.group = group
         self.error: BaseException | None = None  # not yet reported to the caller
         self.lost: list[int] = []  # steps the database refused
@@ -270,6 +289,7 @@ class BackgroundWriter(Writer):
     def submit(self, item: StepBatch | Final) -> None:
         if isinstance(item, StepBatch):
             self._raise()
+            self.uncommitted.acquire()
         self.queue.put(item)
 
     def close(self) -> None:
@@ -308,6 +328,19 @@ class BackgroundWriter(Writer):
                         self._write([self._marked(item)])
                     except BaseException as e:  # handed to the training thread
                         self._failed(item, e)
+                        self._salvage(item)
+            finally:
+                for item in items:
+                    if isinstance(item, StepBatch):
+                        self.uncommitted.release()
+
+    def _salvage(self, item: StepBatch | Final) -> None:
+        """Store the previous step's update that a refused step carried (it was
+        known when this step was logged); that step may be lost too: then no row."""
+        if not isinstance(item, StepBatch) or not item.updates:
+            return
+        with contextlib.suppress(Exception), self.engine.begin() as conn:  # its error is reported
+            conn.execute(_insert_ignore(conn, Update), [_as_dict(Update, r) for r in item.updates])
 
     def _failed(self, item: StepBatch | Final, e: BaseException) -> None:
         if isinstance(item, StepBatch):

@@ -26,7 +26,11 @@ A float64 array is little-endian IEEE-754 before compression (the width above),
 so NaN payloads, -0.0, infinities and subnormals keep every bit. The codec of a
 row says what was done to it: ``NULL`` or :data:`PLAIN` stores the bytes as
 they are (everything gradtrace 0.1.0 wrote), :data:`ZSTD` one zstd frame of
-them. ``raw`` columns are only set where a row holds a NaN or a -0.0, the
+them. Every array is checked when read: a zstd frame by its content
+checksum, a plain row by its ``crc`` column (:func:`checksum`, CRC-32 of the
+stored bytes; migration 0010); rows written before either read unchecked. A
+mismatch raises :class:`DamagedBlob`, which readers turn into an error naming
+the run, the step and the file. ``raw`` columns are only set where a row holds a NaN or a -0.0, the
 floats SQL columns cannot keep (see ``tracer.models``).
 
 Why zstd level 1: on the moons demo's traces it keeps ~4-5 bytes a node-step
@@ -41,13 +45,14 @@ import math
 import struct
 import sys
 import threading
+import zlib
 from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import zstandard
-from gradtrace.tracer.errors import GradtraceError
+from gradtrace.tracer.errors import GradtraceError, NotAGradtraceDatabase
 
 PLAIN = 0  # little-endian float64 as is (gradtrace 0.1.0 wrote NULL for this)
 ZSTD = 1  # one zstd frame of the little-endian float64 bytes
@@ -63,7 +68,9 @@ _local = threading.local()  # a zstd context may be used by one thread at a time
 def _compressor() -> zstandard.ZstdCompressor:
     c = getattr(_local, "c", None)
     if c is None:
-        c = _local.c = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        # The content checksum (4 bytes a frame) makes a damaged frame an error
+        # on decompression instead of wrong numbers.
+        c = _local.c = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True)
     return c
 
 
@@ -124,25 +131,54 @@ def encode_array(values: np.ndarray, codec: int = ZSTD) -> tuple[int, bytes]:
     return codec, blob
 
 
+class DamagedBlob(NotAGradtraceDatabase):
+    """A stored array whose checksum does not match, or that does not decode:
+    ``row`` is its position in what was decoded (readers name the run, step, file)."""
+
+    def __init__(self, message: str, row: int = 0):
+        super().__init__(message)
+        self.row = row
+
+
+def checksum(*blobs: bytes | memoryview | None) -> int:
+    """The ``crc`` column of a plain row: CRC-32 of its stored blobs, in order."""
+    crc = 0
+    for blob in blobs:
+        crc = zlib.crc32(b"" if blob is None else blob, crc)
+    return crc
+
+
+def check_crc(crc: int | None, *blobs: bytes | memoryview | None, row: int = 0) -> None:
+    """Raise :class:`DamagedBlob` unless ``blobs`` match the row's ``crc`` (NULL:
+    compressed, or written before checksums, so nothing to check)."""
+    if crc is not None and checksum(*blobs) != crc:
+        raise DamagedBlob("its checksum does not match: stored bytes changed", row)
+
+
+def _unzstd(blob: bytes | memoryview, what: str, row: int = 0) -> bytes:
+    try:
+        return _decompressor().decompress(bytes(blob))
+    except zstandard.ZstdError as e:  # its checksum failed, or it is no frame at all
+        raise DamagedBlob(f"{what} is not a valid zstd frame ({e})", row) from None
+
+
 def decode_floats(
     blob: bytes | memoryview, codec: int | None, n: int | None = None, what: str = "an array"
 ) -> np.ndarray:
     """The native, writable float64 array ``blob`` holds; ``n`` values if given.
 
-    ``codec`` is the row's codec column (``None`` for rows written by 0.1.0).
+    ``codec`` is the row's codec column (``None`` for rows written by 0.1.0). A
+    frame that does not decompress, or fails its checksum, raises DamagedBlob.
     """
     if codec == ZSTD:
-        try:
-            blob = _decompressor().decompress(bytes(blob))
-        except zstandard.ZstdError as e:
-            raise GradtraceError(f"{what} is not a valid zstd frame ({e})") from None
+        blob = _unzstd(blob, what)
     elif codec not in (None, PLAIN):
         raise GradtraceError(
             f"{what} uses codec {codec!r}, unknown to this gradtrace "
             f"(it knows {sorted(CODECS)}); upgrade gradtrace to read it"
         )
     if len(blob) % 8 or (n is not None and len(blob) != 8 * n):
-        raise GradtraceError(f"{what} holds {len(blob)} bytes, expected {8 * (n or 0)}")
+        raise DamagedBlob(f"{what} holds {len(blob)} bytes, expected {8 * (n or 0)}")
     return np.frombuffer(blob, dtype=F8).astype(np.float64)
 
 
@@ -151,19 +187,22 @@ def decode_matrix(
     codecs: Sequence[int | None],
     n: int,
     what: str = "an array",
+    crcs: Sequence[int | None] | None = None,
 ) -> np.ndarray:
     """The ``(len(blobs), n)`` float64 matrix of per-step arrays, each in its row's
-    codec (a NULL blob is an error unless ``n`` is 0)."""
-    decompress = _decompressor().decompress
+    codec, checked against its ``crc`` if given (a NULL blob is an error unless
+    ``n`` is 0). A damaged row raises DamagedBlob with its position."""
+    crcs = [None] * len(blobs) if crcs is None else crcs
     parts = []
-    for blob, codec in zip(blobs, codecs, strict=True):
+    for i, (blob, codec, crc) in enumerate(zip(blobs, codecs, crcs, strict=True)):
         raw = b"" if blob is None else bytes(blob)
+        check_crc(crc, raw, row=i)
         if codec == ZSTD:
-            raw = decompress(raw)
+            raw = _unzstd(raw, what, i)
         elif codec not in (None, PLAIN):
             decode_floats(raw, codec, n, what)  # raises: a codec this version does not know
         if len(raw) != 8 * n:
-            raise GradtraceError(f"{what} holds {len(raw)} bytes, expected {8 * n}")
+            raise DamagedBlob(f"{what} holds {len(raw)} bytes, expected {8 * n}", i)
         parts.append(raw)
     matrix = np.frombuffer(b"".join(parts), dtype=F8).reshape(len(parts), n)
     return matrix.astype(np.float64)

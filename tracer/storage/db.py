@@ -13,10 +13,13 @@ holds foreign tables or a newer schema is refused before anything touches it.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -37,6 +40,7 @@ from gradtrace.tracer.storage.filecheck import (
 )
 from gradtrace.tracer.storage.integrity import DAMAGED, dead_writers, forget_writers, name_damage
 from gradtrace.tracer.storage.sqlitefile import (
+    APPLICATION_ID,
     retry_locked,
     side,
     track_connections,
@@ -47,6 +51,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
+T = TypeVar("T")
 DEFAULT_DB = "gradtrace.db"
 BUSY_TIMEOUT_MS = 60_000
 _MIGRATION_LOCK = 0x67726164  # pg_advisory lock id: "grad"
@@ -60,7 +65,7 @@ QUICK_CHECK_MAX_BYTES = 4 << 20
 # The newest schema revision, known without loading the migration scripts (which
 # takes a quarter of a second): they are loaded only when a migration is pending.
 # tests/test_migrations.py checks it equals alembic's head.
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 
 
 def resolve_url(db: str | os.PathLike | None = None) -> URL:
@@ -112,6 +117,27 @@ def _quick_check(conn: sa.Connection, url: URL) -> None:
     refuse_damage(describe(url), [r[0] for r in conn.exec_driver_sql(QUICK_CHECK).all()])
 
 
+_lenient_text = functools.partial(str, encoding="utf-8", errors="backslashreplace")
+
+
+def tolerant(conn: sa.Connection, read: Callable[[], T]) -> T:
+    """``read()`` on ``conn``; if SQLite meets text that is not UTF-8 (written by
+    another tool, or a damaged row), read again with the bad bytes as visible
+    escapes (``\\xff``): one bad row must not hide the rest. Only then, as a text
+    factory of our own makes every text read twice as slow."""
+    try:
+        return read()
+    except OperationalError as e:
+        if conn.dialect.name != "sqlite" or "Could not decode" not in str(e.orig):
+            raise
+    driver = conn.connection.driver_connection
+    driver.text_factory = _lenient_text
+    try:
+        return read()
+    finally:
+        driver.text_factory = str
+
+
 def _sqlite_on_connect(readonly: bool):
     def on_connect(dbapi_conn, _record) -> None:
         # Take over transaction control from the sqlite3 module, so BEGIN is
@@ -144,6 +170,16 @@ def _enable_wal(engine: Engine) -> None:
             )
     if str(mode).lower() not in ("wal", "memory"):
         raise DatabaseURLError(f"cannot switch {describe(engine.url)} to WAL mode (got {mode})")
+
+
+def _mark_ours(engine: Engine) -> None:
+    """Put gradtrace's mark in the file's header (see sqlitefile.APPLICATION_ID):
+    only a marked file, or an old one of gradtrace's own revisions, is opened."""
+    with engine.connect() as conn:
+        marked = conn.exec_driver_sql("PRAGMA application_id").scalar() == APPLICATION_ID
+    if not marked:
+        with writing(engine).begin() as conn:
+            conn.exec_driver_sql(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
 def create_db_engine(url: URL, readonly: bool = False) -> Engine:
@@ -322,6 +358,7 @@ def open_database(db: str | os.PathLike | None = None, readonly: bool = False) -
                     forget_writers(conn, dead)
             if engine.dialect.name == "sqlite":
                 _enable_wal(engine)
+                _mark_ours(engine)
     except DBAPIError as e:
         engine.dispose()
         raise _translate(e, url) from e

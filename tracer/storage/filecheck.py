@@ -12,10 +12,12 @@ when an open runs it).
 from __future__ import annotations
 
 import sqlite3
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
-from gradtrace.tracer.errors import DatabaseURLError, NotAGradtraceDatabase
+from gradtrace.tracer.errors import DatabaseURLError, NotAGradtraceDatabase, SchemaTooNew
 from gradtrace.tracer.storage import sqlitefile
 from gradtrace.tracer.storage.sqlitefile import (
     immutable_uri,
@@ -30,11 +32,12 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 QUICK_CHECK = "PRAGMA quick_check(5)"  # the first five problems are enough to name
 
 
-def check_sqlite_file(path: Path, readonly: bool) -> int:
+def check_sqlite_file(path: Path, readonly: bool, newer_ok: bool = False) -> int:
     """Refuse, before any connection touches it, a file gradtrace must not open:
     a folder, not SQLite, a damaged header, foreign tables, a read-only file to
     record into, a missing one to read, a hot journal on a read-only open.
-    Returns the file's size (0: a new database)."""
+    A newer schema is refused unless ``newer_ok`` (the
+    caller reads it immutable). Returns the file's size (0: a new database)."""
     if not readonly and path.parent.is_dir() and not path.is_dir() and not writable(path):
         raise DatabaseURLError(
             f"cannot record into {path}: the file or its folder is read-only (a read-only "
@@ -75,6 +78,24 @@ def check_sqlite_file(path: Path, readonly: bool) -> int:
     # Before any ordinary connection, which could roll back, checkpoint or add
     # side files: another program's file must stay byte-identical.
     seen = look(path)
+    if seen.foreign and "runs" in seen.tables:
+        raise NotAGradtraceDatabase(
+            f"{path} has a runs table but no schema version of gradtrace's and not its mark "
+            f"(tables {', '.join(seen.tables[:5])}); it was not made by gradtrace and was "
+            "left untouched; pass a new file name or an empty database"
+        )
+    if seen.foreign:
+        raise NotAGradtraceDatabase(
+            f"{path} holds other tables ({', '.join(seen.tables[:5])}) and no gradtrace "
+            "runs; it was left untouched; pass a new file name or an empty database"
+        )
+    if seen.revision is not None and seen.revision not in known_revisions() and not newer_ok:
+        # Even a read-only connection rewrites a WAL file's -shm, and the last one
+        # to close checkpoints it: a newer schema is refused before either.
+        raise SchemaTooNew(
+            f"{path} was written by a newer gradtrace (schema revision {seen.revision}); "
+            "it was left untouched; upgrade: pip install -U gradtrace"
+        )
     refuse_foreign(str(path), seen.tables, seen.revision)
     if readonly and seen.hot_journal:
         raise NotAGradtraceDatabase(
@@ -85,11 +106,20 @@ def check_sqlite_file(path: Path, readonly: bool) -> int:
     return path.stat().st_size
 
 
+@cache
+def known_revisions() -> frozenset[str]:
+    """The schema revisions this gradtrace ships, from the migration files' names
+    (``0009_param_array_tables.py`` is revision 0009), without loading them."""
+    folder = resources.files("gradtrace.migrations") / "versions"
+    names = (entry.name for entry in folder.iterdir())
+    return frozenset(n[:4] for n in names if n[:4].isdigit() and n.endswith(".py"))
+
+
 def check_file(path: Path) -> None:
     """Refuse, naming it, a SQLite file gradtrace cannot read: not SQLite, damaged
     (header or any page: ``PRAGMA quick_check``), foreign, or an unfinished
     transaction. Reads it as immutable: no byte of it or beside it changes."""
-    check_sqlite_file(path, readonly=True)
+    check_sqlite_file(path, readonly=True, newer_ok=True)  # `db check` names it
     # With a -wal beside it, the pages that count are partly in the -wal: read them
     # through SQLite's read-only mode, which sees it (and is SQLite's own handle).
     wal = side(path, "-wal").exists()

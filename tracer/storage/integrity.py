@@ -83,11 +83,21 @@ def name_damage(engine: Engine, where: str) -> None:
     @event.listens_for(engine, "handle_error")
     def _damaged(context) -> None:
         err = context.original_exception
-        text = str(err)
-        if isinstance(err, sqlite3.DatabaseError) and any(d in text for d in _DAMAGE):
-            DAMAGED.add(where)
-            raise NotAGradtraceDatabase(
-                f"{where} is damaged: SQLite says {text!r} reading or writing it; stop "
-                f"writing to it, check it with `gradtrace db check --db {where}` and "
-                "restore it from a copy"
-            ) from err
+        named = damage_error(where, err)
+        if named is not None:
+            raise named from err
+
+
+def damage_error(where: str, err: BaseException) -> NotAGradtraceDatabase | None:
+    """The error naming ``where`` for a SQLite error that says the file is damaged
+    (None for any other error); for reads that fetch from the driver's cursor,
+    past SQLAlchemy's error handling."""
+    text = str(err)
+    if not (isinstance(err, sqlite3.DatabaseError) and any(d in text for d in _DAMAGE)):
+        return None
+    DAMAGED.add(where)
+    return NotAGradtraceDatabase(
+        f"{where} is damaged: SQLite says {text!r} reading or writing it; stop "
+        f"writing to it, check it with `gradtrace db check --db {where}` and "
+        "restore it from a copy"
+    )

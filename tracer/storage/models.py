@@ -22,6 +22,9 @@ little-endian IEEE-754 float64 arrays: node ``i`` (position ``i`` of the
 ``tracer.codec`` for every byte format). NaN payloads and -0.0 survive.
 ``param_values.data`` and ``param_grads.grad`` hold every watched parameter of one
 step the same way, parameter ``idx`` at bytes ``[8*idx, 8*idx + 8)``.
+Every array carries a checksum, so a damaged byte is an error and never a number:
+a zstd frame its content checksum, a plain row its ``crc`` column (rows written
+before migration 0010 have neither and are read as they are).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ NAMING = {
 
 Float = Double()
 CODEC_COMMENT = "encoding of the float64 arrays: NULL or 0 plain, 1 zstd (tracer.codec)"
+CRC_COMMENT = "zlib.crc32 of the stored bytes of a plain row; NULL: compressed or older"
 # Small-row tables are clustered on their primary key in SQLite: one B-tree, and
 # a range read (one weight over all steps) touches consecutive pages.
 CLUSTERED = {"sqlite_with_rowid": False}
@@ -173,6 +177,7 @@ class ParamValues(Base):
     data: Mapped[bytes] = mapped_column(
         LargeBinary, comment="every watched parameter's value, float64 LE, in parameters.idx order"
     )
+    crc: Mapped[int | None] = mapped_column(BigInteger, comment=CRC_COMMENT)
 
 
 class ParamGrads(Base):
@@ -187,6 +192,7 @@ class ParamGrads(Base):
         LargeBinary,
         comment="every watched parameter's gradient, float64 LE, in parameters.idx order",
     )
+    crc: Mapped[int | None] = mapped_column(BigInteger, comment=CRC_COMMENT)
 
 
 class Metric(Base):
@@ -292,3 +298,4 @@ class Trace(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     grad: Mapped[bytes] = mapped_column(LargeBinary)
     codec: Mapped[int | None] = mapped_column(SmallInteger, comment=CODEC_COMMENT)
+    crc: Mapped[int | None] = mapped_column(BigInteger, comment=CRC_COMMENT)

@@ -40,6 +40,18 @@ from gradtrace.tracer.errors import NotAGradtraceDatabase
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+# gradtrace's own mark in a SQLite file's header (``PRAGMA application_id``, "grdt"),
+# written by every writable open. A file is gradtrace's by this mark, or, for files
+# written before the mark was, by a schema revision of gradtrace's own numbering
+# beside gradtrace's core tables: never by merely having a ``runs`` table.
+APPLICATION_ID = 0x67726474
+_CORE_TABLES = {"runs", "parameters", "steps", "metrics"}
+
+
+def _ours_by_name(revision: str | None) -> bool:
+    """gradtrace numbers its revisions 0001, 0002, ...: four digits."""
+    return revision is not None and len(revision) == 4 and revision.isdigit()
+
 
 @dataclass(frozen=True)
 class Look:
@@ -50,6 +62,25 @@ class Look:
     revision: str | None  # alembic_version, if there is one
     wal: bool  # a non-empty -wal beside it
     hot_journal: bool  # a non-empty -journal beside it: a transaction never finished
+    application_id: int = 0
+
+    @property
+    def marked(self) -> bool:
+        """Carries gradtrace's mark in its header."""
+        return self.application_id == APPLICATION_ID
+
+    @property
+    def foreign(self) -> bool:
+        """Holds tables, but is not gradtrace's: neither marked nor an unmarked file
+        of gradtrace's own revisions and tables (a schema downgraded to base, an
+        empty ``alembic_version``, is an empty gradtrace database)."""
+        if not self.tables or self.marked:
+            return False
+        if self.application_id:
+            return True  # another program's mark
+        downgraded = self.tables == ("alembic_version",) and self.revision is None
+        legacy = _ours_by_name(self.revision) and set(self.tables) >= _CORE_TABLES
+        return not (downgraded or legacy)
 
 
 # engine -> [file key, DBAPI connections it holds open]; an engine that is
@@ -116,7 +147,7 @@ def _nonempty(path: Path) -> bool:
         return False
 
 
-def _read(uri: str) -> tuple[tuple[str, ...], str | None]:
+def _read(uri: str) -> tuple[tuple[str, ...], str | None, int]:
     conn = sqlite3.connect(uri, uri=True)
     try:
         tables = tuple(
@@ -130,7 +161,8 @@ def _read(uri: str) -> tuple[tuple[str, ...], str | None]:
         if "alembic_version" in tables:
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
             revision = row[0] if row else None
-        return tables, revision
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        return tables, revision, application_id
     finally:
         conn.close()
 
@@ -149,10 +181,10 @@ def look(path: Path) -> Look:
     """
     wal = _nonempty(side(path, "-wal"))
     hot = _nonempty(side(path, "-journal"))
-    tables, revision = (), None
+    tables, revision, app = (), None, 0
     for attempt in range(3):
         try:
-            tables, revision = _read(immutable_uri(path))
+            tables, revision, app = _read(immutable_uri(path))
             break
         except sqlite3.DatabaseError as e:
             if not (wal or hot):
@@ -169,10 +201,10 @@ def look(path: Path) -> Look:
                     with open_file(side(path, suffix)) as src, side(copy, suffix).open("wb") as dst:
                         shutil.copyfileobj(src, dst)
             try:
-                tables, revision = _read(f"file:{quote(str(copy))}")
+                tables, revision, app = _read(f"file:{quote(str(copy))}")
             except sqlite3.DatabaseError as e:
                 raise unreadable(path, e) from None
-    return Look(path, tables, revision, wal, hot)
+    return Look(path, tables, revision, wal, hot, app)
 
 
 def writable(path: Path) -> bool:
