@@ -27,12 +27,7 @@ def _run(name: str, rid: str) -> str:
 
 
 def _node(n: NodeDiff) -> str:
-    what = f"node {n.node} (op {n.op or 'leaf'!r}"
-    if n.label:
-        what += f", label {one_field(n.label)!r}"
-    if n.param:
-        what += f", parameter {one_field(n.param)}"
-    return f"{what}): {n.a!r} vs {n.b!r}"
+    return f"{n.name(one_field)}: {n.a!r} vs {n.b!r}"
 
 
 def diff_report(d: RunDiff) -> str:
