@@ -15,15 +15,32 @@ from gradtrace.engine.check import GradCheck, InputCheck, gradcheck
 from gradtrace.engine.data import make_circles, make_moons, toy
 from gradtrace.engine.gcpolicy import GCPolicy, linear_gc
 from gradtrace.engine.graph import to_dot
-from gradtrace.engine.losses import accuracy, binary_cross_entropy, hinge, l2, mse
+from gradtrace.engine.losses import (
+    accuracy,
+    binary_cross_entropy,
+    cross_entropy,
+    hinge,
+    l2,
+    mse,
+)
 from gradtrace.engine.nn import MLP, Layer, Module, Neuron, Role
 from gradtrace.engine.ops import apply
-from gradtrace.engine.optim import SGD, Adam, Optimizer, constant, cosine, linear_decay, step_decay
-from gradtrace.engine.rules import LEAF_KINDS, OPS
+from gradtrace.engine.optim import (
+    SGD,
+    Adam,
+    AdamW,
+    Optimizer,
+    constant,
+    cosine,
+    linear_decay,
+    step_decay,
+)
+from gradtrace.engine.rules import LEAF_KINDS, OPS, from_lecture
 from gradtrace.engine.value import Value, structure, topo
 
 __all__ = [
     "OPS",
+    "from_lecture",
     "LEAF_KINDS",
     "Value",
     "topo",
@@ -41,11 +58,13 @@ __all__ = [
     "mse",
     "hinge",
     "binary_cross_entropy",
+    "cross_entropy",
     "l2",
     "accuracy",
     "Optimizer",
     "SGD",
     "Adam",
+    "AdamW",
     "constant",
     "linear_decay",
     "step_decay",
