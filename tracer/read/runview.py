@@ -62,7 +62,13 @@ from gradtrace.tracer.read.frames import (
 )
 from gradtrace.tracer.read.paramview import ParamReads
 from gradtrace.tracer.read.selection import as_int, columns, f8, i8
-from gradtrace.tracer.storage.codec import decode_floats, decode_int32, decode_kinds, unpack_raw
+from gradtrace.tracer.storage.codec import (
+    decode_floats,
+    decode_int32,
+    decode_kinds,
+    decode_ops,
+    unpack_raw,
+)
 from gradtrace.tracer.storage.models import Graph, Metric, Run, Step, Trace
 from gradtrace.tracer.validate import safe_text
 
@@ -316,7 +322,7 @@ class RunView(ParamReads):
             g = dict(zip(keys, rows[0], strict=True))
             n = int(g["n_nodes"])
             a, b, params = decode_int32(g["a"]), decode_int32(g["b"]), decode_int32(g["params"])
-            ops = ["" if op == "." else op for op in g["ops"].split(" ")] if n else []
+            ops = decode_ops(g["ops"], n)
             if not len(a) == len(b) == len(params) == len(ops) == n:
                 raise GradtraceError(f"graph {graph_key} of run {self.name!r} is inconsistent")
             labels = np.full(n, "", dtype=object)

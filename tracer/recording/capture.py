@@ -29,6 +29,7 @@ from gradtrace.engine import Value, structure
 from gradtrace.engine.layout import SameLayout
 from gradtrace.tracer.storage.codec import (
     encode_kinds,
+    encode_ops,
     int32_bytes,
     needs_raw,
     pack_raw,
@@ -79,7 +80,7 @@ class Shape:
         import hashlib
 
         h = hashlib.sha256()
-        h.update("\x00".join(self.ops).encode())
+        h.update("\x00".join(self.ops).encode("utf-8", "surrogatepass"))
         for ints in (self.a, self.b, self.leaf_params):
             h.update(array("q", ints).tobytes())
         return h.hexdigest()
@@ -94,7 +95,7 @@ class Shape:
     def columns(self) -> dict[str, Any]:
         """The column-wise form stored in ``graphs`` (see ``storage.models.Graph``)."""
         return {
-            "ops": " ".join(op or "." for op in self.ops),
+            "ops": encode_ops(self.ops),
             "a": int32_bytes(self.a),
             "b": int32_bytes(self.b),
             "params": int32_bytes(self.node_params()),
@@ -141,6 +142,10 @@ class GraphCapture:
         self.timings = CaptureTimings()
 
     def capture(self, root: Value, step: int = 0) -> Snapshot:
+        if type(root) is not Value:  # the user's own micrograd-style graph
+            from gradtrace.tracer.recording.foreign import capture_foreign
+
+            return capture_foreign(self, root, step)
         t0 = perf_counter()
         nodes = root.topo()
         shape = self._find(nodes)

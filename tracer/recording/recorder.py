@@ -43,7 +43,7 @@ from gradtrace.engine import linear_gc as engine_linear_gc
 from gradtrace.tracer.analysis.forensics import Origin
 from gradtrace.tracer.analysis.origins import LiveCheck
 from gradtrace.tracer.errors import ConfigError, RecorderError
-from gradtrace.tracer.recording import lifecycle
+from gradtrace.tracer.recording import foreign, lifecycle
 from gradtrace.tracer.recording.capture import GraphCapture, metric_row, update_rows
 from gradtrace.tracer.recording.lifecycle import deferred_signals, error_text
 from gradtrace.tracer.recording.writer import BackgroundWriter, Final, StepBatch, Writer
@@ -52,7 +52,7 @@ from gradtrace.tracer.storage.integrity import mark_closed, mark_open
 from gradtrace.tracer.storage.models import Parameter, Run
 from gradtrace.tracer.storage.procinfo import pid_namespace, process_start_time
 from gradtrace.tracer.storage.summary import any_nonfinite, nonfinite_step
-from gradtrace.tracer.validate import RULES, check
+from gradtrace.tracer.validate import RULES, check, value_like
 
 
 def _version() -> str:
@@ -68,7 +68,7 @@ def _as_float(name: str, value: Any) -> float:
     if type(value) is float:  # the common case, nothing to check
         return value
     check("metric", value, f"metric {name!r}")
-    return value.data if isinstance(value, Value) else float(value)
+    return float(value.data) if value_like(value) else float(value)
 
 
 def parameter_roles(model: Any, names: list[str]) -> list[Role]:
@@ -183,9 +183,11 @@ class Recorder:
     def watch(self, model: Any, optimizer: Any = None) -> Any:
         """Name the parameters whose updates are captured; returns ``model``.
 
-        ``model`` is an engine ``Module`` (names from ``named_parameters()``) or a
-        list of Values (named ``p0``, ``p1``, ...). ``optimizer``, if given,
-        supplies the learning rate of each update when ``lr`` is not logged.
+        ``model`` is an engine ``Module`` (names from ``named_parameters()``), a
+        model of the user's own micrograd-style Values (names from its attributes,
+        see ``recording/foreign.py``) or a list of Values (named ``p0``, ``p1``, ...).
+        ``optimizer``, if given, supplies the learning rate of each update when
+        ``lr`` is not logged.
         """
         self._check_open()
         if self.params:
@@ -194,19 +196,19 @@ class Recorder:
             raise RecorderError("call watch() before the first log()")
         if hasattr(model, "named_parameters"):
             named = list(model.named_parameters())
-        else:
-            named = [(f"p{i}", p) for i, p in enumerate(model)]
-        if not named or not all(isinstance(p, Value) for _, p in named):
-            raise ConfigError("watch() takes a model with Value parameters or a list of Values")
+            if not named or not all(isinstance(p, Value) for _, p in named):
+                raise ConfigError("watch() takes a model with Value parameters or a list of Values")
+            roles = parameter_roles(model, [n for n, _ in named])
+        else:  # a list, or a model of the user's own micrograd-style Values
+            named, roles = foreign.named_parameters(model)
         for n, _ in named:
             check("parameter name", n)
-        roles = parameter_roles(model, [n for n, _ in named])
         self.params = [p for _, p in named]
         self.optimizer = optimizer
         self.graphs = GraphCapture({id(p): i for i, p in enumerate(self.params)})
         self._check = LiveCheck([n for n, _ in named])
         specs = {
-            "model": model.spec() if hasattr(model, "spec") else None,
+            "model": model.spec() if hasattr(model, "spec") else foreign.model_spec(model),
             "optimizer": optimizer.spec() if hasattr(optimizer, "spec") else None,
         }
         specs = {k: v for k, v in specs.items() if v is not None}
@@ -265,7 +267,8 @@ class Recorder:
         if self.params:
             batch.params = _read_params(self.params)
             pending = (step, batch.params, lr)
-        if isinstance(loss, Value) and self.capture == "nodes" and step % self.every == 0:
+        graph = isinstance(loss, Value) or foreign.is_graph(loss)
+        if graph and self.capture == "nodes" and step % self.every == 0:
             batch.snapshot = self.graphs.capture(loss, step)
             if batch.snapshot.new_shape:
                 self._check_labels(batch.snapshot.shape)
