@@ -142,10 +142,6 @@ class GraphCapture:
         self.timings = CaptureTimings()
 
     def capture(self, root: Value, step: int = 0) -> Snapshot:
-        if type(root) is not Value:  # the user's own micrograd-style graph
-            from gradtrace.tracer.recording.foreign import capture_foreign
-
-            return capture_foreign(self, root, step)
         t0 = perf_counter()
         nodes = root.topo()
         shape = self._find(nodes)

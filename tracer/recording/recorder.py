@@ -267,9 +267,12 @@ class Recorder:
         if self.params:
             batch.params = _read_params(self.params)
             pending = (step, batch.params, lr)
-        graph = isinstance(loss, Value) or foreign.is_graph(loss)
-        if graph and self.capture == "nodes" and step % self.every == 0:
-            batch.snapshot = self.graphs.capture(loss, step)
+        ours = isinstance(loss, Value)
+        if (ours or foreign.is_graph(loss)) and self.capture == "nodes" and step % self.every == 0:
+            if ours:
+                batch.snapshot = self.graphs.capture(loss, step)
+            else:  # the user's own micrograd-style graph
+                batch.snapshot = foreign.capture_foreign(self.graphs, loss, step)
             if batch.snapshot.new_shape:
                 self._check_labels(batch.snapshot.shape)
         # The run's summary keeps its first non-finite step (tracer/storage/summary.py).
