@@ -12,15 +12,16 @@ gradient is compared with the recorded one bit for bit (a NaN matches only a NaN
 of the same bits). A rebuilt graph numbers its nodes in the recorded order because
 the topological order depends only on the structure.
 
-Parameter updates are re-computed where the run recorded its optimizer (SGD,
-with momentum and weight decay: ``after = before - lr * g``, the engine's own
-expression, per step). Other optimizers and hand-written updates are reported as
-not checked. The first mismatch is reported: step, node (or parameter), op,
+Parameter updates are re-computed where the run recorded its optimizer (SGD
+with momentum and weight decay, Adam, AdamW: the engine's own expressions, per
+step, the moments carried from step to step). Other optimizers and hand-written
+updates are reported as not checked. The first mismatch is reported: step, node (or parameter), op,
 expected (recorded) and got (re-computed).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -131,18 +132,56 @@ def verify_traces(view: RunView) -> tuple[int, int, Mismatch | None]:
     return steps, nodes, None
 
 
+def _rule(spec: dict, n: int) -> Callable[[np.ndarray, np.ndarray, float], np.ndarray]:
+    """The engine optimizer's ``_update``, elementwise over ``n`` parameters: the same
+    operations in the same order (``+ - * /`` and ``sqrt`` round alike in numpy and
+    Python), so a recorded update re-computes bit for bit. Keeps the optimizer's state
+    (velocity, moments, step count) from one call to the next."""
+    kind, wd = spec["type"], float(spec.get("weight_decay", 0.0))
+    if kind == "SGD":
+        mu = float(spec.get("momentum", 0.0))
+        velocity = np.zeros(n)
+
+        def sgd(before: np.ndarray, grad: np.ndarray, lr: float) -> np.ndarray:
+            nonlocal velocity
+            g = grad + wd * before if wd else grad
+            if mu:
+                velocity = g = mu * velocity + g
+            return before - lr * g
+
+        return sgd
+    b1, b2 = (float(b) for b in spec.get("betas", (0.9, 0.999)))
+    eps = float(spec.get("eps", 1e-8))
+    m, v, t = np.zeros(n), np.zeros(n), 0
+
+    def adam(before: np.ndarray, grad: np.ndarray, lr: float) -> np.ndarray:
+        nonlocal m, v, t
+        t += 1
+        c1, c2 = 1.0 - b1**t, 1.0 - b2**t  # Python floats, as the engine computes them
+        decoupled = kind == "AdamW"
+        g = grad + wd * before if wd and not decoupled else grad
+        m = b1 * m + (1.0 - b1) * g
+        v = b2 * v + (1.0 - b2) * g * g
+        step = lr * (m / c1) / (np.sqrt(v / c2) + eps)
+        return before * (1.0 - lr * wd) - step if decoupled else before - step
+
+    return adam
+
+
+CHECKED = ("SGD", "Adam", "AdamW")  # the optimizers whose updates verify re-computes
+
+
 def verify_updates(view: RunView) -> tuple[int, str | None, str | None, Mismatch | None]:
     """(updates checked, optimizer, why not checked, first mismatch)."""
     spec = view.info.get("optimizer") or None
     kind = spec.get("type") if isinstance(spec, dict) else None
-    if kind != "SGD":
+    if kind not in CHECKED:
         why = "the run recorded no optimizer" if kind is None else f"{kind} is not re-computed"
         return 0, kind, why, None
-    mu, wd = float(spec.get("momentum", 0.0)), float(spec.get("weight_decay", 0.0))
     steps = view.steps().index.to_numpy(dtype=np.int64)
     names = view.parameters()["name"].tolist()
     n = len(names)
-    velocity = np.zeros(n)
+    rule = _rule(spec, n)
     checked = 0
     for lo in range(0, len(steps), UPDATE_CHUNK):
         chunk = steps[lo : lo + UPDATE_CHUNK]
@@ -153,20 +192,15 @@ def verify_updates(view: RunView) -> tuple[int, str | None, str | None, Mismatch
             before = rows["value_before"].to_numpy(dtype=np.float64)
             grad = rows["grad"].to_numpy(dtype=np.float64)
             after = rows["value_after"].to_numpy(dtype=np.float64)
-            lr = float(rows["lr"].iloc[0])
-            # The engine's SGD._update, elementwise: same operations, same order.
-            g = grad + wd * before if wd else grad
-            if mu:
-                velocity = g = mu * velocity + g
-            got = before - lr * g
+            got = rule(before, grad, float(rows["lr"].iloc[0]))
             bad = np.flatnonzero(~_same_bits(after, got))
             if bad.size:
                 j = int(bad[0])
-                return checked, "SGD", None, Mismatch(
+                return checked, kind, None, Mismatch(
                     int(step), None, "", names[j], "update", float(after[j]), float(got[j])
                 )  # fmt: skip
             checked += n
-    return checked, "SGD", None, None
+    return checked, kind, None, None
 
 
 def verify_run(view: RunView) -> VerifyResult:
