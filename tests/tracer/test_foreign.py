@@ -428,3 +428,67 @@ def test_names_fall_back_to_positions_and_duplicates_are_refused(db_url):
     with tracer.record("dup", db=db_url) as run, pytest.raises(tracer.GradtraceError) as e:
         run.watch([p, LValue(2.0), p])
     assert "same parameter at 0 and 2" in str(e.value)
+
+
+class CourseAdamW:
+    """The course's AdamW: its moments live on the parameters (``p.m``, ``p.v``)."""
+
+    def __init__(self, params, lr=0.05, betas=(0.9, 0.95), eps=1e-8, weight_decay=1e-4):
+        self.params, self.lr, self.eps, self.wd = params, lr, eps, weight_decay
+        self.b1, self.b2 = betas
+        self.t = 0
+        for p in self.params:
+            p.m = 0.0
+            p.v = 0.0
+
+    def step(self):
+        self.t += 1
+        b1, b2 = self.b1, self.b2
+        for p in self.params:
+            p.m = b1 * p.m + (1 - b1) * p.grad
+            p.v = b2 * p.v + (1 - b2) * p.grad**2
+            m_hat = p.m / (1 - b1**self.t)
+            v_hat = p.v / (1 - b2**self.t)
+            p.data -= self.lr * (m_hat / (v_hat**0.5 + self.eps) + self.wd * p.data)
+
+
+def test_a_course_adamw_keeping_state_on_our_values_is_recorded(db_url):
+    from gradtrace.engine import MLP as OurMLP
+    from gradtrace.engine import cross_entropy
+
+    rng = random.Random(5)
+    points = [([rng.gauss(c, 0.3), rng.gauss(-c, 0.3)], k) for k, c in enumerate((-1, 0, 1))]
+    points = [(x, k) for x, k in points for _ in range(3)]
+    model = OurMLP(2, [6, 3], seed=2)
+    opt = CourseAdamW(model.parameters())
+    seen = []
+    with tracer.record("course", db=db_url) as run:
+        run.watch(model)
+        for _ in range(4):
+            # The engine's MLP puts relu on every layer; the course's logits are linear,
+            # so the last layer's pre-activations are read off its neurons.
+            losses = []
+            for x, k in points:
+                h = model.layers[0](x)
+                out = model.layers[1].neurons
+                logits = [sum((w * hi for w, hi in zip(n.w, h)), n.b) for n in out]
+                losses.append(cross_entropy(logits, k))
+            loss = sum(losses) * (1.0 / len(losses))
+            model.zero_grad()
+            loss.backward()
+            before = [(p.data, p.grad) for p in model.parameters()]
+            run.log(loss)
+            opt.step()
+            seen.append((loss.data, before, [p.data for p in model.parameters()]))
+    assert any(p.m != 0.0 for p in model.parameters())  # the state lives on our Values
+    view = tracer.connect(db_url).run("course")
+    assert bits(view.metrics()["loss"]).tolist() == bits([s[0] for s in seen]).tolist()
+    assert seen[-1][0] < seen[0][0]
+    updates = view.updates()
+    for k, (_, before, after) in enumerate(seen):
+        u = updates[updates["step"] == k].sort_values("param")
+        assert bits(u["value_before"]).tolist() == bits([b for b, _ in before]).tolist()
+        assert bits(u["grad"]).tolist() == bits([g for _, g in before]).tolist()
+        assert bits(u["value_after"]).tolist() == bits(after).tolist()
+    ops = set(view.nodes(0)["op"])
+    assert {"exp", "log", "-"} <= ops
