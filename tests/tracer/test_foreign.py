@@ -14,6 +14,7 @@ import random
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -492,3 +493,20 @@ def test_a_course_adamw_keeping_state_on_our_values_is_recorded(db_url):
         assert bits(u["value_after"]).tolist() == bits(after).tolist()
     ops = set(view.nodes(0)["op"])
     assert {"exp", "log", "-"} <= ops
+
+
+def test_the_readme_section_runs_as_written(tmp_path, monkeypatch):
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("### Record the micrograd you wrote", 1)[1].split("\n### ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in section.split("```python\n")[1:]]
+    assert len(blocks) == 2
+    monkeypatch.chdir(tmp_path)
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+    store = tracer.connect(tmp_path / "runs.db")
+    mg, lecture = store.run("micrograd"), store.run("lecture")
+    assert len(mg.metrics()) == 20 and mg.parameters()["name"][0] == "layers.0.neurons.0.w.0"
+    assert mg.metrics()["loss"].iloc[-1] < mg.metrics()["loss"].iloc[0]
+    nodes = lecture.nodes(9)
+    assert set(nodes["label"]) >= {"w1", "w2", "b", "x1", "x2"}
+    assert nodes["op"].iloc[-1] == "tanh" and lecture.steps()["graph_key"].nunique() == 1
