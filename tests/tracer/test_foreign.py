@@ -510,3 +510,88 @@ def test_the_readme_section_runs_as_written(tmp_path, monkeypatch):
     nodes = lecture.nodes(9)
     assert set(nodes["label"]) >= {"w1", "w2", "b", "x1", "x2"}
     assert nodes["op"].iloc[-1] == "tanh" and lecture.steps()["graph_key"].nunique() == 1
+
+
+# -- the analyses on foreign runs ------------------------------------------------------------
+
+
+def _micrograd_run(db_url: str, name: str, steps: int = 3, lr: float = 0.05, odd: bool = False):
+    random.seed(11)
+    model = mg_nn.MLP(3, [4, 1])
+    with tracer.record(name, db=db_url) as run:
+        run.watch(model)
+        for _ in range(steps):
+            loss = sum((model(x) - y) ** 2 for x, y in zip(XS, YS))
+            model.zero_grad()
+            loss.backward()
+            if odd:  # an op of the user's own, unknown to gradtrace, on top
+                loss = LValue(loss.data * 0.5, (loss,), "halve")
+            run.log(loss)
+            for p in model.parameters():
+                p.data -= lr * p.grad
+    return tracer.connect(db_url).run(name)
+
+
+def test_verify_re_executes_a_foreign_runs_known_ops_and_names_the_rest(db_url):
+    view = _micrograd_run(db_url, "plain")
+    result = view.verify()
+    assert result.ok and result.steps == 3 and result.nodes == 3 * len(view.nodes(0))
+    assert result.unchecked == "gradients (added in the recording engine's own order)"
+    odd = _micrograd_run(db_url, "odd", odd=True).verify()
+    assert odd.ok and odd.unchecked.endswith("ops gradtrace cannot re-execute: halve")
+    assert odd.nodes == 3 * len(view.nodes(0)) + 3
+
+
+def test_verify_finds_a_wrong_value_in_a_foreign_run(db_url):
+    import sqlalchemy as sa
+    from gradtrace.tracer.storage.codec import decode_floats, encode_floats
+    from gradtrace.tracer.storage.models import Trace
+
+    view = _micrograd_run(db_url, "moved")
+    node = int(np.flatnonzero(view.nodes(1)["op"].to_numpy(dtype=object) == "*")[0])
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        blob, codec = conn.execute(
+            sa.select(Trace.data, Trace.codec).where(Trace.run_key == view.key, Trace.step == 1)
+        ).one()
+        values = decode_floats(blob, codec).copy()
+        values[node] = np.nextafter(values[node], np.inf)  # one bit off
+        conn.execute(
+            sa.update(Trace)
+            .where(Trace.run_key == view.key, Trace.step == 1)
+            .values(data=encode_floats(values, codec))
+        )
+    engine.dispose()
+    m = tracer.connect(db_url).run("moved").verify().mismatch
+    assert m is not None and (m.step, m.node, m.op, m.what) == (1, node, "*", "value")
+
+
+def test_why_names_an_unknown_op_it_cannot_judge(db_url):
+    x = LValue(2.0, label="x")
+    y = LValue(3.0, label="y")
+    s = x * y
+    out = LValue(0.7, (s,), "gelu")  # the user's op: its backward sent NaN to s
+    out.grad, s.grad = 1.0, float("nan")
+    x.grad = y.grad = float("nan")
+    with tracer.record("gelu", db=db_url) as run, pytest.warns(RuntimeWarning, match="gelu"):
+        run.log(out)
+    origin = tracer.connect(db_url).run("gelu").first_nonfinite()
+    assert (origin.kind, origin.node, origin.op) == ("backward", 3, "gelu")
+    assert "an op gradtrace cannot judge" in origin.story
+
+
+def test_diff_and_health_read_foreign_runs(db_url):
+    from gradtrace.tracer.analysis import health
+
+    a = _micrograd_run(db_url, "a", lr=0.05)
+    _micrograd_run(db_url, "b", lr=0.06)
+    d = tracer.connect(db_url).diff("a", "b")
+    assert d.same_parameters and d.same_shapes and d.common_steps == 3
+    assert d.first_param_step == 1  # the same weights at step 0, then the updates differ
+    # Step 0's values are the same; its gradients may not be, to the last bit: micrograd
+    # sums them in set order, which differs from one run to the next.
+    assert d.node_value is None or d.node_value.step >= 1
+    g = d.node_grad
+    assert g is None or g.step >= 1 or math.isclose(g.a, g.b, rel_tol=1e-12)
+    layers = health.layers(a)  # micrograd's last layer is linear: one ReLU layer of 4
+    assert set(zip(layers["layer"], layers["activation"], layers["neurons"])) == {(0, "relu", 4)}

@@ -260,8 +260,28 @@ def _backward(step: int, nodes: NodeTrace, names: Sequence[str]) -> Origin | Non
     to_a, to_b = _sent(nodes)
     has_a, has_b = nodes.a >= 0, nodes.b >= 0
     finite_g = np.isfinite(nodes.grads)
-    made = finite_g & ((has_a & ~np.isfinite(to_a)) | (has_b & ~np.isfinite(to_b)))
+    # An op of another engine that gradtrace does not know has no rule here: it is
+    # not judged, only named when it may be what sent the first non-finite gradient.
+    unknown = has_a & ~np.isin(nodes.ops, list(SENT))
+    made = finite_g & ~unknown & ((has_a & ~np.isfinite(to_a)) | (has_b & ~np.isfinite(to_b)))
     rows = np.flatnonzero(made)
+    bad_g = ~finite_g
+    suspects = np.flatnonzero(
+        unknown
+        & finite_g
+        & (bad_g[np.maximum(nodes.a, 0)] | (has_b & bad_g[np.maximum(nodes.b, 0)]))
+    )
+    if suspects.size and (not rows.size or suspects[-1] > rows[-1]):
+        i = int(suspects[-1])
+        story = (
+            f"step {step}: a non-finite gradient left `{n.op(i)}` ({n.called(i)}, grad "
+            f"{num(float(nodes.grads[i]))}), an op gradtrace cannot judge: its backward "
+            "rule is your engine's own; every value of the step was finite"
+        )
+        return Origin(
+            step, "backward", i, n.op(i), n.name(i), float(nodes.values[i]),
+            float(nodes.grads[i]), n.parents(i), True, story, param=n.param(i),
+        )  # fmt: skip
     if rows.size:
         i = int(rows[-1])  # backward walks the nodes last to first
         parents = n.parents(i, (float(to_a[i]), float(to_b[i])))
