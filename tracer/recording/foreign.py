@@ -45,7 +45,8 @@ import re
 import struct
 import zlib
 from collections.abc import Iterable
-from operator import attrgetter
+from itertools import repeat
+from operator import attrgetter, itemgetter
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from gradtrace.tracer.recording.capture import GraphCapture
 
 _get_data = attrgetter("data")
+_code, _arg = itemgetter(1), itemgetter(2)
 _get_grad = attrgetter("grad")
 _DONE = object()  # stack marker: the node below it has all its parents finished
 
@@ -125,8 +127,8 @@ class Walk:
         like = None if seen is None else seen.get(self.key)
         if like is None or not self._fill(root, info, like, count):
             self._number(root, info)
-        get = param_index.get
-        self.params = [get(id(v), -1) if not op else -1 for v, op in zip(self.nodes, self.ops)]
+        # C loops (map), not a comprehension: this runs over every node every step.
+        self.params = list(map(param_index.get, map(id, self.nodes), repeat(-1)))
 
     def _number(self, root: Any, info: dict[int, tuple]) -> None:
         # Depth-first post-order over the canonical operands, as Value.topo walks.
@@ -197,9 +199,9 @@ class Walk:
                 return False
         if len(set(map(id, at))) != n:
             return False
-        rows = [info[id(v)] for v in at]
-        self.ops = [r[1] for r in rows]
-        self.exponents = [r[2] for r in rows]
+        rows = list(map(info.__getitem__, map(id, at)))
+        self.ops = list(map(_code, rows))
+        self.exponents = list(map(_arg, rows))
         self.nodes, self.a, self.b = at, a, b
         return True
 
@@ -212,10 +214,9 @@ def _operands(root: Any, param_index: dict[int, int]) -> tuple[int, int, dict[in
     parents' keys first. Keys are Python hashes of tuples of ints: equal for equal
     structure, and a collision only makes a tie (broken as the docstring says).
     """
-    info: dict[int, tuple] = {}
-    entered: set[int] = set()
+    info: dict[int, tuple | None] = {}  # None: entered, its parents not finished yet
     stack: list[Any] = [root]
-    push, pop, enter = stack.append, stack.pop, entered.add
+    push, pop = stack.append, stack.pop
     leaf_key = {i: hash((0, p)) for i, p in param_index.items()}.get
     input_key = _INPUT_KEY
     opget = _OPS.get
@@ -248,17 +249,17 @@ def _operands(root: Any, param_index: dict[int, int]) -> tuple[int, int, dict[in
             info[id(v)] = (key, code, arg, parents)
             continue
         i = id(v)
-        if i in entered:
+        if i in info:
             continue
-        enter(i)
         prev = v._prev
         if not prev:
             info[i] = (leaf_key(i, input_key), "", None, ())
             continue
+        info[i] = None
         push(v)
         push(_DONE)
         for p in prev:
-            if id(p) not in entered:
+            if id(p) not in info:
                 push(p)
     return info[id(root)][0], len(info), info
 
