@@ -131,8 +131,12 @@ def value_like(x: Any) -> bool:
 
 
 def _metric_value(value: Any) -> str | None:
-    if isinstance(value, Value) or value_like(value):
+    if isinstance(value, Value):
         return None
+    if value_like(value):  # a node of the user's own engine: its .data is the number
+        data = value.data
+        problem = "is a node" if value_like(data) else _metric_value(data)
+        return None if problem is None else f"is a node whose .data {problem}"
     if isinstance(value, str | bytes) or value is None:
         return f"is {_kind(value)}, not a number"
     try:

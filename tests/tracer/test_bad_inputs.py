@@ -205,6 +205,7 @@ BAD_INPUTS = [
     Bad("watch()", "parameters() holds nothing", "no parameters", _watch_model(_Holds())),
     Bad("log()", "loss an object", "metric 'loss'", _log(object())),
     Bad("log()", "a node whose _op is a number", "_op", _log(_Node(2.0, (_Node(1.0),), 7))),
+    Bad("log()", "a node whose .data is a str", "metric 'loss'", _log(_Node("2.0"))),
     Bad("db", "db=5", "db", _db(5)),
     Bad("db", "a bytes path", "db", _db(b"runs.db")),
     Bad("db", "NUL in the path", "db", _db("runs\x00.db")),
