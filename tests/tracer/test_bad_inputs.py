@@ -116,6 +116,13 @@ class _Node:
 _SHARED = Value(2.0)
 
 
+def _cycle() -> _Node:
+    a = _Node(1.0)
+    b = _Node(2.0, (a,), "tanh")
+    a._prev, a._op = {b}, "exp"  # a made from b, b made from a
+    return b
+
+
 def _db(value: Any) -> Callable[[str, Path], Any]:
     return lambda _db_url, tmp: tracer.record("x", db=value(tmp) if callable(value) else value)
 
@@ -206,6 +213,7 @@ BAD_INPUTS = [
     Bad("log()", "loss an object", "metric 'loss'", _log(object())),
     Bad("log()", "a node whose _op is a number", "_op", _log(_Node(2.0, (_Node(1.0),), 7))),
     Bad("log()", "a node whose .data is a str", "metric 'loss'", _log(_Node("2.0"))),
+    Bad("log()", "a graph with a cycle", "cannot be read", _log(_cycle())),
     Bad("db", "db=5", "db", _db(5)),
     Bad("db", "a bytes path", "db", _db(b"runs.db")),
     Bad("db", "NUL in the path", "db", _db("runs\x00.db")),

@@ -296,7 +296,19 @@ def capture_foreign(graphs: GraphCapture, root: Any, step: int) -> Snapshot:
     # Root key -> the shape last seen with it, so a step like the last is numbered by
     # filling that shape in (Walk._fill) rather than walked a second time.
     seen: dict[int, Shape] = graphs.__dict__.setdefault("foreign_shapes", {})
-    walk = Walk(root, graphs.param_index, seen)
+    try:
+        walk = Walk(root, graphs.param_index, seen)
+        # ints (micrograd's relu gives 0, grads start at 0) become the exact float
+        data = np.fromiter(map(_get_data, walk.nodes), np.float64, len(walk.nodes))
+        grad = np.fromiter(map(_get_grad, walk.nodes), np.float64, len(walk.nodes))
+    except (TypeError, ValueError, OverflowError) as e:
+        # A parent met again before its own parents were done (a cycle, which the
+        # walk marks None), an unhashable _op, a .data that is not a number...
+        raise InvalidArgument(
+            f"log(loss): the graph of {shown(root)} cannot be read ({type(e).__name__}: "
+            f"{shown(str(e), 120)}); a micrograd-style graph holds numbers in .data and "
+            ".grad, its parents in ._prev and a string in ._op, and has no cycles"
+        ) from None
     nodes = walk.nodes
     shape = _find(graphs, walk)
     new = shape is None
@@ -316,10 +328,6 @@ def capture_foreign(graphs: GraphCapture, root: Any, step: int) -> Snapshot:
             seen.clear()
     seen[walk.key] = shape
     t1 = perf_counter()
-    n = len(nodes)
-    # ints (micrograd's relu gives 0, grads start at 0) become the exact float
-    data = np.fromiter(map(_get_data, nodes), np.float64, n)
-    grad = np.fromiter(map(_get_grad, nodes), np.float64, n)
     snap = Snapshot(shape, new, data, grad, first_nonfinite(data, grad))
     graphs.timings.add(t1 - t0, perf_counter() - t1)
     return snap
