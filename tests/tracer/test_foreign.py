@@ -14,11 +14,11 @@ import random
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
 from gradtrace.engine import make_moons
+from helpers.lecture import LMLP, XS, YS, LValue, graph_nodes
 from helpers.trace import bits
 
 from gradtrace import tracer
@@ -26,154 +26,6 @@ from gradtrace import tracer
 micrograd = pytest.importorskip("micrograd")
 from micrograd import nn as mg_nn  # noqa: E402
 from micrograd.engine import Value as MGValue  # noqa: E402
-
-
-# -- the lecture's engine, as the notes build it ---------------------------------------------
-class LValue:
-    def __init__(self, data, _children=(), _op="", label=""):
-        self.data = data
-        self.grad = 0.0
-        self._backward = lambda: None
-        self._prev = set(_children)
-        self._op = _op
-        self.label = label
-
-    def __add__(self, other):
-        other = other if isinstance(other, LValue) else LValue(other)
-        out = LValue(self.data + other.data, (self, other), "+")
-
-        def _backward():
-            self.grad += 1.0 * out.grad
-            other.grad += 1.0 * out.grad
-
-        out._backward = _backward
-        return out
-
-    def __radd__(self, other):
-        return self + other
-
-    def __mul__(self, other):
-        other = other if isinstance(other, LValue) else LValue(other)
-        out = LValue(self.data * other.data, (self, other), "*")
-
-        def _backward():
-            self.grad += other.data * out.grad
-            other.grad += self.data * out.grad
-
-        out._backward = _backward
-        return out
-
-    def __rmul__(self, other):
-        return self * other
-
-    def __pow__(self, k):
-        out = LValue(self.data**k, (self,), f"**{k}")
-
-        def _backward():
-            self.grad += k * self.data ** (k - 1) * out.grad
-
-        out._backward = _backward
-        return out
-
-    def __truediv__(self, other):
-        return self * other**-1
-
-    def __neg__(self):
-        return self * -1
-
-    def __sub__(self, other):
-        return self + (-other)
-
-    def exp(self):
-        out = LValue(math.exp(self.data), (self,), "exp")
-
-        def _backward():
-            self.grad += out.data * out.grad
-
-        out._backward = _backward
-        return out
-
-    def tanh(self):
-        x = self.data
-        t = (math.exp(2 * x) - 1) / (math.exp(2 * x) + 1)
-        out = LValue(t, (self,), "tanh")
-
-        def _backward():
-            self.grad += (1 - t**2) * out.grad
-
-        out._backward = _backward
-        return out
-
-    def backward(self):
-        topo, visited = [], set()
-
-        def build(v):
-            if v not in visited:
-                visited.add(v)
-                for child in v._prev:
-                    build(child)
-                topo.append(v)
-
-        build(self)
-        self.grad = 1.0
-        for node in reversed(topo):
-            node._backward()
-
-
-class LNeuron:
-    def __init__(self, nin, rng):
-        self.w = [LValue(rng.uniform(-1, 1)) for _ in range(nin)]
-        self.b = LValue(rng.uniform(-1, 1))
-
-    def __call__(self, x):
-        return sum((wi * xi for wi, xi in zip(self.w, x)), self.b).tanh()
-
-    def parameters(self):
-        return [*self.w, self.b]
-
-
-class LLayer:
-    def __init__(self, nin, nout, rng):
-        self.neurons = [LNeuron(nin, rng) for _ in range(nout)]
-
-    def __call__(self, x):
-        outs = [n(x) for n in self.neurons]
-        return outs[0] if len(outs) == 1 else outs
-
-    def parameters(self):
-        return [p for n in self.neurons for p in n.parameters()]
-
-
-class LMLP:
-    def __init__(self, nin, nouts, seed=0):
-        rng = random.Random(seed)
-        sz = [nin, *nouts]
-        self.layers = [LLayer(sz[i], sz[i + 1], rng) for i in range(len(nouts))]
-
-    def __call__(self, x):
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
-    def parameters(self):
-        return [p for layer in self.layers for p in layer.parameters()]
-
-
-XS = [[2.0, 3.0, -1.0], [3.0, -1.0, 0.5], [0.5, 1.0, 1.0], [1.0, 1.0, -1.0]]
-YS = [1.0, -1.0, -1.0, 1.0]
-
-
-def graph_nodes(root) -> list:
-    """Every node of a foreign graph, by identity, however its parents are held."""
-    seen, stack, out = set(), [root], []
-    while stack:
-        v = stack.pop()
-        if id(v) in seen:
-            continue
-        seen.add(id(v))
-        out.append(v)
-        stack.extend(v._prev)
-    return out
 
 
 def multiset(values) -> Counter:
@@ -274,14 +126,12 @@ def test_shuffled_parent_sets_give_the_same_recorded_shape(db_url):
 
 
 SCRIPT = """
-import importlib.util, sys
+import sys
 sys.path.insert(0, {tests!r})
-spec = importlib.util.spec_from_file_location("lecture", {here!r})
-lecture = importlib.util.module_from_spec(spec); spec.loader.exec_module(lecture)
-LMLP, XS, YS = lecture.LMLP, lecture.XS, lecture.YS
+from helpers.lecture import LMLP, XS, YS
 from gradtrace import tracer
 model = LMLP(3, [4, 4, 1], seed=3)
-junk = [object() for _ in range({junk})]  # other addresses than the parent process's
+junk = [object() for _ in range({junk})]  # other addresses than the other process's
 with tracer.record({name!r}, db={db!r}) as run:
     run.watch(model)
     loss = sum((model(x) - y) ** 2 for x, y in zip(XS, YS))
@@ -295,7 +145,7 @@ def test_the_shape_is_the_same_in_every_process(tmp_path):
     tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for name, seed, junk in (("p1", "1", 10), ("p2", "2", 5000)):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        code = SCRIPT.format(tests=tests, here=__file__, junk=junk, name=name, db=db)
+        code = SCRIPT.format(tests=tests, junk=junk, name=name, db=db)
         subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
     store = tracer.connect(db)
     one, two = store.run("p1").nodes(0), store.run("p2").nodes(0)
@@ -429,169 +279,3 @@ def test_names_fall_back_to_positions_and_duplicates_are_refused(db_url):
     with tracer.record("dup", db=db_url) as run, pytest.raises(tracer.GradtraceError) as e:
         run.watch([p, LValue(2.0), p])
     assert "same parameter at 0 and 2" in str(e.value)
-
-
-class CourseAdamW:
-    """The course's AdamW: its moments live on the parameters (``p.m``, ``p.v``)."""
-
-    def __init__(self, params, lr=0.05, betas=(0.9, 0.95), eps=1e-8, weight_decay=1e-4):
-        self.params, self.lr, self.eps, self.wd = params, lr, eps, weight_decay
-        self.b1, self.b2 = betas
-        self.t = 0
-        for p in self.params:
-            p.m = 0.0
-            p.v = 0.0
-
-    def step(self):
-        self.t += 1
-        b1, b2 = self.b1, self.b2
-        for p in self.params:
-            p.m = b1 * p.m + (1 - b1) * p.grad
-            p.v = b2 * p.v + (1 - b2) * p.grad**2
-            m_hat = p.m / (1 - b1**self.t)
-            v_hat = p.v / (1 - b2**self.t)
-            p.data -= self.lr * (m_hat / (v_hat**0.5 + self.eps) + self.wd * p.data)
-
-
-def test_a_course_adamw_keeping_state_on_our_values_is_recorded(db_url):
-    from gradtrace.engine import MLP as OurMLP
-    from gradtrace.engine import cross_entropy
-
-    rng = random.Random(5)
-    points = [([rng.gauss(c, 0.3), rng.gauss(-c, 0.3)], k) for k, c in enumerate((-1, 0, 1))]
-    points = [(x, k) for x, k in points for _ in range(3)]
-    model = OurMLP(2, [6, 3], seed=2)
-    opt = CourseAdamW(model.parameters())
-    seen = []
-    with tracer.record("course", db=db_url) as run:
-        run.watch(model)
-        for _ in range(4):
-            # The engine's MLP puts relu on every layer; the course's logits are linear,
-            # so the last layer's pre-activations are read off its neurons.
-            losses = []
-            for x, k in points:
-                h = model.layers[0](x)
-                out = model.layers[1].neurons
-                logits = [sum((w * hi for w, hi in zip(n.w, h)), n.b) for n in out]
-                losses.append(cross_entropy(logits, k))
-            loss = sum(losses) * (1.0 / len(losses))
-            model.zero_grad()
-            loss.backward()
-            before = [(p.data, p.grad) for p in model.parameters()]
-            run.log(loss)
-            opt.step()
-            seen.append((loss.data, before, [p.data for p in model.parameters()]))
-    assert any(p.m != 0.0 for p in model.parameters())  # the state lives on our Values
-    view = tracer.connect(db_url).run("course")
-    assert bits(view.metrics()["loss"]).tolist() == bits([s[0] for s in seen]).tolist()
-    assert seen[-1][0] < seen[0][0]
-    updates = view.updates()
-    for k, (_, before, after) in enumerate(seen):
-        u = updates[updates["step"] == k].sort_values("param")
-        assert bits(u["value_before"]).tolist() == bits([b for b, _ in before]).tolist()
-        assert bits(u["grad"]).tolist() == bits([g for _, g in before]).tolist()
-        assert bits(u["value_after"]).tolist() == bits(after).tolist()
-    ops = set(view.nodes(0)["op"])
-    assert {"exp", "log", "-"} <= ops
-
-
-def test_the_readme_section_runs_as_written(tmp_path, monkeypatch):
-    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = text.split("### Record the micrograd you wrote", 1)[1].split("\n### ", 1)[0]
-    blocks = [b.split("```", 1)[0] for b in section.split("```python\n")[1:]]
-    assert len(blocks) == 2
-    monkeypatch.chdir(tmp_path)
-    for code in blocks:
-        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
-    store = tracer.connect(tmp_path / "runs.db")
-    mg, lecture = store.run("micrograd"), store.run("lecture")
-    assert len(mg.metrics()) == 20 and mg.parameters()["name"][0] == "layers.0.neurons.0.w.0"
-    assert mg.metrics()["loss"].iloc[-1] < mg.metrics()["loss"].iloc[0]
-    nodes = lecture.nodes(9)
-    assert set(nodes["label"]) >= {"w1", "w2", "b", "x1", "x2"}
-    assert nodes["op"].iloc[-1] == "tanh" and lecture.steps()["graph_key"].nunique() == 1
-
-
-# -- the analyses on foreign runs ------------------------------------------------------------
-
-
-def _micrograd_run(db_url: str, name: str, steps: int = 3, lr: float = 0.05, odd: bool = False):
-    random.seed(11)
-    model = mg_nn.MLP(3, [4, 1])
-    with tracer.record(name, db=db_url) as run:
-        run.watch(model)
-        for _ in range(steps):
-            loss = sum((model(x) - y) ** 2 for x, y in zip(XS, YS))
-            model.zero_grad()
-            loss.backward()
-            if odd:  # an op of the user's own, unknown to gradtrace, on top
-                loss = LValue(loss.data * 0.5, (loss,), "halve")
-            run.log(loss)
-            for p in model.parameters():
-                p.data -= lr * p.grad
-    return tracer.connect(db_url).run(name)
-
-
-def test_verify_re_executes_a_foreign_runs_known_ops_and_names_the_rest(db_url):
-    view = _micrograd_run(db_url, "plain")
-    result = view.verify()
-    assert result.ok and result.steps == 3 and result.nodes == 3 * len(view.nodes(0))
-    assert result.unchecked == "gradients (added in the recording engine's own order)"
-    odd = _micrograd_run(db_url, "odd", odd=True).verify()
-    assert odd.ok and odd.unchecked.endswith("ops gradtrace cannot re-execute: halve")
-    assert odd.nodes == 3 * len(view.nodes(0)) + 3
-
-
-def test_verify_finds_a_wrong_value_in_a_foreign_run(db_url):
-    import sqlalchemy as sa
-    from gradtrace.tracer.storage.codec import decode_floats, encode_floats
-    from gradtrace.tracer.storage.models import Trace
-
-    view = _micrograd_run(db_url, "moved")
-    node = int(np.flatnonzero(view.nodes(1)["op"].to_numpy(dtype=object) == "*")[0])
-    engine = sa.create_engine(db_url)
-    with engine.begin() as conn:
-        blob, codec = conn.execute(
-            sa.select(Trace.data, Trace.codec).where(Trace.run_key == view.key, Trace.step == 1)
-        ).one()
-        values = decode_floats(blob, codec).copy()
-        values[node] = np.nextafter(values[node], np.inf)  # one bit off
-        conn.execute(
-            sa.update(Trace)
-            .where(Trace.run_key == view.key, Trace.step == 1)
-            .values(data=encode_floats(values, codec))
-        )
-    engine.dispose()
-    m = tracer.connect(db_url).run("moved").verify().mismatch
-    assert m is not None and (m.step, m.node, m.op, m.what) == (1, node, "*", "value")
-
-
-def test_why_names_an_unknown_op_it_cannot_judge(db_url):
-    x = LValue(2.0, label="x")
-    y = LValue(3.0, label="y")
-    s = x * y
-    out = LValue(0.7, (s,), "gelu")  # the user's op: its backward sent NaN to s
-    out.grad, s.grad = 1.0, float("nan")
-    x.grad = y.grad = float("nan")
-    with tracer.record("gelu", db=db_url) as run, pytest.warns(RuntimeWarning, match="gelu"):
-        run.log(out)
-    origin = tracer.connect(db_url).run("gelu").first_nonfinite()
-    assert (origin.kind, origin.node, origin.op) == ("backward", 3, "gelu")
-    assert "an op gradtrace cannot judge" in origin.story
-
-
-def test_diff_and_health_read_foreign_runs(db_url):
-    from gradtrace.tracer.analysis import health
-
-    a = _micrograd_run(db_url, "a", lr=0.05)
-    _micrograd_run(db_url, "b", lr=0.06)
-    d = tracer.connect(db_url).diff("a", "b")
-    assert d.same_parameters and d.same_shapes and d.common_steps == 3
-    assert d.first_param_step == 1  # the same weights at step 0, then the updates differ
-    # Step 0's values are the same; its gradients may not be, to the last bit: micrograd
-    # sums them in set order, which differs from one run to the next.
-    assert d.node_value is None or d.node_value.step >= 1
-    g = d.node_grad
-    assert g is None or g.step >= 1 or math.isclose(g.a, g.b, rel_tol=1e-12)
-    layers = health.layers(a)  # micrograd's last layer is linear: one ReLU layer of 4
-    assert set(zip(layers["layer"], layers["activation"], layers["neurons"])) == {(0, "relu", 4)}
