@@ -20,7 +20,7 @@ import flask
 import numpy as np
 import pandas as pd
 from gradtrace.dashboard import graphs
-from gradtrace.tracer.analysis.forensics import Origin
+from gradtrace.tracer import Origin
 
 from gradtrace import tracer
 
@@ -198,7 +198,7 @@ class AppContext:
     def __init__(self, db: str | None):
         self.db = db
         self.store = tracer.connect(db, readonly=True)
-        self.title = describe(self.store)
+        self.title = self.store.where
         self._runs: dict[str, RunCache] = {}
         self._lock = threading.Lock()
 
@@ -218,14 +218,6 @@ class AppContext:
     def close(self) -> None:
         """Release the database connections."""
         self.store.close()
-
-
-def describe(store: tracer.Store) -> str:
-    """The database for the top bar: a file path, or a URL without its password."""
-    url = store.url
-    if url.get_backend_name() == "sqlite":
-        return (url.database or ":memory:").removeprefix("file:").removesuffix("?mode=ro")
-    return url.render_as_string(hide_password=True)
 
 
 def attach(app: dash.Dash, ctx: AppContext) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from gradtrace.engine import MLP
+from gradtrace.engine import MLP, OP_TABLE
+from gradtrace.tracer.display import duration
 
 MAX_COLUMNS = 300
 
@@ -140,22 +141,6 @@ def neuron_of(label: str) -> tuple[int, int] | None:
         return None
 
 
-def update_ratio(
-    before: np.ndarray, after: np.ndarray, groups: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """Per group, ``log10(||after - before|| / ||before||)`` row by row: how big each
-    step's update is next to the weights it changes (about -3 is healthy)."""
-    delta = np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64)
-    out = {}
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for name, idx in groups.items():
-            num = np.linalg.norm(delta[:, idx], axis=1)
-            den = np.linalg.norm(np.asarray(before)[:, idx], axis=1)
-            ratio = np.log10(num / den)
-            out[name] = np.where(np.isfinite(ratio), ratio, np.nan)
-    return out
-
-
 def histogram(values: np.ndarray, bins: int = 30) -> tuple[np.ndarray, np.ndarray, int]:
     """Counts of the finite values in ``bins`` equal bins: (centers, counts, non-finite)."""
     x = np.asarray(values, dtype=np.float64)
@@ -219,7 +204,6 @@ def decision_grid(
     ys = np.linspace(box[2], box[3], n)
     gx, gy = np.meshgrid(xs, ys)
     h: list[np.ndarray] = [gx.ravel(), gy.ravel()]
-    tanh = np.frompyfunc(math.tanh, 1, 1)
     with np.errstate(over="ignore", invalid="ignore"):
         for layer in model.layers:
             out = []
@@ -227,10 +211,8 @@ def decision_grid(
                 act = np.full(h[0].shape, neuron.b.data)
                 for w, x in zip(neuron.w, h):
                     act = act + w.data * x
-                if neuron.activation == "relu":
-                    act = np.where(act <= 0.0, 0.0, act)
-                elif neuron.activation == "tanh":
-                    act = tanh(act).astype(np.float64)
+                if neuron.activation != "linear":  # the engine's op, bit for bit
+                    act = OP_TABLE[neuron.activation].vforward(act, None)
                 out.append(act)
             h = out
     return xs, ys, h[0].reshape(n, n)
@@ -259,8 +241,13 @@ def cell(value: Any) -> Any:
 
 
 def runs_rows(runs: pd.DataFrame) -> list[dict[str, Any]]:
-    """``Store.runs()`` as JSON-safe grid rows (timestamps as UTC text)."""
-    return [{k: cell(v) for k, v in row.items()} for row in runs.to_dict("records")]
+    """``Store.runs()`` as JSON-safe grid rows (timestamps as UTC text), each with its
+    duration as the command line writes it (``duration``; sorted by ``duration_s``)."""
+    rows = [{k: cell(v) for k, v in row.items()} for row in runs.to_dict("records")]
+    for row in rows:
+        if "duration_s" in row:
+            row["duration"] = duration(row["duration_s"])
+    return rows
 
 
 def config_diff(runs: pd.DataFrame) -> pd.DataFrame:
@@ -281,5 +268,3 @@ def plotly_text(text: Any) -> str:
     """User text for Plotly titles, legends and hover labels: Plotly reads a few
     HTML tags in strings, so ``<``, ``>`` and ``&`` become entities it shows literally."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-

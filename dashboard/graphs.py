@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from gradtrace.tracer.report import health
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid")
 MAX_NODES = 80
 
 
@@ -122,6 +122,10 @@ def neuron_chains(
     weights = {where[i] for i in weight_idx if i in where}
     ops = nodes["op"].to_numpy()
     bias = where[bias_idx]
+    # Which activation ends a neuron is health's rule (one place): the node after a chain.
+    units = health.unit_nodes(nodes, parameters)
+    mine = units.loc[(units["layer"] == layer) & (units["neuron"] == neuron), "node"]
+    after = {int(children.a[k]): int(k) for k in mine.tolist()}
 
     def step_from(node: int) -> tuple[int, int] | None:
         for kid in children.of(node).tolist():
@@ -148,8 +152,7 @@ def neuron_chains(
             continue
         chains.append(chain)
         end = chain[-1][0]
-        act = [k for k in children.of(end).tolist() if ops[k] in ACTIVATIONS]
-        acts.append(act[0] if act else None)
+        acts.append(after.get(end))
     return bias, chains, acts
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from gradtrace.dashboard.graphs import Children, parents_of
-from gradtrace.tracer.read.display import number
+from gradtrace.tracer.display import number
 from plotly.colors import sample_colorscale
 
 GRAD_COLORSCALE = "YlOrRd"

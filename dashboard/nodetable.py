@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from gradtrace.dashboard.context import RunCache
-from gradtrace.tracer.read.display import number as shown
+from gradtrace.tracer.display import number as shown
 
 NONFINITE = {"cell-nonfinite": "typeof params.value === 'string'"}
 _NUM = {

@@ -8,6 +8,7 @@
 
 Pure Python; imports nothing from the rest of gradtrace. Big graphs train in time
 linear in their nodes after one opt-in line, ``linear_gc()`` (see ``gcpolicy``).
+Every op is defined once, in the op table ``OP_TABLE`` (see ``ops``).
 """
 
 from gradtrace.engine import data, losses, optim
@@ -24,7 +25,28 @@ from gradtrace.engine.losses import (
     mse,
 )
 from gradtrace.engine.nn import MLP, Layer, Module, Neuron, Role
-from gradtrace.engine.ops import apply
+from gradtrace.engine.ops import (
+    ADD,
+    DIV,
+    EXP,
+    LEAF,
+    LEAF_KINDS,
+    LOG,
+    MUL,
+    NEG,
+    OP_TABLE,
+    OPS,
+    POW,
+    RELU,
+    SIGMOID,
+    SUB,
+    TANH,
+    Op,
+    UnknownOp,
+    apply,
+    from_lecture,
+    lecture_name,
+)
 from gradtrace.engine.optim import (
     SGD,
     Adam,
@@ -35,12 +57,27 @@ from gradtrace.engine.optim import (
     linear_decay,
     step_decay,
 )
-from gradtrace.engine.rules import LEAF_KINDS, OPS, from_lecture
 from gradtrace.engine.value import Value, structure, topo
 
 __all__ = [
     "OPS",
+    "OP_TABLE",
+    "Op",
+    "UnknownOp",
     "from_lecture",
+    "lecture_name",
+    "LEAF",
+    "ADD",
+    "SUB",
+    "MUL",
+    "DIV",
+    "POW",
+    "NEG",
+    "RELU",
+    "TANH",
+    "EXP",
+    "LOG",
+    "SIGMOID",
     "LEAF_KINDS",
     "Value",
     "topo",

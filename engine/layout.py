@@ -25,7 +25,7 @@ from array import array
 from collections.abc import Callable, Sequence
 from operator import itemgetter
 
-from gradtrace.engine.rules import POW
+from gradtrace.engine.ops import POW
 from gradtrace.engine.value import _NO, Value
 
 

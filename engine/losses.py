@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gradtrace.engine.rules import TARGET
+from gradtrace.engine.ops import TARGET
 from gradtrace.engine.value import Number, Value
 
 

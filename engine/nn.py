@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from gradtrace.engine.ops import OP_TABLE
 from gradtrace.engine.value import Number, Value
 
 ACTIVATIONS = ("relu", "tanh", "linear")
@@ -119,13 +120,9 @@ class Neuron(Module):
         act = self.b.data
         for wi, xi in zip(self.w, x):
             act += wi.data * xi
-        if self.activation == "relu":
-            return 0.0 if act <= 0.0 else act  # NaN passes through, as in __call__
-        if self.activation == "tanh":
-            import math
-
-            return math.tanh(act)
-        return act
+        if self.activation == "linear":
+            return act
+        return OP_TABLE[self.activation].forward(act, None)  # the op __call__ applies
 
     def named_parameters(self) -> list[tuple[str, Value]]:
         return [(f"w.{i}", w) for i, w in enumerate(self.w)] + [("b", self.b)]

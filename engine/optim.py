@@ -51,7 +51,20 @@ def cosine(start: float, steps: int, end: float = 0.0) -> Schedule:
 
 
 class Optimizer:
-    """Common bookkeeping: the parameters, the schedule and the step counter."""
+    """Common bookkeeping: the parameters, the schedule, the step counter, the state.
+
+    An optimizer is one method, :meth:`rule`: a parameter's new value (and new
+    state) from its value, gradient, the rate and the step number. ``step()``
+    applies it to every parameter; ``gradtrace verify`` applies the very same rule
+    to a recording's numpy arrays (``xp=numpy``), so a rule must use only ``+ - *
+    /``, ``**`` of Python floats and ``xp.sqrt``: IEEE operations that give the
+    same bits on floats and arrays. Adding an optimizer is a subclass with
+    ``state_names`` (its per-parameter state, each starting at 0.0), the
+    ``rule``, and a ``spec()`` whose keys besides ``type`` are its constructor's
+    keyword arguments (:func:`from_spec` rebuilds it from them).
+    """
+
+    state_names: tuple[str, ...] = ()
 
     def __init__(self, params: Sequence[Value], lr: float | Schedule):
         self.params = list(params)
@@ -59,6 +72,8 @@ class Optimizer:
             raise ValueError("the optimizer got no parameters")
         self.schedule: Schedule = lr if callable(lr) else constant(float(lr))
         self.steps = 0
+        for name in self.state_names:  # one list per state, e.g. self.velocity[i]
+            setattr(self, name, [0.0] * len(self.params))
 
     @property
     def lr(self) -> float:
@@ -78,15 +93,25 @@ class Optimizer:
             p.grad = 0.0
 
     def step(self) -> None:
-        self._update(self.lr)
+        """Update every parameter by :meth:`rule` with the current rate."""
+        lr, t, rule = self.lr, self.steps + 1, self.rule
+        columns = [getattr(self, name) for name in self.state_names]
+        for i, p in enumerate(self.params):
+            p.data, *new = rule(p.data, p.grad, lr, t, *(c[i] for c in columns))
+            for c, x in zip(columns, new):
+                c[i] = x
         self.steps += 1
 
-    def _update(self, lr: float) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def rule(self, p: Any, g: Any, lr: float, t: int, *state: Any, xp: Any = math) -> tuple:
+        """``(new p, *new state)`` for value ``p``, gradient ``g``, rate ``lr`` at step
+        ``t`` (1 for the first update); floats, or numpy arrays with ``xp=numpy``."""
+        raise NotImplementedError  # pragma: no cover - abstract
 
 
 class SGD(Optimizer):
     """``p -= lr * (grad + wd*p)``, with optional (heavy-ball) momentum as in PyTorch."""
+
+    state_names = ("velocity",)
 
     def __init__(
         self,
@@ -97,18 +122,17 @@ class SGD(Optimizer):
     ):
         super().__init__(params, lr)
         self.momentum, self.weight_decay = momentum, weight_decay
-        self.velocity = [0.0] * len(self.params)
 
     def spec(self) -> dict[str, Any]:
         return {"type": "SGD", "momentum": self.momentum, "weight_decay": self.weight_decay}
 
-    def _update(self, lr: float) -> None:
-        mu, wd, vel = self.momentum, self.weight_decay, self.velocity
-        for i, p in enumerate(self.params):
-            g = p.grad + wd * p.data if wd else p.grad
-            if mu:
-                vel[i] = g = mu * vel[i] + g
-            p.data -= lr * g
+    def rule(self, p, g, lr, t, velocity, xp=math):
+        mu, wd = self.momentum, self.weight_decay
+        if wd:
+            g = g + wd * p
+        if mu:
+            velocity = g = mu * velocity + g
+        return p - lr * g, velocity
 
 
 class Adam(Optimizer):
@@ -121,6 +145,8 @@ class Adam(Optimizer):
     ``weight_decay`` is L2 added to the gradient; :class:`AdamW` decouples it.
     """
 
+    state_names = ("m", "v")
+
     def __init__(
         self,
         params: Sequence[Value],
@@ -132,8 +158,6 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         self.beta1, self.beta2 = betas
         self.eps, self.weight_decay = eps, weight_decay
-        self.m = [0.0] * len(self.params)
-        self.v = [0.0] * len(self.params)
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -143,15 +167,14 @@ class Adam(Optimizer):
             "weight_decay": self.weight_decay,
         }
 
-    def _update(self, lr: float) -> None:
+    def rule(self, p, g, lr, t, m, v, xp=math):
         b1, b2, wd = self.beta1, self.beta2, self.weight_decay
-        t = self.steps + 1
-        c1, c2 = 1.0 - b1**t, 1.0 - b2**t
-        for i, p in enumerate(self.params):
-            g = p.grad + wd * p.data if wd else p.grad
-            self.m[i] = m = b1 * self.m[i] + (1.0 - b1) * g
-            self.v[i] = v = b2 * self.v[i] + (1.0 - b2) * g * g
-            p.data -= lr * (m / c1) / (math.sqrt(v / c2) + self.eps)
+        if wd:
+            g = g + wd * p
+        m = b1 * m + (1.0 - b1) * g
+        v = b2 * v + (1.0 - b2) * g * g
+        # bias-corrected moments: m / (1 - b1**t), v / (1 - b2**t)
+        return p - lr * (m / (1.0 - b1**t)) / (xp.sqrt(v / (1.0 - b2**t)) + self.eps), m, v
 
 
 class AdamW(Adam):
@@ -180,13 +203,28 @@ class AdamW(Adam):
     def spec(self) -> dict[str, Any]:
         return {**super().spec(), "type": "AdamW"}
 
-    def _update(self, lr: float) -> None:
+    def rule(self, p, g, lr, t, m, v, xp=math):
         b1, b2 = self.beta1, self.beta2
-        t = self.steps + 1
-        c1, c2 = 1.0 - b1**t, 1.0 - b2**t
-        decay = 1.0 - lr * self.weight_decay
-        for i, p in enumerate(self.params):
-            g = p.grad
-            self.m[i] = m = b1 * self.m[i] + (1.0 - b1) * g
-            self.v[i] = v = b2 * self.v[i] + (1.0 - b2) * g * g
-            p.data = p.data * decay - lr * (m / c1) / (math.sqrt(v / c2) + self.eps)
+        m = b1 * m + (1.0 - b1) * g
+        v = b2 * v + (1.0 - b2) * g * g
+        step = lr * (m / (1.0 - b1**t)) / (xp.sqrt(v / (1.0 - b2**t)) + self.eps)
+        return p * (1.0 - lr * self.weight_decay) - step, m, v
+
+
+def from_spec(spec: Any) -> Optimizer | None:
+    """The optimizer a recorded ``spec()`` describes, to re-compute its updates
+    with :meth:`Optimizer.rule`; None if it names no optimizer of this module.
+
+        >>> from_spec({"type": "SGD", "momentum": 0.9, "weight_decay": 0.0}).momentum
+        0.9
+    """
+    kinds = {cls.__name__: cls for cls in _subclasses(Optimizer)}
+    if not isinstance(spec, dict) or spec.get("type") not in kinds:
+        return None
+    options = {k: v for k, v in spec.items() if k != "type"}
+    # A stand-in parameter: a rule reads only the numbers it is given.
+    return kinds[spec["type"]]([Value(0.0)], lr=0.0, **options)
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]

@@ -6,20 +6,23 @@
     >>> a.grad, b.grad
     (2.0, 8.0)
 
-Every node holds its number, its gradient, the op that made it and a tuple of
-parents. Unlike micrograd there is no ``_backward`` closure: a closure captures
-its own output, so every node would sit in a reference cycle and Python's cyclic
-garbage collector would spend most of a training step walking them. Here the
-backward rule is chosen by op code (see :mod:`gradtrace.engine.rules`), nodes
-make no cycles, and reference counting frees a step's graph the moment it is
-dropped.
+Every node holds its number, its gradient, the op that made it (an op code of
+:mod:`gradtrace.engine.ops`) and its operands in two slots, ``_a`` and ``_b``
+(:attr:`Value.parents` gives them as a tuple). Unlike micrograd there is no
+``_backward`` closure: a closure captures its own output, so every node would sit
+in a reference cycle and Python's cyclic garbage collector would spend most of a
+training step walking them. Here the backward rule is chosen by op code (the op
+table in :mod:`gradtrace.engine.ops`, run by :func:`gradtrace.engine.rules.chain`),
+nodes make no cycles, and reference counting frees a step's graph the moment it
+is dropped.
 
 The lecture's spelling still works: ``Value(data, _children, _op, label)``,
 ``v._prev``, ``v._op`` and a per-node ``v._backward()``, so code written for
 micrograd runs unchanged.
 
-Parents are a tuple, never a set, and the topological sort walks them in order,
-so the same program gives the same node order in every run and every step.
+Operands keep their argument order (never a set's), and the topological sort
+walks them in that order, so the same program gives the same node order in every
+run and every step.
 
 Arithmetic follows IEEE 754 rather than raising: ``x / 0`` is ``±inf`` or NaN,
 ``log(0)`` is ``-inf``, ``exp(1000)`` is ``inf``. A flight recorder has to see
@@ -37,7 +40,7 @@ from gradtrace.engine.ieee import exp as _exp
 from gradtrace.engine.ieee import log as _log
 from gradtrace.engine.ieee import pow as _pow
 from gradtrace.engine.ieee import sigmoid as _sigmoid
-from gradtrace.engine.rules import (
+from gradtrace.engine.ops import (
     ADD,
     ARITY,
     CONSTANT,
@@ -57,7 +60,7 @@ from gradtrace.engine.rules import (
     from_lecture,
     lecture_name,
 )
-from gradtrace.engine.rules import OPS as OPS  # re-exported: it was defined here
+from gradtrace.engine.ops import OPS as OPS  # re-exported: it was defined here
 from gradtrace.engine.rules import chain as _chain
 
 Number = Union[int, float]

@@ -19,8 +19,9 @@ Names are imported on first use, so ``import gradtrace`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from gradtrace._lazy import lazy
 
 # name -> module that defines it; loaded by __getattr__ on first use
 _LAZY = {
@@ -44,19 +45,14 @@ def _version() -> str:
         return "0.0.0+unknown"
 
 
+_load, __dir__ = lazy(__name__, _LAZY)
+
+
 def __getattr__(name: str) -> Any:
     if name == "__version__":  # read from the installed metadata, on first use
         globals()[name] = value = _version()
         return value
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'gradtrace' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+    return _load(name)
 
 
 __all__ = ["__version__", *_LAZY]

@@ -26,6 +26,8 @@ from gradtrace.tracer.errors import (
     SchemaTooNew,
 )
 
+from gradtrace._lazy import lazy
+
 # Loaded on first use: the recorder pulls in SQLAlchemy and the reading side pandas,
 # so a script (or `gradtrace --version`) that needs neither starts faster.
 _LAZY = {
@@ -41,19 +43,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'gradtrace.tracer' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
+__getattr__, __dir__ = lazy(__name__, _LAZY)
 
 __all__ = [
     "AmbiguousRun",

@@ -12,20 +12,3 @@ dagfuncs.gtNumber = function (v) {
     ? v.toExponential(3)
     : String(Number(v.toPrecision(5)));
 };
-
-dagfuncs.gtDuration = function (s) {
-  if (s === null || s === undefined) {
-    return "";
-  }
-  var t = Math.round(s);
-  var h = Math.floor(t / 3600);
-  var m = Math.floor((t % 3600) / 60);
-  var sec = t % 60;
-  if (h) {
-    return h + "h " + m + "m " + sec + "s";
-  }
-  if (m) {
-    return m + "m " + sec + "s";
-  }
-  return s.toFixed(1) + "s";
-};

@@ -19,9 +19,8 @@ from dash.exceptions import PreventUpdate
 from gradtrace.dashboard.comparefigs import compare_figure
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.ui import card, log_y_toggle, message
-from gradtrace.tracer.analysis.diffread import metric_series, metric_sides, settings_of
-from gradtrace.tracer.analysis.difftypes import SETTINGS, RunDiff
-from gradtrace.tracer.read.display import duration, number
+from gradtrace.tracer.display import duration, number
+from gradtrace.tracer.report import SETTINGS, RunDiff, metric_series, metric_sides, settings_of
 
 from gradtrace import tracer
 
@@ -131,10 +130,6 @@ def settings_table(found: list[RunCache]) -> Any:
     head = html.Tr([html.Th("setting")] + [html.Th(_label(rc)) for rc in found])
     body = [html.Tr([html.Td(k)] + [html.Td(_show(s.get(k))) for s in per_run]) for k in differ]
     return html.Table([html.Thead(head), html.Tbody(body)], id="compare-diff", className="table")
-
-
-def _key(v: Any) -> str:
-    return json.dumps(v, sort_keys=True, default=str)
 
 
 def _show(v: Any) -> str:

@@ -42,7 +42,7 @@ BASE_COLUMNS: list[dict[str, Any]] = [
         "field": "duration_s",
         "headerName": "duration",
         "filter": "agNumberColumnFilter",
-        "valueFormatter": {"function": "gtDuration(params.value)"},
+        "valueFormatter": {"function": "params.data.duration"},  # display.duration's text
         "maxWidth": 130,
     },
     {"field": "steps", "filter": "agNumberColumnFilter", "maxWidth": 110},

@@ -1,6 +1,6 @@
 """Run page, training health: is any part of the net dead or saturated, are the
 updates the right size, which weights stopped learning. Computed by
-``gradtrace.tracer.analysis.health`` from what the run recorded; the stalled-weights table
+``gradtrace.tracer.report.health`` from what the run recorded; the stalled-weights table
 picks a weight for the weights section on a click."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.data import downsample, layer_groups
 from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.ui import card, chart
-from gradtrace.tracer.analysis import health
+from gradtrace.tracer.report import health
 
 MAX_TRACED = 24  # traced steps read for the unit counts (each is a whole graph)
 STALLED_LAST = 50
@@ -122,7 +122,7 @@ def gradnorm_series(rc: RunCache) -> dict[str, tuple[list[int], np.ndarray]]:
 
 
 def stalled_table(rc: RunCache) -> pd.DataFrame:
-    """The weights stalled over the last steps (``tracer.analysis.health.stalled``)."""
+    """The weights stalled over the last steps (``tracer.report.health.stalled``)."""
     return health.stalled(
         rc.view, last=min(STALLED_LAST, max(len(rc.step_list()), 2)), threshold=STALLED_BELOW
     )

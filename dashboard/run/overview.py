@@ -15,7 +15,7 @@ from gradtrace.dashboard.data import ema, zoom_ranges
 from gradtrace.dashboard.figures import skeleton
 from gradtrace.dashboard.run import ids, summary
 from gradtrace.dashboard.ui import card, log_y_toggle
-from gradtrace.tracer.read.display import duration
+from gradtrace.tracer.display import duration
 
 LIVE_MS = 1000
 METRICS_HEIGHT = 240  # the other metrics' figure (curvefigures.metrics_figure)

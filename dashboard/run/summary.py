@@ -19,8 +19,8 @@ from dash.exceptions import PreventUpdate
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.ui import badge, facts
-from gradtrace.tracer.analysis.forensics import Origin
-from gradtrace.tracer.read.display import duration, number
+from gradtrace.tracer import Origin
+from gradtrace.tracer.display import duration, number
 
 
 def model_text(spec: dict[str, Any] | None) -> str:

@@ -1,10 +1,7 @@
 """Text for ``gradtrace diff`` and ``gradtrace verify``.
 
-    >>> print(safe("a\\x1b[31mb"))
-    a\\x1b[31mb
-
 User text (run names, labels, config values) is shown with control characters
-escaped, so a recorded string cannot drive the terminal.
+escaped (``cli/text.py``), so a recorded string cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -13,34 +10,28 @@ import json
 from typing import Any
 
 from gradtrace.cli.format import number, table
-from gradtrace.tracer.analysis.difftypes import NodeDiff, RunDiff
-from gradtrace.tracer.analysis.verify import VerifyResult
-
-
-def safe(text: Any) -> str:
-    """``text`` with every non-printable character written as an escape."""
-    s = str(text)
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
+from gradtrace.cli.text import one_field
+from gradtrace.tracer.report import NodeDiff, RunDiff, VerifyResult
 
 
 def _value(v: Any) -> str:
     if isinstance(v, float):
         return repr(v)
     if isinstance(v, dict | list):
-        return safe(json.dumps(v, sort_keys=True, default=str))
-    return "-" if v is None else safe(v)
+        return one_field(json.dumps(v, sort_keys=True, default=str))
+    return "-" if v is None else one_field(v)
 
 
 def _run(name: str, rid: str) -> str:
-    return f"{safe(name)} ({rid[:8]})"
+    return f"{one_field(name)} ({rid[:8]})"
 
 
 def _node(n: NodeDiff) -> str:
     what = f"node {n.node} (op {n.op or 'leaf'!r}"
     if n.label:
-        what += f", label {safe(n.label)!r}"
+        what += f", label {one_field(n.label)!r}"
     if n.param:
-        what += f", parameter {safe(n.param)}"
+        what += f", parameter {one_field(n.param)}"
     return f"{what}): {n.a!r} vs {n.b!r}"
 
 
@@ -72,13 +63,15 @@ def diff_report(d: RunDiff) -> str:
         p = d.param
         lines.append(
             f"parameters first differ at step {d.first_param_step} ({tol}): "
-            f"{safe(p.name)} {p.a!r} vs {p.b!r}"
+            f"{one_field(p.name)} {p.a!r} vs {p.b!r}"
         )
         if d.update is not None:
             u = d.update
             text = f"  step {u.step}'s update: lr {u.lr_a!r} vs {u.lr_b!r}"
             if u.name is not None:
-                text += f"; first result to differ: {safe(u.name)} {u.after_a!r} vs {u.after_b!r}"
+                text += (
+                    f"; first result to differ: {one_field(u.name)} {u.after_a!r} vs {u.after_b!r}"
+                )
             lines.append(text)
     if d.first_trace_step is not None:
         lines.append(f"node traces first differ at step {d.first_trace_step}")
@@ -90,7 +83,7 @@ def diff_report(d: RunDiff) -> str:
         lines += ["", "metrics"]
         rows = [
             [
-                safe(m.name),
+                one_field(m.name),
                 number(m.final_a),
                 number(m.final_b),
                 f"{number(m.best_a)} @{_value(m.best_step_a)}",
@@ -103,7 +96,7 @@ def diff_report(d: RunDiff) -> str:
     diffs = d.differences
     lines += ["", "settings: same" if not diffs else "settings that differ"]
     if diffs:
-        rows = [[safe(s.key), _value(s.a), _value(s.b)] for s in diffs]
+        rows = [[one_field(s.key), _value(s.a), _value(s.b)] for s in diffs]
         lines.append(table(["key", "A", "B"], rows))
     return "\n".join(lines)
 
@@ -115,15 +108,15 @@ def verify_report(r: VerifyResult) -> str:
             f"{r.steps} steps, {r.nodes} node values and gradients re-computed exactly"
             + (f"; {r.updates} parameter updates checked ({r.optimizer})" if r.updates else "")
             + (f"; updates not checked: {r.skipped_updates}" if r.skipped_updates else "")
-            + (f"; not re-computed: {safe(r.unchecked)}" if r.unchecked else "")
+            + (f"; not re-computed: {one_field(r.skipped_nodes)}" if r.skipped_nodes else "")
         )
     m = r.mismatch
     where = f"step {m.step}, node {m.node} (op {m.op or 'leaf'!r}"
     if m.label:
-        where += f", label {safe(m.label)!r}"
+        where += f", label {one_field(m.label)!r}"
     where += ")" if m.node is not None else ""
     if m.node is None:
-        where = f"step {m.step}, parameter {safe(m.label)}"
+        where = f"step {m.step}, parameter {one_field(m.label)}"
     return (
         f"MISMATCH at {where}: {m.what} expected {m.expected!r} (recorded), "
         f"got {m.got!r} (re-computed); {r.steps} steps checked before it"

@@ -20,14 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gradtrace.cli.text import terminal_safe
-from gradtrace.tracer.analysis.forensics import Origin, upstream_params
-from gradtrace.tracer.read.display import duration, number
-from gradtrace.tracer.read.runview import RunView
+from gradtrace.cli.text import one_field, terminal_safe
+from gradtrace.tracer.display import duration, number
+from gradtrace.tracer.report import Origin, RunView, upstream_params
 
 MAX_CELL = 32
 TOP_GRADS = 10
 SHOW_PARAMS = 8
+
+
 def when(ts: datetime | pd.Timestamp | None) -> str:
     """A UTC time in the local time zone, to the second."""
     if ts is None or pd.isna(ts):
@@ -161,31 +162,25 @@ def _top_grads(view: RunView, last: int | None) -> list[str]:
     return [head, *("  " + line for line in body.splitlines())]
 
 
-def terminal(text: str) -> str:
-    """One field of user text (a name, a label) on one line: :func:`terminal_safe`,
-    with line breaks and tabs shown escaped too."""
-    return terminal_safe(str(text)).replace("\n", "\\n").replace("\t", "\\t")
-
-
 def _nonfinite(origin: Origin | None) -> str:
     if origin is None:
         return "first non-finite: none (every value, gradient and metric is finite)"
-    return f"first non-finite: {terminal(origin.story)}"
+    return f"first non-finite: {one_field(origin.story)}"
 
 
 def why(view: RunView) -> str:
     """``gradtrace why``: where the first NaN/inf came from, in words and in parts."""
     origin = view.first_nonfinite()
     if origin is None:
-        return f"run {terminal(repr(view.name))}: every value, gradient and metric is finite"
+        return f"run {one_field(repr(view.name))}: every value, gradient and metric is finite"
     o = origin
-    lines = [terminal(o.story), "", f"{'kind':<10} {o.kind} ({KIND_TEXT[o.kind]})"]
+    lines = [one_field(o.story), "", f"{'kind':<10} {o.kind} ({KIND_TEXT[o.kind]})"]
     lines.append(f"{'step':<10} {o.step}")
     if o.node is not None:
-        lines.append(f"{'node':<10} {o.node}, op {terminal(o.op) or 'leaf'}")
+        lines.append(f"{'node':<10} {o.node}, op {one_field(o.op) or 'leaf'}")
     if o.name is not None:
         what = "metric" if o.kind == "metric" else "parameter" if o.param is not None else "label"
-        lines.append(f"{what:<10} {terminal(o.name)}")
+        lines.append(f"{what:<10} {one_field(o.name)}")
     if o.kind == "update":
         lines.append(
             f"{'update':<10} {number(o.before)} - lr {number(o.lr)} x grad "
@@ -197,10 +192,10 @@ def why(view: RunView) -> str:
             + (f", grad {number(o.grad)}" if o.grad is not None else "")
         )
     for p in o.parents:
-        name = f" `{terminal(p.name)}`" if p.name else ""
+        name = f" `{one_field(p.name)}`" if p.name else ""
         sent = f", sent {number(p.sent)}" if p.sent is not None else ""
         lines.append(
-            f"{'input':<10} node {p.node}{name} ({terminal(p.op) or 'leaf'}): "
+            f"{'input':<10} node {p.node}{name} ({one_field(p.op) or 'leaf'}): "
             f"value {number(p.value)}{sent}"
         )
     lines += _involved(view, o)
@@ -223,7 +218,7 @@ def _involved(view: RunView, o: Origin) -> list[str]:
     if not found:
         return [f"{'parameters':<10} none (node {o.node} depends on no watched parameter)"]
     names = view.parameters()["name"].to_numpy(dtype=object)
-    shown = ", ".join(terminal(names[i]) for i in found[:SHOW_PARAMS])
+    shown = ", ".join(one_field(names[i]) for i in found[:SHOW_PARAMS])
     more = f" and {len(found) - SHOW_PARAMS} more" if len(found) > SHOW_PARAMS else ""
     return [f"{'parameters':<10} {len(found)} upstream of node {o.node}: {shown}{more}"]
 

@@ -178,8 +178,8 @@ def demo(
     """
     from tqdm import tqdm
 
-    from gradtrace.tracer.recording.demo import train
-    from gradtrace.tracer.storage.db import describe, resolve_url
+    from gradtrace.tracer import admin
+    from gradtrace.tracer.report import demo
 
     serve_fn = dashboard_serve() if serve else None  # fail before training, not after
     steps = steps or DEMO_STEPS[kind]
@@ -199,8 +199,10 @@ def demo(
             bar.set_postfix(loss=f"{loss:.4g}", acc=f"{acc:.0%}", refresh=False)
             bar.update(1)
 
-        run_id = train(kind, steps, db, seed=seed, name=name, progress=on_step, capture=capture)
-    where = describe(resolve_url(db))
+        run_id = demo.train(
+            kind, steps, db, seed=seed, name=name, progress=on_step, capture=capture
+        )
+    where = admin.where(db)
     echo(
         f"recorded {name or kind!r}: {steps} steps, final loss {last['loss']:.6g}, "
         f"acc {last['acc']:.0%}, into {where}; `gradtrace show {run_id[:8]}` for details",
@@ -217,13 +219,12 @@ def demo(
 def runs(db: str | None, experiment: str | None) -> None:
     """List the runs, newest first: status, duration, steps, final loss and acc."""
     from gradtrace.cli.format import runs_table
-    from gradtrace.tracer.storage.db import describe
 
     with open_store(db) as store:
         df = store.runs(experiment)
         if df.empty:
             scope = f" of experiment {experiment!r}" if experiment is not None else ""
-            echo(f"no runs{scope} in {describe(store.url)}")
+            echo(f"no runs{scope} in {store.where}")
             return
         echo(runs_table(df))
 
@@ -271,7 +272,7 @@ def why(run: str, db: str | None) -> None:
 @db_option
 def export(run: str, fmt: str, out: Path | None, db: str | None) -> None:
     """Write a run's tables (metrics, parameters, steps, updates, graphs, nodes) as files."""
-    from gradtrace.tracer.read.export import check_format, default_folder
+    from gradtrace.tracer.report import check_format, default_folder
 
     check_format(fmt)
     with open_store(db) as store:
@@ -293,7 +294,7 @@ def diff(a: str, b: str, rtol: float, atol: float, db: str | None) -> None:
     differ (and the update before it), the first differing node, metrics side by side.
     Bit-exact unless --rtol/--atol are given."""
     from gradtrace.cli.compare import diff_report
-    from gradtrace.tracer.analysis.diff import diff_runs
+    from gradtrace.tracer.report import diff_runs
 
     with open_store(db) as store:
         result = diff_runs(find_run(store, a), find_run(store, b), rtol=rtol, atol=atol)
@@ -324,9 +325,9 @@ def db_group() -> None:
 @db_option
 def db_upgrade(db: str | None) -> None:
     """Create the schema or apply pending migrations; print the revision."""
-    from gradtrace.cli.db import upgrade
+    from gradtrace.tracer import admin
 
-    echo(upgrade(db))
+    echo(admin.upgrade(db))
 
 
 @db_group.command("check")
@@ -334,12 +335,12 @@ def db_upgrade(db: str | None) -> None:
 def db_check(db: str | None) -> None:
     """Report the current and head revisions; exit 1 if behind or if the schema
     differs from the models (alembic check). Never writes."""
-    from gradtrace.cli.db import check
+    from gradtrace.tracer import admin
 
-    lines, problem = check(db)
-    echo("\n".join(lines))
-    if problem:
-        raise GradtraceError(problem)
+    report = admin.check(db)
+    echo("\n".join(report.lines))
+    if report.problem:
+        raise GradtraceError(report.problem)
 
 
 @cli.command()

@@ -21,3 +21,13 @@ def terminal_safe(text: str) -> str:
     run\\x1b]0;pwned\\x07 ok
     """
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def one_field(text: object) -> str:
+    """One field of user text (a name, a label, a config value) on one line:
+    :func:`terminal_safe`, with line breaks and tabs shown escaped too.
+
+    >>> print(one_field("a\\nb\\x1b[31m"))
+    a\\nb\\x1b[31m
+    """
+    return terminal_safe(str(text)).replace("\n", "\\n").replace("\t", "\\t")

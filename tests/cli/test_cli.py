@@ -319,7 +319,7 @@ def test_db_upgrade_and_check(db_url):
 
 def test_db_check_sees_a_database_behind_head(toy_db, monkeypatch):
     url, _ = toy_db
-    monkeypatch.setattr("gradtrace.cli.db.head_revision", lambda: "9999_future")
+    monkeypatch.setattr("gradtrace.tracer.admin.head_revision", lambda: "9999_future")
     result = run_cli("db", "check", "--db", url)
     assert_one_line_error(result, 1, "is behind")
     assert "head      9999_future" in result.stdout

@@ -64,3 +64,12 @@ def chromium() -> None:
         if IN_CI:
             pytest.fail(f"CI=true but the browser tests cannot run: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def diverged(tmp_path_factory) -> tuple[str, str]:
+    """(database, run id) of ``helpers.dash.diverging_run``: read, never written."""
+    from helpers.dash import diverging_run
+
+    db = str(tmp_path_factory.mktemp("div") / "div.db")
+    return db, diverging_run(db)

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 from gradtrace.dashboard import create_app
+from gradtrace.tracer.display import duration
 from gradtrace.tracer.recording.demo import train
 from helpers.browser import (
     component_prop,
@@ -71,16 +72,6 @@ def recorded(tmp_path_factory) -> dict[str, Any]:
     return {"db": db, "ids": ids}
 
 
-
-
-
-
-
-
-
-
-
-
 def no_alert(dash_duo) -> bool:
     """True when no JavaScript alert is open."""
     try:
@@ -89,12 +80,6 @@ def no_alert(dash_duo) -> bool:
         return True
     alert.dismiss()
     return False
-
-
-
-
-
-
 
 
 def test_runs_page_lists_runs_and_links_to_them(dash_duo, recorded):
@@ -106,6 +91,11 @@ def test_runs_page_lists_runs_and_links_to_them(dash_duo, recorded):
     assert dash_duo.find_element("#runs-count").text == "5 runs"
     crashed = dash_duo.driver.find_elements(By.CSS_SELECTOR, "#runs-grid .status-crashed")
     assert [c.text for c in crashed] == ["crashed"]  # coloured by cellClassRules
+    # Durations read as on the command line: display.duration's text, sent with the rows.
+    with tracer.connect(recorded["db"], readonly=True) as store:
+        want = sorted(duration(s) for s in store.runs()["duration_s"].tolist())
+    cells = dash_duo.driver.find_elements(By.CSS_SELECTOR, "#runs-grid .ag-cell[col-id=duration_s]")
+    assert sorted(c.text for c in cells) == want
 
     # Tick two runs: their loss curves are overlaid and their config diff listed.
     for row in (0, 1):  # the grid may redraw its rows while it settles: find them afresh

@@ -16,18 +16,12 @@ from gradtrace.dashboard import create_app
 from gradtrace.tracer.recording.demo import train
 from gradtrace.tracer.storage.db import open_database
 from helpers.browser import component_prop, figure_data, pick, set_slider, wait_until
-from helpers.dash import STEPS, diverging_run
+from helpers.dash import STEPS
 from selenium.webdriver.common.keys import Keys
 
 from gradtrace import tracer
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("chromium")]
-
-
-@pytest.fixture(scope="module")
-def diverged(tmp_path_factory) -> tuple[str, str]:
-    db = str(tmp_path_factory.mktemp("div") / "div.db")
-    return db, diverging_run(db)
 
 
 def query(dash_duo, path: str) -> dict[str, str] | None:
@@ -212,6 +206,8 @@ def test_summary_strip_numbers_are_the_databases(dash_duo, moons):
     key = dash_duo.find_element("#run-g-key").text
     assert all(word in key for word in ("parameter", "input", "constant", "target")), key
     assert dash_duo.get_logs() == []
+
+
 def test_url_weights_restore_the_picker_and_follow_it(dash_duo, diverged):
     db, run_id = diverged
     names = tracer.connect(db, readonly=True).run(run_id).parameters()["name"].tolist()

@@ -11,17 +11,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 from gradtrace.dashboard import create_app, curvefigures
-from helpers.dash import STEPS, call, diverging_run
+from helpers.dash import STEPS, call
 
 from gradtrace import tracer
-
-
-@pytest.fixture(scope="module")
-def diverged(tmp_path_factory) -> tuple[str, str]:
-    db = str(tmp_path_factory.mktemp("div") / "div.db")
-    return db, diverging_run(db)
 
 
 def test_every_step_draws_its_own_histograms_and_boundary(diverged):

@@ -109,16 +109,6 @@ def test_downsample_keeps_ends_and_limit():
     assert data.downsample([], 3) == []
 
 
-def test_update_ratio_per_layer():
-    before = np.array([[1.0, 0.0, 2.0], [2.0, 0.0, 2.0]])
-    after = np.array([[1.1, 0.0, 2.0], [2.0, 0.0, 2.0]])
-    groups = {"layer 0": np.array([0, 1]), "layer 1": np.array([2])}
-    out = data.update_ratio(before, after, groups)
-    assert out["layer 0"][0] == pytest.approx(math.log10(0.1))
-    assert np.isnan(out["layer 0"][1])  # no update: log10(0) is shown as a gap
-    assert np.isnan(out["layer 1"]).all()
-
-
 def test_histogram_counts_finite_values_and_reports_the_rest():
     centers, counts, bad = data.histogram(np.array([0.0, 1.0, 1.0, math.nan, math.inf]), bins=2)
     assert centers.tolist() == [0.25, 0.75] and counts.tolist() == [1, 2] and bad == 2

@@ -374,7 +374,7 @@ def test_lecture_network_trains_as_on_micrograd():
     assert ours == pytest.approx(theirs, rel=1e-12)
 
 
-@pytest.mark.parametrize("module", ["value", "rules", "ieee", "graph"])
+@pytest.mark.parametrize("module", ["value", "ops", "rules", "optim", "ieee", "graph"])
 def test_docstring_examples_hold(module):
     """Run through the package: a module loaded twice would have its own op constants."""
     result = doctest.testmod(importlib.import_module(f"gradtrace.engine.{module}"))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from gradtrace.tracer.read.display import duration, number
+from gradtrace.tracer.display import duration, number
 
 NUMBERS = [
     (0.000123456, 4, "0.0001235"),

@@ -26,7 +26,7 @@ def record(db: str, name: str, body: Callable, **options) -> tuple[Origin, list[
             body(run)
     with tracer.connect(db, readonly=True) as store:
         origin = store.run(name).first_nonfinite()
-        # The runs list reads the writer's summary; it names the origin's step.
+        # The runs list reads the writer's totals; it names the origin's step.
         diverged = store.runs().set_index("name").loc[name, "diverged_at_step"]
         assert (None if pd.isna(diverged) else diverged) == (origin and origin.step)
     return origin, [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]

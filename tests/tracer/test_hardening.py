@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import sqlite3
 import subprocess
@@ -44,6 +45,37 @@ def test_one_refused_step_in_background_loses_that_step_alone(sqlite_path):
         assert view.status == "failed"
         assert "step(s) 5 could not be stored" in view.info["error"]
     assert all("step(s) 5" in e for e in errors)
+
+
+def test_a_run_that_lost_steps_keeps_its_last_update_nonfinite_step(sqlite_path):
+    tracer.record("setup", db=sqlite_path).close()
+    with sqlite3.connect(sqlite_path) as conn:  # the database refuses step 1, and only it
+        conn.execute(
+            "CREATE TRIGGER no1 BEFORE INSERT ON steps WHEN NEW.step = 1 "
+            "BEGIN SELECT RAISE(ABORT, 'step 1 refused'); END"
+        )
+    conn.close()
+    x = Value(1.0)
+    run = tracer.record("lost-then-inf", db=sqlite_path, background=True)
+    run.watch([x])
+    errors = []
+    for _ in range(3):
+        try:
+            run.log(x * 2)
+        except tracer.RecorderError as e:  # step 1's loss, reported by a later log()
+            errors.append(str(e))
+    x.data = math.inf  # the last update goes non-finite: only the Final record says so
+    try:
+        run.close()
+    except tracer.RecorderError as e:
+        errors.append(str(e))
+    assert errors and all("step(s) 1" in e for e in errors)
+    with tracer.connect(sqlite_path, readonly=True) as store:
+        assert store.runs().set_index("name").loc["lost-then-inf", "diverged_at_step"] == 2
+        view = store.run("lost-then-inf")
+        assert view.status == "failed" and "step(s) 1" in view.info["error"]
+        found = view.first_nonfinite()
+        assert (found.step, found.kind, found.value) == (2, "update", math.inf)
 
 
 # -- how a process ends: SIGTERM, sys.exit, fork ---------------------------------

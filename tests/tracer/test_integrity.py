@@ -19,20 +19,9 @@ from helpers.trace import train
 from gradtrace import tracer
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("rec") / "runs.db"
-    with tracer.record("a", db=path) as run:
-        list(train(5, run))
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    return path
-
-
-def _copy(recorded: Path, tmp_path: Path) -> Path:
+def _copy(recorded_db: Path, tmp_path: Path) -> Path:
     path = tmp_path / "runs.db"
-    shutil.copy(recorded, path)
+    shutil.copy(recorded_db, path)
     return path
 
 
@@ -79,30 +68,30 @@ def test_head_constant_is_alembic_head():
     assert dbmod.head_revision() == dbmod.HEAD_REVISION
 
 
-def test_open_at_head_loads_no_migration_scripts(recorded, tmp_path, monkeypatch):
-    path = _copy(recorded, tmp_path)
+def test_open_at_head_loads_no_migration_scripts(recorded_db, tmp_path, monkeypatch):
+    path = _copy(recorded_db, tmp_path)
 
     def refuse(*_a, **_k):
         raise AssertionError("migration scripts loaded although nothing is pending")
 
     monkeypatch.setattr(ScriptDirectory, "from_config", refuse)
     with tracer.connect(path, readonly=True) as store:
-        assert store.runs()["name"].tolist() == ["a"]
+        assert store.runs()["name"].tolist() == ["b", "a"]  # newest first
     with tracer.record("b", db=path) as run:
         list(train(1, run))
 
 
-def test_a_clean_close_leaves_no_mark(recorded):
-    assert _writers(recorded) == 0
+def test_a_clean_close_leaves_no_mark(recorded_db):
+    assert _writers(recorded_db) == 0
 
 
 @pytest.mark.parametrize("background", [False, True])
-def test_damage_met_later_is_named(recorded, tmp_path, monkeypatch, background):
+def test_damage_met_later_is_named(recorded_db, tmp_path, monkeypatch, background):
     """A big file (no full check on open) with a damaged metrics table: the run
     starts, and the first write says which file is damaged (the writer thread's
     error reaches the caller at the latest at close())."""
     monkeypatch.setattr(dbmod, "QUICK_CHECK_MAX_BYTES", 0)
-    path = _copy(recorded, tmp_path)
+    path = _copy(recorded_db, tmp_path)
     _damage_table(path, "metrics")
     run = tracer.record("late", db=path, background=background)
     error = tracer.NotAGradtraceDatabase if not background else tracer.RecorderError
@@ -120,9 +109,9 @@ def test_damage_met_later_is_named(recorded, tmp_path, monkeypatch, background):
     assert str(path) in str(info.value)
 
 
-def test_dead_writer_means_a_full_check(recorded, tmp_path, monkeypatch):
+def test_dead_writer_means_a_full_check(recorded_db, tmp_path, monkeypatch):
     monkeypatch.setattr(dbmod, "QUICK_CHECK_MAX_BYTES", 0)
-    path = _copy(recorded, tmp_path)
+    path = _copy(recorded_db, tmp_path)
     _damage_table(path, "updates")
     tracer.connect(path, readonly=True).close()  # closed cleanly: cheap checks only
     _add_dead_writer(path)
@@ -130,9 +119,9 @@ def test_dead_writer_means_a_full_check(recorded, tmp_path, monkeypatch):
         tracer.connect(path, readonly=True)
 
 
-def test_full_check_passed_forgets_dead_writers(recorded, tmp_path, monkeypatch):
+def test_full_check_passed_forgets_dead_writers(recorded_db, tmp_path, monkeypatch):
     monkeypatch.setattr(dbmod, "QUICK_CHECK_MAX_BYTES", 0)
-    path = _copy(recorded, tmp_path)
+    path = _copy(recorded_db, tmp_path)
     _add_dead_writer(path)
     checks = []
     real = dbmod._quick_check

@@ -1,4 +1,4 @@
-"""The per-run summary the writer keeps: equal to what the rows say, rebuilt the
+"""The per-run totals the writer keeps: equal to what the rows say, rebuilt the
 same by the migration's backfill, and the cheap "anything new?" stamp."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from gradtrace.engine import Value
+from gradtrace.tracer.read import runfacts
 from gradtrace.tracer.storage.db import alembic_config
 from helpers.trace import bits, train
 
@@ -120,10 +121,10 @@ def test_change_stamp_sees_a_writer_die_without_a_write(db_url, monkeypatch):
     live = tracer.record("live", db=db_url)
     try:
         with tracer.connect(db_url, readonly=True) as store:
-            monkeypatch.setattr("gradtrace.tracer.read.frames.is_alive", lambda pid, started: True)
+            monkeypatch.setattr(runfacts, "is_alive", lambda pid, started: True)
             alive = store.change_stamp()
             assert store.runs()["status"].tolist() == ["running"]
-            monkeypatch.setattr("gradtrace.tracer.read.frames.is_alive", lambda pid, started: False)
+            monkeypatch.setattr(runfacts, "is_alive", lambda pid, started: False)
             assert store.change_stamp() != alive
             assert store.runs()["status"].tolist() == ["crashed"]
     finally:

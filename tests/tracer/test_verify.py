@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
-from gradtrace.engine import MLP, Value
+from gradtrace.engine import MLP, SGD, Value
 from gradtrace.tracer.analysis.verify import recompute
 from gradtrace.tracer.storage.codec import decode_floats, encode_floats
-from gradtrace.tracer.storage.models import Run, Trace, Update
+from gradtrace.tracer.storage.models import Graph, Run, Trace, Update
 from helpers.compare import record_run
-from helpers.trace import fbits, train
+from helpers.trace import batch_loss, fbits, small_model, train
 
 from gradtrace import tracer
 from gradtrace.cli.main import cli
@@ -100,7 +100,7 @@ def test_adam_and_adamw_updates_are_re_computed_bit_for_bit(db_url, opt):
     with tracer.connect(db_url, readonly=True) as store:
         result = store.run(opt).verify()
         spec = store.run(opt).info["optimizer"]
-    assert spec["type"] == {"adam": "Adam", "adamw": "AdamW"}[opt]
+    assert spec["type"] == result.optimizer == {"adam": "Adam", "adamw": "AdamW"}[opt]
     assert result.ok and result.updates == 5 * n and result.skipped_updates is None
     engine = _sql_engine(db_url)
     with engine.begin() as conn:  # one update moved by a last bit: the moments must see it
@@ -153,3 +153,107 @@ def test_recompute_matches_the_engine_on_every_op():
     assert (values.view(np.uint64) == want_v.view(np.uint64)).all()
     assert (grads.view(np.uint64) == want_g.view(np.uint64)).all()
     assert set(ops) >= {"+", "-", "*", "/", "**", "neg", "relu", "tanh", "exp", "log", "sigmoid"}
+
+
+def _move_update(url: str, rid: str, step: int, column: str, by: float) -> str:
+    """Move one recorded update number of parameter 4 by ``by``; its parameter's name."""
+    with tracer.connect(url, readonly=True) as store:
+        run = store.run(rid)
+        key, name = run.key, run.parameters()["name"][4]
+    engine = _sql_engine(url)
+    with engine.begin() as conn:
+        col = getattr(Update, column)
+        conn.execute(
+            sa.update(Update)
+            .where(Update.run_key == key, Update.step == step, Update.param == 4)
+            .values({column: col + by})
+        )
+    engine.dispose()
+    return name
+
+
+def _verify(url: str, rid: str):
+    with tracer.connect(url, readonly=True) as store:
+        return store.run(rid).verify()
+
+
+def test_a_changed_value_before_gradient_or_last_update_is_found(db_url):
+    rid = record_run(db_url, "before", steps=5)
+    name = _move_update(db_url, rid, 2, "value_before", 1e-9)
+    m = _verify(db_url, rid).mismatch
+    assert (m.step, m.node, m.label, m.what) == (2, None, name, "update")
+    rid = record_run(db_url, "last", steps=5)
+    _move_update(db_url, rid, 4, "value_after", 1e-9)  # no next step to agree with
+    m = _verify(db_url, rid).mismatch
+    assert (m.step, m.label, m.what) == (4, name, "update")
+    rid = record_run(db_url, "grad", steps=5)  # the rows agree, the parameter arrays do not
+    _move_update(db_url, rid, 2, "grad", 1e-9)
+    m = _verify(db_url, rid).mismatch
+    assert (m.step, m.label, m.what) == (2, name, "update")
+
+
+def test_a_changed_adam_update_is_found(db_url):
+    with tracer.record("adam", db=db_url) as run:
+        for _ in train(4, run, opt="adam"):
+            pass
+    assert _verify(db_url, run.id).ok
+    name = _move_update(db_url, run.id, 1, "value_after", 1e-9)
+    m = _verify(db_url, run.id).mismatch
+    assert (m.step, m.label, m.what) == (1, name, "update")
+    assert abs((m.expected - m.got) - 1e-9) < 1e-12
+
+
+def _loop(url: str, name: str, *, clip: float | None = None, log_lr: float | None = None):
+    """SGD(lr=0.1) on the small moons model; gradients clipped to ±clip after log(),
+    or ``lr=log_lr`` logged although the optimizer uses 0.1."""
+    model, X, y = small_model(0)
+    opt = SGD(model.parameters(), lr=0.1)
+    with tracer.record(name, db=url) as run:
+        run.watch(model, optimizer=opt)
+        for _ in range(4):
+            loss, acc = batch_loss(model, X, y)
+            model.zero_grad()
+            loss.backward()
+            run.log(loss, acc=acc, **({} if log_lr is None else {"lr": log_lr}))
+            if clip is not None:
+                for p in model.parameters():
+                    p.grad = max(-clip, min(clip, p.grad))
+            opt.step()
+    return run.id
+
+
+def test_gradients_clipped_after_log_are_not_called_a_mismatch(db_url):
+    r = _verify(db_url, _loop(db_url, "clipped", clip=1e-3))
+    assert r.ok and r.steps == 4 and r.updates == 0 and r.optimizer == "SGD"
+    assert r.skipped_updates.startswith("from step 0 on: the update of step 0 does not follow")
+    assert "clipped" in r.skipped_updates and "fit lr" not in r.skipped_updates
+    out = CliRunner().invoke(cli, ["verify", "clipped", "--db", db_url])
+    assert out.exit_code == 0 and "updates not checked: from step 0 on" in out.output
+
+
+def test_a_logged_lr_that_is_not_the_optimizers_is_not_called_a_mismatch(db_url):
+    r = _verify(db_url, _loop(db_url, "lr", log_lr=0.3))
+    assert r.ok and r.updates == 0
+    assert "fit lr = 0.1 rather than the logged 0.3" in r.skipped_updates
+    assert _verify(db_url, _loop(db_url, "same lr", log_lr=0.1)).updates > 0
+
+
+def test_a_foreign_op_is_reported_as_not_re_computed(db_url):
+    rid = record_run(db_url, "foreign", steps=3)
+    with tracer.connect(db_url, readonly=True) as store:
+        run = store.run(rid)
+        key, ops = run.key, run.graph(0)["op"].tolist()
+    engine = _sql_engine(db_url)
+    with engine.begin() as conn:  # every relu now reads as an op gradtrace does not know
+        for gk, text in conn.execute(
+            sa.select(Graph.graph_key, Graph.ops).where(Graph.run_key == key)
+        ):
+            new = " ".join("sin" if op == "relu" else op for op in text.split(" "))
+            conn.execute(sa.update(Graph).where(Graph.graph_key == gk).values(ops=new))
+    engine.dispose()
+    r = _verify(db_url, rid)
+    n_relu = ops.count("relu")
+    assert r.ok and r.steps == 3 and 0 < r.nodes < 3 * len(ops)
+    assert r.skipped_nodes.startswith(f"{3 * n_relu} values of op 'sin', which gradtrace")
+    out = CliRunner().invoke(cli, ["verify", rid, "--db", db_url])
+    assert out.exit_code == 0 and "not re-computed: " in out.output

@@ -157,7 +157,7 @@ def _shape_keys(view: RunView) -> list[tuple[int, str, int]]:
     """(first_step, fingerprint, graph_key) of every distinct shape, by first step."""
     return [
         (int(s), str(f), int(k))
-        for s, f, k in view._rows(
+        for s, f, k in view.select_rows(
             sa.select(Graph.first_step, Graph.fingerprint, Graph.graph_key)
             .where(Graph.run_key == view.key)
             .order_by(Graph.first_step, Graph.graph_key)

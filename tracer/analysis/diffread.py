@@ -36,7 +36,7 @@ def common_steps(a: RunView, b: RunView, table: type[Step] | type[Trace]) -> lis
     """
     steps = [
         np.array(
-            [r[0] for r in v._rows(sa.select(table.step).where(table.run_key == v.key))],
+            [r[0] for r in v.select_rows(sa.select(table.step).where(table.run_key == v.key))],
             dtype=np.int64,
         )
         for v in (a, b)
@@ -74,7 +74,7 @@ def first_byte_diff_param_step(a: RunView, b: RunView) -> int | None:
         .join(sb, sa.and_(sb.run_key == b.key, sb.step == sa_.step))
         .where(sa_.run_key == a.key, sa_.data != sb.data)
     )
-    return a._max(stmt)
+    return a.select_max(stmt)
 
 
 def shape_diff(
@@ -92,7 +92,7 @@ def shape_diff(
             continue
         if ka is None or kb is None:
             return ShapeDiff(i, ka and ka[0], kb and kb[0], None, None, None, None, None)
-        ga, gb = a._structure(ka[2]), b._structure(kb[2])
+        ga, gb = a.structure(ka[2]), b.structure(kb[2])
         node = _first_structure_diff(ga, gb)
         pick = _node_facts(ga, node), _node_facts(gb, node)
         return ShapeDiff(i, ka[0], kb[0], node, pick[0][0], pick[1][0], pick[0][1], pick[1][1])

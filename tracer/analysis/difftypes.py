@@ -25,7 +25,6 @@ SETTINGS = [
     ("status", None),
     ("experiment", "experiment"),
     ("gradtrace version", "version"),
-    ("code version", "code_version"),
 ]
 
 

@@ -19,6 +19,8 @@ step the first of these four kinds, in this order:
    non-finite gradient to a parent out of finite numbers (``log`` at 0 sends inf,
    ``**0.5`` at 0 too, ``*`` of 1e200 by a gradient of 1e200). Backward runs in
    reverse topological order, so of several such nodes the last one is first.
+   The rules are the engine's op table's; of a foreign op recorded as written,
+   which the table does not know, the story says it cannot judge the rule.
    If no rule sent one, the node whose gradient is non-finite although every
    gradient sent to it was finite is named: the sum overflowed, or the gradient
    was non-finite before ``backward()`` (a missed ``zero_grad``).
@@ -42,11 +44,12 @@ recorded (``LiveCheck``, behind the recorder's warning).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
+from gradtrace.engine import OP_TABLE
 
 if TYPE_CHECKING:
     from gradtrace.tracer.recording.capture import Snapshot
@@ -146,25 +149,6 @@ class StepData:
     metrics: Mapping[str, float] = field(default_factory=dict)
 
 
-# What a node's backward rule sends to its first and second operand, over every
-# node of that op at once: x, y the operands' values, out the node's value, k the
-# exponent, g the node's gradient. The same rules as Value.backward.
-Rule = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-SENT: dict[str, tuple[Rule, Rule | None]] = {
-    "+": (lambda x, y, out, k, g: g, lambda x, y, out, k, g: g),
-    "-": (lambda x, y, out, k, g: g, lambda x, y, out, k, g: -g),
-    "*": (lambda x, y, out, k, g: y * g, lambda x, y, out, k, g: x * g),
-    "/": (lambda x, y, out, k, g: g / y, lambda x, y, out, k, g: -((g * out) / y)),
-    "**": (lambda x, y, out, k, g: np.where(k != 0, k * np.power(x, k - 1.0) * g, 0.0), None),
-    "neg": (lambda x, y, out, k, g: -g, None),
-    "relu": (lambda x, y, out, k, g: np.where(out > 0.0, g, 0.0), None),
-    "tanh": (lambda x, y, out, k, g: (1.0 - out * out) * g, None),
-    "exp": (lambda x, y, out, k, g: out * g, None),
-    "log": (lambda x, y, out, k, g: g / x, None),
-    "sigmoid": (lambda x, y, out, k, g: out * (1.0 - out) * g, None),
-}
-
-
 def num(x: float | None) -> str:
     """A number for a sentence: ``1.3e154``, ``-inf``, ``nan``, ``0.25``."""
     if x is None:
@@ -213,6 +197,13 @@ class _Names:
         what = "parameter " if self.param(i) is not None else ""
         return f"node {i} ({what}`{name}`)"
 
+    def origin(self, step: int, kind: str, i: int, parents: tuple, story: str) -> Origin:
+        """The origin at node ``i`` of a traced step."""
+        v, g = float(self.nodes.values[i]), float(self.nodes.grads[i])
+        return Origin(
+            step, kind, i, self.op(i), self.name(i), v, g, parents, True, story, self.param(i)
+        )
+
 
 def _forward(step: int, nodes: NodeTrace, names: Sequence[str]) -> Origin | None:
     bad = np.flatnonzero(~np.isfinite(nodes.values))
@@ -228,60 +219,57 @@ def _forward(step: int, nodes: NodeTrace, names: Sequence[str]) -> Origin | None
         inputs = " and ".join(num(p.value) for p in parents)
         verb = "overflowed to" if math.isinf(value) and all(p.value for p in parents) else "gave"
         story = f"step {step}: `{n.op(i)}` of {inputs} {verb} {num(value)} ({n.called(i)})"
-    return Origin(
-        step, "forward", i, n.op(i), n.name(i), value, float(nodes.grads[i]), parents, True,
-        story, param=n.param(i),
-    )  # fmt: skip
+    return n.origin(step, "forward", i, parents, story)
 
 
-def _sent(nodes: NodeTrace) -> tuple[np.ndarray, np.ndarray]:
-    """The gradient every node's rule sent to its first and second operand (NaN
-    where there is no operand)."""
+def _sent(nodes: NodeTrace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gradient every node's rule (the engine's ``OP_TABLE``) sent to its first
+    and second operand, NaN where there is none; and which nodes hold an op the
+    table does not know, whose rule is unknown (they sent NaN too)."""
     n = len(nodes.values)
     to_a, to_b = np.full(n, np.nan), np.full(n, np.nan)
+    known = nodes.a < 0  # leaves send nothing: known
     v, g = nodes.values, nodes.grads
-    x, y = v[np.maximum(nodes.a, 0)], v[np.maximum(nodes.b, 0)]
-    with np.errstate(all="ignore"):
-        for op, (rule_a, rule_b) in SENT.items():
-            m = nodes.ops == op
-            if not m.any():
-                continue
-            args = (x[m], y[m], v[m], nodes.args[m], g[m])
-            to_a[m] = rule_a(*args)
-            if rule_b is not None:
-                to_b[m] = rule_b(*args)
-    return to_a, to_b
+    x = v[np.maximum(nodes.a, 0)]  # y: the second operand, or the exponent of **
+    y = np.where(nodes.b >= 0, v[np.maximum(nodes.b, 0)], nodes.args)
+    for code, op in OP_TABLE.items():
+        m = nodes.ops == code
+        if not m.any():
+            continue
+        known |= m
+        with np.errstate(all="ignore"):
+            sent = op.vbackward(x[m], y[m], v[m], g[m])
+        to_a[m] = sent[0]
+        if len(sent) == 2:
+            to_b[m] = sent[1]
+    return to_a, to_b, ~known
 
 
 def _backward(step: int, nodes: NodeTrace, names: Sequence[str]) -> Origin | None:
     if np.isfinite(nodes.grads).all():
         return None
     n = _Names(nodes, names)
-    to_a, to_b = _sent(nodes)
+    to_a, to_b, unknown = _sent(nodes)
     has_a, has_b = nodes.a >= 0, nodes.b >= 0
     finite_g = np.isfinite(nodes.grads)
-    # An op of another engine that gradtrace does not know has no rule here: it is
-    # not judged, only named when it may be what sent the first non-finite gradient.
-    unknown = has_a & ~np.isin(nodes.ops, list(SENT))
     made = finite_g & ~unknown & ((has_a & ~np.isfinite(to_a)) | (has_b & ~np.isfinite(to_b)))
     rows = np.flatnonzero(made)
-    bad_g = ~finite_g
-    suspects = np.flatnonzero(
-        unknown
-        & finite_g
-        & (bad_g[np.maximum(nodes.a, 0)] | (has_b & bad_g[np.maximum(nodes.b, 0)]))
+    # A node of an op the table does not know may have made it: its gradient is
+    # finite, an operand's is not, and its rule cannot be run to tell.
+    bad_operand = (has_a & ~finite_g[np.maximum(nodes.a, 0)]) | (
+        has_b & ~finite_g[np.maximum(nodes.b, 0)]
     )
-    if suspects.size and (not rows.size or suspects[-1] > rows[-1]):
-        i = int(suspects[-1])
+    maybe = np.flatnonzero(finite_g & unknown & bad_operand)
+    if maybe.size and (not rows.size or maybe[-1] > rows[-1]):
+        i = int(maybe[-1])  # backward met it before any known rule that made one
+        bad = next(j for j in (nodes.a[i], nodes.b[i]) if j >= 0 and not finite_g[j])
         story = (
-            f"step {step}: a non-finite gradient left `{n.op(i)}` ({n.called(i)}, grad "
-            f"{num(float(nodes.grads[i]))}), an op gradtrace cannot judge: its backward "
-            "rule is your engine's own; every value of the step was finite"
+            f"step {step}: {n.called(bad)} has gradient {num(float(nodes.grads[bad]))} and is an "
+            f"operand of `{n.op(i)}` ({n.called(i)}, grad {num(float(nodes.grads[i]))}), an op "
+            f"gradtrace does not know: it cannot judge whether the backward rule of `{n.op(i)}`"
+            " sent it; every value of the step was finite"
         )
-        return Origin(
-            step, "backward", i, n.op(i), n.name(i), float(nodes.values[i]),
-            float(nodes.grads[i]), n.parents(i), True, story, param=n.param(i),
-        )  # fmt: skip
+        return n.origin(step, "backward", i, n.parents(i), story)
     if rows.size:
         i = int(rows[-1])  # backward walks the nodes last to first
         parents = n.parents(i, (float(to_a[i]), float(to_b[i])))
@@ -292,15 +280,12 @@ def _backward(step: int, nodes: NodeTrace, names: Sequence[str]) -> Origin | Non
             f"grad {num(float(nodes.grads[i]))}) sent {num(bad.sent)} to "
             f"{n.called(bad.node)}; every value of the step was finite"
         )
-        return Origin(
-            step, "backward", i, n.op(i), n.name(i), float(nodes.values[i]),
-            float(nodes.grads[i]), parents, True, story, param=n.param(i),
-        )  # fmt: skip
+        return n.origin(step, "backward", i, parents, story)
     # No rule made it: a gradient that was non-finite before backward, or a sum of
     # finite gradients that overflowed.
     total = np.zeros(len(nodes.values))
     for idx, sent in ((nodes.a, to_a), (nodes.b, to_b)):
-        keep = idx >= 0
+        keep = (idx >= 0) & ~unknown
         with np.errstate(all="ignore"):
             np.add.at(total, idx[keep], sent[keep])
     i = int(np.flatnonzero(~finite_g)[-1])
@@ -312,10 +297,7 @@ def _backward(step: int, nodes: NodeTrace, names: Sequence[str]) -> Origin | Non
         "(is zero_grad() called every step?)"
     )
     story = f"step {step}: {n.called(i)} has gradient {num(grad)}; {why}"
-    return Origin(
-        step, "backward", i, n.op(i), n.name(i), float(nodes.values[i]), grad,
-        n.parents(i), True, story, param=n.param(i),
-    )  # fmt: skip
+    return n.origin(step, "backward", i, n.parents(i), story)
 
 
 def _first_bad(values: np.ndarray | None) -> int | None:

@@ -29,7 +29,9 @@ import numpy as np
 import pandas as pd
 
 SATURATED = 0.97
-ACTIVATIONS = ("relu", "tanh", "sigmoid")
+# The ops that end a neuron: the engine's Neuron applies relu or tanh (its
+# ``nn.ACTIVATIONS`` also name "linear", which adds no node); sigmoid ends hand-built ones.
+ACTIVATION_OPS = ("relu", "tanh", "sigmoid")
 
 UNIT_COLUMNS = ["layer", "neuron", "activation", "examples", "zero", "saturated", "dead"]
 LAYER_COLUMNS = ["step", "layer", "activation", "neurons", "dead", "dead_fraction", "saturated"]
@@ -40,7 +42,7 @@ def unit_nodes(nodes: pd.DataFrame, parameters: pd.DataFrame) -> pd.DataFrame:
     """The activation nodes of a step's graph that belong to a neuron: columns
     ``node, layer, neuron, activation, value`` (one row per neuron and example)."""
     op = nodes["op"].to_numpy(dtype=object)
-    act = np.flatnonzero(np.isin(op, ACTIVATIONS))
+    act = np.flatnonzero(np.isin(op, ACTIVATION_OPS))
     a = nodes["a"].to_numpy(dtype="float64", na_value=np.nan)
     b = nodes["b"].to_numpy(dtype="float64", na_value=np.nan)
     param = nodes["param"].to_numpy(dtype="float64", na_value=np.nan)

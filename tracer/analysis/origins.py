@@ -33,24 +33,26 @@ class _Stored:
     def rows(self, stmt: sa.Select) -> list[tuple]:
         return self.view.store.fetch(stmt)[1]
 
-    def summary_step(self) -> int | None:
-        """The run summary's first non-finite step (tracer/storage/summary.py): one key lookup."""
-        return self.view._max(sa.select(Run.first_nonfinite_step).where(Run.run_key == self.key))
+    def totals_step(self) -> int | None:
+        """The first non-finite step in the writer's totals (storage/totals.py): a key lookup."""
+        return self.view.select_max(
+            sa.select(Run.first_nonfinite_step).where(Run.run_key == self.key)
+        )
 
-    def start(self, summary: int) -> int:
+    def start(self, recorded: int) -> int:
         """Where the search starts: the last step logged with parameters before the
-        summary's step (a parameter value made non-finite there shows one row later,
-        as summaries written before gradtrace charged the update's step recorded it)."""
-        before = self.view._max(
+        totals' step (a parameter value made non-finite there shows one row later,
+        as totals written before gradtrace charged the update's step recorded it)."""
+        before = self.view.select_max(
             sa.select(sa.func.max(ParamValues.step)).where(
-                ParamValues.run_key == self.key, ParamValues.step < summary
+                ParamValues.run_key == self.key, ParamValues.step < recorded
             )
         )
-        return summary if before is None else before
+        return recorded if before is None else before
 
     def first_bad_trace(self, start: int) -> int | None:
         """The first step from ``start`` whose node trace holds a NaN/inf (the writer marks it)."""
-        return self.view._max(
+        return self.view.select_max(
             sa.select(sa.func.min(Step.step)).where(
                 Step.run_key == self.key, Step.step >= start, Step.first_nonfinite.is_not(None)
             )
@@ -105,17 +107,17 @@ def nonfinite_sql(column: sa.ColumnElement) -> sa.ColumnElement:
 def find_origin(view: RunView) -> Origin | None:
     """The origin of the first NaN/inf of a stored run, or None if all is finite.
 
-    Reads: the run summary's first non-finite step (None: done, the run is finite),
+    Reads: the writer's totals' first non-finite step (None: done, the run is finite),
     then from the parameter row before it the first step whose node trace holds a
     NaN/inf and the first non-finite metric (two indexed queries), the parameter
     arrays up to that step, and that one step's nodes.
     """
     q = _Stored(view)
-    summary = q.summary_step()
-    if summary is None:
+    recorded = q.totals_step()
+    if recorded is None:
         return None
-    start = q.start(summary)
-    names = view._param_names
+    start = q.start(recorded)
+    names = view.param_names
     # (step, kind rank, source rank, how to name it): the earliest wins, a node
     # trace before the parameter arrays before the metrics.
     candidates: list[tuple[int, int, int, Callable[[], Origin | None]]] = []
@@ -150,11 +152,11 @@ def _scan_params(
     unless it is the run's first) up to step ``bound``, as the kind it stands for and
     its step's data: a value is the previous step's update (or, at the very first
     step, a forward origin), a gradient a backward one."""
-    names = view._param_names
+    names = view.param_names
     if not len(names):
         return None
     prev: tuple[int, np.ndarray, np.ndarray] | None = None
-    for steps, data, grad in view._param_chunks(bound, start):
+    for steps, data, grad in view.param_chunks(bound, start):
         bad = ~(np.isfinite(data) & np.isfinite(grad))
         rows = np.flatnonzero(bad.any(axis=1))
         if not rows.size:
@@ -175,7 +177,7 @@ def _scan_params(
 def _last_update(view: RunView, q: _Stored) -> Origin | None:
     """Nothing non-finite anywhere: the last step's update may still have made one."""
     last = view.last_step()
-    if last is None or not len(view._param_names):
+    if last is None or not len(view.param_names):
         return None
     upd = view.updates(steps=last).sort_values("param")
     after = upd["value_after"].to_numpy(dtype=np.float64)
@@ -184,7 +186,7 @@ def _last_update(view: RunView, q: _Stored) -> Origin | None:
     lr = float(upd["lr"].iloc[0])
     s = StepData(
         last,
-        view._param_names,
+        view.param_names,
         None,
         upd["value_before"].to_numpy(dtype=np.float64),
         upd["grad"].to_numpy(dtype=np.float64),

@@ -128,13 +128,13 @@ def export_run(view: RunView, out: Path, fmt: str) -> list[Path]:
         if not len(steps):
             w.write(view.updates(steps=[]))
     written.append(w.path)
-    rows = view._rows(
+    rows = view.select_rows(
         sa.select(Trace.step, Trace.graph_key).where(Trace.run_key == view.key).order_by(Trace.step)
     )
     if rows:
         with TableWriter(out / f"graphs.{fmt}", fmt) as w:
             for key in sorted({int(r[1]) for r in rows}):
-                g = view._structure(key).drop(columns="parents")
+                g = view.structure(key).drop(columns="parents")
                 g.insert(0, "graph_key", np.full(len(g), key, dtype=np.int64))
                 w.write(g)
         written.append(w.path)

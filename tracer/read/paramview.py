@@ -46,13 +46,13 @@ ARRAYS = {"grad": (ParamGrads, ParamGrads.grad), "data": (ParamValues, ParamValu
 
 class ParamReads:
     """Parameter reads of one run; the class using it provides ``store``, ``key``,
-    ``name`` and ``_rows``."""
+    ``name`` and ``select_rows``."""
 
     store: Store
     key: int
     name: str
 
-    def _rows(self, stmt: sa.Select) -> list[tuple]:  # pragma: no cover - RunView's
+    def select_rows(self, stmt: sa.Select) -> list[tuple]:  # pragma: no cover - RunView's
         raise NotImplementedError
 
     @cached_property
@@ -85,7 +85,8 @@ class ParamReads:
         )
 
     @cached_property
-    def _param_names(self) -> np.ndarray:
+    def param_names(self) -> np.ndarray:
+        """Every watched parameter's name, by index."""
         return self._parameters["name"].to_numpy(dtype=object)
 
     def parameters(self) -> pd.DataFrame:
@@ -99,7 +100,7 @@ class ParamReads:
             return list(range(n))
         if isinstance(params, str | Integral):
             params = [params]
-        by_name = {name: i for i, name in enumerate(self._param_names)}
+        by_name = {name: i for i, name in enumerate(self.param_names)}
         out = []
         for p in params:
             if isinstance(p, str):
@@ -154,7 +155,7 @@ class ParamReads:
             {
                 "step": step[order],
                 "param": param[order],
-                "name": pd.Series(self._param_names[param[order]], dtype=STR),
+                "name": pd.Series(self.param_names[param[order]], dtype=STR),
                 **{col: values[order] for col, values in floats.items()},
             }
         )
@@ -167,12 +168,12 @@ class ParamReads:
             raise ValueError(f"which must be 'grad' or 'data', got {which!r}")
         table, column = ARRAYS[which]
         cond, keep = step_filter(table.step, steps)
-        rows = self._rows(
+        rows = self.select_rows(
             sa.select(table.step, column, table.codec)
             .where(table.run_key == self.key, cond)
             .order_by(table.step)
         )
-        names = pd.Index(list(self._param_names))
+        names = pd.Index(list(self.param_names))
         if keep is not None:
             rows = [r for r in rows if r[0] in keep]
         index = pd.Index(i8([r[0] for r in rows]), name="step")
@@ -191,7 +192,7 @@ class ParamReads:
         wide = self.param_arrays(steps, "data")
         return wide if params is None else wide.iloc[:, self.param_indices(params)]
 
-    def _param_chunks(
+    def param_chunks(
         self, upto: int | None, start: int | None = None
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(steps, data, grad) of the per-step parameter arrays, a chunk of steps at a
@@ -206,7 +207,7 @@ class ParamReads:
                 cond.append(v.step > after)
             if upto is not None:
                 cond.append(v.step <= upto)
-            rows = self._rows(
+            rows = self.select_rows(
                 sa.select(v.step, v.data, v.codec, g.grad, g.codec)
                 .join(g, sa.and_(g.run_key == v.run_key, g.step == v.step))
                 .where(*cond)

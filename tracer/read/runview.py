@@ -44,32 +44,20 @@ graph shape, which is read once per RunView and cached; ``gradients()`` and
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from gradtrace.tracer.errors import GradtraceError, RunNotFound
-from gradtrace.tracer.read.frames import (
-    as_utc,
-    effective_status,
-    gc_paused,
-    last_metric_values,
-    parents_array,
-    str_series,
-)
+from gradtrace.tracer.errors import RunNotFound
+from gradtrace.tracer.read.frames import gc_paused
+from gradtrace.tracer.read.graphreads import GraphReads
 from gradtrace.tracer.read.paramview import ParamReads
+from gradtrace.tracer.read.runfacts import as_utc, effective_status, last_metric_values
 from gradtrace.tracer.read.selection import as_int, columns, f8, i8
-from gradtrace.tracer.storage.codec import (
-    decode_floats,
-    decode_int32,
-    decode_kinds,
-    decode_ops,
-    unpack_raw,
-)
-from gradtrace.tracer.storage.models import Graph, Metric, Run, Step, Trace
+from gradtrace.tracer.storage.codec import unpack_raw
+from gradtrace.tracer.storage.models import Metric, Run, Step
 from gradtrace.tracer.validate import safe_text
 
 if TYPE_CHECKING:
@@ -119,7 +107,7 @@ def _within(index: np.ndarray, steps: np.ndarray) -> bool:
     return bool((pos < len(index)).all() and np.array_equal(index[pos], steps))
 
 
-class RunView(ParamReads):
+class RunView(ParamReads, GraphReads):
     """A recorded run; every method returns a fresh DataFrame or plain values."""
 
     def __init__(self, store: Store, key: int):
@@ -130,12 +118,13 @@ class RunView(ParamReads):
         self.note: str | None = None
         self.refresh()
 
-    def _rows(self, stmt: sa.Select) -> list[tuple]:
+    def select_rows(self, stmt: sa.Select) -> list[tuple]:
+        """The rows of a SELECT over this run's tables (what the analyses build on)."""
         return self.store.fetch(stmt)[1]
 
-    def _max(self, stmt: sa.Select) -> int | None:
+    def select_max(self, stmt: sa.Select) -> int | None:
         """The single value of a ``SELECT max(...)`` as an int, None for no rows."""
-        value = self._rows(stmt)[0][0]
+        value = self.select_rows(stmt)[0][0]
         return None if value is None else int(value)
 
     def refresh(self) -> RunView:
@@ -207,7 +196,7 @@ class RunView(ParamReads):
     # -- steps and metrics ----------------------------------------------------
     def last_step(self) -> int | None:
         """The last logged step number, or None before the first."""
-        return self._max(sa.select(sa.func.max(Step.step)).where(Step.run_key == self.key))
+        return self.select_max(sa.select(sa.func.max(Step.step)).where(Step.run_key == self.key))
 
     @gc_paused()
     def steps(self, since: int | None = None) -> pd.DataFrame:
@@ -284,101 +273,6 @@ class RunView(ParamReads):
         """Index metric name; ``step`` and ``value`` at the metric's last logged step."""
         df = last_metric_values(self.store, [self.key])
         return df.drop(columns="run_key").set_index("name")
-
-    # -- nodes -------------------------------------------------------------------
-    def traced_steps(self) -> list[int]:
-        rows = self._rows(
-            sa.select(Trace.step).where(Trace.run_key == self.key).order_by(Trace.step)
-        )
-        return [int(r[0]) for r in rows]
-
-    def nodes_per_step(self) -> int | None:
-        return self._max(sa.select(sa.func.max(Graph.n_nodes)).where(Graph.run_key == self.key))
-
-    def _no_trace(self, step: int) -> GradtraceError:
-        traced = self.traced_steps()
-        hint = (
-            f"traced steps run from {traced[0]} to {traced[-1]} ({len(traced)} of them)"
-            if traced
-            else "this run recorded no node traces (capture='params')"
-        )
-        return GradtraceError(f"step {step} of run {self.name!r} has no node trace; {hint}")
-
-    @gc_paused()
-    def _structure(self, graph_key: int) -> pd.DataFrame:
-        if graph_key not in self._graphs:
-            keys, rows = self.store.fetch(
-                sa.select(
-                    Graph.n_nodes,
-                    Graph.ops,
-                    Graph.a,
-                    Graph.b,
-                    Graph.params,
-                    Graph.labels,
-                    Graph.args,
-                    Graph.kinds,
-                ).where(Graph.graph_key == graph_key)
-            )
-            g = dict(zip(keys, rows[0], strict=True))
-            n = int(g["n_nodes"])
-            a, b, params = decode_int32(g["a"]), decode_int32(g["b"]), decode_int32(g["params"])
-            ops = decode_ops(g["ops"], n)
-            if not len(a) == len(b) == len(params) == len(ops) == n:
-                raise GradtraceError(f"graph {graph_key} of run {self.name!r} is inconsistent")
-            labels = np.full(n, "", dtype=object)
-            args = np.full(n, np.nan)
-            # JSON columns come back as text from SQLite, as objects from psycopg.
-            for target, raw in ((labels, g["labels"]), (args, g["args"])):
-                mapping = json.loads(raw) if isinstance(raw, str) else (raw or {})
-                if mapping:
-                    target[np.array(list(map(int, mapping)), dtype=np.int64)] = list(
-                        mapping.values()
-                    )
-            self._graphs[graph_key] = pd.DataFrame(
-                {
-                    "node": np.arange(n, dtype=np.int64),
-                    "op": str_series(ops),
-                    "label": str_series(labels),
-                    "parents": pd.Series(parents_array(a, b), dtype=object),
-                    "a": pd.arrays.IntegerArray(a, a < 0),
-                    "b": pd.arrays.IntegerArray(b, b < 0),
-                    "arg": args,
-                    "param": pd.arrays.IntegerArray(params, params < 0),
-                    "kind": str_series(decode_kinds(g["kinds"], ops)),
-                }
-            )
-        return self._graphs[graph_key]
-
-    def graph(self, step: int) -> pd.DataFrame:
-        """The structure of step ``step``'s graph: node, op, label, parents, a, b, arg,
-        param, kind. Node i's operands are ``parents`` (node indices, always smaller
-        than i). ``kind`` says what a leaf stands for: "parameter", "input",
-        "constant" or "target" (see ``Value.kind``), "leaf" in graphs recorded before
-        gradtrace stored kinds, "" for a computed node."""
-        step = as_int(step, "step")
-        rows = self._rows(
-            sa.select(Trace.graph_key).where(Trace.run_key == self.key, Trace.step == step)
-        )
-        if not rows:
-            raise self._no_trace(step)
-        return self._structure(int(rows[0][0])).copy()
-
-    def nodes(self, step: int) -> pd.DataFrame:
-        """Every node of step ``step``: the graph columns plus value and grad."""
-        step = as_int(step, "step")
-        rows = self._rows(
-            sa.select(Trace.graph_key, Trace.data, Trace.grad, Trace.codec).where(
-                Trace.run_key == self.key, Trace.step == step
-            )
-        )
-        if not rows:
-            raise self._no_trace(step)
-        graph_key, data, grad, codec = rows[0]
-        out = self._structure(int(graph_key)).copy()
-        what = f"the trace of step {step}"
-        out["value"] = decode_floats(data, codec, len(out), what)
-        out["grad"] = decode_floats(grad, codec, len(out), what)
-        return out
 
     def first_nonfinite(self) -> Origin | None:
         """Where the run's first NaN/inf came from, or None if every number is finite.

@@ -16,18 +16,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from gradtrace.tracer.errors import AmbiguousRun, NotAGradtraceDatabase, RunNotFound
-from gradtrace.tracer.read.frames import (
-    STR,
-    as_utc,
-    effective_status,
-    gc_paused,
-    last_metric_values,
-)
+from gradtrace.tracer.read.frames import STR, gc_paused
+from gradtrace.tracer.read.runfacts import as_utc, effective_status, last_metric_values
 from gradtrace.tracer.storage.db import describe, open_database, resolve_url, writing
 from gradtrace.tracer.storage.models import Run
 from gradtrace.tracer.validate import NAME_MAX, safe_text, shown, text_problem
@@ -42,7 +38,7 @@ def public_url(url: URL) -> URL:
     becomes the plain file path again (for messages)."""
     name = url.database or ""
     if url.get_backend_name() == "sqlite" and name.startswith("file:") and url.query.get("uri"):
-        return URL.create(url.drivername, database=name[len("file:") :].split("?", 1)[0])
+        return URL.create(url.drivername, database=unquote(name[len("file:") :].split("?", 1)[0]))
     return url
 
 
@@ -54,7 +50,12 @@ class Store:
         self.url = public_url(engine.url)
 
     def __repr__(self) -> str:
-        return f"<Store {describe(self.url)}>"
+        return f"<Store {self.where}>"
+
+    @property
+    def where(self) -> str:
+        """The database, for messages and titles: a file path, or the URL without password."""
+        return describe(self.url)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -131,11 +132,11 @@ class Store:
         (datetime64 UTC, NaT while running), ``duration_s`` (float, up to the end or
         the last heartbeat), ``steps`` (int64, steps logged), ``diverged_at_step``
         (Int64: the step of the run's first NaN/inf origin, ``first_nonfinite().step``,
-        from the writer's summary; <NA> for a finite run), then the last value of
+        from the writer's totals; <NA> for a finite run), then the last value of
         each metric as ``metric.<name>`` (float64) and the config flattened into
         ``config.<key>`` columns (nested keys joined with dots).
 
-        Reads the summary the writer keeps (one row per run and metric), so its
+        Reads the totals the writer keeps (one row per run and metric), so its
         cost grows with the number of runs, not with how long they ran.
         """
         stmt = sa.select(Run.__table__).order_by(Run.started_at.desc(), Run.run_key.desc())
@@ -265,7 +266,7 @@ class Store:
                     )
         raise RunNotFound(
             f"no run matches {shown(ref)} (by id, id prefix, name or name prefix) in "
-            f"{describe(self.url)}; `gradtrace runs` lists them"
+            f"{self.where}; `gradtrace runs` lists them"
         )
 
     def diff(self, a: str, b: str, rtol: float = 0.0, atol: float = 0.0):

@@ -50,8 +50,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from gradtrace.engine import Value, from_lecture
-from gradtrace.engine.rules import ARITY
+from gradtrace.engine import OP_TABLE, UnknownOp, Value, from_lecture
 from gradtrace.tracer.errors import InvalidArgument
 from gradtrace.tracer.recording.capture import MAX_SHAPES, Shape, Snapshot, first_nonfinite
 from gradtrace.tracer.recording.foreignmodel import model_spec, named_parameters
@@ -92,8 +91,8 @@ def op_code(op: Any) -> tuple[str, float | None, int | None, int]:
         )
     try:
         code, arg = from_lecture(op)
-        arity: int | None = ARITY[code]
-    except ValueError:
+        arity: int | None = OP_TABLE[code].arity
+    except UnknownOp:
         code, arg, arity = _as_written(op), None, None
     known = (code, arg, arity, _op_key(code, arg))
     if len(_OPS) < 4096:  # a graph with ever-new op strings must not grow this forever

@@ -38,30 +38,29 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from gradtrace.engine import GCPolicy, Module, Role, Value
+from gradtrace.engine import GCPolicy, Value
 from gradtrace.engine import linear_gc as engine_linear_gc
 from gradtrace.tracer.analysis.forensics import Origin
 from gradtrace.tracer.analysis.origins import LiveCheck
 from gradtrace.tracer.errors import ConfigError, RecorderError
 from gradtrace.tracer.recording import foreign, lifecycle
-from gradtrace.tracer.recording.capture import GraphCapture, metric_row, update_rows
+from gradtrace.tracer.recording.capture import (
+    GraphCapture,
+    metric_row,
+    parameter_roles,
+    read_params,
+    update_rows,
+)
 from gradtrace.tracer.recording.lifecycle import deferred_signals, error_text
 from gradtrace.tracer.recording.writer import BackgroundWriter, Final, StepBatch, Writer
 from gradtrace.tracer.storage.db import describe, open_database, writing
 from gradtrace.tracer.storage.integrity import mark_closed, mark_open
 from gradtrace.tracer.storage.models import Parameter, Run
 from gradtrace.tracer.storage.procinfo import pid_namespace, process_start_time
-from gradtrace.tracer.storage.summary import any_nonfinite, nonfinite_step
+from gradtrace.tracer.storage.totals import any_nonfinite, nonfinite_step
 from gradtrace.tracer.validate import RULES, check, value_like
 
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("gradtrace")
-    except PackageNotFoundError:
-        return "0+unknown"
+import gradtrace
 
 
 def _as_float(name: str, value: Any) -> float:
@@ -69,15 +68,6 @@ def _as_float(name: str, value: Any) -> float:
         return value
     check("metric", value, f"metric {name!r}")
     return float(value.data) if value_like(value) else float(value)
-
-
-def parameter_roles(model: Any, names: list[str]) -> list[Role]:
-    """The model's own roles when it is an engine Module, else one group named from the names."""
-    if isinstance(model, Module):
-        roles = model.parameter_roles()
-        if [r.name for r in roles] == names:
-            return roles
-    return [Role(n, n.rpartition(".")[0] or "parameters") for n in names]
 
 
 class Recorder:
@@ -173,7 +163,7 @@ class Recorder:
                     pid=os.getpid(),
                     pid_started=process_start_time(os.getpid()),
                     pid_ns=pid_namespace(),
-                    version=_version(),
+                    version=gradtrace.__version__,
                     steps=0,
                 )
                 .returning(Run.run_key)
@@ -265,7 +255,7 @@ class Recorder:
         )
         pending = None
         if self.params:
-            batch.params = _read_params(self.params)
+            batch.params = read_params(self.params)
             pending = (step, batch.params, lr)
         ours = isinstance(loss, Value)
         if (ours or foreign.is_graph(loss)) and self.capture == "nodes" and step % self.every == 0:
@@ -275,7 +265,7 @@ class Recorder:
                 batch.snapshot = foreign.capture_foreign(self.graphs, loss, step)
             if batch.snapshot.new_shape:
                 self._check_labels(batch.snapshot.shape)
-        # The run's summary keeps its first non-finite step (tracer/storage/summary.py).
+        # The run's totals keep its first non-finite step (tracer/storage/totals.py).
         batch.nonfinite_step = nonfinite_step(
             step,
             any_nonfinite(values.values())
@@ -389,14 +379,6 @@ class Recorder:
                 RuntimeWarning,
                 stacklevel=stacklevel,
             )
-
-
-def _read_params(params: list[Value]) -> np.ndarray:
-    """A fresh ``(2, n)`` array: every parameter's value, then its gradient."""
-    out = np.empty((2, len(params)))
-    out[0] = [p.data for p in params]
-    out[1] = [p.grad for p in params]
-    return out
 
 
 def record(name: str = "run", db: str | os.PathLike | None = None, **options: Any) -> Recorder:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ from gradtrace.tracer.storage.models import (
     Trace,
     Update,
 )
-from gradtrace.tracer.storage.summary import metric_upsert_sql, summary_rows
+from gradtrace.tracer.storage.totals import metric_totals, metric_upsert_sql
 from sqlalchemy.engine import Connection, Engine
 
 COPY_MIN_ROWS = 200  # below this, executemany is as fast as COPY on PostgreSQL
@@ -50,7 +50,7 @@ class StepBatch:
     snapshot: Snapshot | None = None
     params: np.ndarray | None = None  # (2, n): every watched parameter's value and grad
     steps_logged: int = 0
-    # The step the run summary's first NaN/inf is charged to: this step, or the
+    # The step the run's totals charge their first NaN/inf to: this step, or the
     # previous one when its update made a parameter non-finite (the origin's step).
     nonfinite_step: int | None = None
 
@@ -76,7 +76,7 @@ class _Statements:
             model.__tablename__: str(model.__table__.insert().compile(dialect=dialect))
             for model in (Metric, Update, Step, Trace, ParamValues, ParamGrads)
         }
-        self.summary = metric_upsert_sql(engine.dialect)
+        self.totals = metric_upsert_sql(engine.dialect)
 
     def insert(self, conn: Connection, model: type, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
@@ -167,17 +167,17 @@ class Writer:
             )
             ins(conn, Trace, [trace])
         if batch.metrics:
-            conn.exec_driver_sql(self.stmts.summary, summary_rows(batch.metrics))
-        summary: dict[str, Any] = {
+            conn.exec_driver_sql(self.stmts.totals, metric_totals(batch.metrics))
+        totals: dict[str, Any] = {
             # Counted in SQL: a step the database refused is not counted.
             "steps": Run.steps + 1,
             "heartbeat_at": datetime.now(UTC),
         }
         if batch.nonfinite_step is not None:
-            summary["first_nonfinite_step"] = sa.func.coalesce(
+            totals["first_nonfinite_step"] = sa.func.coalesce(
                 Run.first_nonfinite_step, batch.nonfinite_step
             )
-        conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(**summary))
+        conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(**totals))
 
     def _params(self, conn: Connection, step: int, params: np.ndarray) -> None:
         """The step's parameter values and gradients, a row each in their own table
@@ -322,7 +322,7 @@ class BackgroundWriter(Writer):
         lost = f"gradtrace: step(s) {_steps(self.lost)} could not be stored: {self.first_error}"
         status = "failed" if item.status == "finished" else item.status
         error = f"{item.error}\n{lost}" if item.error else lost
-        return Final(status, error, item.updates)
+        return replace(item, status=status, error=error)  # keeps nonfinite_step
 
 
 def _steps(steps: list[int]) -> str:

@@ -33,6 +33,7 @@ from gradtrace.tracer.storage.filecheck import (
     QUICK_CHECK,
     check_sqlite_file,
     refuse_damage,
+    refuse_foreign,
 )
 from gradtrace.tracer.storage.integrity import DAMAGED, dead_writers, forget_writers, name_damage
 from gradtrace.tracer.storage.sqlitefile import (
@@ -208,24 +209,13 @@ def head_revision() -> str:
 
 def _state(conn: sa.Connection, url: URL) -> str | None:
     """The database's schema revision; None for an empty database. Refuses foreign ones."""
-    tables = set(sa.inspect(conn).get_table_names())
-    if not tables:
-        return None
+    tables = sa.inspect(conn).get_table_names()
     revision = None
     if "alembic_version" in tables:
         revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-        if tables == {"alembic_version"} and revision is None:
-            return None  # downgraded to base: empty again
-    if "runs" not in tables or ("alembic_version" in tables and revision is None):
-        raise NotAGradtraceDatabase(
-            f"{describe(url)} holds other tables ({', '.join(sorted(tables)[:5])}) and no "
-            "gradtrace runs; it was left untouched; pass a new file name or an empty database"
-        )
+    refuse_foreign(describe(url), tables, revision)
     if revision is None:
-        raise NotAGradtraceDatabase(
-            f"{describe(url)} has a runs table but no schema version; it was not made by "
-            "gradtrace and was left untouched"
-        )
+        return None  # empty, or downgraded to base: empty again
     if revision == HEAD_REVISION:
         return revision
     script = ScriptDirectory.from_config(alembic_config())
@@ -298,34 +288,33 @@ def migrate(engine: Engine, url: URL) -> str:
 def open_database(db: str | os.PathLike | None = None, readonly: bool = False) -> Engine:
     """An engine for ``db`` with the schema at the newest revision (see module docstring).
 
-    Everything that can refuse a database (not SQLite, damaged, foreign tables,
-    a newer schema) is checked before anything is written to it.
+    One path, in this order; everything that can refuse a database happens before
+    anything is written to it:
+
+    1. the URL (:func:`resolve_url`);
+    2. the file, before any connection: not SQLite, damaged header, foreign tables,
+       read-only or missing (``filecheck.check_sqlite_file``, which reads it only
+       while this process holds no connection to it);
+    3. the engine (:func:`create_db_engine`);
+    4. on its first connection: every page when the file is small, a writer died in
+       it or this process met damage in it; the schema revision (foreign or newer
+       schemas refused);
+    5. a reader stops here; a writer migrates, forgets dead writers, switches to WAL;
+    6. later damage is named (``integrity.name_damage``); a recorder then marks
+       itself open (``integrity.mark_open``).
     """
     url = resolve_url(db)
     path = sqlite_path(url)
-    if path is not None:
-        check_sqlite_file(path, readonly)
-    size = path.stat().st_size if path is not None and path.exists() else 0
+    size = check_sqlite_file(path, readonly) if path is not None else 0
     engine = create_db_engine(url, readonly)
-    dead: list[int] = []
     try:
-        with engine.connect() as conn:
-            checked = 0 < size <= QUICK_CHECK_MAX_BYTES
-            if checked:
-                _quick_check(conn, url)
-            current = _state(conn, url)
-            if size and current == HEAD_REVISION:
-                # A writer died mid-run, or this process met damage: check every page.
-                dead = dead_writers(conn)
-                if (dead or describe(url) in DAMAGED) and not checked:
-                    _quick_check(conn, url)
-        if readonly:
-            if current != HEAD_REVISION:
-                raise SchemaOutdated(
-                    f"{describe(url)} uses an older schema ({current or 'empty'}); upgrade it "
-                    f"once with: gradtrace db upgrade --db {describe(url)}"
-                )
-        else:
+        current, dead = _first_look(engine, url, size)
+        if readonly and current != HEAD_REVISION:
+            raise SchemaOutdated(
+                f"{describe(url)} uses an older schema ({current or 'empty'}); upgrade it "
+                f"once with: gradtrace db upgrade --db {describe(url)}"
+            )
+        if not readonly:
             if current != HEAD_REVISION:
                 migrate(engine, url)
             if dead:
@@ -342,6 +331,22 @@ def open_database(db: str | os.PathLike | None = None, readonly: bool = False) -
     if path is not None:
         name_damage(engine, describe(url))
     return engine
+
+
+def _first_look(engine: Engine, url: URL, size: int) -> tuple[str | None, list[int]]:
+    """(schema revision, dead writers' marks), checking every page when it is due."""
+    with engine.connect() as conn:
+        checked = 0 < size <= QUICK_CHECK_MAX_BYTES
+        if checked:
+            _quick_check(conn, url)
+        current = _state(conn, url)
+        dead: list[int] = []
+        if size and current == HEAD_REVISION:
+            # A writer died mid-run, or this process met damage: check every page.
+            dead = dead_writers(conn)
+            if (dead or describe(url) in DAMAGED) and not checked:
+                _quick_check(conn, url)
+    return current, dead
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 from gradtrace.tracer.errors import DatabaseURLError, NotAGradtraceDatabase
 from gradtrace.tracer.storage import sqlitefile
@@ -29,10 +30,11 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 QUICK_CHECK = "PRAGMA quick_check(5)"  # the first five problems are enough to name
 
 
-def check_sqlite_file(path: Path, readonly: bool) -> None:
+def check_sqlite_file(path: Path, readonly: bool) -> int:
     """Refuse, before any connection touches it, a file gradtrace must not open:
     a folder, not SQLite, a damaged header, foreign tables, a read-only file to
-    record into, a missing one to read, a hot journal on a read-only open."""
+    record into, a missing one to read, a hot journal on a read-only open.
+    Returns the file's size (0: a new database)."""
     if not readonly and path.parent.is_dir() and not path.is_dir() and not writable(path):
         raise DatabaseURLError(
             f"cannot record into {path}: the file or its folder is read-only (a read-only "
@@ -48,17 +50,17 @@ def check_sqlite_file(path: Path, readonly: bool) -> None:
             raise DatabaseURLError(
                 f"cannot create {path}: folder {path.parent} does not exist; create it first"
             )
-        return
+        return 0
     if path.is_dir():
         raise DatabaseURLError(f"{path} is a folder; pass a database file inside it")
     if in_use(path):
         # This process has it open, so it was checked at that open; reading the
         # header now would drop the live connections' locks (sqlitefile's docstring).
-        return
+        return path.stat().st_size
     with sqlitefile.open_file(path) as f:
         head = f.read(100)
     if not head:
-        return  # an empty file: a new database
+        return 0  # an empty file: a new database
     if head[:16] != SQLITE_MAGIC:
         raise NotAGradtraceDatabase(
             f"{path} is not a SQLite database (it starts with {head[:8]!r}); "
@@ -73,17 +75,14 @@ def check_sqlite_file(path: Path, readonly: bool) -> None:
     # Before any ordinary connection, which could roll back, checkpoint or add
     # side files: another program's file must stay byte-identical.
     seen = look(path)
-    if seen.foreign:
-        raise NotAGradtraceDatabase(
-            f"{path} holds other tables ({', '.join(seen.tables[:5])}) and no gradtrace "
-            "runs; it was left untouched; pass a new file name or an empty database"
-        )
+    refuse_foreign(str(path), seen.tables, seen.revision)
     if readonly and seen.hot_journal:
         raise NotAGradtraceDatabase(
             f"{path} has an unfinished transaction ({path.name}-journal) that only a "
             f"writable open can roll back; it was left untouched; run: "
             f"gradtrace db upgrade --db {path}"
         )
+    return path.stat().st_size
 
 
 def check_file(path: Path) -> None:
@@ -91,10 +90,12 @@ def check_file(path: Path) -> None:
     (header or any page: ``PRAGMA quick_check``), foreign, or an unfinished
     transaction. Reads it as immutable: no byte of it or beside it changes."""
     check_sqlite_file(path, readonly=True)
-    if side(path, "-wal").exists():
-        return  # a live writer: its pages are checked by the connection that reads them
+    # With a -wal beside it, the pages that count are partly in the -wal: read them
+    # through SQLite's read-only mode, which sees it (and is SQLite's own handle).
+    wal = side(path, "-wal").exists()
+    uri = f"file:{quote(str(path))}?mode=ro" if wal else immutable_uri(path)
     try:
-        conn = sqlite3.connect(immutable_uri(path), uri=True)
+        conn = sqlite3.connect(uri, uri=True)
         try:
             problems = [r[0] for r in conn.execute(QUICK_CHECK)]
         finally:
@@ -102,6 +103,25 @@ def check_file(path: Path) -> None:
     except sqlite3.DatabaseError as e:
         raise unreadable(path, e) from None
     refuse_damage(str(path), problems)
+
+
+def refuse_foreign(name: str, tables: tuple[str, ...] | list[str], revision: str | None) -> None:
+    """Refuse, naming it, a database whose tables are not gradtrace's: other tables
+    and no ``runs``, or a ``runs`` table without a schema version. An empty one, or
+    one downgraded to base (an empty ``alembic_version``), is a new database."""
+    tables = sorted(tables)
+    if not tables or (tables == ["alembic_version"] and revision is None):
+        return
+    if "runs" not in tables or ("alembic_version" in tables and revision is None):
+        raise NotAGradtraceDatabase(
+            f"{name} holds other tables ({', '.join(tables[:5])}) and no gradtrace runs; "
+            "it was left untouched; pass a new file name or an empty database"
+        )
+    if revision is None:
+        raise NotAGradtraceDatabase(
+            f"{name} has a runs table but no schema version; it was not made by gradtrace "
+            "and was left untouched"
+        )
 
 
 def refuse_damage(name: str, problems: list[str]) -> None:

@@ -51,13 +51,6 @@ class Look:
     wal: bool  # a non-empty -wal beside it
     hot_journal: bool  # a non-empty -journal beside it: a transaction never finished
 
-    @property
-    def foreign(self) -> bool:
-        """Holds tables, but not gradtrace's (a schema downgraded to base, an empty
-        ``alembic_version``, is an empty gradtrace database)."""
-        downgraded = self.tables == ("alembic_version",) and self.revision is None
-        return bool(self.tables) and "runs" not in self.tables and not downgraded
-
 
 # engine -> [file key, DBAPI connections it holds open]; an engine that is
 # garbage-collected takes its entry with it.

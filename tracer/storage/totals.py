@@ -1,7 +1,7 @@
-"""The per-run summary the writer keeps up to date, step by step.
+"""The per-run totals the writer keeps up to date, step by step.
 
     >>> sql = metric_upsert_sql(engine.dialect)      # doctest: +SKIP
-    >>> conn.exec_driver_sql(sql, summary_rows(batch.metrics))   # doctest: +SKIP
+    >>> conn.exec_driver_sql(sql, metric_totals(batch.metrics))   # doctest: +SKIP
 
 Kept at write time so readers never scan a run to answer a small question:
 
@@ -59,7 +59,7 @@ def nonfinite_step(
     return None
 
 
-def summary_rows(metric_rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+def metric_totals(metric_rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """``run_metrics`` rows from ``metrics`` rows ``(run_key, name, step, value, raw)``."""
     return [(k, n, s, v, raw, v, v) for k, n, s, v, raw in metric_rows]
 

@@ -70,20 +70,6 @@ def test_runs_table_without_a_schema_version(tmp_path):
     _refused(path, tracer.NotAGradtraceDatabase, "no schema version")
 
 
-@pytest.fixture(scope="module")
-def recorded_db(tmp_path_factory) -> Path:
-    """A small gradtrace database, checkpointed into one file."""
-    path = tmp_path_factory.mktemp("good") / "runs.db"
-    for name in ("a", "b"):
-        with tracer.record(name, db=path) as run:
-            list(train(15, run))
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
-    return path
-
-
 def _truncate(to):
     def damage(path: Path) -> None:
         with path.open("r+b") as f:
