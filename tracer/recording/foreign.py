@@ -53,6 +53,7 @@ import numpy as np
 from gradtrace.engine import OP_TABLE, UnknownOp, Value, from_lecture
 from gradtrace.tracer.errors import InvalidArgument
 from gradtrace.tracer.recording.capture import MAX_SHAPES, Shape, Snapshot, first_nonfinite
+from gradtrace.tracer.recording.foreignguide import Guide, guided
 from gradtrace.tracer.recording.foreignmodel import model_spec, named_parameters
 from gradtrace.tracer.validate import shown, value_like
 
@@ -118,12 +119,25 @@ class Walk:
     the module docstring for the order.
     """
 
-    __slots__ = ("nodes", "ops", "a", "b", "exponents", "params", "key")
+    __slots__ = ("nodes", "ops", "a", "b", "exponents", "params", "key", "guided")
 
     def __init__(
-        self, root: Any, param_index: dict[int, int], seen: dict[int, Shape] | None = None
+        self,
+        root: Any,
+        param_index: dict[int, int],
+        seen: dict[int, Shape] | None = None,
+        guide: Guide | None = None,
     ):
-        """``seen``: shapes met before, by root key (one with this key is tried first)."""
+        """``seen``: shapes met before, by root key (one with this key is tried first);
+        ``guide``: the last step's graph, tried before anything else (``foreignguide.guided``)."""
+        found = None if guide is None else guided(root, param_index, guide)
+        self.guided = found is not None
+        if found is not None:
+            self.nodes, self.params = found
+            shape = guide.shape
+            self.ops, self.a, self.b, self.exponents = shape.ops, shape.a, shape.b, shape.exponents
+            self.key = guide.key
+            return
         self.key, count, info = _operands(root, param_index)
         like = None if seen is None else seen.get(self.key)
         if like is None or not self._fill(root, info, like, count):
@@ -295,8 +309,9 @@ def capture_foreign(graphs: GraphCapture, root: Any, step: int) -> Snapshot:
     # Root key -> the shape last seen with it, so a step like the last is numbered by
     # filling that shape in (Walk._fill) rather than walked a second time.
     seen: dict[int, Shape] = graphs.__dict__.setdefault("foreign_shapes", {})
+    guide: Guide | None = graphs.__dict__.get("foreign_guide")
     try:
-        walk = Walk(root, graphs.param_index, seen)
+        walk = Walk(root, graphs.param_index, seen, guide)
         # ints (micrograd's relu gives 0, grads start at 0) become the exact float
         data = np.fromiter(map(_get_data, walk.nodes), np.float64, len(walk.nodes))
         grad = np.fromiter(map(_get_grad, walk.nodes), np.float64, len(walk.nodes))
@@ -326,6 +341,8 @@ def capture_foreign(graphs: GraphCapture, root: Any, step: int) -> Snapshot:
         if len(seen) >= MAX_SHAPES:
             seen.clear()
     seen[walk.key] = shape
+    if not walk.guided or guide.shape is not shape:
+        graphs.__dict__["foreign_guide"] = Guide(walk, shape, graphs.param_index, _OPS.get)
     t1 = perf_counter()
     snap = Snapshot(shape, new, data, grad, first_nonfinite(data, grad))
     graphs.timings.add(t1 - t0, perf_counter() - t1)
