@@ -43,7 +43,7 @@ def guided(root: Any, param_index: dict[int, int], guide: Guide) -> tuple[list, 
     a, b, sig = shape.a, shape.b, guide.signatures
     at: list[Any] = [None] * n
     at[-1] = root
-    sign = guide.sign
+    sign, ops, leaf = guide.sign, guide.ops, param_index.get
     for i in range(n - 1, -1, -1):
         v = at[i]
         if v is None:
@@ -54,16 +54,18 @@ def guided(root: Any, param_index: dict[int, int], guide: Guide) -> tuple[list, 
             if j >= 0:
                 return None
             continue
-        if j < 0 or len(prev) > 2:
+        size = len(prev)
+        if j < 0 or size > 2:
             return None
-        if len(prev) == 1:
+        if size == 1:
             (p,) = prev
             q = p if k >= 0 else None  # micrograd's a + a: set((a, a)) == {a}
         else:
             p, q = prev
             if type(prev) is not tuple and type(prev) is not list:  # a set: which is a?
                 if sig[j] != sig[k]:
-                    s = sign(p)
+                    # sign(p), inline: this runs for most nodes of a graph
+                    s = ops.get(p._op, -1) if p._prev else -3 - leaf(id(p), -1)
                     if s != sig[j]:
                         if s != sig[k]:
                             return None
@@ -107,13 +109,15 @@ class Guide:
     shape, root key, every node's ``_op`` as written, watched parameter and
     signature (:func:`_signer`)."""
 
-    __slots__ = ("shape", "key", "raw", "params", "sign", "signatures", "_deep")
+    __slots__ = ("shape", "key", "raw", "params", "sign", "signatures", "ops", "_deep")
 
     def __init__(self, walk: Walk, shape: Shape, param_index: dict[int, int], opget: Any):
         self.shape, self.key, self.params = shape, walk.key, walk.params
         self.raw = list(map(_get_op, walk.nodes))
         self.sign = _signer(param_index, opget)
         self.signatures = list(map(self.sign, walk.nodes))
+        # op string -> its signature, for the ops of this graph (an op's key is >= 0)
+        self.ops = {op: self.sign(v) for op, v in zip(self.raw, walk.nodes) if v._prev}
         self._deep: dict[tuple[int, int], Any] = {}
 
     def deep(self, j: int, depth: int) -> Any:
@@ -129,14 +133,15 @@ class Guide:
 
 
 def _signer(param_index: dict[int, int], opget: Any) -> Any:
-    """A node's signature: a leaf's structural key (its watched parameter), an op's
-    key (``opget``: ``foreign.op_code``'s cache of op strings). Equal structural keys
-    give equal signatures; a signature is a node's key without its parents."""
+    """A node's signature: for a leaf, which watched parameter it is (a negative
+    number), for an op, its key (``opget``: ``foreign.op_code``'s cache of op strings,
+    keys >= 0). A node's structural key is made of its signature and its parents'
+    keys, so nodes whose signatures differ have different keys."""
     get = param_index.get
 
     def sign(v: Any) -> int:
         if not v._prev:
-            return hash((0, get(id(v), -1)))  # a leaf's structural key
+            return -3 - get(id(v), -1)  # a leaf: -2 an input, -3 - i parameter i
         known = opget(v._op)
         return -1 if known is None else known[3]  # -1: an op string not seen yet
 
