@@ -10,8 +10,14 @@ press on the slider, a click on the log-y box) to the last DOM mutation before t
 page has been quiet for ``QUIET_MS`` with no Dash callback pending — "the DOM
 settled". Medians over ``--moves`` moves. First paint is from navigation start to
 the first frame that paints the run's summary and the loss curve's line, in the
-page's own clock (median of ``--loads`` loads). Play rate is the steps the
-slider advanced per second of playing at the fastest rate offered.
+page's own clock (median of ``--loads`` loads): in one warm browser, and "cold", in
+a fresh Chromium with an empty profile each time (no cached or compiled scripts).
+"Typed step" is a step typed in the replay box and Enter pressed, the node table
+open: from the key's event to the response of the last Dash callback it set off
+(each request recorded by the page as it is sent and answered); the callbacks'
+own arrival times follow the table. Play rate is the steps the slider advanced
+per second of playing at the fastest rate offered. The load average is printed
+with the figures: the machine may be shared.
 The "server" column times the same work without the browser: the page request, the
 callbacks a slider move triggers (summed), the log-y patch (benchmarks/dashboard.py has
 every callback).
@@ -40,7 +46,13 @@ from gradtrace import tracer
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 QUIET_MS = 400
-TARGETS_MS = {"slider move": 150.0, "log-y toggle": 150.0, "first paint (summary + loss)": 1000.0}
+TARGETS_MS = {
+    "slider move": 150.0,
+    "log-y toggle": 150.0,
+    "first paint (summary + loss)": 1000.0,
+    "first paint, cold profile": 1000.0,
+    "typed step -> last callback": 150.0,
+}
 PLAY_TARGET = 10.0
 
 # Installed once per page: the time of the last user input and of the last DOM change.
@@ -142,6 +154,39 @@ new MutationObserver((_, observer) => {
 """
 
 
+# Installed before each page's own scripts: every Dash callback request, with the
+# output it is for, when it was sent and when its response had been read.
+CALLS = """
+window.gtCalls = [];
+window.gtInput = null;
+window.addEventListener('keydown', e => {
+  if (e.key === 'Enter' && window.gtInput === null) { window.gtInput = e.timeStamp; }
+}, true);
+const gtFetch = window.fetch;
+window.fetch = function (input, init) {
+  const url = typeof input === 'string' ? input : input.url;
+  if (!url.includes('_dash-update-component')) { return gtFetch.apply(this, arguments); }
+  let output = '?';
+  try { output = JSON.parse(init.body).output; } catch (e) {}
+  const call = {output: output, t0: performance.now(), t1: null};
+  window.gtCalls.push(call);
+  return gtFetch.apply(this, arguments).then(r => {
+    r.clone().text().then(() => { call.t1 = performance.now(); });
+    return r;
+  });
+};
+"""
+CALLS_SINCE = """
+const t = window.gtInput;
+return [t, performance.now(), (window.gtCalls || []).filter(c => t !== null && c.t0 >= t)];
+"""
+
+
+def watch_calls(driver) -> None:
+    """Have every page this driver loads record its Dash callback requests (``CALLS``)."""
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CALLS})
+
+
 def watch_paint(driver) -> None:
     """Have every page this driver loads record its first paint (``PAINTED``)."""
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": PAINTED})
@@ -150,6 +195,62 @@ def watch_paint(driver) -> None:
 def first_paint(driver, url: str) -> float:
     driver.get(url)
     return wait_for(driver, "return window.gtPainted")
+
+
+def cold_first_paints(url: str, loads: int) -> list[float]:
+    """First paint in a fresh browser each time: a new Chromium with an empty profile
+    (no HTTP cache, no compiled scripts), navigation start to the loss drawn."""
+    out = []
+    for _ in range(loads):
+        driver = browser()
+        try:
+            watch_paint(driver)
+            out.append(first_paint(driver, url))
+        finally:
+            driver.quit()
+    return out
+
+
+def typed_steps(driver, moves: int, last: int) -> tuple[list[float], dict[str, list[float]]]:
+    """A step typed in the replay's box, Enter pressed: from the key's event to the
+    response of the last callback it set off (the node table open, so its rows are
+    among them). Also, per callback output, when its response arrived."""
+    driver.execute_script(
+        "document.querySelector('#run-slider').closest('.card').scrollIntoView({block: 'start'})"
+    )
+    driver.find_element(By.CSS_SELECTOR, "#run-nodes-box summary").click()
+    wait_for(driver, "return document.querySelector('#run-nodes .ag-row')")
+    time.sleep(1.0)
+    box = driver.find_element(By.CSS_SELECTOR, "#run-slider input")
+    totals: list[float] = []
+    parts: dict[str, list[float]] = {}
+    for k in range(moves):
+        step = last - 1 - (k * 487) % last  # far apart: a new traced step most times
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(str(step))
+        driver.execute_script("window.gtInput = null;")
+        box.send_keys(Keys.ENTER)
+        calls = _calls_settled(driver)
+        t = driver.execute_script("return window.gtInput")
+        totals.append(max((c["t1"] for c in calls), default=t) - t)
+        for c in calls:
+            name = c["output"].strip(".").split("...")[0].split("@")[0]
+            parts.setdefault(name, []).append(c["t1"] - t)
+        box = driver.find_element(By.CSS_SELECTOR, "#run-slider input")
+    return totals, parts
+
+
+def _calls_settled(driver, quiet_ms: float = 800.0, timeout: float = 30.0) -> list[dict]:
+    """The callbacks since the input, once all have returned and none came for a while."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        t, now, calls = driver.execute_script(CALLS_SINCE)
+        if t is not None and calls and all(c["t1"] is not None for c in calls):
+            latest = max([t] + [c["t1"] for c in calls])
+            if now - latest >= quiet_ms:
+                return calls
+        time.sleep(0.03)
+    raise TimeoutError("the callbacks never settled")
 
 
 def slider_moves(driver, moves: int) -> list[float]:
@@ -285,26 +386,35 @@ def main() -> None:
         make_big_run(db)
     with tracer.connect(db, readonly=True) as store:
         run_id = store.runs().iloc[0]["id"]
+    with tracer.connect(db, readonly=True) as store:
+        last = int(store.run(run_id).metrics().index[-1])
+    load_before = os.getloadavg()
     port = free_port()
     server = start_server(db, port)
     driver = browser()
     watch_paint(driver)
+    watch_calls(driver)
     try:
         url = f"http://127.0.0.1:{port}/run/{run_id}"
         first_paint(driver, url)  # warms the server's caches of the run
         paints = [first_paint(driver, url) for _ in range(args.loads)]
+        cold = cold_first_paints(url, args.loads)
         time.sleep(3)
         wait_for(driver, "return !document.querySelector('[data-dash-is-loading=\"true\"]')")
         slider = slider_moves(driver, args.moves)
         logy = logy_toggles(driver, args.moves)
+        typed, parts = typed_steps(driver, args.moves, last)
         rate, achieved = play_rate(driver)
     finally:
         driver.quit()
         server.terminate()
         server.wait()
+    load_after = os.getloadavg()
     rows = [
         ("first paint (summary + loss)", statistics.median(paints)),
+        ("first paint, cold profile", statistics.median(cold)),
         ("slider move", statistics.median(slider)),
+        ("typed step -> last callback", statistics.median(typed)),
         ("log-y toggle", statistics.median(logy)),
     ]
     server = server_side(db, run_id, args.moves)
@@ -313,17 +423,30 @@ def main() -> None:
         f" and {args.loads} loads (ms)"
     )
     print(f"{'measure':32} {'browser':>9} {'max':>9} {'server':>9} {'target':>8}  ok")
-    samples = {"first paint (summary + loss)": paints, "slider move": slider, "log-y toggle": logy}
+    samples = {
+        "first paint (summary + loss)": paints,
+        "first paint, cold profile": cold,
+        "slider move": slider,
+        "typed step -> last callback": typed,
+        "log-y toggle": logy,
+    }
     for name, median in rows:
         target = TARGETS_MS[name]
         ok = "yes" if median <= target else "NO"
-        print(
-            f"{name:32} {median:9.0f} {max(samples[name]):9.0f} {server[name]:9.0f}"
-            f" {target:8.0f}  {ok}"
-        )
+        on_server = f"{server[name]:9.0f}" if name in server else f"{'':>9}"
+        print(f"{name:32} {median:9.0f} {max(samples[name]):9.0f} {on_server} {target:8.0f}  {ok}")
     ok = "yes" if achieved >= rate * 0.9 else "NO"
     print(f"{'play (steps/s at chosen rate)':32} {achieved:9.1f} {'':>9} {'':>9} {rate:8.1f}  {ok}")
     print(f"(cpu count {os.cpu_count()}; server and browser share it)")
+    print(
+        "load average (1, 5, 15 min) before "
+        + ", ".join(f"{x:.1f}" for x in load_before)
+        + "; after "
+        + ", ".join(f"{x:.1f}" for x in load_after)
+    )
+    print("typed step: when each callback's response had arrived, ms after the key (median)")
+    for name, times in sorted(parts.items(), key=lambda kv: statistics.median(kv[1])):
+        print(f"  {name:40} {statistics.median(times):7.0f}  ({len(times)} of {len(typed)})")
 
 
 if __name__ == "__main__":

@@ -123,6 +123,7 @@ def run_benchmark(db: str, samples: int = 8) -> list[tuple[str, float, float, fl
         "run-smooth.value": 0.6,
         "run-logy.value": [],
         "run-slider.value": steps - 1,
+        "run-step.data": steps - 1,
     }
     measure(
         "curves, smoothing change",

@@ -5,6 +5,8 @@ Run from the repository root (needs ``pip install micrograd==0.1.0``, the ``benc
     python benchmarks/engine.py                 # 20 steps, seed 1
     python benchmarks/engine.py --steps 50 --seed 3
     python benchmarks/engine.py --with-deps     # in a process that imported pandas & co.
+    python benchmarks/engine.py --jit           # engine.jit; each engine in a process of its own
+    python benchmarks/engine.py --jit-sizes     # jit and eager from 25 to 400 points
 
 One step is the whole of micrograd's demo loop body: MLP 2-16-16-1 (relu), 100
 points of ``engine.make_moons(100, 0.1, seed)``, SVM hinge loss
@@ -41,6 +43,16 @@ process like the one gradtrace really runs in.
 
 Peak memory is ``tracemalloc``'s peak over one extra, untimed step per variant
 (tracemalloc slows Python down too much to time under it).
+
+``--jit`` times four engines instead, each in a fresh process of its own (so
+none inherits another's heap): gradtrace eager, gradtrace ``jit`` (the loss
+function captured once with the 100 points as its argument, then replayed:
+the timer covers the call, ``zero_grad``, ``backward`` and the update),
+micrograd with its collector off for the step (collected outside the timer),
+and micrograd as shipped. gradtrace's two run with the collector on and no
+forced collection: their graphs hold no cycles. jit's losses must equal the
+eager ones bit for bit, micrograd's to 1e-9. The capture (first call) and one
+checked call (the eager re-run ``check_every`` makes) are timed on their own.
 """
 
 from __future__ import annotations
@@ -56,6 +68,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gradtrace.engine.jit import CHECK_EVERY
+
 from gradtrace import engine
 
 try:
@@ -67,6 +81,9 @@ except ImportError:  # pragma: no cover - depends on the environment
 TOLERANCE = 1e-9
 TARGET_VS_SHIPPED = 15.0
 TARGET_VS_NO_GC = 1.5
+TARGET_JIT_VS_NO_GC = 8.0
+TARGET_JIT_VS_EAGER = 4.0
+JIT_VARIANTS = ("gradtrace jit", "gradtrace eager", "micrograd (gc.disable)", "micrograd (shipped)")
 SIZES = [16, 16, 1]
 DEPENDENCIES = ("numpy", "pandas", "sqlalchemy", "plotly", "dash")
 
@@ -95,6 +112,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="import numpy, pandas, SQLAlchemy, plotly and dash first (a realistic heap)",
     )
+    parser.add_argument(
+        "--jit", action="store_true", help="gradtrace.engine.jit vs the others, fresh processes"
+    )
+    parser.add_argument(
+        "--jit-sizes",
+        action="store_true",
+        help="jit and eager CPU time per step at 25-400 points, with fitted growth exponents",
+    )
+    parser.add_argument("--variant", choices=JIT_VARIANTS, help=argparse.SUPPRESS)  # a child
+    parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)  # its first steps only
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error("--steps must be at least 1")
@@ -239,8 +266,191 @@ def format_table(variants: list[Variant]) -> str:
     return "\n".join(rows)
 
 
+def jit_child(name: str, steps: int, seed: int, limit: int | None) -> dict[str, Any]:
+    """Train one engine alone in this process; what the parent prints."""
+    X, y = engine.make_moons(100, noise=0.1, seed=seed)
+    base = "gradtrace" if name.startswith("gradtrace") else name
+    variant = next(v for v in make_variants(seed) if v.name == base)
+    extra: dict[str, float] = {}
+    step: Callable[[int], float]
+    if name == "gradtrace jit":
+        model = variant.model
+
+        def loss_of(rows: list) -> Any:  # build_loss with the inputs made by jit
+            return build_loss(lambda v: v, model, rows, y)
+
+        import numpy  # noqa: F401 - imported by the first call: not the capture's cost
+
+        fn = engine.jit(loss_of)
+        t0 = time.perf_counter()
+        fn(X)  # the capture
+        extra["capture_s"] = time.perf_counter() - t0
+        fn(X)  # the first replay is checked: an eager re-run, compared with the capture
+        checked = engine.jit(loss_of, check_every=1)
+        checked(X)
+        t0 = time.perf_counter()
+        checked(X)
+        extra["check_s"] = time.perf_counter() - t0
+        del checked
+
+        def step(k: int) -> float:
+            total = fn(X)
+            model.zero_grad()
+            total.backward()
+            lr = 1.0 - 0.9 * k / steps
+            for p in model.parameters():
+                p.data -= lr * p.grad
+            return total.data
+    else:
+
+        def step(k: int) -> float:
+            return train_step(variant, X, y, k, steps)
+
+    collect = variant.name == "micrograd (shipped)"  # its graph is freed by the collector only
+    cpu_seconds: list[float] = []  # the process's CPU time: steadier on a shared machine
+    for k in range(steps if limit is None else min(limit, steps)):
+        gc.collect()  # a clean heap; not timed
+        if not variant.gc_enabled:
+            gc.disable()
+        try:
+            start, cpu = time.perf_counter(), time.process_time()
+            variant.losses.append(step(k))
+            if collect:
+                gc.collect()
+            variant.seconds.append(time.perf_counter() - start)
+            cpu_seconds.append(time.process_time() - cpu)
+        finally:
+            gc.enable()
+    return {"seconds": variant.seconds, "cpu": cpu_seconds, "losses": variant.losses, **extra}
+
+
+def run_jit(steps: int, seed: int, with_deps: bool) -> dict[str, dict[str, Any]]:
+    """Every engine of JIT_VARIANTS in a fresh process, one after the other."""
+    import json
+    import subprocess
+
+    out = {}
+    for name in JIT_VARIANTS:
+        cmd = [sys.executable, __file__, "--variant", name, "--steps", str(steps)]
+        if name == "micrograd (shipped)":  # ~1 s a step
+            cmd += ["--limit", "5"]
+        cmd += ["--seed", str(seed)] + (["--with-deps"] if with_deps else [])
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out[name] = json.loads(done.stdout.splitlines()[-1])
+    ours, eager = out["gradtrace jit"]["losses"], out["gradtrace eager"]["losses"]
+    if ours != eager[: len(ours)]:
+        raise SystemExit(f"jit losses differ from eager ones: {ours} vs {eager}")
+    for name in JIT_VARIANTS[2:]:
+        theirs = out[name]["losses"]
+        if any(abs(a - b) > TOLERANCE for a, b in zip(ours, theirs)):
+            raise SystemExit(f"{name} losses differ from gradtrace's by more than {TOLERANCE}")
+    return out
+
+
+def format_jit_table(out: dict[str, dict[str, Any]]) -> str:
+    med = {name: statistics.median(r["seconds"]) for name, r in out.items()}
+    cpu = {name: statistics.median(r["cpu"]) for name, r in out.items()}
+    jit_s, jit_cpu = med["gradtrace jit"], cpu["gradtrace jit"]
+    rows = [
+        "| engine (own process) | s/step (median) | CPU s/step (median) | steps "
+        "| jit speed-up | by CPU time |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in out.items():
+        rows.append(
+            f"| {name} | {med[name]:.4f} | {cpu[name]:.4f} | {len(r['seconds'])} "
+            f"| {med[name] / jit_s:.1f}x | {cpu[name] / jit_cpu:.1f}x |"
+        )
+    j = out["gradtrace jit"]
+    amortized = jit_s + j["check_s"] / CHECK_EVERY
+    rows += [
+        "",
+        f"jit capture (first call): {j['capture_s']:.3f} s; one checked call: "
+        f"{j['check_s']:.3f} s; step with the default check amortized: {amortized:.4f} s",
+    ]
+    for other, target in (
+        ("micrograd (gc.disable)", TARGET_JIT_VS_NO_GC),
+        ("gradtrace eager", TARGET_JIT_VS_EAGER),
+    ):
+        ratio = med[other] / jit_s
+        verdict = "PASS" if ratio >= target else "MISS"
+        rows.append(
+            f"target >= {target:g}x vs {other}: {ratio:.1f}x {verdict} "
+            f"(by CPU time {cpu[other] / jit_cpu:.1f}x)"
+        )
+    return "\n".join(rows)
+
+
+def jit_sizes(seed: int, steps: int, sizes: tuple[int, ...] = (25, 50, 100, 200, 400)) -> str:
+    """CPU seconds per step of jit and eager at several data sizes, and the exponent b
+    of a least-squares fit ``time ~ nodes**b`` (1.0: linear in the graph)."""
+    import numpy as np
+
+    rows = ["| points | nodes | eager CPU s/step | jit CPU s/step | jit speed-up |"]
+    rows.append("|---:|---:|---:|---:|---:|")
+    nodes, eager_s, jit_s = [], [], []
+    for n in sizes:
+        X, y = engine.make_moons(n, noise=0.1, seed=seed)
+        model = engine.MLP(2, SIZES, seed=seed)
+
+        def loss_of(rows: list, model: Any = model, y: list = y) -> Any:
+            return build_loss(lambda v: v, model, rows, y)
+
+        fn = engine.jit(loss_of)
+        fn(X)
+        fn(X)  # the capture and the checked first replay
+        times = {"eager": [], "jit": []}
+        for _ in range(steps):
+            for name in times:
+                gc.collect()
+                t0 = time.process_time()
+                root = (
+                    fn(X) if name == "jit" else loss_of([[engine.Value(a) for a in r] for r in X])
+                )
+                model.zero_grad()
+                root.backward()
+                times[name].append(time.process_time() - t0)
+                del root
+        nodes.append(fn.captures[next(iter(fn.captures))].n_nodes)
+        eager_s.append(statistics.median(times["eager"]))
+        jit_s.append(statistics.median(times["jit"]))
+        rows.append(
+            f"| {n} | {nodes[-1]:,} | {eager_s[-1]:.4f} | {jit_s[-1]:.4f} "
+            f"| {eager_s[-1] / jit_s[-1]:.1f}x |"
+        )
+    fit = {
+        k: np.polyfit(np.log(nodes), np.log(v), 1)[0]
+        for k, v in (("eager", eager_s), ("jit", jit_s))
+    }
+    rows.append("")
+    rows.append(f"fitted growth exponent in nodes: eager {fit['eager']:.2f}, jit {fit['jit']:.2f}")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.jit_sizes:
+        print(f"forward + backward, CPU time, median of {args.steps} steps, MLP 2-16-16-1 relu")
+        print(jit_sizes(args.seed, args.steps))
+        return
+    if args.variant:  # a child of --jit: one engine, one JSON line
+        import json
+
+        if args.with_deps:
+            import_dependencies()
+        gc.collect()
+        print(json.dumps(jit_child(args.variant, args.steps, args.seed, args.limit)))
+        return
+    if args.jit:
+        print(
+            f"micrograd moons step, each engine in a fresh process: MLP 2-16-16-1 relu, "
+            f"100 points, seed {args.seed}, {args.steps} steps; Python "
+            f"{sys.version.split()[0]}{', dependencies imported first' if args.with_deps else ''}"
+        )
+        out = run_jit(args.steps, args.seed, args.with_deps)
+        print("jit losses equal eager's bit for bit at every step, micrograd's to 1e-9")
+        print(format_jit_table(out))
+        return
     loaded = import_dependencies() if args.with_deps else []
     gc.collect()
     if args.with_deps:

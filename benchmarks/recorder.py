@@ -3,6 +3,7 @@
     python benchmarks/recorder.py              # 50 paired steps, 1-5 minutes
     python benchmarks/recorder.py --steps 20 --mlflow-steps 3 --demo-steps 30
     python benchmarks/recorder.py --pg postgresql+psycopg://root@127.0.0.1:5432/test
+    python benchmarks/recorder.py --jit        # the jit rows only, in this fresh process
 
 Prints one table:
 - the overhead ratio of a fully traced step (every node's value and grad,
@@ -24,6 +25,11 @@ Prints one table:
   ``log_batch`` into its own SQLite file (needs the ``bench`` extra);
 - a micrograd graph (``micrograd`` 0.1.0, the same moons step and weights):
   ``run.log()`` per node against our engine's (``--foreign-only`` for just that).
+
+``--jit`` measures the same pairing for ``gradtrace.engine.jit``: a replayed
+step untraced against a replayed step recorded (``run.log`` of the replay
+stores its own arrays), alternating in a fresh process, with the time
+``run.log`` keeps the training thread split the same way.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
-from gradtrace.engine import MLP, make_moons
+from gradtrace.engine import MLP, Value, hinge, jit, l2, make_moons
 from gradtrace.tracer import record
 from gradtrace.tracer.recording.demo import moons_loss, train
 
@@ -187,6 +193,104 @@ def foreign_rows(f: dict[str, float]) -> list[tuple[str, str, str]]:
             f"recording it costs {f['theirs'] / f['backward']:.2f}x its backward",
         ),
     ]
+
+
+def jit_loss(model: MLP, y: list[int]):
+    """The moons loss of ``demo.moons_loss`` as a jitted function of the 100 points."""
+
+    def loss(rows: list[list[Value]]) -> Value:
+        return hinge([model(x) for x in rows], y) + l2(model.parameters(), 1e-4)
+
+    return jit(loss)
+
+
+def jit_overhead(steps: int, db: str, background: bool) -> dict[str, float]:
+    """:func:`overhead` for jit replays: an untraced and a traced replay, alternating."""
+    X, y = make_moons(100, noise=0.1, seed=1)
+    plain, traced = MLP(2, [16, 16, 1], seed=1337), MLP(2, [16, 16, 1], seed=1337)
+    f_plain, f_traced = jit_loss(plain, y), jit_loss(traced, y)
+    t_plain, t_traced, t_log = [], [], []
+    cpu_plain, cpu_traced, cpu_all = [], [], []  # this thread's CPU; all threads' while traced
+    with record("bench-jit", db=db, background=background) as run:
+        run.watch(traced)
+        for k in range(steps + 2):  # capture, then the checked first replay: not timed
+            t0, c0 = time.perf_counter(), time.thread_time()
+            loss = f_plain(X)
+            plain.zero_grad()
+            loss.backward()
+            sgd_step(plain, k, steps)
+            t1, c1, p1 = time.perf_counter(), time.thread_time(), time.process_time()
+            loss2 = f_traced(X)
+            traced.zero_grad()
+            loss2.backward()
+            t2 = time.perf_counter()
+            run.log(loss2, lr=1.0 - 0.9 * k / steps)
+            t3 = time.perf_counter()
+            sgd_step(traced, k, steps)
+            t4, c4, p4 = time.perf_counter(), time.thread_time(), time.process_time()
+            if loss.data != loss2.data:
+                sys.exit(f"step {k}: traced loss {loss2.data!r} != untraced {loss.data!r}")
+            if k < 2:
+                first = (run.graphs.timings.shape, run.graphs.timings.copy, run.handoff_s)
+                continue
+            t_plain.append(t1 - t0)
+            t_traced.append(t4 - t1)
+            t_log.append(t3 - t2)
+            cpu_plain.append(c1 - c0)
+            cpu_traced.append(c4 - c1)
+            cpu_all.append(p4 - p1)  # the writer thread's share of it lags a step behind
+        t_close = time.perf_counter()
+        timings, handoff = run.graphs.timings, run.handoff_s
+    return {
+        "cpu_plain": statistics.median(cpu_plain),
+        "cpu_traced": statistics.median(cpu_traced),
+        "cpu_all": statistics.fmean(cpu_all),
+        "plain": statistics.median(t_plain),
+        "traced": statistics.median(t_traced),
+        "log": statistics.median(t_log),
+        "log_mean": statistics.fmean(t_log),
+        "shape": (timings.shape - first[0]) / steps,
+        "copy": (timings.copy - first[1]) / steps,
+        "handoff": (handoff - first[2]) / steps,
+        "close": time.perf_counter() - t_close,
+        "nodes": loss2.capture.n_nodes,
+    }
+
+
+def cpu_rows(label: str, bg: dict[str, float]) -> list[tuple[str, str, str]]:
+    """The same comparison in CPU time: steadier than wall time on a shared machine."""
+    thread = bg["cpu_traced"] / bg["cpu_plain"]
+    verdict = "PASS" if thread <= TARGET_OVERHEAD else "MISS"
+    return [
+        (
+            f"{label}: training thread CPU, traced / untraced, background",
+            f"{thread:.3f}x",
+            f"{bg['cpu_traced'] * 1e3:.1f} / {bg['cpu_plain'] * 1e3:.1f} ms; "
+            f"target <= {TARGET_OVERHEAD}x: {verdict}",
+        ),
+        (
+            f"{label}: all threads' CPU per traced step / untraced step",
+            f"{bg['cpu_all'] / bg['cpu_plain']:.3f}x",
+            f"{bg['cpu_all'] * 1e3:.1f} ms: the writer thread encodes and commits the step",
+        ),
+    ]
+
+
+def main_jit(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        sync = jit_overhead(args.steps, str(folder / "sync.db"), background=False)
+        bg = jit_overhead(args.steps, str(folder / "bg.db"), background=True)
+        rows = [("nodes per step (moons, jit)", f"{sync['nodes']:,}", "")]
+        rows += overhead_rows("jit, SQLite", sync, bg) + cpu_rows("jit, SQLite", bg)
+        if args.pg:
+            with pg_schema(args.pg) as url:
+                pg_sync = jit_overhead(args.steps, url, False)
+                pg_bg = jit_overhead(args.steps, url, True)
+                rows += overhead_rows("jit, PostgreSQL", pg_sync, pg_bg)
+                rows += cpu_rows("jit, PostgreSQL", pg_bg)
+    print(f"recorder benchmark, jit: moons, {args.steps} paired steps, {os.cpu_count()} cores")
+    print_rows(rows)
 
 
 def demo_bytes(kind: str, steps: int, folder: Path) -> dict[str, float]:
@@ -342,13 +446,17 @@ def main() -> None:
     ap.add_argument(
         "--foreign-only", action="store_true", help="only the micrograd-graph rows (a minute)"
     )
+    ap.add_argument("--jit", action="store_true", help="only the jit rows (engine.jit replays)")
     args = ap.parse_args()
+    if args.jit:
+        return main_jit(args)
     if args.foreign_only:
         with tempfile.TemporaryDirectory() as tmp:
-            print_table(
-                f"recorder benchmark: a micrograd graph, {args.foreign_steps} paired steps",
-                foreign_rows(foreign(args.foreign_steps, Path(tmp))),
+            print(
+                f"recorder benchmark: a micrograd graph, {args.foreign_steps} paired steps, "
+                f"python {sys.version.split()[0]}, {os.cpu_count()} cores"
             )
+            print_rows(foreign_rows(foreign(args.foreign_steps, Path(tmp))))
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -410,12 +518,16 @@ def main() -> None:
             )
         )
     rows += foreign_rows(micrograd)
-    print_table(f"recorder benchmark: moons demo, {args.steps} paired steps", rows)
+    print(
+        f"recorder benchmark: moons demo, {args.steps} paired steps, "
+        f"python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} cores"
+    )
+    print_rows(rows)
 
 
-def print_table(title: str, rows: list[tuple[str, str, str]]) -> None:
+def print_rows(rows: list[tuple[str, str, str]]) -> None:
     width = max(len(r[0]) for r in rows)
-    print(f"{title}, python {sys.version.split()[0]}, {os.cpu_count()} cores")
     print(f"| {'measure'.ljust(width)} | value | note |")
     print(f"|{'-' * (width + 2)}|---|---|")
     for name, value, note in rows:

@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import copy
+import json
+import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -15,16 +18,42 @@ import flask
 from dash import Dash, dcc, html
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, attach, context_for
-from gradtrace.dashboard.pages import compare, run, runs
+from gradtrace.dashboard.pages import compare, notfound, run, runs
 
 cyto.load_extra_layouts()  # dagre: the computation graph left to right, like graphviz
+
+# Scripts left out of the page and loaded by the run page once its loss curve is
+# drawn, before the sections below it (the graph view is the only user): the
+# extra-layouts cytoscape bundle is the page's largest script after plotly.js.
+DEFERRED = ("dash_cytoscape",)
+
+
+class _Dash(Dash):
+    """Dash, with the ``DEFERRED`` component scripts out of the page: their URLs go
+    in a ``gt-deferred`` JSON block that ``assets/run.js`` loads from."""
+
+    def interpolate_index(self, **kwargs: Any) -> str:
+        later: list[str] = []
+
+        def keep(tag: re.Match) -> str:
+            if any(f"/_dash-component-suites/{name}/" in tag.group(1) for name in DEFERRED):
+                later.append(tag.group(1))
+                return ""
+            return tag.group(0)
+
+        scripts = re.sub(r'<script src="([^"]+)"></script>', keep, kwargs["scripts"])
+        block = json.dumps(later).replace("<", "\\u003c")
+        kwargs["scripts"] = (
+            f'<script id="gt-deferred" type="application/json">{block}</script>\n{scripts}'
+        )
+        return super().interpolate_index(**kwargs)
 
 
 def create_app(db: str | None = None) -> Dash:
     """A dashboard over ``db`` (path or SQLAlchemy URL; default ``$GRADTRACE_DB`` or
     ``./gradtrace.db``), opened read-only."""
     ctx = AppContext(db)
-    app = Dash(
+    app = _Dash(
         __name__,
         use_pages=True,
         pages_folder="",
@@ -37,6 +66,7 @@ def create_app(db: str | None = None) -> Dash:
     runs.register(app, ctx)
     run.register(app, ctx)
     compare.register(app, ctx)
+    notfound.register(app, ctx)
     topbar = html.Header(
         [
             dcc.Link("gradtrace", href="/", className="brand"),
@@ -50,33 +80,33 @@ def create_app(db: str | None = None) -> Dash:
     return app
 
 
-# Dash's page container (``dash.page_container``) with the same ids: the pages router
-# and the title callback keep working on it.
-PAGE_IDS = ("_pages_location", "_pages_content", "_pages_store", "_pages_dummy")
-
-
 def page_container(prefix: str = "/") -> html.Div:
     """Dash's page container; for the run page's own load, with the page already in it.
 
     Dash fetches the layout (``/_dash-layout``) and only then asks its router, in a
     second request, for the page's content. The layout request names the page in
-    its ``Referer``: a run page is built right here, and the location component
-    starts at that URL, so the router has nothing to do (for any other page, or
-    without a ``Referer``, the router fills the page as before).
+    its ``Referer``: a run page is built right here into a copy of Dash's own
+    container (its components found by type, its ids left as Dash made them), and
+    its location starts at that URL, so the router has nothing to do (for any other
+    page, or without a ``Referer``, the router fills the page as before).
     """
-    location, content, store, dummy = PAGE_IDS
     page = _run_page_from_referrer(prefix)
     if page is None:
         return dash.page_container
     (path, search), children, title = page
-    return html.Div(
-        [
-            dcc.Location(id=location, refresh="callback-nav", pathname=path, search=search),
-            html.Div(children, id=content, disable_n_clicks=True),
-            dcc.Store(id=store, data={"title": title}),
-            html.Div(id=dummy, disable_n_clicks=True),
-        ]
-    )
+    container = copy.copy(dash.page_container)
+    parts, filled = [], False
+    for part in container.children:
+        part = copy.copy(part)
+        if isinstance(part, dcc.Location):
+            part.pathname, part.search = path, search
+        elif isinstance(part, dcc.Store):
+            part.data = {"title": title}
+        elif isinstance(part, html.Div) and not filled:  # the first div holds the page
+            part.children, filled = children, True
+        parts.append(part)
+    container.children = parts
+    return container
 
 
 def _run_page_from_referrer(prefix: str) -> tuple[tuple[str, str], Any, str] | None:

@@ -1,4 +1,4 @@
-"""The compare page's figure: every metric as a small multiple, the runs overlaid.
+"""The compare page's figures: every metric as a small multiple, the runs overlaid.
 
     >>> lo, hi = robust_range([np.array([1.0, 0.5, 0.2]), np.array([1.0, 1e231])])
     >>> hi < 2
@@ -12,19 +12,19 @@ and marked there with a triangle saying at which step and value it leaves.
 
 from __future__ import annotations
 
-import math
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from gradtrace.dashboard import figures
-from gradtrace.dashboard.data import ema, plotly_text
+from gradtrace.dashboard.figures import COLORWAY, plotly_text
+from gradtrace.dashboard.series import ema
 
 OFF_SCALE = 20.0  # spans of the common range beyond which a run is off the scale
 PAD = 0.05  # of the range, above and below
-COLS = 2
-PANEL_HEIGHT = 240
+PANEL_HEIGHT = 260
 
 
 def _finite(v: np.ndarray, logy: bool) -> np.ndarray:
@@ -69,48 +69,72 @@ def first_off(steps: np.ndarray, values: np.ndarray, rng: tuple[float, float], l
     return int(steps[i]), float(v[i]), (rng[1] if y[i] > rng[1] else rng[0])
 
 
-def _axis(i: int, kind: str) -> str:
-    return f"{kind}axis" if i == 1 else f"{kind}axis{i}"
+def run_colours(ids: Sequence[str], by_age: Sequence[str] = ()) -> dict[str, str]:
+    """Each run's line colour, the same on every page that shows it (the runs list's
+    overlay, the compare page), whatever the order or company it is shown in.
 
+    A run's colour follows from its place in ``by_age`` (every run id, oldest first:
+    runs recorded one after another, the ones usually compared, differ), or from
+    its id when it is not there. When two of ``ids`` ask for one colour, the older
+    keeps it and the other takes the next free one.
 
-def compare_figure(
-    runs: list[tuple[str, pd.DataFrame]], smoothing: float = 0.0, logy: bool = False
-) -> figures.Figure:
-    """Small multiples: one panel per metric (union over runs), one line per run.
-
-    ``runs`` holds ``(label, metrics frame)`` pairs, as ``RunView.metrics()`` returns.
+    >>> run_colours(["b", "a"], by_age=["a", "b"]) == {"a": COLORWAY[0], "b": COLORWAY[1]}
+    True
     """
+    n = len(COLORWAY)
+    age = {rid: i for i, rid in enumerate(by_age)}
+    unknown = len(age)
+    wanted = {rid: age.get(rid, unknown + zlib.crc32(rid.encode())) for rid in set(ids)}
+    out: dict[str, str] = {}
+    taken: set[int] = set()
+    for rid in sorted(wanted, key=lambda r: (wanted[r], r)):
+        k = wanted[rid] % n
+        while k in taken and len(taken) < n:  # more runs than colours: they repeat
+            k = (k + 1) % n
+        taken.add(k)
+        out[rid] = COLORWAY[k]
+    return out
+
+
+def metric_order(runs: Sequence[tuple[Any, pd.DataFrame]]) -> list[str]:
+    """The metrics of all runs, loss first (the question a comparison asks first),
+    then the others in the order the runs logged them."""
     names: list[str] = []
     for _, m in runs:
         names += [c for c in m.columns if c != "wall_time" and c not in names]
-    if not names:
-        return figures.empty("These runs logged no metrics.")
-    rows = math.ceil(len(names) / COLS)
-    cols = min(COLS, len(names))
-    fig = figures.subplots(
-        rows,
-        cols,
-        [plotly_text(n) for n in names],
-        height=PANEL_HEIGHT * rows + 60,
-        hovermode="closest",
-        # Beside the panels, never over an axis title.
-        legend={"x": 1.02, "xanchor": "left", "y": 1, "yanchor": "top"},
-        margin={"l": 64, "r": 200, "t": 40, "b": 48},
-    )
-    for p, name in enumerate(names, start=1):
-        xa, ya = _axis(p, "x"), _axis(p, "y")
-        xref, yref = xa.replace("axis", ""), ya.replace("axis", "")
+    return sorted(names, key=lambda n: n != "loss")
+
+
+def compare_figures(
+    runs: list[tuple[str, pd.DataFrame, str]], smoothing: float = 0.0, logy: bool = False
+) -> list[tuple[str, figures.Figure]]:
+    """One figure per metric (loss first), one line per run: ``[(metric, figure)]``.
+
+    ``runs`` holds ``(label, metrics frame, colour)``, the frame as
+    ``RunView.metrics()`` returns it. Each metric is its own chart, so its title sits
+    over its own axes and the charts stack on a narrow screen; the page shows one
+    legend for all of them.
+    """
+    out = []
+    for name in metric_order([(label, m) for label, m, _ in runs]):
+        fig = figures.frame(
+            height=PANEL_HEIGHT,
+            title={"text": plotly_text(name), "x": 0.01, "xanchor": "left", "y": 0.97},
+            hovermode="closest",
+            showlegend=False,
+            margin={"l": 56, "r": 12, "t": 34, "b": 40},
+            xaxis={"title": {"text": "step"}},
+        )
         series = []
-        for r, (label, m) in enumerate(runs):
+        for label, m, colour in runs:
             if name not in m:
                 continue
             steps = m.index.to_numpy(dtype=np.int64)
             values = m[name].to_numpy(dtype=np.float64)
             shown = ema(values, smoothing) if smoothing else values
-            series.append((r, label, steps, values, shown))
+            series.append((label, colour, steps, values, shown))
         rng = robust_range([s[3] for s in series], logy)
-        for r, label, steps, _, shown in series:
-            color = figures.COLORWAY[r % len(figures.COLORWAY)]
+        for label, colour, steps, _, shown in series:
             fig["data"].append(
                 figures.scatter(
                     len(steps),
@@ -118,42 +142,34 @@ def compare_figure(
                     y=figures.finite_list(shown),
                     mode="lines",
                     name=plotly_text(label),
-                    legendgroup=f"run{r}",
-                    showlegend=p == 1,
-                    line={"color": color, "width": 1.5},
-                    xaxis=xref,
-                    yaxis=yref,
+                    line={"color": colour, "width": 1.5},
                 )
             )
             off = None if rng is None else first_off(steps, shown, rng, logy)
             if off is not None:
-                step, value, edge = off
-                fig["data"].append(
-                    {
-                        "type": "scatter",
-                        "x": [step],
-                        "y": [10**edge if logy else edge],
-                        "mode": "markers",
-                        "marker": {
-                            "symbol": "triangle-up" if edge == rng[1] else "triangle-down",
-                            "size": 11,
-                            "color": color,
-                        },
-                        "name": plotly_text(f"{label}: off scale"),
-                        "legendgroup": f"run{r}",
-                        "showlegend": False,
-                        "hovertext": plotly_text(
-                            f"{label} leaves the scale at step {step} ({value:.3g}); clipped"
-                        ),
-                        "hoverinfo": "text",
-                        "xaxis": xref,
-                        "yaxis": yref,
-                    }
-                )
+                fig["data"].append(_off_mark(label, colour, off, rng, logy))
         y_layout: dict[str, Any] = {"type": "log" if logy else "linear"}
         if rng is not None:
             y_layout.update(range=list(rng), autorange=False)
-        fig["layout"][ya] = {**fig["layout"].get(ya, {}), **y_layout}
-        if p > len(names) - cols:  # the bottom row carries the x title
-            fig["layout"][xa] = {**fig["layout"].get(xa, {}), "title": {"text": "step"}}
-    return fig
+        fig["layout"]["yaxis"] = {**fig["layout"].get("yaxis", {}), **y_layout}
+        out.append((name, fig))
+    return out
+
+
+def _off_mark(label: str, colour: str, off: tuple, rng: tuple[float, float], logy: bool) -> dict:
+    """A triangle at the panel's edge where a run leaves the scale."""
+    step, value, edge = off
+    return {
+        "type": "scatter",
+        "x": [step],
+        "y": [10**edge if logy else edge],
+        "mode": "markers",
+        "marker": {
+            "symbol": "triangle-up" if edge == rng[1] else "triangle-down",
+            "size": 11,
+            "color": colour,
+        },
+        "name": plotly_text(f"{label}: off scale"),
+        "hovertext": plotly_text(f"{label} leaves the scale at step {step} ({value:.3g}); clipped"),
+        "hoverinfo": "text",
+    }

@@ -14,37 +14,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from gradtrace.dashboard.data import ema, minmax_picks, plotly_text, window
 from gradtrace.dashboard.figures import (
     COLORWAY,
     Figure,
     empty,
     finite_list,
     frame,
+    marker,
+    plotly_text,
     scatter,
     subplots,
 )
-
-MARKER_COLOR = "#f59e0b"  # the replay step's line (the browser finds it by colour)
-
-
-def marker(step: int | None, xref: str = "x") -> list[dict]:
-    """The replay step as a vertical line."""
-    if step is None:
-        return []
-    return [
-        {
-            "type": "line",
-            "xref": xref,
-            "yref": "paper",
-            "x0": step,
-            "x1": step,
-            "y0": 0,
-            "y1": 1,
-            "line": {"color": MARKER_COLOR, "width": 2},
-        }
-    ]
-
+from gradtrace.dashboard.series import ema, minmax_picks, window
 
 # Curves: metric i of a figure is drawn by traces PAIR * i (raw) and PAIR * i + 1
 # (EMA); the markers of its non-finite steps come after every pair. The live
@@ -143,6 +124,39 @@ def edge_marks(steps: Sequence[int], values: np.ndarray, panel: int = 1) -> tupl
     return [trace], layout
 
 
+def steady_range(values: np.ndarray) -> dict[str, list[float]] | None:
+    """The y ranges (``{"linear": [lo, hi], "log": [lo, hi]}``, log in decades) of a
+    series with one finite value (a constant learning rate), else None: Plotly pads
+    a constant line by a hair, so its axis would read 9.999k, 10k, 10.001k."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not len(v) or v.min() != v.max():
+        return None
+    c = float(v[0])
+    pad = abs(c) / 2 if c else 1.0
+    decade = float(np.log10(abs(c))) if c > 0 else 0.0
+    return {"linear": [c - pad, c + pad], "log": [decade - 1, decade + 1]}
+
+
+def steady_axes(metrics: pd.DataFrame, names: list[str]) -> dict[str, dict[str, list[float]]]:
+    """``steady_range`` of each panel's axis (``yaxis``, ``yaxis2``, ...) that has one."""
+    out = {}
+    for i, name in enumerate(names):
+        ranges = steady_range(metrics[name].to_numpy())
+        if ranges is not None:
+            out["yaxis" if i == 0 else f"yaxis{i + 1}"] = ranges
+    return out
+
+
+def _steady(fig: Figure, steady: dict[str, dict[str, list[float]]], logy: bool) -> None:
+    """Fix the steady axes' ranges; the ranges of both axis types go in the layout's
+    meta, where the log-y switch reads them (assets/run.js, overview._axis_patch)."""
+    for axis, ranges in steady.items():
+        fig["layout"][axis]["range"] = ranges["log" if logy else "linear"]
+    if steady:
+        fig["layout"]["meta"] = {"steady": steady}
+
+
 def loss_figure(
     metrics: pd.DataFrame,
     smoothing: float,
@@ -166,6 +180,7 @@ def loss_figure(
     marks, layout = edge_marks(metrics.index, values)
     fig["data"] += marks
     fig["layout"].update(layout)
+    _steady(fig, steady_axes(metrics, ["loss"]), logy)
     return fig
 
 
@@ -216,4 +231,5 @@ def metrics_figure(
         edges += marks
         fig["layout"].update(layout)
     fig["data"] += edges
+    _steady(fig, steady_axes(metrics, names), logy)
     return fig

@@ -1,4 +1,4 @@
-"""Plotly figures of the dashboard, built from plain arrays (see ``dashboard.data``):
+"""Plotly figures of the dashboard, built from plain arrays (``series``, ``groups``, ``decision``):
 the shared frame (template, empty and skeleton figures) and the health and weights
 sections' figures here; the curves in ``curvefigures``, one replay step's figures in
 ``stepfigures``, the compare page's in ``comparefigs``.
@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from gradtrace.dashboard.data import plotly_text
 from plotly.subplots import make_subplots
 
 Figure = dict[str, Any]
@@ -55,6 +54,45 @@ TEMPLATE = {
 NEG_POS = [[0.0, "#b91c1c"], [0.5, "#f8fafc"], [1.0, "#1d4ed8"]]
 MARGIN = {"l": 56, "r": 16, "t": 36, "b": 40}
 BIG = 2000  # points above which a line is drawn with WebGL
+
+
+MARKER_COLOR = "#f59e0b"  # the replay step's line
+
+
+def marker(step: int | None, xref: str = "x") -> list[dict]:
+    """The replay step as a vertical line, named "step": the browser moves every
+    shape of that name when the slider moves (assets/run.js)."""
+    if step is None:
+        return []
+    return [
+        {
+            "name": "step",
+            "type": "line",
+            "xref": xref,
+            "yref": "paper",
+            "x0": step,
+            "x1": step,
+            "y0": 0,
+            "y1": 1,
+            "line": {"color": MARKER_COLOR, "width": 2},
+        }
+    ]
+
+
+def with_marker(fig: Figure, step: int | None) -> Figure:
+    """A copy of ``fig`` (a chart indexed by step) with the replay step's line; the
+    traces are shared, not copied (a cached figure stays as it was)."""
+    layout = fig["layout"]
+    if not isinstance(layout, dict) or layout.get("meta") in ("empty", "skeleton"):
+        return fig
+    shapes = [s for s in layout.get("shapes") or [] if s.get("name") != "step"]
+    return {**fig, "layout": {**layout, "shapes": [*shapes, *marker(step)]}}
+
+
+def plotly_text(text: Any) -> str:
+    """User text for Plotly titles, legends and hover labels: Plotly reads a few
+    HTML tags in strings, so ``<``, ``>`` and ``&`` become entities it shows literally."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def finite_list(values: np.ndarray | Sequence[float]) -> list[float | None]:
@@ -187,6 +225,25 @@ def history_figure(updates: pd.DataFrame) -> Figure:
     return fig
 
 
+def decade_ticks(lo: float, hi: float, most: int = 7) -> list[int]:
+    """Powers of ten (as exponents) to label a log colour scale from ``lo`` to ``hi``:
+    every decade, or every 2nd, 5th, 10th, 20th, ... so at most ``most`` labels fit (a
+    diverged run's gradients span hundreds of decades).
+
+    >>> decade_ticks(-3.2, 0.5)
+    [-3, -2, -1, 0]
+    >>> decade_ticks(-5, 300)
+    [0, 50, 100, 150, 200, 250, 300]
+    """
+    first, last = int(np.ceil(lo)), int(np.floor(hi))
+    if last < first:  # inside one decade
+        return [int(np.round(lo))]
+    every = next(
+        m * 10**k for k in range(6) for m in (1, 2, 5) if (last - first) // (m * 10**k) + 1 <= most
+    )
+    return list(range(-(-first // every) * every, last + 1, every))
+
+
 def heatmap_figure(mags: np.ndarray, steps: Sequence[int], labels: Sequence[str]) -> Figure:
     """Neurons x sampled steps of summed |gradient|, on a log colour scale (a dead
     neuron is a blank row, not a faint one); a click on a row picks its weights."""
@@ -196,7 +253,7 @@ def heatmap_figure(mags: np.ndarray, steps: Sequence[int], labels: Sequence[str]
         logs = np.log10(np.where(np.isfinite(mags) & (mags > 0), mags, np.nan))
     finite = logs[np.isfinite(logs)]
     lo, hi = (float(np.quantile(finite, 0.01)), float(finite.max())) if finite.size else (-3, 0)
-    ticks = list(range(int(np.floor(lo)), int(np.ceil(hi)) + 1))
+    ticks = decade_ticks(lo, hi)
     fig = frame(
         height=520,  # the size its placeholder holds, so nothing below it jumps
         margin={**MARGIN, "l": 70},

@@ -6,34 +6,56 @@
 from __future__ import annotations
 
 import numpy as np
-from gradtrace.dashboard.data import plotly_text
-from gradtrace.dashboard.figures import NEG_POS, Figure, empty, finite_list, frame
+from gradtrace.dashboard.figures import (
+    COLORWAY,
+    MARGIN,
+    NEG_POS,
+    Figure,
+    empty,
+    finite_list,
+    frame,
+    plotly_text,
+    subplots,
+)
 
 
 def histograms_figure(title: str, hists: dict[str, tuple[np.ndarray, np.ndarray, int]]) -> Figure:
-    """One bar series per layer (counts per bin), overlaid."""
+    """One panel per layer (counts per bin), side by side, each on its own x range:
+    a wide layer's many weights cannot hide a narrow one's few."""
     if not hists:
         return empty(f"no {title} at this step")
+    names = list(hists)
+    titles = [
+        plotly_text(f"{name} ({bad} NaN/inf)" if bad else name)
+        for name, (_, _, bad) in hists.items()
+    ]
+    fig = subplots(1, len(names), titles, height=260, hovermode="closest", showlegend=False)
     notes = [f"{name}: {bad} NaN/inf" for name, (_, _, bad) in hists.items() if bad]
-    fig = frame(
-        height=260,
-        barmode="overlay",
-        hovermode="closest",
-        title=plotly_text(title + (f"  ({'; '.join(notes)})" if notes else "")),
-        legend={"orientation": "h", "y": -0.2},
-    )
-    for name, (centers, counts, _) in hists.items():
+    fig["layout"]["title"] = {
+        "text": plotly_text(title + (f"  ({'; '.join(notes)})" if notes else ""))
+    }
+    fig["layout"]["margin"] = {**MARGIN, "t": 56, "l": 40}
+    for k, (centers, counts, _) in enumerate(hists.values()):
         width = float(centers[1] - centers[0]) if len(centers) > 1 else 1.0
+        axis = "" if k == 0 else str(k + 1)
         fig["data"].append(
             {
                 "type": "bar",
                 "x": centers.tolist(),
                 "y": counts.tolist(),
                 "width": width,
-                "name": plotly_text(name),
-                "opacity": 0.6,
+                "name": titles[k],
+                "marker": {"color": COLORWAY[k % len(COLORWAY)]},
+                "xaxis": f"x{axis}",
+                "yaxis": f"y{axis}",
+                "hovertemplate": "%{x:.3g}: %{y}<extra>" + titles[k] + "</extra>",
             }
         )
+        fig["layout"][f"xaxis{axis}"] = {
+            **fig["layout"].get(f"xaxis{axis}", {}),
+            "nticks": 4,
+            "tickformat": ".2~g",
+        }
     return fig
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 from dash import dcc, html
 from gradtrace.dashboard.figures import skeleton
 
@@ -52,21 +51,6 @@ def message(text: str, kind: str = "info", id: str | None = None) -> html.Div:
     """A one-line notice (``info``, ``warn`` or ``error``)."""
     kwargs = {"id": id} if id else {}
     return html.Div(text, className=f"notice notice-{kind}", **kwargs)
-
-
-def layer_options(parameters: pd.DataFrame) -> list[dict[str, Any]]:
-    """Dropdown options for the layers of a run's parameters."""
-    layers = sorted(int(x) for x in parameters["layer"].dropna().unique())
-    return [{"label": f"layer {x}", "value": x} for x in layers]
-
-
-def neuron_options(parameters: pd.DataFrame, layer: int | None) -> list[dict[str, Any]]:
-    """Dropdown options for the neurons of ``layer``."""
-    if layer is None:
-        return []
-    rows = parameters[parameters["layer"] == layer]
-    neurons = sorted(int(x) for x in rows["neuron"].dropna().unique())
-    return [{"label": f"neuron {x}", "value": x} for x in neurons]
 
 
 def log_y_toggle(id: str) -> dcc.Checklist:

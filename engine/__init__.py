@@ -9,6 +9,8 @@
 Pure Python; imports nothing from the rest of gradtrace. Big graphs train in time
 linear in their nodes after one opt-in line, ``linear_gc()`` (see ``gcpolicy``).
 Every op is defined once, in the op table ``OP_TABLE`` (see ``ops``).
+``jit(step)`` captures a step's graph once and replays it on arrays (numpy,
+imported on the first call), bit for bit and several times faster.
 """
 
 from gradtrace.engine import data, losses, optim
@@ -16,6 +18,7 @@ from gradtrace.engine.check import GradCheck, InputCheck, gradcheck
 from gradtrace.engine.data import make_circles, make_moons, toy
 from gradtrace.engine.gcpolicy import GCPolicy, linear_gc
 from gradtrace.engine.graph import to_dot
+from gradtrace.engine.jit import GraphChanged, Jit, JitError, Replay, jit
 from gradtrace.engine.losses import (
     accuracy,
     binary_cross_entropy,
@@ -84,6 +87,11 @@ __all__ = [
     "structure",
     "apply",
     "to_dot",
+    "jit",
+    "Jit",
+    "Replay",
+    "JitError",
+    "GraphChanged",
     "gradcheck",
     "GradCheck",
     "InputCheck",

@@ -60,10 +60,10 @@ def test_every_contract_is_kept(tmp_path):
     ("module", "line", "contract"),
     [
         ("engine/losses.py", "import gradtrace.tracer.read.store", "the engine imports nothing"),
-        ("tracer/read/store.py", "import gradtrace.dashboard.data", "cli > dashboard > tracer"),
-        ("dashboard/data.py", "import gradtrace.cli.main", "cli > dashboard > tracer"),
+        ("tracer/read/store.py", "import gradtrace.dashboard.series", "cli > dashboard > tracer"),
+        ("dashboard/series.py", "import gradtrace.cli.main", "cli > dashboard > tracer"),
         ("engine/value.py", "import gradtrace.engine.nn", "no import cycles inside a package"),
-        ("dashboard/data.py", "import gradtrace.tracer.storage.db", "only the tracer's public"),
+        ("dashboard/series.py", "import gradtrace.tracer.storage.db", "only the tracer's public"),
         ("cli/format.py", "from gradtrace.tracer.read import runview", "only the tracer's public"),
         ("tracer/storage/models.py", "import gradtrace.tracer.read.store", "analysis > storage"),
         ("tracer/analysis/health.py", "import gradtrace.tracer.read.runview", "analysis > storage"),

@@ -1,7 +1,7 @@
 """How numbers and durations read, the same on the command line and in the dashboard.
 
->>> number(0.000123456, 4), number(float("-inf")), number(None)
-('0.0001235', '-inf', '-')
+>>> number(0.000123456, 4), number(float("nan")), number(float("-inf")), number(None)
+('0.0001235', 'NaN', '-inf', '-')
 >>> duration(3725.0)
 '1h02m'
 """
@@ -16,8 +16,11 @@ MISSING = "-"
 
 
 def number(x: Any, digits: int = 6) -> str:
-    """A number in ``digits`` significant digits; ``nan``, ``inf`` and ``-inf`` spelt
-    out; ``-`` for a missing one (None, pandas' NA); anything else as ``str``."""
+    """A number in ``digits`` significant digits; ``NaN``, ``inf`` and ``-inf`` spelt
+    out; ``-`` for a missing one (None, pandas' NA); anything else as ``str``.
+
+    The dashboard's grids format with ``gtNumber`` (dashboard/assets/dashAgGridFunctions.js),
+    which follows these rules to the character."""
     if x is None or type(x).__name__ == "NAType":
         return MISSING
     if isinstance(x, bool) or not isinstance(x, Real):
@@ -26,7 +29,7 @@ def number(x: Any, digits: int = 6) -> str:
         return str(int(x))
     f = float(x)
     if math.isnan(f):
-        return "nan"
+        return "NaN"
     if math.isinf(f):
         return "inf" if f > 0 else "-inf"
     return f"{f:.{digits}g}"

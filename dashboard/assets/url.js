@@ -1,8 +1,8 @@
-/* The run page's address bar follows the view (step, node, weights) so it can be
-   shared; replaceState leaves Dash's router and the browser history alone. The
-   address is written once the view has stopped changing for a moment: replaceState
-   costs a few milliseconds, which a slider move or a playing replay need for drawing.
-   gtQuery() is the query as it will be (a pending change included). */
+/* The runs list's and the compare page's address bar follows their view (query,
+   sort, filter, ticks; log y, smoothing) so it can be shared and restored on Back;
+   replaceState leaves Dash's router and the browser history alone. The address is
+   written once the view has stopped changing for a moment. gtQuery() is the query as
+   it will be (a pending change included). The run page keeps its own in run.js. */
 window.gtQuery = function () {
   const pending = window.gtUrlPending;
   const here = pending && pending.path === window.location.pathname;
@@ -10,8 +10,9 @@ window.gtQuery = function () {
 };
 window.gtReplaceQuery = function (q) {
   const path = window.location.pathname;
-  const url = path + "?" + q.toString();
-  window.gtUrlPending = {path: path, search: "?" + q.toString()};
+  const search = q.toString() ? "?" + q.toString() : "";
+  const url = path + search;
+  window.gtUrlPending = {path: path, search: search};
   clearTimeout(window.gtUrlTimer);
   window.gtUrlTimer = setTimeout(function () {
     const pending = window.gtUrlPending;

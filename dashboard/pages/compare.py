@@ -1,147 +1,160 @@
 """The compare page (``/compare?runs=id1,id2,...``): what changed between runs.
 
-Every metric as small multiples with the runs overlaid (log y, smoothing, a y range
-no diverged run can blow up), a table of final and best values and durations, the
-settings that differ, and for exactly two runs the first divergence with links to
-that step and node on each run's page. Reached from the runs list's selection; the
-URL carries the runs (ids, id prefixes or names), so a comparison can be shared.
+Every metric as its own chart with the runs overlaid, loss first (log y, smoothing,
+a y range no diverged run can blow up), a table of final and best values and
+durations, the settings that differ (logged schedules such as lr included, with
+the step where they first part), and for exactly two runs the first divergence
+with links to that step and node on each run's page. Reached from the runs list's
+selection; the URL carries the runs (ids, id prefixes or names), log y and
+smoothing (``&logy=1&smooth=0.6``), so a comparison can be shared.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
 import dash
-from dash import Dash, Input, Output, dcc, html
-from dash.exceptions import PreventUpdate
-from gradtrace.dashboard.comparefigs import compare_figure
+from dash import ClientsideFunction, Dash, Input, Output, dcc, html
+from gradtrace.dashboard.comparefigs import compare_figures, run_colours
+from gradtrace.dashboard.comparetables import exact, settings_table, summary_table
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.ui import card, log_y_toggle, message
-from gradtrace.tracer.display import duration, number
-from gradtrace.tracer.report import SETTINGS, RunDiff, metric_series, metric_sides, settings_of
+from gradtrace.tracer.report import NodeDiff, RunDiff
 
 from gradtrace import tracer
 
 MAX_RUNS = 10
+SMOOTHING_MAX = 0.95
 
 
-def layout(runs: str | None = None, **_: Any) -> html.Div:
+def _smoothing(text: str | None) -> float:
+    try:
+        s = float(text) if text else 0.0
+    except ValueError:
+        return 0.0
+    return min(max(s, 0.0), SMOOTHING_MAX) if s == s else 0.0  # NaN: none
+
+
+def layout(
+    runs: str | None = None, logy: str | None = None, smooth: str | None = None, **_: Any
+) -> html.Div:
     """The page skeleton for the runs in the URL; callbacks fill it in."""
-    refs = [r for r in (runs or "").split(",") if r.strip()][:MAX_RUNS]
+    refs = [r.strip() for r in (runs or "").split(",") if r.strip()][:MAX_RUNS]
+    toggle = log_y_toggle("compare-logy")
+    toggle.value = ["log"] if logy in ("1", "true", "log") else []
     return html.Div(
         [
             dcc.Store(id="compare-runs", data=refs),
+            dcc.Store(id="compare-url-written"),
+            html.Div(id="compare-problem"),
             card(
                 "Metrics",
                 html.Div(
                     [
-                        log_y_toggle("compare-logy"),
+                        toggle,
                         html.Span("smoothing", className="control-label"),
                         html.Div(
                             dcc.Slider(
                                 id="compare-smoothing",
                                 min=0,
-                                max=0.95,
+                                max=SMOOTHING_MAX,
                                 step=0.05,
-                                value=0,
-                                marks={0: "0", 0.5: "0.5", 0.95: "0.95"},
+                                value=_smoothing(smooth),
+                                marks={0: "0", 0.5: "0.5", SMOOTHING_MAX: "0.95"},
                             ),
-                            style={"width": "240px", "display": "inline-block"},
+                            className="smooth-slider",
                         ),
                     ],
                     className="controls",
                 ),
-                dcc.Graph(id="compare-metrics", config={"displaylogo": False}),
+                html.Div(id="compare-metrics", className="compare-metrics"),
             ),
-            card("Final and best", html.Div(id="compare-table")),
-            card("Settings that differ", html.Div(id="compare-settings")),
+            card("Final and best", html.Div(id="compare-table", className="table-scroll")),
+            card("Settings that differ", html.Div(id="compare-settings", className="table-scroll")),
             card("First divergence", html.Div(id="compare-divergence")),
         ],
         className="compare-page",
     )
 
 
-def _resolve(ctx: AppContext, refs: list[str]) -> tuple[list[RunCache], str | None]:
-    """The runs behind the URL's references, or why they cannot be compared."""
-    if len(refs) < 2:
-        return [], "Pick two or more runs on the runs list, or list them: /compare?runs=a,b"
-    found = []
+def resolve(ctx: AppContext, refs: list[str]) -> tuple[list[RunCache], list[str]]:
+    """The runs behind the URL's references (each once, in order) and, for every
+    reference that names no run, why: one bad id must not hide the others."""
+    found: list[RunCache] = []
+    problems: list[str] = []
     for ref in refs:
         try:
-            found.append(ctx.run(ref))
+            rc = ctx.run(ref)
         except tracer.GradtraceError as e:
-            return [], str(e)
-    return found, None
+            problems.append(str(e))
+            continue
+        if all(rc.id != f.id for f in found):
+            found.append(rc)
+    return found, problems
 
 
-def _label(rc: RunCache) -> str:
+def label(rc: RunCache) -> str:
     return f"{rc.view.name} ({rc.id[:8]})"
 
 
-def summary_table(found: list[RunCache]) -> html.Table:
-    """Per run: status, steps, duration, then each metric's final and best (at step)."""
-    frames = [metric_series(rc.view) for rc in found]
-    names: list[str] = []
-    for m in frames:
-        names += [c for c in m if c not in names]
-    head = ["run", "status", "steps", "duration"]
-    for n in names:
-        head += [f"{n} final", f"{n} best"]
-    rows = []
-    for rc, m in zip(found, frames, strict=True):
-        s = rc.summary()
-        cells: list[Any] = [
-            dcc.Link(_label(rc), href=f"/run/{rc.id}"),
-            s["status"],
-            str(s["steps"]),
-            duration(s["duration_s"]),
-        ]
-        sides = {side.name: side for side in metric_sides(m, m, 0.0, 0.0)}
-        for n in names:
-            side = sides.get(n)
-            if side is None:
-                cells += ["-", "-"]
-            else:
-                cells += [number(side.final_a), f"{number(side.best_a)} @ {side.best_step_a}"]
-        rows.append(html.Tr([html.Td(c) for c in cells]))
-    return html.Table(
-        [html.Thead(html.Tr([html.Th(h) for h in head])), html.Tbody(rows)],
-        id="compare-summary",
-        className="table",
+def colours_of(ctx: AppContext, found: list[RunCache]) -> dict[str, str]:
+    """The runs' colours, as the runs list gives them (by age in the database)."""
+    return run_colours([rc.id for rc in found], by_age=ctx.store.runs()["id"].tolist()[::-1])
+
+
+def legend(found: list[RunCache], colours: dict[str, str]) -> html.Div:
+    """One legend for every chart: a swatch and the run's name, linking to its page."""
+    return html.Div(
+        [
+            html.Span(
+                [
+                    html.Span(className="swatch", style={"background": colours[rc.id]}),
+                    dcc.Link(label(rc), href=f"/run/{quote(rc.id)}"),
+                ],
+                className="legend-item",
+            )
+            for rc in found
+        ],
+        className="compare-legend",
+        id="compare-legend",
     )
 
 
-def settings_table(found: list[RunCache]) -> Any:
-    """The settings (config, seed, model, optimizer, capture, status, versions) that
-    are not the same in every run."""
-    per_run = [dict(settings_of(rc.view, SETTINGS)) for rc in found]
-    keys: list[str] = []
-    for s in per_run:
-        keys += [k for k in s if k not in keys]
-    differ = [
-        k
-        for k in keys
-        if len({json.dumps(s.get(k), sort_keys=True, default=str) for s in per_run}) > 1
-    ]
-    if not differ:
-        return message("Every setting is the same: config, seed, model, optimizer, capture.")
-    head = html.Tr([html.Th("setting")] + [html.Th(_label(rc)) for rc in found])
-    body = [html.Tr([html.Td(k)] + [html.Td(_show(s.get(k))) for s in per_run]) for k in differ]
-    return html.Table([html.Thead(head), html.Tbody(body)], id="compare-diff", className="table")
-
-
-def _show(v: Any) -> str:
-    if v is None:
-        return "-"
-    return json.dumps(v, default=str) if isinstance(v, dict | list) else str(v)
+def problem_note(found: list[RunCache], problems: list[str], asked: int) -> Any:
+    """What is wrong with the URL's runs, and what to do; None when nothing is."""
+    if not asked:
+        return message(
+            "No runs to compare: tick two or more on the runs list, or list them in the "
+            "address: /compare?runs=<id or name>,<id or name>",
+            "info",
+            id="compare-empty",
+        )
+    lines: list[Any] = [html.Div(p) for p in problems]
+    if problems:
+        lines.insert(0, html.Strong(f"{len(problems)} of {asked} runs not found:"))
+    if len(found) == 1:
+        lines.append(html.Div("Only one run to compare: add another to the address."))
+    if not lines:
+        return None
+    lines.append(dcc.Link("← pick runs on the runs list", href="/", className="run-link"))
+    return html.Div(lines, className="notice notice-warn", id="compare-bad")
 
 
 def node_href(run_id: str, step: int, node: int | None = None) -> str:
     """The run page at a step (and node): ``/run/<id>?step=N&node=M``."""
     href = f"/run/{quote(run_id)}?step={step}"
     return href if node is None else f"{href}&node={node}"
+
+
+def node_name(n: NodeDiff) -> str:
+    """A node as ``gradtrace diff`` names it: number, op, label and parameter."""
+    what = f"node {n.node} (op {n.op or 'leaf'!r}"
+    if n.label:
+        what += f", label {n.label!r}"
+    if n.param:
+        what += f", parameter {n.param}"
+    return what + ")"
 
 
 def divergence(d: RunDiff) -> list[Any]:
@@ -162,13 +175,13 @@ def divergence(d: RunDiff) -> list[Any]:
         p = d.param
         out.append(
             html.P(
-                f"Parameters first differ at step {p.step}: {p.name} {p.a!r} vs {p.b!r}.",
+                [f"Parameters first differ at step {p.step}: {p.name} ", *exact(p.a, p.b), "."],
                 id="compare-first-param",
             )
         )
         if d.update is not None:
             u = d.update
-            out.append(html.P(f"Step {u.step}'s update: lr {u.lr_a!r} vs {u.lr_b!r}."))
+            out.append(html.P([f"Step {u.step}'s update: lr ", *exact(u.lr_a, u.lr_b), "."]))
     for what, n in (("value", d.node_value), ("gradient", d.node_grad)):
         if n is None:
             continue
@@ -178,14 +191,8 @@ def divergence(d: RunDiff) -> list[Any]:
         ]
         out.append(
             html.P(
-                [
-                    f"First {what} to differ: node {n.node} (op {n.op or 'leaf'!r}) "
-                    f"{n.a!r} vs {n.b!r}. Open ",
-                    links[0],
-                    " or ",
-                    links[1],
-                    ".",
-                ],
+                [f"First {what} to differ: {node_name(n)} ", *exact(n.a, n.b), ". Open "]
+                + [links[0], " or ", links[1], "."],
                 className=f"compare-node-{what}",
             )
         )
@@ -204,33 +211,62 @@ def register(app: Dash, ctx: AppContext) -> None:
     )
 
     @app.callback(
-        Output("compare-metrics", "figure"),
+        Output("compare-metrics", "children"),
         Input("compare-runs", "data"),
         Input("compare-logy", "value"),
         Input("compare-smoothing", "value"),
     )
     def metrics(refs: list[str] | None, logy: list[str] | None, smoothing: float | None):
-        """Small multiples of every metric, runs overlaid."""
-        found, problem = _resolve(ctx, refs or [])
-        if problem is not None:
-            raise PreventUpdate
-        pairs = [(_label(rc), rc.metrics()) for rc in found]
-        return compare_figure(pairs, float(smoothing or 0.0), "log" in (logy or []))
+        """One chart per metric, runs overlaid, under one legend."""
+        found, _ = resolve(ctx, refs or [])
+        if not found:
+            return None  # the problem note above says why
+        colours = colours_of(ctx, found)
+        runs = [(label(rc), rc.metrics(), colours[rc.id]) for rc in found]
+        panels = compare_figures(runs, float(smoothing or 0.0), "log" in (logy or []))
+        if not panels:
+            return message("These runs logged no metrics.", id="compare-no-metrics")
+        graphs = [
+            dcc.Graph(
+                id=f"compare-panel-{i}",
+                figure=fig,
+                config={"displaylogo": False, "responsive": True},
+                className="compare-panel",
+            )
+            for i, (_, fig) in enumerate(panels)
+        ]
+        return [legend(found, colours), html.Div(graphs, className="compare-grid")]
 
     @app.callback(
+        Output("compare-problem", "children"),
         Output("compare-table", "children"),
         Output("compare-settings", "children"),
         Output("compare-divergence", "children"),
         Input("compare-runs", "data"),
     )
     def details(refs: list[str] | None):
-        """The summary table, the settings diff and (two runs) the first divergence."""
-        found, problem = _resolve(ctx, refs or [])
-        if problem is not None:
-            note = message(problem, "warn", id="compare-problem")
-            return note, None, None
+        """Problems with the URL, the summary table, the settings diff and (two runs)
+        the first divergence."""
+        found, problems = resolve(ctx, refs or [])
+        note = problem_note(found, problems, len(refs or []))
+        if not found:
+            return note, None, None, None
+        runs = ctx.store.runs().set_index("id")["diverged_at_step"]
+        diverged = {rc.id: runs.get(rc.id) for rc in found}
+        colours = colours_of(ctx, found)
+        table = summary_table(found, colours, diverged)
+        if len(found) < 2:
+            return note, table, message("Settings are compared between two or more runs."), None
         if len(found) == 2:
             first = divergence(ctx.store.diff(found[0].id, found[1].id))
         else:
             first = [message("Pick exactly two runs to find where they part.")]
-        return summary_table(found), settings_table(found), first
+        return note, table, settings_table(found), first
+
+    app.clientside_callback(
+        ClientsideFunction("gtCompare", "address"),
+        Output("compare-url-written", "data"),
+        Input("compare-logy", "value"),
+        Input("compare-smoothing", "value"),
+        prevent_initial_call=True,
+    )

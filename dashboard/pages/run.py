@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import Dash, Input, Output, State, dcc, html
+from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard.context import AppContext, RunCache, context_for
 from gradtrace.dashboard.run import health, ids, nodes, overview, replay, summary, weights
@@ -21,7 +21,16 @@ from gradtrace.dashboard.ui import message
 
 from gradtrace import tracer
 
-BELOW = "run-below"  # the sections under the curves, mounted after the first paint
+# the charts indexed by step: each draws the replay step as a line (a shape named "step")
+MARKED = (
+    ids.LOSS,
+    ids.METRICS,
+    ids.H_UNITS,
+    ids.H_RATIO,
+    ids.H_GRADNORM,
+    ids.W_HISTORY,
+    ids.W_HEATMAP,
+)
 # the skeleton's blocks: the heights the sections take once drawn
 BELOW_HEIGHTS = (("Training health", 640), ("Weights and gradients", 1140), ("Replay", 560))
 
@@ -43,17 +52,22 @@ def layout(
     at = replay.initial_step(rc, step)
     return html.Div(
         [
+            # the page's own stores: every callback of a control visible at the first
+            # paint finds what it reads here, before the sections below are mounted
             dcc.Store(id=ids.RUN_ID, data=rc.id),
+            dcc.Store(id=ids.STEP, data=at),
+            dcc.Store(id=ids.LIVE),  # the newest step seen by the live poll
+            dcc.Store(id=ids.MARKED, data=list(MARKED)),
             # in the order of the questions a user brings: how did it go, is it
             # healthy, what did the weights do, then step by step
             overview.layout(rc, at),
             dcc.Store(
-                id="run-below-args",
+                id=ids.BELOW_ARGS,
                 data={"step": at, "node": _whole(node), "weights": _names(weights)},
             ),
             dcc.Store(id=ids.PAINTED),  # set by the browser once the loss is drawn
-            html.Div(skeleton(), id=BELOW),
-            dcc.Store(id="run-url"),  # written by the browser: the view's URL
+            html.Div(skeleton(), id=ids.BELOW),
+            dcc.Store(id=ids.URL),  # written by the browser: the view's URL
         ],
         className="run-page",
     )
@@ -77,7 +91,9 @@ def below(rc: RunCache, args: dict[str, Any], meta: dict[str, Any]) -> list[Any]
     return [
         # what the sections need to know; here, so their callbacks start with them
         dcc.Store(id=ids.META, data=meta),
-        dcc.Store(id=ids.LIVE),  # the newest step seen by the live poll
+        # the live poll's news, here: a callback whose inputs are partly on the page
+        # and partly not yet mounted fails in the browser
+        dcc.Store(id=ids.LIVE_BELOW),
         health.layout(),
         weights.layout(args.get("weights") or []),
         replay.layout(rc, args.get("step"), meta),
@@ -141,76 +157,53 @@ def register(app: Dash, ctx: AppContext) -> None:
     dash.register_page(
         __name__, path_template="/run/<run_id>", name="Run", title=title, layout=layout
     )
-    # The address bar follows the view, so "step 16, node 1021 of run X" can be shared;
-    # replaceState leaves Dash's router (and the browser history) alone.
+    # The address bar follows the view, so "step 16, node 1021 of run X" can be shared.
     # Two callbacks, as a run without node traces has no graph controls: a callback
     # with a missing input fails in the browser.
     app.clientside_callback(
-        """
-        function(step, picked) {
-            const q = gtQuery();
-            if (step !== null && step !== undefined) { q.set("step", step); }
-            if (picked && picked.length) { q.set("weights", picked.join(",")); }
-            else { q.delete("weights"); }
-            return gtReplaceQuery(q);
-        }
-        """,
-        Output("run-url", "data"),
+        ClientsideFunction("run", "urlView"),
+        Output(ids.URL, "data"),
         Input(ids.SLIDER, "value"),
         Input(ids.WEIGHTS, "value"),
         prevent_initial_call=True,
     )
     app.clientside_callback(
-        """
-        function(mode, node) {
-            const q = gtQuery();
-            if (mode === "node" && node !== null && node !== undefined) { q.set("node", node); }
-            else { q.delete("node"); }
-            return gtReplaceQuery(q);
-        }
-        """,
-        Output("run-url", "data", allow_duplicate=True),
+        ClientsideFunction("run", "urlNode"),
+        Output(ids.URL, "data", allow_duplicate=True),
         Input(ids.GRAPH_MODE, "value"),
         Input(ids.GRAPH_NODE, "value"),
         prevent_initial_call=True,
     )
-    # The lower sections are asked for once the loss curve is drawn: a promise
-    # that resolves on the first animation frame after its line is in the DOM.
+    # the sections below hear the live poll through a store mounted with them
     app.clientside_callback(
-        """
-        function(runId) {
-            return new Promise(resolve => {
-                const t0 = performance.now();
-                const ready = () => document.querySelector(
-                    '#run-loss .main-svg, #run-loss canvas.gl-canvas-context');
-                const wait = () => {
-                    if (ready() || performance.now() - t0 > 5000) {
-                        requestAnimationFrame(() => setTimeout(() => resolve(runId), 0));
-                    } else {
-                        requestAnimationFrame(wait);
-                    }
-                };
-                wait();
-            });
-        }
-        """,
+        ClientsideFunction("run", "same"),
+        Output(ids.LIVE_BELOW, "data"),
+        Input(ids.LIVE, "data"),
+        prevent_initial_call=True,
+    )
+    # The lower sections are asked for once the loss curve is drawn.
+    app.clientside_callback(
+        ClientsideFunction("run", "whenPainted"),
         Output(ids.PAINTED, "data"),
         Input(ids.RUN_ID, "data"),
+        State(ids.LOSS, "id"),
     )
 
     @app.callback(
-        Output(BELOW, "children"),
-        Output("run-live-timer", "disabled"),
+        Output(ids.BELOW, "children"),
+        Output(ids.LIVE_TIMER, "disabled"),
         Input(ids.PAINTED, "data"),
-        State("run-below-args", "data"),
+        State(ids.BELOW_ARGS, "data"),
+        State(ids.STEP, "data"),
     )
-    def lower(run_id: str | None, args: dict | None):
-        """Mount the sections below the curves; then poll a live run (the sections'
-        callbacks take the live store as an input: it must not tick before they exist)."""
+    def lower(run_id: str | None, args: dict | None, step: int | None):
+        """Mount the sections below the curves at the page's step (a click on the loss
+        curve may have moved it meanwhile); then poll a live run."""
         if not run_id:
             raise PreventUpdate
         rc = ctx.run(run_id)
-        return below(rc, args or {}, overview.meta_for(rc)), not rc.live
+        args = {**(args or {}), "step": step if step is not None else (args or {}).get("step")}
+        return below(rc, args, overview.meta_for(rc)), not rc.live
 
     summary.register(app, ctx)
     overview.register(app, ctx)

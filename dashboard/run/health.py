@@ -12,8 +12,9 @@ from dash import Dash, Input, Output, State, html
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import downsample, layer_groups
+from gradtrace.dashboard.groups import layer_groups
 from gradtrace.dashboard.run import ids
+from gradtrace.dashboard.series import downsample
 from gradtrace.dashboard.ui import card, chart
 from gradtrace.tracer.report import health
 
@@ -29,35 +30,45 @@ def layout() -> html.Section:
         html.Div(id="run-h-flags", className="card-note"),
         html.Div(
             [
-                chart("run-h-units", 260),
-                chart("run-h-ratio", 260),
+                chart(ids.H_UNITS, 260),
+                chart(ids.H_RATIO, 260),
             ],
             className="grid-2",
         ),
         html.Div(
             [
-                chart("run-h-gradnorm", 260),
+                chart(ids.H_GRADNORM, 260),
                 html.Div(
                     [
                         html.H4(id="run-h-stalled-title"),
                         dag.AgGrid(
-                            id="run-h-stalled",
+                            id=ids.STALLED,
                             rowData=[],
                             columnDefs=[
-                                {"field": "name", "minWidth": 170},
+                                {"field": "name", "minWidth": 220},
                                 {
                                     "field": "max_abs_grad",
                                     "headerName": "max |grad|",
+                                    "minWidth": 110,
                                     "valueFormatter": {"function": "gtNumber(params.value)"},
                                 },
                                 {
                                     "field": "max_abs_update",
                                     "headerName": "max |update|",
+                                    "minWidth": 120,
                                     "valueFormatter": {"function": "gtNumber(params.value)"},
                                 },
                             ],
                             defaultColDef={"sortable": True, "resizable": True, "flex": 1},
-                            dashGridOptions={"rowSelection": {"mode": "singleRow"}},
+                            # a click on a row picks it (AG Grid's default is
+                            # checkboxes only): weights.register plots that weight
+                            dashGridOptions={
+                                "rowSelection": {
+                                    "mode": "singleRow",
+                                    "checkboxes": False,
+                                    "enableClickSelection": True,
+                                }
+                            },
                             style={"height": "230px"},
                         ),
                     ]
@@ -132,21 +143,23 @@ def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
     @app.callback(
-        Output("run-h-units", "figure"),
-        Output("run-h-ratio", "figure"),
-        Output("run-h-gradnorm", "figure"),
-        Output("run-h-stalled", "rowData"),
+        Output(ids.H_UNITS, "figure"),
+        Output(ids.H_RATIO, "figure"),
+        Output(ids.H_GRADNORM, "figure"),
+        Output(ids.STALLED, "rowData"),
         Output("run-h-stalled-title", "children"),
         Output("run-h-flags", "children"),
-        Output("run-sum-health", "children"),
+        Output(ids.SUM_HEALTH, "children"),
         Input(ids.META, "data"),
-        Input(ids.LIVE, "data"),
+        Input(ids.LIVE_BELOW, "data"),
+        State(ids.RUN_ID, "data"),
+        State(ids.STEP, "data"),
     )
-    def draw(meta: dict | None, _live: dict | None):
+    def draw(meta: dict | None, _live: dict | None, run_id: str | None, step: int | None):
         """Every health figure and the stalled table (kept once the run has ended)."""
-        if not meta:
+        if not meta or not run_id:
             raise PreventUpdate
-        rc = ctx.run(meta["id"])
+        rc = ctx.run(run_id)
         if meta.get("traced"):
             units = figures.layer_lines(
                 "dead ReLUs and saturated tanh, fraction per layer",
@@ -194,20 +207,10 @@ def register(app: Dash, ctx: AppContext) -> None:
         if dead is not None:
             links.insert(0, html.A(f"{dead} dead", href="#run-h-units", id="run-sum-dead"))
             links.insert(1, " · ")
+        units, ratio, norms = (figures.with_marker(f, step) for f in (units, ratio, norms))
         return units, ratio, norms, rows, title, " · ".join(flags), links
 
-    @app.callback(
-        Output(ids.WEIGHTS, "value", allow_duplicate=True),
-        Input("run-h-stalled", "selectedRows"),
-        State(ids.WEIGHTS, "value"),
-        prevent_initial_call=True,
-    )
-    def plot_stalled(selected: list[dict] | None, picked: list[str] | None):
-        """A click on a stalled weight adds it to the weights section's plot."""
-        if not selected:
-            raise PreventUpdate
-        name = selected[0]["name"]
-        return [name] if not picked else [*[p for p in picked if p != name], name]
+    # a click on a stalled row picks that weight: weights.register (its pickers follow)
 
 
 def _dead_now(rc: RunCache) -> int | None:

@@ -11,14 +11,18 @@ import dash_ag_grid as dag
 import dash_cytoscape as cyto
 import numpy as np
 import pandas as pd
-from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import graphs, graphview
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.nodetable import COLUMNS, page
 from gradtrace.dashboard.run import ids
+from gradtrace.dashboard.run.picker import NeuronPicker, layer_options, neuron_options
 from gradtrace.dashboard.run.replay import snap
-from gradtrace.dashboard.ui import card, facts, layer_options, message, neuron_options
+from gradtrace.dashboard.ui import card, facts, message
+
+PICKER = NeuronPicker("run-g")
+GRID = "run-nodes"  # the node table
 
 
 def _index_input(
@@ -68,12 +72,7 @@ def layout(meta: dict[str, Any], node: int | None = None) -> html.Section:
                         {"label": " around a node", "value": "node"},
                     ],
                 ),
-                dcc.Dropdown(
-                    id="run-g-layer", placeholder="layer", clearable=False, className="pick"
-                ),
-                dcc.Dropdown(
-                    id="run-g-neuron", placeholder="neuron", clearable=False, className="pick"
-                ),
+                *PICKER.layout(),
                 _index_input("example ", "run-g-example", None, "busiest"),
                 _index_input("node ", ids.GRAPH_NODE, 0 if node is None else node),
             ],
@@ -81,6 +80,7 @@ def layout(meta: dict[str, Any], node: int | None = None) -> html.Section:
         ),
         html.Div(id="run-g-note", className="card-note"),
         dcc.Store(id="run-g-drawn"),  # what the graph shows: {"key": [...], "step": traced}
+        dcc.Store(id="run-nodes-step"),  # the traced step the node table's rows are of
         html.Div(
             [
                 html.Span("colour: |grad| on a log scale, ", className="lbl"),
@@ -120,7 +120,7 @@ def layout(meta: dict[str, Any], node: int | None = None) -> html.Section:
             [
                 html.Summary(html.H4(id="run-nodes-title", className="inline")),
                 dag.AgGrid(
-                    id="run-nodes",
+                    id=GRID,
                     rowModelType="infinite",
                     columnDefs=COLUMNS,
                     defaultColDef={"sortable": True, "resizable": True, "filter": True},
@@ -190,21 +190,22 @@ def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
     @app.callback(
-        Output("run-g-layer", "options"),
-        Output("run-g-layer", "value"),
+        Output(PICKER.layer, "options"),
+        Output(PICKER.layer, "value"),
         Input(ids.META, "data"),
+        State(ids.RUN_ID, "data"),
     )
-    def setup(meta: dict | None):
+    def setup(meta: dict | None, run_id: str | None):
         """Layer choices (the first NaN/inf is told at the top of the page)."""
-        if not meta:
+        if not meta or not run_id:
             raise PreventUpdate
-        options = layer_options(ctx.run(meta["id"]).parameters())
+        options = layer_options(ctx.run(run_id).parameters())
         return options, (options[0]["value"] if options else None)
 
     @app.callback(
-        Output("run-g-neuron", "options"),
-        Output("run-g-neuron", "value"),
-        Input("run-g-layer", "value"),
+        Output(PICKER.neuron, "options"),
+        Output(PICKER.neuron, "value"),
+        Input(PICKER.layer, "value"),
         State(ids.RUN_ID, "data"),
     )
     def neurons(layer: int | None, run_id: str):
@@ -222,20 +223,21 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-g-drawn", "data"),
         Input(ids.SLIDER, "value"),
         Input(ids.GRAPH_MODE, "value"),
-        Input("run-g-neuron", "value"),
+        Input(PICKER.neuron, "value"),
         Input("run-g-example", "value"),
         Input(ids.GRAPH_NODE, "value"),
-        State("run-g-layer", "value"),
+        State(PICKER.layer, "value"),
         State(ids.META, "data"),
         State("run-g-drawn", "data"),
+        State(ids.RUN_ID, "data"),
     )
-    def draw(value, mode, neuron, example, node, layer, meta, drawn):
+    def draw(value, mode, neuron, example, node, layer, meta, drawn, run_id):
         """The chosen neighbourhood of the step's graph. Only every few steps are
         traced: a slider move that stays on the same traced step changes nothing,
         and sends nothing (a new element list would re-run the browser's layout)."""
-        if value is None or not meta:
+        if value is None or not meta or not run_id:
             raise PreventUpdate
-        rc = ctx.run(meta["id"])
+        rc = ctx.run(run_id)
         step = rc.nearest_traced(snap(rc, value))
         key = [step, mode, neuron, example, node, layer]
         if drawn is not None and drawn.get("key") == key:
@@ -281,17 +283,18 @@ def register(app: Dash, ctx: AppContext) -> None:
         ], int(data["id"])
 
     @app.callback(
-        Output("run-nodes", "getRowsResponse"),
+        Output(GRID, "getRowsResponse"),
         Output("run-nodes-title", "children"),
-        Input("run-nodes", "getRowsRequest"),
+        Input(GRID, "getRowsRequest"),
         State(ids.SLIDER, "value"),
         State(ids.META, "data"),
+        State(ids.RUN_ID, "data"),
     )
-    def rows(request: dict | None, value: int | None, meta: dict | None):
+    def rows(request: dict | None, value: int | None, meta: dict | None, run_id: str | None):
         """One block of the node table, sorted and filtered on the server."""
-        if value is None or not meta or not meta["traced"]:
+        if value is None or not meta or not meta["traced"] or not run_id:
             raise PreventUpdate
-        rc = ctx.run(meta["id"])
+        rc = ctx.run(run_id)
         step = rc.nearest_traced(snap(rc, value))
         request = request or {"startRow": 0, "endRow": 100}
         names = rc.parameters()["name"].tolist()
@@ -299,23 +302,14 @@ def register(app: Dash, ctx: AppContext) -> None:
         title = f"every node of step {step} ({count} shown)"
         return {"rowData": data, "rowCount": count}, title
 
-    # A new traced step: the grid drops its loaded blocks and asks for them again
-    # (a move within the same traced step leaves it alone).
+    # A slider move to another traced step: the grid drops its loaded blocks and asks
+    # for them again at once, beside the graph's request (a move within the same
+    # traced step leaves it alone).
     app.clientside_callback(
-        """
-        function (drawn) {
-            const step = drawn ? drawn.step : null;
-            if (step === null || step === window.gtNodesStep) { return; }
-            const first = window.gtNodesStep === undefined;
-            window.gtNodesStep = step;
-            if (first) { return; }  // the grid's first request reads the current step
-            try {
-                var api = window.dash_ag_grid.getApi("run-nodes");
-                if (api) { api.refreshInfiniteCache(); }
-            } catch (e) {
-                // the grid is not ready yet: its first request reads the current step
-            }
-        }
-        """,
-        Input("run-g-drawn", "data"),
+        ClientsideFunction("run", "refreshNodes"),
+        Output("run-nodes-step", "data"),
+        Input(ids.SLIDER, "value"),
+        State("run-nodes-step", "data"),
+        State(ids.META, "data"),
+        State(GRID, "id"),
     )

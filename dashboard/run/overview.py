@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
+from dash import ClientsideFunction, Dash, Input, Output, Patch, State, dcc, html, no_update
 from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import curvefigures
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import ema, zoom_ranges
 from gradtrace.dashboard.figures import skeleton
 from gradtrace.dashboard.run import ids, summary
+from gradtrace.dashboard.series import ema, zoom_ranges
 from gradtrace.dashboard.ui import card, log_y_toggle
 from gradtrace.tracer.display import duration
 
@@ -29,12 +29,12 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
     last = int(metrics.index[-1]) if len(metrics) else None
     return html.Div(
         [
-            html.Div(id="run-header", className="card run-header", children=summary.header(rc)),
+            html.Div(id=ids.HEADER, className="card run-header", children=summary.header(rc)),
             card(
                 "Curves",
                 html.Div(
                     [
-                        log_y_toggle("run-logy"),
+                        log_y_toggle(ids.LOGY),
                         html.Label("smoothing (EMA)", htmlFor="run-smooth", className="lbl"),
                         html.Div(
                             dcc.Slider(
@@ -58,7 +58,7 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
                 # drawn just after the loss (see METRICS_AFTER_LOSS): both in the first
                 # paint would hold the loss back until the second plot is done too
                 dcc.Graph(
-                    id="run-metrics",
+                    id=ids.METRICS,
                     figure=skeleton(METRICS_HEIGHT),
                     config={"displaylogo": False},
                     style={"height": f"{METRICS_HEIGHT}px"},
@@ -68,8 +68,8 @@ def layout(rc: RunCache, step: int | None) -> html.Div:
                     data=curvefigures.metrics_figure(metrics, smoothing, step),
                 ),
             ),
-            # started with the sections below (the live store is there): pages.run.lower
-            dcc.Interval(id="run-live-timer", interval=LIVE_MS, disabled=True),
+            # started with the sections below: pages.run.lower
+            dcc.Interval(id=ids.LIVE_TIMER, interval=LIVE_MS, disabled=True),
             dcc.Store(id="run-drawn", data=last),  # the last step the curves show
         ]
     )
@@ -80,9 +80,9 @@ def meta_for(rc: RunCache) -> dict[str, Any]:
     spec = rc.view.model_spec or {}
     params = rc.parameters()
     return {
-        "id": rc.id,
         "status": rc.view.status,
         "traced": bool(len(rc.traced())),
+        "traced_steps": rc.traced().tolist(),  # the node table's step follows the slider
         "capture": rc.view.info.get("capture"),
         "nin": spec.get("nin"),
         "spec": spec or None,
@@ -99,55 +99,74 @@ def register(app: Dash, ctx: AppContext) -> None:
 
     @app.callback(
         Output(ids.LIVE, "data", allow_duplicate=True),
-        Output("run-live-timer", "disabled", allow_duplicate=True),
-        Output("run-status", "children"),
-        Output("run-status", "className"),
-        Output("run-steps", "children"),
-        Output("run-duration", "children"),
-        Input("run-live-timer", "n_intervals"),
+        Output(ids.LIVE_TIMER, "disabled", allow_duplicate=True),
+        Output(ids.STATUS, "children"),
+        Output(ids.STATUS, "className"),
+        Output(ids.STEPS, "children"),
+        Output(ids.LOSS_TEXT, "children"),
+        Output(ids.BEST, "children"),
+        Output(ids.ACC, "children"),
+        Output(ids.DURATION, "children"),
+        Input(ids.LIVE_TIMER, "n_intervals"),
         State(ids.RUN_ID, "data"),
         State(ids.LIVE, "data"),
         prevent_initial_call=True,
     )
     def live(_n: int, run_id: str, shown: dict | None):
-        """Read the steps logged since the last tick; stop when the run ends."""
+        """Read the steps logged since the last tick (the header's numbers follow the
+        curve's newest point); stop when the run ends."""
         rc = ctx.run(run_id)
         _, last = rc.poll()
         status = rc.view.status
         done = status != "running"
         if last == (shown or {}).get("last") and not done:
             # no new step, but the clock runs: only the duration changes
-            return (no_update,) * 5 + (duration(rc.summary()["duration_s"]),)
+            return (no_update,) * 8 + (duration(rc.summary()["duration_s"]),)
         return (
             {"last": last, "status": status},
             done,
             status,
             f"badge status-{status}",
             str(rc.view.info["steps"]),
+            *summary.numbers(rc),
             duration(rc.summary()["duration_s"]),
         )
 
-    app.clientside_callback(MOVE_MARKER, Input(ids.SLIDER, "value"), prevent_initial_call=True)
+    # the slider's step is the page's step; every step-indexed chart marks it
     app.clientside_callback(
-        METRICS_AFTER_LOSS,
-        Output("run-metrics", "figure", allow_duplicate=True),
+        ClientsideFunction("run", "step"),
+        Output(ids.STEP, "data"),
+        Input(ids.SLIDER, "value"),
+        State(ids.MARKED, "data"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(  # the replay, once mounted, takes the click itself
+        ClientsideFunction("run", "clicked"),
+        Output(ids.STEP, "data", allow_duplicate=True),
+        Input(ids.LOSS, "clickData"),
+        State(ids.MARKED, "data"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction("run", "metricsAfterLoss"),
+        Output(ids.METRICS, "figure", allow_duplicate=True),
         Input(ids.PAINTED, "data"),
         State("run-metrics-first", "data"),
-        State("run-metrics", "figure"),
-        State("run-logy", "value"),
+        State(ids.METRICS, "figure"),
+        State(ids.LOGY, "value"),
         prevent_initial_call=True,
     )
 
     @app.callback(
         Output(ids.LOSS, "figure"),
-        Output("run-metrics", "figure"),
+        Output(ids.METRICS, "figure"),
         Output("run-drawn", "data"),
         Input("run-smooth", "value"),
-        Input("run-logy", "value"),
+        Input(ids.LOGY, "value"),
         Input(ids.LIVE, "data"),
         Input(ids.LOSS, "relayoutData"),
-        Input("run-metrics", "relayoutData"),
-        State(ids.SLIDER, "value"),
+        Input(ids.METRICS, "relayoutData"),
+        State(ids.STEP, "data"),
         State(ids.RUN_ID, "data"),
         State("run-drawn", "data"),
         prevent_initial_call=True,  # the page drew them
@@ -170,10 +189,10 @@ def register(app: Dash, ctx: AppContext) -> None:
         names = curvefigures.other_metrics(metrics)
         trigger = dash_ctx.triggered_id
         smoothing = _smoothing(smooth)
-        if trigger == "run-logy":
-            patches = _axis_patch("log" in (logy or []), len(names))
+        if trigger == ids.LOGY:
+            patches = _axis_patch(metrics, "log" in (logy or []))
             return (*_marked(patches, step, len(names)), no_update)
-        if trigger in ("run-loss", "run-metrics"):
+        if trigger in (ids.LOSS, ids.METRICS):
             loss, other, _ = _zoom_patch(metrics, trigger, loss_zoom, metrics_zoom, smoothing)
             return (*_marked((loss, other), step, len(names)), no_update)
         last = int(metrics.index[-1]) if len(metrics) else None
@@ -188,13 +207,20 @@ def register(app: Dash, ctx: AppContext) -> None:
         )
 
 
-def _axis_patch(log: bool, n_other: int) -> tuple[Patch, Patch]:
-    loss, other = Patch(), Patch()
+def _axis_patch(metrics: pd.DataFrame, log: bool) -> tuple[Patch, Patch]:
+    """Both figures' y axes on ``log`` or linear (a steady series' fixed range too)."""
     kind = "log" if log else "linear"
-    loss["layout"]["yaxis"]["type"] = kind
-    for i in range(n_other):
-        other["layout"]["yaxis" if i == 0 else f"yaxis{i + 1}"]["type"] = kind
-    return loss, other
+    patches = []
+    for names in (["loss"], curvefigures.other_metrics(metrics)):
+        patch = Patch()
+        steady = curvefigures.steady_axes(metrics, [n for n in names if n in metrics])
+        for i in range(len(names)):
+            axis = "yaxis" if i == 0 else f"yaxis{i + 1}"
+            patch["layout"][axis]["type"] = kind
+            if axis in steady:
+                patch["layout"][axis]["range"] = steady[axis][kind]
+        patches.append(patch)
+    return patches[0], patches[1]
 
 
 def _zoom_patch(
@@ -256,62 +282,6 @@ def _marked(patches: tuple[Any, Any], step: int | None, n_other: int) -> tuple[A
     if isinstance(other, Patch):
         other["layout"]["shapes"] = curvefigures.metric_shapes(step, n_other)
     return loss, other
-
-
-# The other metrics' figure comes with the page (a store) and is drawn once the loss
-# is on screen; unless the curves callback has drawn it meanwhile (a smoothing
-# change), with the log-y switch as it is now.
-METRICS_AFTER_LOSS = """
-function(painted, figure, shown, logy) {
-    const nu = dash_clientside.no_update;
-    if (!painted || !figure || !shown || !shown.layout || shown.layout.meta !== "skeleton") {
-        return nu;
-    }
-    const kind = (logy || []).includes("log") ? "log" : "linear";
-    const layout = Object.assign({}, figure.layout);
-    for (const key of Object.keys(layout)) {
-        if (/^yaxis[0-9]*$/.test(key) && !layout[key].overlaying) {
-            layout[key] = Object.assign({}, layout[key], {type: kind});
-        }
-    }
-    return Object.assign({}, figure, {layout: layout});
-}
-"""
-
-# A slider move changes nothing on the curves but the marker: the browser moves the
-# marker's drawn line itself and records the step in the plot's layout (so any later
-# redraw — zoom, resize — puts it there too). A figure patch would hand the whole
-# figure to Plotly.react, and even Plotly.relayout of one shape redraws the plot.
-MOVE_MARKER = """
-function(step) {
-    if (step === null || step === undefined || !window.Plotly) { return; }
-    for (const id of ["run-loss", "run-metrics"]) {
-        const gd = document.querySelector("#" + id + " .js-plotly-plot");
-        const full = gd && gd._fullLayout;
-        const shapes = (gd && gd.layout && gd.layout.shapes) || [];
-        const edit = {};
-        shapes.forEach((s, i) => {
-            if (!(s.type === "line" && s.yref === "paper" && s.x0 === s.x1
-                  && s.line && s.line.color === "MARKER_COLOR")) { return; }
-            s.x0 = s.x1 = step;
-            const fs = full && full.shapes && full.shapes[i];
-            const xa = full && full["xaxis" + (s.xref || "x").slice(1)];
-            const path = gd.querySelector('.shapelayer path[data-index="' + i + '"]');
-            const d = path && path.getAttribute("d");
-            const ys = d && d.match(/^M[^,]+,([^L]+)L[^,]+,(.+)$/);
-            if (fs && xa && ys) {
-                fs.x0 = fs.x1 = step;
-                const px = xa._offset + xa.r2p(step);
-                path.setAttribute("d", "M" + px + "," + ys[1] + "L" + px + "," + ys[2]);
-            } else {
-                edit["shapes[" + i + "].x0"] = step;
-                edit["shapes[" + i + "].x1"] = step;
-            }
-        });
-        if (Object.keys(edit).length) { window.Plotly.relayout(gd, edit); }
-    }
-}
-""".replace("MARKER_COLOR", curvefigures.MARKER_COLOR)
 
 
 def _grow(metrics: pd.DataFrame, drawn: int, smoothing: float) -> tuple[Patch, Patch]:

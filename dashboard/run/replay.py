@@ -5,15 +5,17 @@ decision boundary of 2-input models rebuilt with the engine at that step."""
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
+from dash import ClientsideFunction, Dash, Input, Output, Patch, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures, graphs, stepfigures
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import bounds, decision_grid, grid_size, histogram, layer_groups
+from gradtrace.dashboard.decision import bounds, decision_grid, grid_size
+from gradtrace.dashboard.groups import histogram, layer_groups
 from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.ui import card, chart, message
 
@@ -56,13 +58,15 @@ def layout(rc: RunCache, step: int | None, meta: dict[str, Any]) -> html.Section
             className="controls replay-controls",
         ),
         dcc.Interval(id="run-timer", interval=1000 // 5, disabled=True),
+        dcc.Store(id="run-play-clock"),  # while playing: when and at which step it started
+        dcc.Store(id="run-hist-step"),  # the step the histograms show (play waits for it)
         html.Div(
             [
                 boundary_panel(meta),
                 html.Div(
                     [
-                        chart("run-weight-hist", 260),
-                        chart("run-grad-hist", 260),
+                        chart(ids.WEIGHT_HIST, 260),
+                        chart(ids.GRAD_HIST, 260),
                     ]
                 ),
             ],
@@ -88,11 +92,18 @@ def boundary_panel(meta: dict[str, Any]) -> Any:
 
 
 def marks(first: int, last: int, n: int = 6) -> dict[int, str]:
-    """About ``n`` evenly spaced step labels (Dash would label every step)."""
+    """At most about ``n`` step labels on round numbers (a multiple of 1, 2 or 5
+    times a power of ten), the first step included: ``marks(0, 79)`` labels
+    0, 20, 40, 60 (Dash would label every step)."""
     if last <= first:
         return {first: str(first)}
-    ticks = np.unique(np.round(np.linspace(first, last, n)).astype(int)).tolist()
-    return {t: str(t) for t in ticks}
+    rough = (last - first) / max(n - 1, 1)
+    power = 10 ** math.floor(math.log10(rough)) if rough >= 1 else 1
+    every = next(m * power for m in (1, 2, 5, 10) if m * power >= rough)
+    ticks = range(-(-first // every) * every, last + 1, every)
+    out = {first: str(first)}
+    out.update({t: str(t) for t in ticks if t - first >= every / 2 or t == first})
+    return out
 
 
 def initial_step(rc: RunCache, asked: str | int | None) -> int | None:
@@ -195,7 +206,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output(ids.SLIDER, "max"),
         Output(ids.SLIDER, "marks"),
         Output(ids.SLIDER, "value"),
-        Input(ids.LIVE, "data"),
+        Input(ids.LIVE_BELOW, "data"),
         State(ids.RUN_ID, "data"),
         State(ids.SLIDER, "value"),
         State(ids.SLIDER, "max"),
@@ -210,43 +221,14 @@ def register(app: Dash, ctx: AppContext) -> None:
         follow = value is None or value == top
         return first, last, marks(first, last), (last if follow else no_update)
 
-    # Playing runs in the browser and keeps time: each tick puts the slider where
-    # the chosen rate says it should be by now, so the rate holds even when the
-    # step's figures take longer than a tick to draw (they show the newest step).
+    # Playing runs in the browser and keeps time (assets/run.js: play).
     app.clientside_callback(
-        """
-        function(clicks, ticks, click, rate, value, low, high, stopped) {
-            const trig = (dash_clientside.callback_context.triggered[0] || {}).prop_id || "";
-            const nu = dash_clientside.no_update;
-            rate = rate || 5;
-            const interval = Math.max(50, Math.round(1000 / rate));
-            if (value === null || value === undefined) { value = low; }
-            const now = performance.now();
-            if (trig.startsWith("run-loss")) {
-                if (!click || !click.points || !click.points.length) { return [nu, nu, nu, nu]; }
-                return [Math.round(click.points[0].x), nu, nu, nu];
-            }
-            if (trig.startsWith("run-speed")) {
-                window.gtPlay = {t0: now, v0: value};
-                return [nu, nu, nu, interval];
-            }
-            if (trig.startsWith("run-play")) {
-                if (!stopped) { return [nu, true, "▶ play", interval]; }
-                const start = value >= high ? low : value;
-                window.gtPlay = {t0: now, v0: start};
-                return [start === value ? nu : start, false, "⏸ pause", interval];
-            }
-            if (stopped || !window.gtPlay) { return [nu, nu, nu, nu]; }
-            const due = window.gtPlay.v0 + Math.floor((now - window.gtPlay.t0) * rate / 1000);
-            const next = Math.min(Math.max(due, value + 1), high);
-            const done = next >= high;
-            return [next, done, done ? "▶ play" : nu, nu];
-        }
-        """,
+        ClientsideFunction("run", "play"),
         Output(ids.SLIDER, "value", allow_duplicate=True),
         Output("run-timer", "disabled"),
         Output("run-play", "children"),
         Output("run-timer", "interval"),
+        Output("run-play-clock", "data"),
         Input("run-play", "n_clicks"),
         Input("run-timer", "n_intervals"),
         Input(ids.LOSS, "clickData"),
@@ -255,12 +237,15 @@ def register(app: Dash, ctx: AppContext) -> None:
         State(ids.SLIDER, "min"),
         State(ids.SLIDER, "max"),
         State("run-timer", "disabled"),
+        State("run-play-clock", "data"),
+        State("run-hist-step", "data"),
         prevent_initial_call=True,
     )
 
     @app.callback(
-        Output("run-weight-hist", "figure"),
-        Output("run-grad-hist", "figure"),
+        Output(ids.WEIGHT_HIST, "figure"),
+        Output(ids.GRAD_HIST, "figure"),
+        Output("run-hist-step", "data"),
         Input(ids.SLIDER, "value"),
         State(ids.RUN_ID, "data"),
     )
@@ -283,7 +268,7 @@ def register(app: Dash, ctx: AppContext) -> None:
                 return stepfigures.histograms_figure(f"{title} at step {step}", per_layer)
 
             out.append(safely(draw, f"the {title} histogram", step))
-        return tuple(out)
+        return (*out, value)
 
     @app.callback(
         Output("run-boundary", "figure"),

@@ -77,33 +77,40 @@ def _stat(label: str, value: Any, id: str | None = None, title: str | None = Non
     )
 
 
+def numbers(rc: RunCache) -> tuple[str, str, str]:
+    """The strip's loss (start → final), best loss and final accuracy, as text: the
+    page draws them, and the live poll rewrites them with every new step."""
+    h = headline(rc.metrics())
+    loss = "no loss"
+    if h.loss_start is not None:
+        loss = f"{number(h.loss_start, 4)} → {number(h.loss_final, 4)}"
+    best = f"{number(h.loss_best, 4)} @ {h.best_step}" if h.best_step is not None else "—"
+    return loss, best, number(h.acc_final, 4)
+
+
 def strip(rc: RunCache, bad: Origin | None) -> html.Div:
     """The headline numbers, one line at desktop width."""
     s = rc.summary()
-    h = headline(rc.metrics())
-    status = [badge(s["status"], id="run-status")]
+    loss, best, acc = numbers(rc)
+    status = [badge(s["status"], id=ids.STATUS)]
     if bad is not None:
         status.append(
             html.Span(
                 f"diverged at step {bad.step}", className="badge status-failed", id="run-diverged"
             )
         )
-    loss = "no loss"
-    if h.loss_start is not None:
-        loss = f"{number(h.loss_start, 4)} → {number(h.loss_final, 4)}"
-    best = f"{number(h.loss_best, 4)} @ {h.best_step}" if h.best_step is not None else "—"
     return html.Div(
         [
             _stat("status", status),
-            _stat("loss start → final", loss, id="run-sum-loss"),
-            _stat("best loss", best, id="run-sum-best"),
-            _stat("final accuracy", number(h.acc_final, 4), id="run-sum-acc"),
-            _stat("steps", str(s["steps"]), id="run-steps"),
-            _stat("duration", duration(s["duration_s"]), id="run-duration"),
+            _stat("loss start → final", loss, id=ids.LOSS_TEXT),
+            _stat("best loss", best, id=ids.BEST),
+            _stat("final accuracy", acc, id=ids.ACC),
+            _stat("steps", str(s["steps"]), id=ids.STEPS),
+            _stat("duration", duration(s["duration_s"]), id=ids.DURATION),
             _stat("parameters", str(s["parameters"]), id="run-sum-params"),
             _stat("nodes per step", str(s["nodes_per_step"] or "not traced"), id="run-sum-nodes"),
             # filled by the health section's callback: links down to its panels
-            _stat("health", html.A("…", href="#run-health"), id="run-sum-health"),
+            _stat("health", html.A("…", href="#run-health"), id=ids.SUM_HEALTH),
         ],
         className="summary-strip",
         id="run-summary",
@@ -118,7 +125,7 @@ def story(bad: Origin | None) -> html.Div | None:
     return html.Div(
         [
             html.Span(bad.story, id="run-story-text"),
-            html.Button(go, id="run-story-go", n_clicks=0, className="btn btn-small"),
+            html.Button(go, id=ids.STORY_GO, n_clicks=0, className="btn btn-small"),
         ],
         className="notice notice-error story",
         id="run-story",
@@ -177,7 +184,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output(ids.SLIDER, "value", allow_duplicate=True),
         Output(ids.GRAPH_MODE, "value"),
         Output(ids.GRAPH_NODE, "value", allow_duplicate=True),
-        Input("run-story-go", "n_clicks"),
+        Input(ids.STORY_GO, "n_clicks"),
         State(ids.RUN_ID, "data"),
         prevent_initial_call=True,
     )

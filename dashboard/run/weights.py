@@ -8,14 +8,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html, no_update
 from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
 from gradtrace.dashboard.context import AppContext, RunCache
-from gradtrace.dashboard.data import downsample, neuron_groups, neuron_label, neuron_of
+from gradtrace.dashboard.groups import neuron_groups, neuron_label, neuron_of
 from gradtrace.dashboard.run import ids
-from gradtrace.dashboard.ui import card, chart, layer_options, neuron_options
+from gradtrace.dashboard.run.picker import NeuronPicker, layer_options, neuron_options
+from gradtrace.dashboard.series import downsample
+from gradtrace.dashboard.ui import card, chart
+
+PICKER = NeuronPicker("run-w")
 
 
 def layout(picked: list[str] | None = None) -> html.Section:
@@ -25,12 +29,7 @@ def layout(picked: list[str] | None = None) -> html.Section:
         "Weights and gradients",
         html.Div(
             [
-                dcc.Dropdown(
-                    id="run-w-layer", placeholder="layer", clearable=False, className="pick"
-                ),
-                dcc.Dropdown(
-                    id="run-w-neuron", placeholder="neuron", clearable=False, className="pick"
-                ),
+                *PICKER.layout(),
                 dcc.Dropdown(
                     id=ids.WEIGHTS,
                     placeholder="weights",
@@ -44,8 +43,9 @@ def layout(picked: list[str] | None = None) -> html.Section:
             ],
             className="controls",
         ),
-        chart("run-w-history", 520),
-        chart("run-w-heatmap", 520),
+        chart(ids.W_HISTORY, 520),
+        chart(ids.W_HEATMAP, 520),
+        id=ids.WEIGHTS_SECTION,
     )
 
 
@@ -115,33 +115,45 @@ def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
     @app.callback(
-        Output("run-w-layer", "options"),
-        Output("run-w-layer", "value"),
-        Output("run-w-neuron", "options"),
-        Output("run-w-neuron", "value"),
+        Output(PICKER.layer, "options"),
+        Output(PICKER.layer, "value"),
+        Output(PICKER.neuron, "options"),
+        Output(PICKER.neuron, "value"),
         Output(ids.WEIGHTS, "options"),
         Output(ids.WEIGHTS, "value"),
         Input(ids.META, "data"),
-        Input("run-w-layer", "value"),
-        Input("run-w-neuron", "value"),
-        Input("run-w-heatmap", "clickData"),
+        Input(PICKER.layer, "value"),
+        Input(PICKER.neuron, "value"),
+        Input(ids.W_HEATMAP, "clickData"),
+        Input(ids.STALLED, "selectedRows"),
         State(ids.WEIGHTS, "value"),
+        State(ids.RUN_ID, "data"),
     )
     def pickers(
         meta: dict | None,
         layer: int | None,
         neuron: int | None,
         click: dict | None,
+        stalled: list[dict] | None,
         picked: list[str] | None,
+        run_id: str | None,
     ):
-        """Layer -> neuron -> weight pickers; a heatmap click picks a neuron's weights."""
-        if not meta:
+        """Layer -> neuron -> weight pickers; a heatmap click picks a neuron's weights,
+        a stalled row in the health section adds that weight (its neuron picked)."""
+        if not meta or not run_id:
             raise PreventUpdate
-        rc = ctx.run(meta["id"])
+        rc = ctx.run(run_id)
         params = rc.parameters()
         picked = picked or []
         trigger = dash_ctx.triggered_id
-        if trigger == "run-w-heatmap":
+        if trigger == ids.STALLED:
+            name = (stalled or [{}])[0].get("name")
+            if name not in set(params["name"]):
+                raise PreventUpdate
+            layer, neurons, neuron, _, _ = focus(rc, name)
+            value = [*[p for p in picked if p != name], name]
+            return no_update, layer, neurons, neuron, param_options(rc, layer, neuron, value), value
+        if trigger == ids.W_HEATMAP:
             hit = neuron_of((click or {}).get("points", [{}])[0].get("y"))
             if hit is None:
                 raise PreventUpdate
@@ -154,10 +166,10 @@ def register(app: Dash, ctx: AppContext) -> None:
                 names,
                 [o["value"] for o in names],
             )
-        if trigger == "run-w-neuron":
+        if trigger == PICKER.neuron:
             value = first_weight(rc, layer, neuron)
             return (*[no_update] * 4, param_options(rc, layer, neuron, value), value)
-        if trigger == "run-w-layer":
+        if trigger == PICKER.layer:
             neurons = neuron_options(params, layer)
             neu = neurons[0]["value"] if neurons else None
             value = first_weight(rc, layer, neu)
@@ -171,27 +183,39 @@ def register(app: Dash, ctx: AppContext) -> None:
         return layer_options(params), layer, neurons, neuron, options, known
 
     @app.callback(
-        Output("run-w-history", "figure"),
+        Output(ids.W_HISTORY, "figure"),
         Input(ids.WEIGHTS, "value"),
-        Input(ids.LIVE, "data"),
+        Input(ids.LIVE_BELOW, "data"),
         State(ids.RUN_ID, "data"),
+        State(ids.STEP, "data"),
     )
-    def history(names: list[str] | None, _shown: dict | None, run_id: str):
-        """Value, gradient and update per step of the picked weights (one range read each)."""
+    def history(names: list[str] | None, _shown: dict | None, run_id: str, step: int | None):
+        """Value, gradient and update per step of the picked weights (one range read
+        each), the replay step marked."""
         if not run_id:
             raise PreventUpdate
         if not names:
             return figures.empty("pick a weight to see its value, gradient and update per step")
         rc = ctx.run(run_id)
-        return figures.history_figure(rc.updates(list(names)))
+        return figures.with_marker(figures.history_figure(rc.updates(list(names))), step)
 
     @app.callback(
-        Output("run-w-heatmap", "figure"),
+        Output(ids.W_HEATMAP, "figure"),
         Input(ids.META, "data"),
-        Input(ids.LIVE, "data"),
+        Input(ids.LIVE_BELOW, "data"),
+        State(ids.RUN_ID, "data"),
+        State(ids.STEP, "data"),
     )
-    def grad_heatmap(meta: dict | None, _shown: dict | None):
+    def grad_heatmap(meta: dict | None, _shown: dict | None, run_id: str, step: int | None):
         """Parameters x sampled steps of gradients (kept once the run has ended)."""
-        if not meta:
+        if not meta or not run_id:
             raise PreventUpdate
-        return ctx.run(meta["id"]).once("heatmap", heatmap)
+        return figures.with_marker(ctx.run(run_id).once("heatmap", heatmap), step)
+
+    # a stalled weight picked in the health section: the weights come into view
+    app.clientside_callback(
+        ClientsideFunction("run", "scrollTo"),
+        Input(ids.STALLED, "selectedRows"),
+        State(ids.WEIGHTS_SECTION, "id"),
+        prevent_initial_call=True,
+    )

@@ -24,7 +24,7 @@ def test_every_step_draws_its_own_histograms_and_boundary(diverged):
     weights = view.param_arrays(which="data").to_numpy()
     assert np.nanmax(np.abs(weights[np.isfinite(weights)])) > 1e200  # near the float limit
     assert np.isnan(weights).any()
-    meta = {"id": run_id, "spec": view.model_spec, "traced": True}
+    meta = {"spec": view.model_spec, "traced": True}
     for step in range(STEPS):
         values = {"run-slider.value": step, "run-id.data": run_id, "run-meta.data": meta}
         resp = call(app, "run-weight-hist.figure", values, "run-slider.value")

@@ -50,6 +50,7 @@ def test_run_page_and_graph_view_of_a_micrograd_run(tmp_path):
     values = {
         "run-slider.value": 2,
         "run-meta.data": meta,
+        "run-id.data": view.id,
         "run-g-mode.value": "node",
         "run-g-node.value": root,
     }

@@ -15,7 +15,17 @@ import numpy as np
 import pandas as pd
 import plotly.utils
 import pytest
-from gradtrace.dashboard import create_app, data, graphs, graphview, nodetable
+from gradtrace.dashboard import (
+    create_app,
+    decision,
+    figures,
+    graphs,
+    graphview,
+    groups,
+    nodetable,
+    rows,
+    series,
+)
 from gradtrace.dashboard.context import LRU, context_for
 from gradtrace.engine import MLP, Value, make_moons
 from gradtrace.tracer.recording.demo import train
@@ -79,7 +89,7 @@ def moons_graph():
 def test_ema_matches_bias_corrected_recurrence():
     x = [1.0, 2.0, 4.0, 8.0]
     w = 0.5
-    out = data.ema(x, w)
+    out = series.ema(x, w)
     # s_t = w s_{t-1} + (1-w) x_t, divided by 1 - w^(t+1)
     expected, s = [], 0.0
     for t, v in enumerate(x):
@@ -87,32 +97,32 @@ def test_ema_matches_bias_corrected_recurrence():
         expected.append(s / (1 - w ** (t + 1)))
     np.testing.assert_allclose(out, expected)
     assert out.tolist() == pytest.approx([1.0, 5 / 3, 3.0, 17 / 3])
-    np.testing.assert_array_equal(data.ema(x, 0.0), x)
+    np.testing.assert_array_equal(series.ema(x, 0.0), x)
 
 
 def test_ema_breaks_at_nan_and_inf_and_resumes_after():
-    out = data.ema([1.0, math.nan, 3.0, math.inf, 3.0], 0.5)
+    out = series.ema([1.0, math.nan, 3.0, math.inf, 3.0], 0.5)
     assert out[0] == 1.0
     assert np.isnan(out[1]) and np.isnan(out[3])  # a gap, not the last value carried
     assert out[2] == pytest.approx(7 / 3)  # resumes from the finite points before
     assert out[4] == pytest.approx((0.25 * 1.0 + 0.5 * 3.0 + 3.0) / 1.75)
     with pytest.raises(ValueError):
-        data.ema([1.0], 1.0)
+        series.ema([1.0], 1.0)
 
 
 def test_downsample_keeps_ends_and_limit():
-    assert data.downsample(range(5), 300) == [0, 1, 2, 3, 4]
-    picked = data.downsample(range(10_000), 300)
+    assert series.downsample(range(5), 300) == [0, 1, 2, 3, 4]
+    picked = series.downsample(range(10_000), 300)
     assert len(picked) == 300 and picked[0] == 0 and picked[-1] == 9999
     assert picked == sorted(set(picked))
-    assert data.downsample([3, 10, 11, 50, 90], 3) == [3, 11, 90]
-    assert data.downsample([], 3) == []
+    assert series.downsample([3, 10, 11, 50, 90], 3) == [3, 11, 90]
+    assert series.downsample([], 3) == []
 
 
 def test_histogram_counts_finite_values_and_reports_the_rest():
-    centers, counts, bad = data.histogram(np.array([0.0, 1.0, 1.0, math.nan, math.inf]), bins=2)
+    centers, counts, bad = groups.histogram(np.array([0.0, 1.0, 1.0, math.nan, math.inf]), bins=2)
     assert centers.tolist() == [0.25, 0.75] and counts.tolist() == [1, 2] and bad == 2
-    centers, counts, _ = data.histogram(np.array([3.0, 3.0]), bins=2)
+    centers, counts, _ = groups.histogram(np.array([3.0, 3.0]), bins=2)
     assert counts.sum() == 2 and centers.tolist() == pytest.approx([2.75, 3.25])
 
 
@@ -128,7 +138,7 @@ def test_histogram_counts_finite_values_and_reports_the_rest():
 )
 def test_histogram_near_the_float_limit_counts_every_finite_value(values):
     x = np.array(values)
-    centers, counts, bad = data.histogram(x, bins=30)
+    centers, counts, bad = groups.histogram(x, bins=30)
     assert counts.sum() == np.isfinite(x).sum() and bad == (~np.isfinite(x)).sum()
     assert np.isfinite(centers).all()
 
@@ -138,11 +148,11 @@ def test_minmax_picks_keep_spikes_gaps_and_ends():
     y[4321] = 50.0
     y[8000] = -50.0
     y[6000] = math.nan
-    picks = data.minmax_picks(y, 500)
+    picks = series.minmax_picks(y, 500)
     assert len(picks) <= 2 * 500 + 2 + 1
     assert {0, 4321, 8000, 6000, 9999} <= set(picks.tolist())
     assert picks.tolist() == sorted(set(picks.tolist()))
-    np.testing.assert_array_equal(data.minmax_picks([1.0, 2.0, 3.0], 500), [0, 1, 2])
+    np.testing.assert_array_equal(series.minmax_picks([1.0, 2.0, 3.0], 500), [0, 1, 2])
 
 
 def test_config_diff_lists_only_differing_keys():
@@ -156,7 +166,7 @@ def test_config_diff_lists_only_differing_keys():
             "config.only_a": ["yes", math.nan],
         }
     )
-    diff = data.config_diff(runs)
+    diff = rows.config_diff(runs)
     assert diff["key"].tolist() == ["lr", "layers", "only_a"]
     assert diff.loc[0, "a"] == 0.1 and diff.loc[0, "b"] == 0.2
     assert diff.loc[1, "b"] == "[16, 8]"
@@ -164,22 +174,22 @@ def test_config_diff_lists_only_differing_keys():
 
 
 def test_plotly_text_escapes_tags():
-    assert data.plotly_text("<script>alert(1)</script> & <b>") == (
+    assert figures.plotly_text("<script>alert(1)</script> & <b>") == (
         "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;"
     )
 
 
 def test_cells():
-    assert data.cell(math.nan) is None and data.cell(math.inf) == "inf"
-    assert data.cell(np.int64(3)) == 3 and data.cell([1, 2]) == "[1, 2]"
-    assert data.cell(pd.Timestamp("2026-01-02 03:04:05", tz="UTC")) == "2026-01-02 03:04:05"
+    assert rows.cell(math.nan) is None and rows.cell(math.inf) == "inf"
+    assert rows.cell(np.int64(3)) == 3 and rows.cell([1, 2]) == "[1, 2]"
+    assert rows.cell(pd.Timestamp("2026-01-02 03:04:05", tz="UTC")) == "2026-01-02 03:04:05"
 
 
 # -- decision boundary -----------------------------------------------------------------
 def test_decision_grid_is_the_engine_prediction():
     model = MLP(2, [4, 1], seed=7)
     values = [p.data for p in model.parameters()]
-    xs, ys, z = data.decision_grid(model.spec(), values, (-1.0, 1.0, -2.0, 0.0), n=5)
+    xs, ys, z = decision.decision_grid(model.spec(), values, (-1.0, 1.0, -2.0, 0.0), n=5)
     assert xs.tolist() == [-1.0, -0.5, 0.0, 0.5, 1.0]
     assert ys.tolist() == [-2.0, -1.5, -1.0, -0.5, 0.0]
     assert z.shape == (5, 5)
@@ -192,7 +202,7 @@ def test_decision_grid_is_the_engine_prediction():
 def test_decision_grid_equals_predict_for_a_deep_model(activation):
     model = MLP(2, [8, 8, 1], activation=activation, seed=3)
     values = [p.data for p in model.parameters()]
-    xs, ys, z = data.decision_grid(model.spec(), values, (-2.0, 2.0, -1.0, 1.5), n=7)
+    xs, ys, z = decision.decision_grid(model.spec(), values, (-2.0, 2.0, -1.0, 1.5), n=7)
     expected = [[model.predict([x, y]) for x in xs.tolist()] for y in ys.tolist()]
     assert z.tolist() == expected
 
@@ -200,17 +210,17 @@ def test_decision_grid_equals_predict_for_a_deep_model(activation):
 def test_decision_grid_uses_the_given_parameters():
     model = MLP(2, [4, 1], seed=7)
     zeros = [0.0] * len(model.parameters())
-    _, _, z = data.decision_grid(model.spec(), zeros, (-1, 1, -1, 1), n=3)
+    _, _, z = decision.decision_grid(model.spec(), zeros, (-1, 1, -1, 1), n=3)
     assert (z == 0.0).all()
 
 
 def test_grid_size_and_bounds():
-    assert data.grid_size(337) == 36
-    assert data.grid_size(41) == 40
-    assert 12 <= data.grid_size(10_000) < 36
+    assert decision.grid_size(337) == 36
+    assert decision.grid_size(41) == 40
+    assert 12 <= decision.grid_size(10_000) < 36
     X = np.array([[0.0, -1.0], [2.0, 1.0]])
-    assert data.bounds(X) == (-0.5, 2.5, -1.5, 1.5)
-    assert data.bounds(np.empty((0, 2))) == (-2.0, 2.0, -2.0, 2.0)
+    assert decision.bounds(X) == (-0.5, 2.5, -1.5, 1.5)
+    assert decision.bounds(np.empty((0, 2))) == (-2.0, 2.0, -2.0, 2.0)
 
 
 # -- graphs ----------------------------------------------------------------------------
@@ -417,8 +427,6 @@ def test_dashboard_reads_only_through_tracer():
         assert "innerHTML" not in path.read_text()
 
 
-
-
 def page(app, path: str, search: str = "") -> dict:
     """The page Dash renders at ``path`` (its layout as JSON), through the router."""
     values = {"_pages_location.pathname": path, "_pages_location.search": search}
@@ -432,10 +440,9 @@ def mount_below(app, tree) -> list:
     values = {
         "run-below-go.data": find(tree, "run-id")["props"]["data"],
         "run-below-args.data": find(tree, "run-below-args")["props"]["data"],
+        "run-step.data": find(tree, "run-step")["props"]["data"],
     }
     return call(app, "run-below.children", values, "run-below-go.data")["run-below"]["children"]
-
-
 
 
 def test_run_page_draws_header_and_curves_in_its_own_request(small_db):
@@ -455,7 +462,8 @@ def test_run_page_draws_header_and_curves_in_its_own_request(small_db):
     below = mount_below(app, tree)
     assert find(below, "run-slider")["props"]["value"] == 1
     meta = find(below, "run-meta")["props"]["data"]
-    assert meta["id"] == view.id and meta["traced"] is True and meta["nin"] == 3
+    assert find(tree, "run-id")["props"]["data"] == view.id  # the one store of the run id
+    assert "id" not in meta and meta["traced"] is True and meta["nin"] == 3
     assert meta["n_params"] == 41
     assert find(tree, "run-status")["props"]["children"] == view.status
     missing = page(app, "/run/no-such-run")
@@ -479,7 +487,7 @@ def test_headline_numbers_from_the_metrics():
 def test_curves_patch_marker_and_axis_without_resending_points(small_db):
     app = create_app(small_db)
     run_id = tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
-    values = {"run-id.data": run_id, "run-slider.value": 2, "run-logy.value": ["log"]}
+    values = {"run-id.data": run_id, "run-step.data": 2, "run-logy.value": ["log"]}
     # a slider move is the browser's alone: no server callback writes the curves
     slider = [k for k, v in app.callback_map.items() if "run-loss.figure" in k]
     assert all("run-slider" not in [i["id"] for i in app.callback_map[k]["inputs"]] for k in slider)
@@ -516,8 +524,13 @@ def test_heatmap_is_per_neuron_and_a_click_picks_its_weights(small_db):
     view = tracer.connect(small_db, readonly=True).run(
         tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
     )
-    meta = {"id": view.id}
-    resp = call(app, "run-w-heatmap.figure", {"run-meta.data": meta}, "run-meta.data")
+    meta = {"traced": True}
+    resp = call(
+        app,
+        "run-w-heatmap.figure",
+        {"run-meta.data": meta, "run-id.data": view.id},
+        "run-meta.data",
+    )
     heat = resp["run-w-heatmap"]["figure"]["data"][0]
     params = view.parameters()
     assert heat["y"][0] == "L0 n0" and len(heat["y"]) == params.groupby(["layer", "neuron"]).ngroups
@@ -530,7 +543,11 @@ def test_heatmap_is_per_neuron_and_a_click_picks_its_weights(small_db):
     resp = call(
         app,
         "run-w-layer.value",
-        {"run-meta.data": meta, "run-w-heatmap.clickData": {"points": [{"x": 2, "y": "L1 n2"}]}},
+        {
+            "run-meta.data": meta,
+            "run-id.data": view.id,
+            "run-w-heatmap.clickData": {"points": [{"x": 2, "y": "L1 n2"}]},
+        },
         "run-w-heatmap.clickData",
     )
     assert resp["run-w-layer"]["value"] == 1
@@ -549,13 +566,13 @@ def test_weights_in_the_url_restore_the_weight_picker(small_db):
     tree = page(app, f"/run/{view.id}", "?weights=" + ",".join([*wanted, "no.such.weight"]))
     args = find(tree, "run-below-args")["props"]["data"]
     assert args["weights"] == [*wanted, "no.such.weight"]
-    meta = {"id": view.id}
+    meta = {"traced": True}
     below = mount_below(app, tree)
     picked = find(below, "run-w-param")["props"]["value"]
     resp = call(
         app,
         "run-w-layer.value",
-        {"run-meta.data": meta, "run-w-param.value": picked},
+        {"run-meta.data": meta, "run-id.data": view.id, "run-w-param.value": picked},
         "run-meta.data",
     )
     assert resp["run-w-param"]["value"] == wanted  # the unknown name is dropped
@@ -563,7 +580,9 @@ def test_weights_in_the_url_restore_the_weight_picker(small_db):
     assert resp["run-w-layer"]["value"] == int(first["layer"])
     assert resp["run-w-neuron"]["value"] == int(first["neuron"])
     assert set(wanted) <= {o["value"] for o in resp["run-w-param"]["options"]}
-    resp = call(app, "run-w-layer.value", {"run-meta.data": meta}, "run-meta.data")
+    resp = call(
+        app, "run-w-layer.value", {"run-meta.data": meta, "run-id.data": view.id}, "run-meta.data"
+    )
     assert resp["run-w-param"]["value"] != wanted  # without the URL: the liveliest weight
 
 
@@ -572,9 +591,10 @@ def test_graph_is_not_resent_for_a_move_within_one_traced_step(small_db):
     view = tracer.connect(small_db, readonly=True).run(
         tracer.connect(small_db, readonly=True).runs().iloc[0]["id"]
     )
-    meta = {"id": view.id, "traced": True}
+    meta = {"traced": True}
     values = {
         "run-meta.data": meta,
+        "run-id.data": view.id,
         "run-slider.value": 2,
         "run-g-mode.value": "node",
         "run-g-node.value": 5,
@@ -611,7 +631,10 @@ def test_nonfinite_run_tells_its_story_on_top_and_highlights_cells(tmp_path):
     view = tracer.connect(db, readonly=True).run("nan")
     bad = view.first_nonfinite()
     tree = page(app, f"/run/{view.id}")
-    top = tree["props"]["children"][1]["props"]["children"][0]  # the header, first
+    shown = [c["props"].get("id") for c in tree["props"]["children"]]
+    first = next(c for c in tree["props"]["children"] if c["type"] != "Store")
+    assert shown[0] == "run-id" and first["props"]["children"][0]["props"]["id"] == "run-header"
+    top = first["props"]["children"][0]  # the header, first
     story = find(top, "run-story-text")["props"]["children"]
     assert (bad.step, bad.kind, bad.op) == (2, "forward", "")  # the NaN leaf
     assert story == bad.story and f"step 2: leaf node {bad.node} was fed nan" in story
@@ -628,11 +651,12 @@ def test_nonfinite_run_tells_its_story_on_top_and_highlights_cells(tmp_path):
     values = {
         "run-nodes.getRowsRequest": request,
         "run-slider.value": 3,
-        "run-meta.data": {"id": view.id, "traced": True},
+        "run-meta.data": {"traced": True},
+        "run-id.data": view.id,
     }
     resp = call(app, "run-nodes.getRowsResponse", values, "run-nodes.getRowsRequest")
     rows = resp["run-nodes"]["getRowsResponse"]["rowData"]
-    assert rows[0]["value"] == "nan", rows  # NaN/inf first, as text the grid highlights
+    assert rows[0]["value"] == "NaN", rows  # NaN/inf first, as text the grid highlights
     assert isinstance(rows[-1]["value"], float)
     assert resp["run-nodes"]["getRowsResponse"]["rowCount"] == len(view.nodes(3))
 
@@ -667,6 +691,7 @@ def test_run_page_reads_each_backend(db_url):
     values = {
         "run-slider.value": 2,
         "run-meta.data": meta,
+        "run-id.data": run_id,
         "run-g-mode.value": "node",
         "run-g-node.value": 5,
     }

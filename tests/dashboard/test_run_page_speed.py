@@ -69,13 +69,11 @@ def test_unknown_run_in_the_layout_request_is_the_not_found_page(moons):
     assert "no-such-run" in find(tree, "run-missing")["props"]["children"]
 
 
-
-
 def test_boundary_of_another_step_is_a_patch_of_the_scores(moons):
     db, run_id = moons
     app = create_app(db)
     view = tracer.connect(db, readonly=True).run(run_id)
-    meta = {"id": run_id, "spec": view.model_spec, "traced": True}
+    meta = {"spec": view.model_spec, "traced": True}
     values = {"run-id.data": run_id, "run-meta.data": meta, "run-slider.value": STEPS - 1}
     first = call(app, "run-boundary.figure", values, "run-slider.value")
     figure, key = first["run-boundary"]["figure"], first["run-boundary-grid"]["data"]

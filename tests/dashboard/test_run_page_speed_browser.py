@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradtrace.dashboard import create_app
-from gradtrace.dashboard.data import histogram, layer_groups
+from gradtrace.dashboard.groups import histogram, layer_groups
 from gradtrace.tracer.recording.demo import train
 from helpers.browser import figure_data, figure_layout, open_run, set_slider, wait_until
 from helpers.dash import scalar_score

@@ -18,11 +18,16 @@ from gradtrace import tracer
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("chromium")]
 
 ROWS_JS = """
-return Array.from(document.querySelectorAll('#runs-grid .ag-center-cols-container .ag-row'))
-  .sort((a, b) => +a.getAttribute('row-index') - +b.getAttribute('row-index'))
-  .map(r => [r.querySelector('[col-id=name]').innerText,
-             r.querySelector('[col-id=diverged_at_step]').innerText,
-             r.querySelector('[col-id=diverged_at_step]').classList.contains('diverged')]);
+const rows = {};  // by row index: the pinned name and the scrolled cells are apart
+document.querySelectorAll('#runs-grid .ag-row').forEach(r => {
+  const i = +r.getAttribute('row-index');
+  rows[i] = rows[i] || {};
+  r.querySelectorAll('.ag-cell[col-id]').forEach(c => { rows[i][c.getAttribute('col-id')] = c; });
+});
+return Object.keys(rows).sort((a, b) => a - b).map(k => rows[k])
+  .filter(r => r.name && r.diverged_at_step)
+  .map(r => [r.name.innerText, r.diverged_at_step.innerText,
+             r.diverged_at_step.classList.contains('diverged')]);
 """
 
 

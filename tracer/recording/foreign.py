@@ -36,7 +36,9 @@ step and in every process. *Ties* (two parents whose subtrees are built the same
 way, like ``x1 * x2`` of two inputs) are broken by label, then value, then
 gradient; the shape is the same whichever comes first, and parents equal in all
 of these are indistinguishable in the recording. A NaN compares with nothing,
-so parents tied on a NaN value keep the set's order.
+so parents tied on a NaN value keep the set's order. In the steady state (the
+same graph as the last step) a single walk guided by the last step gives the
+same numbering (``recording/foreignguide.py``); the two walks are the fallback.
 """
 
 from __future__ import annotations

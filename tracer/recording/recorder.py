@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from gradtrace.engine import GCPolicy, Value
+from gradtrace.engine import GCPolicy, Replay, Value
 from gradtrace.engine import linear_gc as engine_linear_gc
 from gradtrace.tracer.analysis.forensics import Origin
 from gradtrace.tracer.analysis.origins import LiveCheck
@@ -51,6 +51,7 @@ from gradtrace.tracer.recording.capture import (
     read_params,
     update_rows,
 )
+from gradtrace.tracer.recording.jitcapture import snapshot
 from gradtrace.tracer.recording.lifecycle import deferred_signals, error_text
 from gradtrace.tracer.recording.writer import BackgroundWriter, Final, StepBatch, Writer
 from gradtrace.tracer.storage.db import describe, open_database, writing
@@ -257,10 +258,10 @@ class Recorder:
         if self.params:
             batch.params = read_params(self.params)
             pending = (step, batch.params, lr)
-        ours = isinstance(loss, Value)
+        ours = isinstance(loss, Value | Replay)
         if (ours or foreign.is_graph(loss)) and self.capture == "nodes" and step % self.every == 0:
-            if ours:
-                batch.snapshot = self.graphs.capture(loss, step)
+            if ours:  # a Replay: the jit's arrays
+                batch.snapshot = snapshot(self.graphs, loss, step)
             else:  # the user's own micrograd-style graph
                 batch.snapshot = foreign.capture_foreign(self.graphs, loss, step)
             if batch.snapshot.new_shape:

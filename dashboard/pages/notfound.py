@@ -1,0 +1,59 @@
+"""The page for an address the dashboard does not have: what happened and two ways
+on, home or a search of the runs (``/?q=``). Dash's pages router shows the page
+registered under the module name ``not_found_404`` for any unknown path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+from dash import Dash, Input, Output, dcc, html
+from gradtrace.dashboard.context import AppContext
+
+
+def layout(**_: Any) -> html.Div:
+    """The 404 card; the unknown address is filled in by the browser (as text)."""
+    return html.Div(
+        [
+            html.H2("Page not found"),
+            html.P(["Nothing lives at ", html.Code(id="notfound-path"), " in this dashboard."]),
+            html.P(
+                [
+                    dcc.Link("← all runs", href="/", className="run-link", id="notfound-home"),
+                    " or search the runs by name, status or config:",
+                ]
+            ),
+            html.Form(
+                [
+                    dcc.Input(
+                        id="notfound-search",
+                        name="q",
+                        type="search",
+                        placeholder="run name or id prefix",
+                    ),
+                    html.Button("search", type="submit", className="btn"),
+                ],
+                action="/",
+                method="get",
+                className="controls",
+            ),
+        ],
+        className="card not-found",
+        id="notfound-card",
+    )
+
+
+def register(app: Dash, ctx: AppContext) -> None:
+    """Add the page to ``app``."""
+    dash.register_page(
+        "not_found_404",  # the name Dash's router looks for
+        path="/404",
+        name="Not found",
+        title="gradtrace · not found",
+        layout=layout,
+    )
+    app.clientside_callback(
+        "function (path) { return path || ''; }",
+        Output("notfound-path", "children"),
+        Input("_pages_location", "pathname"),
+    )
