@@ -103,7 +103,7 @@ def verify_report(r: VerifyResult) -> str:
             f"{r.steps} steps, {r.nodes} node values and gradients re-computed exactly"
             + (f"; {r.updates} parameter updates checked ({r.optimizer})" if r.updates else "")
             + (f"; updates not checked: {r.skipped_updates}" if r.skipped_updates else "")
-            + (f"; not re-computed: {r.skipped_nodes}" if r.skipped_nodes else "")
+            + (f"; not re-computed: {one_field(r.skipped_nodes)}" if r.skipped_nodes else "")
         )
     m = r.mismatch
     where = f"step {m.step}, node {m.node} (op {m.op or 'leaf'!r}"
