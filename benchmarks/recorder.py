@@ -22,7 +22,9 @@ Prints one table:
 - the physical limit: raw ``sqlite3.executemany`` of the same node events as
   (step, node, value, grad) rows, one transaction per step;
 - the peer: the same parameter-update and metric stream through MLflow's
-  ``log_batch`` into its own SQLite file (needs the ``bench`` extra).
+  ``log_batch`` into its own SQLite file (needs the ``bench`` extra);
+- a micrograd graph (``micrograd`` 0.1.0, the same moons step and weights):
+  ``run.log()`` per node against our engine's (``--foreign-only`` for just that).
 
 ``--jit`` measures the same pairing for ``gradtrace.engine.jit``: a replayed
 step untraced against a replayed step recorded (``run.log`` of the replay
@@ -53,6 +55,7 @@ TARGET_OVERHEAD = 1.05
 TARGET_TRACE_BYTES = 5.0  # node trace, bytes per node-step, 100-step moons demo
 TARGET_FILE_BYTES = 6.0  # the whole file
 TARGET_VS_MLFLOW = 100.0
+TARGET_FOREIGN = 2.0  # a micrograd graph's run.log() per node, over our engine's
 
 
 def sgd_step(model: MLP, k: int, steps: int) -> None:
@@ -111,6 +114,85 @@ def overhead(steps: int, db: str, background: bool) -> dict[str, float]:
         "params": params,
         "events_per_s": events / log_s,
     }
+
+
+def foreign(steps: int, folder: Path) -> dict[str, float]:
+    """run.log() per node of a micrograd graph against the same graph of our engine.
+
+    Both record micrograd's moons step (the same weights, the same 65,818-node
+    graph) with the synchronous writer into their own SQLite files, alternating
+    step by step in one process; the figure is the median time of ``run.log``
+    over the nodes it recorded. micrograd's own ``backward()`` per node is the
+    scale of what the user's step already costs.
+    """
+    import gc
+
+    from micrograd.engine import Value as MgValue
+    from micrograd.nn import MLP as MgMLP
+
+    X, y = make_moons(100, noise=0.1, seed=1)
+    ours = MLP(2, [16, 16, 1], seed=1337)
+    theirs = MgMLP(2, [16, 16, 1])
+    for p, q in zip(theirs.parameters(), ours.parameters(), strict=True):
+        p.data = q.data
+
+    def micrograd_loss():
+        scores = [theirs([MgValue(a), MgValue(b)]) for a, b in X]
+        losses = [(1 + -yi * s).relu() for yi, s in zip(y, scores)]
+        return sum(losses) * (1.0 / len(losses)) + 1e-4 * sum(p * p for p in theirs.parameters())
+
+    t_ours, t_theirs, t_backward = [], [], []
+    with (
+        record("ours", db=str(folder / "ours.db"), background=False) as run_ours,
+        record("theirs", db=str(folder / "theirs.db"), background=False) as run_theirs,
+    ):
+        run_ours.watch(ours)
+        run_theirs.watch(theirs)
+        for k in range(steps):
+            loss, _ = moons_loss(ours, X, y)
+            ours.zero_grad()
+            loss.backward()
+            t0 = time.perf_counter()
+            run_ours.log(loss)
+            t_ours.append(time.perf_counter() - t0)
+            nodes = len(loss.topo())
+            sgd_step(ours, k, steps)
+            del loss
+            loss = micrograd_loss()
+            theirs.zero_grad()
+            t0 = time.perf_counter()
+            loss.backward()
+            t1 = time.perf_counter()
+            run_theirs.log(loss)
+            t_theirs.append(time.perf_counter() - t1)
+            t_backward.append(t1 - t0)
+            for p in theirs.parameters():
+                p.data -= (1.0 - 0.9 * k / steps) * p.grad
+            del loss
+            gc.collect()  # micrograd's closures make cycles: freed here, outside the timers
+    per = {
+        name: statistics.median(t) / nodes
+        for name, t in (("ours", t_ours), ("theirs", t_theirs), ("backward", t_backward))
+    }
+    return {**per, "nodes": nodes, "steps": steps}
+
+
+def foreign_rows(f: dict[str, float]) -> list[tuple[str, str, str]]:
+    ratio = f["theirs"] / f["ours"]
+    return [
+        ("run.log() per node, our engine's graph (sync)", f"{f['ours'] * 1e9:.0f} ns", ""),
+        (
+            "run.log() per node, micrograd's graph (sync)",
+            f"{f['theirs'] * 1e9:.0f} ns",
+            f"{ratio:.2f}x ours; target <= {TARGET_FOREIGN}x: "
+            f"{'PASS' if ratio <= TARGET_FOREIGN else 'MISS'}",
+        ),
+        (
+            "micrograd's own backward() per node",
+            f"{f['backward'] * 1e9:.0f} ns",
+            f"recording it costs {f['theirs'] / f['backward']:.2f}x its backward",
+        ),
+    ]
 
 
 def jit_loss(model: MLP, y: list[int]):
@@ -360,10 +442,22 @@ def main() -> None:
     ap.add_argument("--mlflow-steps", type=int, default=5)
     ap.add_argument("--demo-steps", type=int, default=100)
     ap.add_argument("--pg", default=os.environ.get("GRADTRACE_TEST_PG_URL"))
+    ap.add_argument("--foreign-steps", type=int, default=8)
+    ap.add_argument(
+        "--foreign-only", action="store_true", help="only the micrograd-graph rows (a minute)"
+    )
     ap.add_argument("--jit", action="store_true", help="only the jit rows (engine.jit replays)")
     args = ap.parse_args()
     if args.jit:
         return main_jit(args)
+    if args.foreign_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(
+                f"recorder benchmark: a micrograd graph, {args.foreign_steps} paired steps, "
+                f"python {sys.version.split()[0]}, {os.cpu_count()} cores"
+            )
+            print_rows(foreign_rows(foreign(args.foreign_steps, Path(tmp))))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         moons = demo_bytes("moons", args.demo_steps, folder)
@@ -376,6 +470,7 @@ def main() -> None:
                 pg = (overhead(args.steps, url, False), overhead(args.steps, url, True))
         raw = raw_sqlite(sync["nodes"], min(args.steps, 20), folder)
         mlflow = mlflow_events_per_s(sync["params"], args.mlflow_steps, folder)
+        micrograd = foreign(args.foreign_steps, folder)
     rows = [("nodes per step (moons)", f"{sync['nodes']:,}", "")]
     rows += overhead_rows("SQLite", sync, bg)
     if pg is None:
@@ -422,6 +517,7 @@ def main() -> None:
                 f"{'PASS' if vs >= TARGET_VS_MLFLOW else 'MISS'}",
             )
         )
+    rows += foreign_rows(micrograd)
     print(
         f"recorder benchmark: moons demo, {args.steps} paired steps, "
         f"python {sys.version.split()[0]}, "

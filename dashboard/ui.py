@@ -47,6 +47,21 @@ def facts(pairs: list[tuple[str, Any]]) -> html.Dl:
     return html.Dl(items, className="facts")
 
 
+def run_search(id: str, value: str = "") -> html.Form:
+    """A search of the runs list (``/?q=``): name, status or config, or an id prefix."""
+    return html.Form(
+        [
+            dcc.Input(
+                id=id, name="q", type="search", value=value, placeholder="run name or id prefix"
+            ),
+            html.Button("search", type="submit", className="btn"),
+        ],
+        action="/",
+        method="get",
+        className="controls",
+    )
+
+
 def message(text: str, kind: str = "info", id: str | None = None) -> html.Div:
     """A one-line notice (``info``, ``warn`` or ``error``)."""
     kwargs = {"id": id} if id else {}

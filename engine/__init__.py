@@ -19,7 +19,14 @@ from gradtrace.engine.data import make_circles, make_moons, toy
 from gradtrace.engine.gcpolicy import GCPolicy, linear_gc
 from gradtrace.engine.graph import to_dot
 from gradtrace.engine.jit import GraphChanged, Jit, JitError, Replay, jit
-from gradtrace.engine.losses import accuracy, binary_cross_entropy, hinge, l2, mse
+from gradtrace.engine.losses import (
+    accuracy,
+    binary_cross_entropy,
+    cross_entropy,
+    hinge,
+    l2,
+    mse,
+)
 from gradtrace.engine.nn import MLP, Layer, Module, Neuron, Role
 from gradtrace.engine.ops import (
     ADD,
@@ -43,7 +50,16 @@ from gradtrace.engine.ops import (
     from_lecture,
     lecture_name,
 )
-from gradtrace.engine.optim import SGD, Adam, Optimizer, constant, cosine, linear_decay, step_decay
+from gradtrace.engine.optim import (
+    SGD,
+    Adam,
+    AdamW,
+    Optimizer,
+    constant,
+    cosine,
+    linear_decay,
+    step_decay,
+)
 from gradtrace.engine.value import Value, structure, topo
 
 __all__ = [
@@ -87,11 +103,13 @@ __all__ = [
     "mse",
     "hinge",
     "binary_cross_entropy",
+    "cross_entropy",
     "l2",
     "accuracy",
     "Optimizer",
     "SGD",
     "Adam",
+    "AdamW",
     "constant",
     "linear_decay",
     "step_decay",

@@ -54,6 +54,28 @@ def binary_cross_entropy(probs: Sequence[Value], targets: Sequence[Number]) -> V
     return sum(terms) * (1.0 / len(terms))
 
 
+def cross_entropy(logits: Sequence[Value], target: int) -> Value:
+    """Softmax negative log-likelihood of class ``target``: ``log(sum(exp(l))) - l[target]``.
+
+        >>> round(cross_entropy([Value(2.0), Value(0.0), Value(0.0)], 0).data, 6)
+        0.239545
+
+    The logits of one sample (a 3-class classifier's three outputs). The largest
+    logit's value is subtracted first, as a constant, so a large logit gives a
+    finite loss instead of ``exp`` overflowing; the gradient is the same,
+    ``softmax(l) - onehot(target)``.
+    """
+    if not logits:
+        raise ValueError("cross_entropy needs at least one logit")
+    if isinstance(target, bool) or not isinstance(target, int) or not 0 <= target < len(logits):
+        raise ValueError(
+            f"target must be a class index from 0 to {len(logits) - 1}, got {target!r}"
+        )
+    shift = max(v.data for v in logits)
+    total = sum((v - shift).exp() for v in logits)
+    return total.log() - (logits[target] - shift)
+
+
 def l2(params: Sequence[Value], alpha: float = 1e-4) -> Value:
     """L2 regularisation ``alpha * sum(p*p)``, as in micrograd's demo."""
     return alpha * sum(p * p for p in params)

@@ -136,7 +136,14 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba) with bias correction; ``weight_decay`` is L2 added to the gradient."""
+    """Adam (Kingma & Ba) with bias correction, as ``torch.optim.Adam``.
+
+        >>> p = Value(1.0); p.grad = 0.5
+        >>> opt = Adam([p], lr=0.1); opt.step(); p.data   # the first step moves lr
+        0.900000002
+
+    ``weight_decay`` is L2 added to the gradient; :class:`AdamW` decouples it.
+    """
 
     state_names = ("m", "v")
 
@@ -168,6 +175,40 @@ class Adam(Optimizer):
         v = b2 * v + (1.0 - b2) * g * g
         # bias-corrected moments: m / (1 - b1**t), v / (1 - b2**t)
         return p - lr * (m / (1.0 - b1**t)) / (xp.sqrt(v / (1.0 - b2**t)) + self.eps), m, v
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as ``torch.optim.AdamW``.
+
+        >>> p = Value(1.0); p.grad = 0.0
+        >>> AdamW([p], lr=0.1, weight_decay=0.5).step(); p.data   # 1 * (1 - 0.1*0.5)
+        0.95
+
+    Each step first shrinks every parameter by ``1 - lr * weight_decay``, then
+    takes Adam's step on the plain gradient: the decay is not divided by the
+    second moment, as it is when it is added to the gradient (:class:`Adam`).
+    torch's default ``weight_decay`` is 0.01, and so is this one.
+    """
+
+    def __init__(
+        self,
+        params: Sequence[Value],
+        lr: float | Schedule = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+    def spec(self) -> dict[str, Any]:
+        return {**super().spec(), "type": "AdamW"}
+
+    def rule(self, p, g, lr, t, m, v, xp=math):
+        b1, b2 = self.beta1, self.beta2
+        m = b1 * m + (1.0 - b1) * g
+        v = b2 * v + (1.0 - b2) * g * g
+        step = lr * (m / (1.0 - b1**t)) / (xp.sqrt(v / (1.0 - b2**t)) + self.eps)
+        return p * (1.0 - lr * self.weight_decay) - step, m, v
 
 
 def from_spec(spec: Any) -> Optimizer | None:

@@ -122,8 +122,12 @@ class Value:
     12.0
     """
 
+    # ``__dict__`` last: the lecture's optimizers keep their state on the
+    # parameters (``p.m = 0``). It is made only when such an attribute is set, so
+    # an ordinary node pays one pointer and the slots above stay as fast.
     __slots__ = (
-        "data", "grad", "op", "label", "_a", "_b", "_arg", "_seen", "_index", "_topo", "_kind"
+        "data", "grad", "op", "label", "_a", "_b", "_arg", "_seen", "_index", "_topo", "_kind",
+        "__dict__",
     )  # fmt: skip
 
     def __init__(

@@ -119,9 +119,24 @@ def _tags(value: Any) -> str | None:
     return None
 
 
+def value_like(x: Any) -> bool:
+    """Is ``x`` a micrograd-style node: ``.data``, ``.grad``, ``._prev`` and ``._op``?
+
+        >>> value_like(Value(1.0)), value_like(1.0)
+        (True, False)
+
+    gradtrace's own Value is one; so are the lecture's class and micrograd's.
+    """
+    return hasattr(x, "_prev") and hasattr(x, "_op") and hasattr(x, "data") and hasattr(x, "grad")
+
+
 def _metric_value(value: Any) -> str | None:
     if isinstance(value, Value):
         return None
+    if value_like(value):  # a node of the user's own engine: its .data is the number
+        data = value.data
+        problem = "is a node" if value_like(data) else _metric_value(data)
+        return None if problem is None else f"is a node whose .data {problem}"
     if isinstance(value, str | bytes) or value is None:
         return f"is {_kind(value)}, not a number"
     try:
@@ -238,7 +253,11 @@ RULES: dict[str, Rule] = {
         f"use a non-empty name of at most {NAME_MAX} characters, other than "
         + ", ".join(RESERVED_METRICS),
     ),
-    "metric": Rule(_metric_value, "log a float, an int or a Value (float('1.5') for text)"),
+    "metric": Rule(
+        _metric_value,
+        "log a float, an int or a Value: gradtrace's or any micrograd-style node with "
+        ".data, .grad, ._prev and ._op (float('1.5') for text)",
+    ),
     "label": Rule(_name, f"use labels of at most {NAME_MAX} characters, valid UTF-8, no NUL"),
     "parameter name": Rule(_name, f"use names of at most {NAME_MAX} characters"),
     "db": Rule(

@@ -20,7 +20,7 @@ from gradtrace.dashboard.comparefigs import compare_figures, run_colours
 from gradtrace.dashboard.comparetables import exact, settings_table, summary_table
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.ui import card, log_y_toggle, message
-from gradtrace.tracer.report import NodeDiff, RunDiff
+from gradtrace.tracer.report import RunDiff
 
 from gradtrace import tracer
 
@@ -147,16 +147,6 @@ def node_href(run_id: str, step: int, node: int | None = None) -> str:
     return href if node is None else f"{href}&node={node}"
 
 
-def node_name(n: NodeDiff) -> str:
-    """A node as ``gradtrace diff`` names it: number, op, label and parameter."""
-    what = f"node {n.node} (op {n.op or 'leaf'!r}"
-    if n.label:
-        what += f", label {n.label!r}"
-    if n.param:
-        what += f", parameter {n.param}"
-    return what + ")"
-
-
 def divergence(d: RunDiff) -> list[Any]:
     """The first-divergence result as text and links into both runs' pages."""
     if d.identical:
@@ -191,7 +181,7 @@ def divergence(d: RunDiff) -> list[Any]:
         ]
         out.append(
             html.P(
-                [f"First {what} to differ: {node_name(n)} ", *exact(n.a, n.b), ". Open "]
+                [f"First {what} to differ: {n.name()} ", *exact(n.a, n.b), ". Open "]
                 + [links[0], " or ", links[1], "."],
                 className=f"compare-node-{what}",
             )

@@ -8,6 +8,7 @@ from typing import Any
 
 import dash
 from dash import Dash, Input, Output, dcc, html
+from gradtrace.dashboard import ui
 from gradtrace.dashboard.context import AppContext
 
 
@@ -25,20 +26,7 @@ def layout(**_: Any) -> html.Div:
                     " or search the runs by name, status or config:",
                 ]
             ),
-            html.Form(
-                [
-                    dcc.Input(
-                        id="notfound-search",
-                        name="q",
-                        type="search",
-                        placeholder="run name or id prefix",
-                    ),
-                    html.Button("search", type="submit", className="btn"),
-                ],
-                action="/",
-                method="get",
-                className="controls",
-            ),
+            ui.run_search("notfound-search"),
         ],
         className="card not-found",
         id="notfound-card",

@@ -15,6 +15,7 @@ from typing import Any
 import dash
 from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
+from gradtrace.dashboard import ui
 from gradtrace.dashboard.context import AppContext, RunCache, context_for
 from gradtrace.dashboard.run import health, ids, nodes, overview, replay, summary, weights
 from gradtrace.dashboard.ui import message
@@ -127,21 +128,7 @@ def not_found(run_id: str | None, why: str) -> html.Div:
                     " or search them by name or id:",
                 ]
             ),
-            html.Form(
-                [
-                    dcc.Input(
-                        id="run-search",
-                        name="q",
-                        type="search",
-                        value=run_id or "",
-                        placeholder="run name or id prefix",
-                    ),
-                    html.Button("search", type="submit", className="btn"),
-                ],
-                action="/",
-                method="get",
-                className="controls",
-            ),
+            ui.run_search("run-search", run_id or ""),
         ],
         className="card not-found",
     )

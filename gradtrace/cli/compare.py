@@ -27,12 +27,7 @@ def _run(name: str, rid: str) -> str:
 
 
 def _node(n: NodeDiff) -> str:
-    what = f"node {n.node} (op {n.op or 'leaf'!r}"
-    if n.label:
-        what += f", label {one_field(n.label)!r}"
-    if n.param:
-        what += f", parameter {one_field(n.param)}"
-    return f"{what}): {n.a!r} vs {n.b!r}"
+    return f"{n.name(one_field)}: {n.a!r} vs {n.b!r}"
 
 
 def diff_report(d: RunDiff) -> str:
@@ -108,7 +103,7 @@ def verify_report(r: VerifyResult) -> str:
             f"{r.steps} steps, {r.nodes} node values and gradients re-computed exactly"
             + (f"; {r.updates} parameter updates checked ({r.optimizer})" if r.updates else "")
             + (f"; updates not checked: {r.skipped_updates}" if r.skipped_updates else "")
-            + (f"; not re-computed: {r.skipped_nodes}" if r.skipped_nodes else "")
+            + (f"; not re-computed: {one_field(r.skipped_nodes)}" if r.skipped_nodes else "")
         )
     m = r.mismatch
     where = f"step {m.step}, node {m.node} (op {m.op or 'leaf'!r}"

@@ -15,6 +15,7 @@ KINDS = {cls.__name__: cls for cls in optim._subclasses(optim.Optimizer)}
 SETTINGS = {
     "SGD": [{}, {"momentum": 0.9, "weight_decay": 0.01}],
     "Adam": [{}, {"betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1}],
+    "AdamW": [{}, {"betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1}],
 }
 
 

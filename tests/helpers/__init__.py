@@ -1,2 +1,3 @@
 """Helpers shared by the tests (not test modules): the reference training run and
-its subprocesses (``trace``), the two-run comparison fixtures (``compare``)."""
+its subprocesses (``trace``), the two-run comparison fixtures (``compare``), the
+lecture's own Value class (``lecture``)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
-from gradtrace.engine import MLP, SGD, Adam, Value, make_moons
+from gradtrace.engine import MLP, SGD, Adam, AdamW, Value, make_moons
 from gradtrace.tracer.recording.demo import moons_loss
 
 TESTS = Path(__file__).resolve().parent.parent
@@ -68,6 +68,8 @@ def make_optimizer(kind: str, model: MLP):
         return SGD(model.parameters(), lr=lambda k: 0.5 / (1 + k))
     if kind == "adam":
         return Adam(model.parameters(), lr=0.05)
+    if kind == "adamw":
+        return AdamW(model.parameters(), lr=lambda k: 0.05 / (1 + k), weight_decay=0.1)
     if kind == "hand":
         return None
     raise ValueError(kind)

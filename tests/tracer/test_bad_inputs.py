@@ -96,14 +96,17 @@ def _watch_these(make: Callable[[], Any]) -> Callable[[str, Path], Any]:
     return call
 
 
+def _watch_model(model: Any) -> Callable[[str, Path], Any]:
+    def call(db: str, _tmp: Path) -> None:
+        with tracer.record("watching", db=db) as run:
+            run.watch(model)
+
+    return call
+
+
 class _TwoNamed:
     def named_parameters(self):
         return [("w", Value(1.0)), ("w", Value(2.0))]
-
-
-def _same_twice() -> list[Value]:
-    x = Value(1.0)
-    return [x, x]
 
 
 def _of_a_deleted_run(read: Callable[[Any], Any]) -> Callable[[str, Path], Any]:
@@ -122,6 +125,33 @@ def _of_a_deleted_run(read: Callable[[Any], Any]) -> Callable[[str, Path], Any]:
 def _delete_read_only(db: str, _tmp: Path) -> None:
     with tracer.connect(db, readonly=True) as store:
         store.delete_run("good")
+
+
+class _Holds:
+    """A model of the user's own whose parameters() holds ``params``."""
+
+    def __init__(self, *params: Any):
+        self.params = list(params)
+
+    def parameters(self) -> list:
+        return self.params
+
+
+class _Node:
+    """A micrograd-style node: .data, .grad, ._prev, ._op."""
+
+    def __init__(self, data: float, prev: tuple = (), op: Any = ""):
+        self.data, self.grad, self._prev, self._op = data, 0.0, set(prev), op
+
+
+_SHARED = Value(2.0)
+
+
+def _cycle() -> _Node:
+    a = _Node(1.0)
+    b = _Node(2.0, (a,), "tanh")
+    a._prev, a._op = {b}, "exp"  # a made from b, b made from a
+    return b
 
 
 def _db(value: Any) -> Callable[[str, Path], Any]:
@@ -195,9 +225,27 @@ BAD_INPUTS = [
     Bad("watch()", "parameter name of 201", "parameter name", _watch("p" * 201)),
     Bad("watch()", "NUL in a parameter name", "parameter name", _watch("p\x00")),
     Bad("watch()", "not Values", "watch()", _watch(None)),
-    Bad("watch()", "watch(None)", "watch()", _watch_these(lambda: None)),
-    Bad("watch()", "the same Value twice", "same Value", _watch_these(_same_twice)),
     Bad("watch()", "a parameter name twice", "parameter name", _watch_these(_TwoNamed)),
+    Bad("watch()", "watch(42)", "model = 42", _watch_model(42)),
+    Bad("watch()", "watch(None)", "model = None", _watch_model(None)),
+    Bad("watch()", "watch(object())", "parameters()", _watch_model(object())),
+    Bad(
+        "watch()",
+        "a model holding a str",
+        "model.parameters()[1]",
+        _watch_model(_Holds(_Node(1.0), "w")),
+    ),
+    Bad(
+        "watch()",
+        "a parameter twice",
+        "same parameter",
+        _watch_model([_SHARED, Value(1.0), _SHARED]),
+    ),
+    Bad("watch()", "parameters() holds nothing", "no parameters", _watch_model(_Holds())),
+    Bad("log()", "loss an object", "metric 'loss'", _log(object())),
+    Bad("log()", "a node whose _op is a number", "_op", _log(_Node(2.0, (_Node(1.0),), 7))),
+    Bad("log()", "a node whose .data is a str", "metric 'loss'", _log(_Node("2.0"))),
+    Bad("log()", "a graph with a cycle", "cannot be read", _log(_cycle())),
     Bad("db", "db=5", "db", _db(5)),
     Bad("db", "a bytes path", "db", _db(b"runs.db")),
     Bad("db", "NUL in the path", "db", _db("runs\x00.db")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from gradtrace.engine import MLP, SGD, Value
@@ -90,20 +91,44 @@ def test_a_changed_update_is_found(db_url):
     assert abs((m.expected - m.got) - 1e-9) < 1e-12  # the recorded one was moved
 
 
-def test_adam_updates_are_re_computed_and_hand_written_ones_not_claimed(db_url):
-    for opt in ("adam", "hand"):
-        with tracer.record(opt, db=db_url) as run:
-            for _ in train(3, run, opt=opt):
-                pass
+@pytest.mark.parametrize("opt", ["adam", "adamw"])
+def test_adam_and_adamw_updates_are_re_computed_bit_for_bit(db_url, opt):
+    with tracer.record(opt, db=db_url) as run:
+        for _ in train(5, run, opt=opt):
+            pass
+        key, n = run.run_key, len(run.params)
+    with tracer.connect(db_url, readonly=True) as store:
+        result = store.run(opt).verify()
+        spec = store.run(opt).info["optimizer"]
+    assert spec["type"] == result.optimizer == {"adam": "Adam", "adamw": "AdamW"}[opt]
+    assert result.ok and result.updates == 5 * n and result.skipped_updates is None
     engine = _sql_engine(db_url)
-    with engine.begin() as conn:  # a run recorded before migration 0005
-        conn.execute(sa.update(Run).where(Run.name == "hand").values(optimizer=None))
+    with engine.begin() as conn:  # one update moved by a last bit: the moments must see it
+        conn.execute(
+            sa.update(Update)
+            .where(Update.run_key == key, Update.step == 3, Update.param == 2)
+            .values(value_after=sa.func.abs(Update.value_after) * 1.0000000000000002)
+        )
     engine.dispose()
     with tracer.connect(db_url, readonly=True) as store:
-        adam, hand = store.run("adam").verify(), store.run("hand").verify()
-        n = len(store.run("adam").parameters())
-    assert adam.ok and adam.steps == 3 and adam.updates == 3 * n
-    assert adam.optimizer == "Adam" and adam.skipped_updates is None
+        m = store.run(opt).verify().mismatch
+    assert m is not None and (m.step, m.what) == (3, "update")
+
+
+def test_updates_of_unknown_optimizers_are_not_claimed(db_url):
+    for opt in ("lion", "hand"):
+        with tracer.record(opt, db=db_url) as run:
+            for _ in train(3, run, opt="hand"):
+                pass
+    engine = _sql_engine(db_url)
+    with engine.begin() as conn:  # a run recorded before migration 0005, and a stranger
+        conn.execute(sa.update(Run).where(Run.name == "hand").values(optimizer=None))
+        conn.execute(sa.update(Run).where(Run.name == "lion").values(optimizer={"type": "Lion"}))
+    engine.dispose()
+    with tracer.connect(db_url, readonly=True) as store:
+        lion, hand = store.run("lion").verify(), store.run("hand").verify()
+    assert lion.ok and lion.steps == 3 and lion.updates == 0
+    assert lion.skipped_updates == "Lion is not re-computed"
     assert hand.ok and hand.skipped_updates == "the run recorded no optimizer"
 
 

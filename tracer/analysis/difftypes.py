@@ -9,6 +9,7 @@ Kept apart from the search itself so that the reads behind it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +92,20 @@ class NodeDiff:
     param: str | None  # the parameter's name, for a parameter leaf
     a: float
     b: float
+
+    def name(self, text: Callable[[str], str] = str) -> str:
+        """The node as ``gradtrace diff`` names it, each user text through ``text``
+        (the terminal's escaper, or none where the page escapes):
+
+            >>> print(NodeDiff(3, 0, "", "", "layers.0.w.1", 0.5, 0.25).name())
+            node 0 (op 'leaf', parameter layers.0.w.1)
+        """
+        what = f"node {self.node} (op {self.op or 'leaf'!r}"
+        if self.label:
+            what += f", label {text(self.label)!r}"
+        if self.param:
+            what += f", parameter {text(self.param)}"
+        return what + ")"
 
 
 @dataclass(frozen=True)

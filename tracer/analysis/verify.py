@@ -18,6 +18,11 @@ written) cannot be re-executed: it is fed its recorded value, its value and the
 gradients that flow back through it (its ancestors') are not checked, and
 ``VerifyResult.skipped_nodes`` says so; everything else still is.
 
+A run recorded from another micrograd-style engine is checked node by node
+instead (:func:`verify_foreign`): each known op re-executed on its operands'
+recorded values; its gradients, summed in that engine's own order, are reported
+in ``skipped_nodes`` as not re-computed, with any ops it cannot re-execute.
+
 Parameter updates are re-computed where the run recorded its optimizer's
 ``spec()``, by that optimizer's own :meth:`~gradtrace.engine.optim.Optimizer.rule`
 over every parameter at once, step after step, from the recorded values,
@@ -278,8 +283,62 @@ def _triples(items: Iterator) -> Iterator[tuple]:
 
 def verify_run(view: RunView) -> VerifyResult:
     """Re-compute every traced step and every update of ``view``; see the module docstring."""
-    steps, nodes, node_bad, skipped_nodes = verify_traces(view)
+    model = view.info.get("model")
+    foreign = isinstance(model, dict) and model.get("engine") == "foreign"
+    steps, nodes, node_bad, skipped_nodes = (verify_foreign if foreign else verify_traces)(view)
     updates, optimizer, skipped, update_bad = verify_updates(view)
     found = [m for m in (node_bad, update_bad) if m is not None]
     first = min(found, key=lambda m: (m.step, m.node is None)) if found else None
     return VerifyResult(steps, nodes, updates, optimizer, skipped, first, skipped_nodes)
+
+
+# A foreign engine's tanh and sigmoid are its own formulas (the lecture's tanh goes
+# through exp): they are held to a few units in the last place, the rest to the bit.
+OWN_FORMULA = {"tanh": 4, "sigmoid": 4}
+
+
+def _agrees(recorded: float, got: float, op: str) -> bool:
+    """:func:`same_bits`, or within the op's :data:`OWN_FORMULA` units in the last place."""
+    pair = np.array([recorded, got], dtype=np.float64)
+    if same_bits(pair[:1], pair[1:])[0]:
+        return True
+    x, y = (int(v) if v >= 0 else -(1 << 63) - int(v) for v in pair.view(np.int64))
+    return not np.isnan(pair).any() and abs(x - y) <= OWN_FORMULA.get(op, 0)
+
+
+def verify_foreign(view: RunView) -> tuple[int, int, Mismatch | None, str | None]:
+    """Traces of a run recorded from another micrograd-style engine (recording/foreign.py):
+    (steps, nodes, first mismatch, what was not checked), as :func:`verify_traces`.
+
+    Each node of a known op is re-executed on its operands' *recorded* values and
+    compared with its recorded value; ops the op table does not know are listed, not
+    judged. Gradients are not re-computed: that engine added each node's
+    contributions in its own (set) order, which a float sum depends on.
+    """
+    steps = nodes = 0
+    foreign: set[str] = set()
+    shapes: dict[int, tuple] = {}
+    traced = view.steps()
+    traced = traced[traced["traced"]]
+    for step, graph_key in zip(traced.index.tolist(), traced["graph_key"].tolist(), strict=True):
+        table = view.nodes(step)
+        if graph_key not in shapes:
+            shapes[graph_key] = _shape(table)
+        ops, a, b, args, skip_v, _ = shapes[graph_key]
+        value = table["value"].to_numpy(dtype=np.float64).tolist()
+        for i, op in enumerate(ops):
+            if not op or skip_v[i]:
+                continue
+            bi = b[i]
+            got = apply(op, Value(value[a[i]]), Value(value[bi]) if bi >= 0 else None, args[i])
+            if not _agrees(value[i], got.data, op):
+                label = str(table["label"].iloc[i])
+                return steps, nodes, Mismatch(step, i, op, label, "value", value[i], got.data), None
+        steps += 1
+        nodes += len(ops) - int(skip_v.sum())
+        foreign.update(op for op, s in zip(ops, skip_v, strict=True) if s)
+    why = "gradients (added in the recording engine's own order)"
+    if foreign:
+        names = ", ".join(map(repr, sorted(foreign)))
+        why += f"; values of ops gradtrace cannot re-execute: {names}"
+    return steps, nodes, None, why

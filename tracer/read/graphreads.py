@@ -26,6 +26,7 @@ from gradtrace.tracer.storage.codec import (
     decode_floats,
     decode_int32,
     decode_kinds,
+    decode_ops,
 )
 from gradtrace.tracer.storage.models import Graph, Trace
 
@@ -94,7 +95,7 @@ class GraphReads:
             g = dict(zip(keys, rows[0], strict=True))
             n = int(g["n_nodes"])
             a, b, params = decode_int32(g["a"]), decode_int32(g["b"]), decode_int32(g["params"])
-            ops = ["" if op == "." else op for op in g["ops"].split(" ")] if n else []
+            ops = decode_ops(g["ops"], n)
             if not len(a) == len(b) == len(params) == len(ops) == n:
                 raise GradtraceError(f"graph {graph_key} of run {self.name!r} is inconsistent")
             labels = np.full(n, "", dtype=object)

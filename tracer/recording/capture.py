@@ -29,6 +29,7 @@ from gradtrace.engine import Module, Role, Value, structure
 from gradtrace.engine.layout import SameLayout
 from gradtrace.tracer.storage.codec import (
     encode_kinds,
+    encode_ops,
     int32_bytes,
     needs_raw,
     pack_raw,
@@ -79,7 +80,7 @@ class Shape:
         import hashlib
 
         h = hashlib.sha256()
-        h.update("\x00".join(self.ops).encode())
+        h.update("\x00".join(self.ops).encode("utf-8", "surrogatepass"))
         for ints in (self.a, self.b, self.leaf_params):
             h.update(array("q", ints).tobytes())
         return h.hexdigest()
@@ -94,7 +95,7 @@ class Shape:
     def columns(self) -> dict[str, Any]:
         """The column-wise form stored in ``graphs`` (see ``storage.models.Graph``)."""
         return {
-            "ops": " ".join(op or "." for op in self.ops),
+            "ops": encode_ops(self.ops),
             "a": int32_bytes(self.a),
             "b": int32_bytes(self.b),
             "params": int32_bytes(self.node_params()),

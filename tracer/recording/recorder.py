@@ -43,7 +43,7 @@ from gradtrace.engine import linear_gc as engine_linear_gc
 from gradtrace.tracer.analysis.forensics import Origin
 from gradtrace.tracer.analysis.origins import LiveCheck
 from gradtrace.tracer.errors import ConfigError, RecorderError
-from gradtrace.tracer.recording import lifecycle
+from gradtrace.tracer.recording import foreign, lifecycle
 from gradtrace.tracer.recording.capture import (
     GraphCapture,
     metric_row,
@@ -59,7 +59,7 @@ from gradtrace.tracer.storage.integrity import mark_closed, mark_open
 from gradtrace.tracer.storage.models import Parameter, Run
 from gradtrace.tracer.storage.procinfo import pid_namespace, process_start_time
 from gradtrace.tracer.storage.totals import any_nonfinite, nonfinite_step
-from gradtrace.tracer.validate import RULES, check, shown
+from gradtrace.tracer.validate import RULES, check, shown, value_like
 
 import gradtrace
 
@@ -68,7 +68,7 @@ def _as_float(name: str, value: Any) -> float:
     if type(value) is float:  # the common case, nothing to check
         return value
     check("metric", value, f"metric {name!r}")
-    return value.data if isinstance(value, Value) else float(value)
+    return float(value.data) if value_like(value) else float(value)
 
 
 class Recorder:
@@ -174,35 +174,33 @@ class Recorder:
     def watch(self, model: Any, optimizer: Any = None) -> Any:
         """Name the parameters whose updates are captured; returns ``model``.
 
-        ``model`` is an engine ``Module`` (names from ``named_parameters()``) or a
-        list of Values (named ``p0``, ``p1``, ...). ``optimizer``, if given,
-        supplies the learning rate of each update when ``lr`` is not logged.
+        ``model`` is an engine ``Module`` (names from ``named_parameters()``), a
+        model of the user's own micrograd-style Values (names from its attributes,
+        see ``recording/foreign.py``) or a list of Values (named ``p0``, ``p1``, ...).
+        ``optimizer``, if given, supplies the learning rate of each update when
+        ``lr`` is not logged.
         """
         self._check_open()
         if self.params:
             raise RecorderError("watch() was already called for this run; call it once")
         if self.last_step is not None:
             raise RecorderError("call watch() before the first log()")
-        takes = "watch() takes a model with Value parameters or a list of Values"
         if hasattr(model, "named_parameters"):
             named = list(model.named_parameters())
-        else:
-            try:
-                named = [(f"p{i}", p) for i, p in enumerate(model)]
-            except TypeError:  # not iterable: None, a single Value, a number
-                raise ConfigError(f"{takes}, got {shown(model)}") from None
-        if not named or not all(isinstance(p, Value) for _, p in named):
-            raise ConfigError(takes)
+            if not named or not all(isinstance(p, Value) for _, p in named):
+                raise ConfigError("watch() takes a model with Value parameters or a list of Values")
+            roles = parameter_roles(model, [n for n, _ in named])
+        else:  # a list, or a model of the user's own micrograd-style Values
+            named, roles = foreign.named_parameters(model)
         for n, _ in named:
             check("parameter name", n)
         _no_twice(named)
-        roles = parameter_roles(model, [n for n, _ in named])
         self.params = [p for _, p in named]
         self.optimizer = optimizer
         self.graphs = GraphCapture({id(p): i for i, p in enumerate(self.params)})
         self._check = LiveCheck([n for n, _ in named])
         specs = {
-            "model": model.spec() if hasattr(model, "spec") else None,
+            "model": model.spec() if hasattr(model, "spec") else foreign.model_spec(model),
             "optimizer": optimizer.spec() if hasattr(optimizer, "spec") else None,
         }
         specs = {k: v for k, v in specs.items() if v is not None}
@@ -261,8 +259,12 @@ class Recorder:
         if self.params:
             batch.params = read_params(self.params)
             pending = (step, batch.params, lr)
-        if isinstance(loss, Value | Replay) and self.capture == "nodes" and step % self.every == 0:
-            batch.snapshot = snapshot(self.graphs, loss, step)  # Replay: the jit's arrays
+        ours = isinstance(loss, Value | Replay)
+        if (ours or foreign.is_graph(loss)) and self.capture == "nodes" and step % self.every == 0:
+            if ours:  # a Replay: the jit's arrays
+                batch.snapshot = snapshot(self.graphs, loss, step)
+            else:  # the user's own micrograd-style graph
+                batch.snapshot = foreign.capture_foreign(self.graphs, loss, step)
             if batch.snapshot.new_shape:
                 self._check_labels(batch.snapshot.shape)
         # The run's totals keep its first non-finite step (tracer/storage/totals.py).

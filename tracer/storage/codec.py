@@ -49,6 +49,7 @@ import zlib
 from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
+from urllib.parse import quote, unquote
 
 import numpy as np
 import zstandard
@@ -229,6 +230,42 @@ UNKNOWN_LEAF = "leaf"  # the kind of a leaf in a graph stored before kinds were
 def encode_kinds(kinds: Sequence[str]) -> str:
     """``graphs.kinds``: ``encode_kinds(["input", "", "parameter"]) == "i.p"``."""
     return "".join(map(KIND_LETTERS.__getitem__, kinds))
+
+
+def encode_ops(ops: Sequence[str]) -> str:
+    """``graphs.ops``: every node's op, separated by spaces, ``.`` for a leaf.
+
+        >>> encode_ops(["", "*", "my op", "."])
+        '. * %my%20op %.'
+
+    The engine's ops are plain words. An op string of another engine, kept as the
+    user wrote it, is stored behind a ``%`` and percent-quoted when it holds what
+    the column cannot (a space, a ``%``, a NUL, a lone surrogate) or would read as
+    something else (``.``, a leading ``%``).
+    """
+    return " ".join(map(_op_token, ops))
+
+
+def _op_token(op: str) -> str:
+    if not op:
+        return "."
+    if op == "." or op[0] == "%" or " " in op or "%" in op or "\x00" in op:
+        return "%" + quote(op, safe="", errors="surrogatepass")
+    try:
+        op.encode("utf-8")
+    except UnicodeEncodeError:
+        return "%" + quote(op, safe="", errors="surrogatepass")
+    return op
+
+
+def decode_ops(text: str, n: int) -> list[str]:
+    """The ops :func:`encode_ops` wrote (``n`` nodes; an empty graph stores ``""``)."""
+    if not n:
+        return []
+    return [
+        "" if t == "." else unquote(t[1:], errors="surrogatepass") if t[:1] == "%" else t
+        for t in text.split(" ")
+    ]
 
 
 def decode_kinds(text: str | None, ops: Sequence[str]) -> list[str]:
