@@ -164,6 +164,11 @@ def test_a_name_that_is_another_runs_id_prefix_shadows_nothing(db_url):
         assert store.run(target[:12]).id == target
         assert store.run(named.id).name == prefix
         assert store.run("first").id == target  # names that are not hex are untouched
+    # A short name is a name, whatever ids begin with it: "a" is a prefix of 1 id in 16.
+    with tracer.record(target[:1], db=db_url) as short:
+        pass
+    with tracer.connect(db_url, readonly=True) as store:
+        assert store.run(target[:1]).id == short.id
     out = CliRunner().invoke(cli, ["show", prefix, "--db", db_url])
     assert out.exit_code == 1 and "prefix of the id" in out.output
 

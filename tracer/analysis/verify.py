@@ -51,6 +51,7 @@ from gradtrace.engine import OP_TABLE, Value, apply, optim
 from gradtrace.tracer.analysis.difftypes import same_bits
 
 if TYPE_CHECKING:
+    import pandas as pd
     from gradtrace.tracer.read.runview import RunView
 
 UPDATE_CHUNK = 2000  # steps of updates read at a time
@@ -138,10 +139,8 @@ def _shape(table) -> tuple:
     return ops, a, b, args, *cannot_check(ops, a, b)
 
 
-def verify_traces(view: RunView) -> tuple[int, int, Mismatch | None, str | None]:
-    """(steps, nodes, first mismatch, what was not checked) over every traced step."""
-    steps = nodes = skipped_values = skipped_grads = 0
-    foreign: set[str] = set()
+def _traced(view: RunView) -> Iterator[tuple[int, pd.DataFrame, tuple]]:
+    """Each traced step, its node table and its graph's shape (decoded once a graph)."""
     shapes: dict[int, tuple] = {}
     traced = view.steps()
     traced = traced[traced["traced"]]
@@ -149,7 +148,14 @@ def verify_traces(view: RunView) -> tuple[int, int, Mismatch | None, str | None]
         table = view.nodes(step)
         if graph_key not in shapes:
             shapes[graph_key] = _shape(table)
-        ops, a, b, args, skip_v, skip_g = shapes[graph_key]
+        yield step, table, shapes[graph_key]
+
+
+def verify_traces(view: RunView) -> tuple[int, int, Mismatch | None, str | None]:
+    """(steps, nodes, first mismatch, what was not checked) over every traced step."""
+    steps = nodes = skipped_values = skipped_grads = 0
+    foreign: set[str] = set()
+    for step, table, (ops, a, b, args, skip_v, skip_g) in _traced(view):
         value = table["value"].to_numpy(dtype=np.float64)
         grad = table["grad"].to_numpy(dtype=np.float64)
         got_v, got_g = recompute(ops, a, b, args, value.tolist())
@@ -317,14 +323,7 @@ def verify_foreign(view: RunView) -> tuple[int, int, Mismatch | None, str | None
     """
     steps = nodes = 0
     foreign: set[str] = set()
-    shapes: dict[int, tuple] = {}
-    traced = view.steps()
-    traced = traced[traced["traced"]]
-    for step, graph_key in zip(traced.index.tolist(), traced["graph_key"].tolist(), strict=True):
-        table = view.nodes(step)
-        if graph_key not in shapes:
-            shapes[graph_key] = _shape(table)
-        ops, a, b, args, skip_v, _ = shapes[graph_key]
+    for step, table, (ops, a, b, args, skip_v, _) in _traced(view):
         value = table["value"].to_numpy(dtype=np.float64).tolist()
         for i, op in enumerate(ops):
             if not op or skip_v[i]:

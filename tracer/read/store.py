@@ -316,12 +316,16 @@ class Store:
 
 
 _HEX = frozenset("0123456789abcdef")
+# A reference this short is taken as a name when a run has it: one or two hex letters
+# ("a", "b1") would otherwise collide with some id by chance in most databases.
+ID_PREFIX_MIN = 4
 
 
 def _no_id_prefix_shadowed(conn: sa.Connection, ref: str, named: sa.Row, by_id: sa.Select) -> None:
     """A name that is also a prefix of another run's id would hide that run from its
-    id prefix: refuse it, naming both (ids are lowercase hex, so most names cannot)."""
-    if not set(ref) <= _HEX:
+    id prefix: refuse it, naming both (ids are lowercase hex, so most names cannot).
+    Names shorter than ``ID_PREFIX_MIN`` are names, whatever ids start with them."""
+    if len(ref) < ID_PREFIX_MIN or not set(ref) <= _HEX:
         return
     other = conn.execute(by_id.where(Run.run_key != named.run_key).limit(1)).first()
     if other is not None:
