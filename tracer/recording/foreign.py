@@ -47,7 +47,7 @@ import struct
 import zlib
 from collections.abc import Iterable
 from itertools import repeat
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +55,7 @@ import numpy as np
 from gradtrace.engine import OP_TABLE, UnknownOp, Value, from_lecture
 from gradtrace.tracer.errors import InvalidArgument
 from gradtrace.tracer.recording.capture import MAX_SHAPES, Shape, Snapshot, first_nonfinite
-from gradtrace.tracer.recording.foreignguide import Guide, guided
+from gradtrace.tracer.recording.foreignguide import Guide, find_shape, last_shape
 from gradtrace.tracer.recording.foreignmodel import model_spec, named_parameters
 from gradtrace.tracer.validate import shown, value_like
 
@@ -64,9 +64,7 @@ __all__ = ["Walk", "capture_foreign", "is_graph", "model_spec", "named_parameter
 if TYPE_CHECKING:
     from gradtrace.tracer.recording.capture import GraphCapture
 
-_get_data = attrgetter("data")
 _code, _arg = itemgetter(1), itemgetter(2)
-_get_grad = attrgetter("grad")
 _DONE = object()  # stack marker: the node below it has all its parents finished
 
 # op string -> (op code, exponent, operand count or None, key): parsed once per string.
@@ -121,7 +119,8 @@ class Walk:
     the module docstring for the order.
     """
 
-    __slots__ = ("nodes", "ops", "a", "b", "exponents", "params", "key", "guided")
+    __slots__ = ("_nodes", "_found", "_order", "ops", "a", "b", "exponents", "params", "key",
+                 "guided", "info")  # fmt: skip
 
     def __init__(
         self,
@@ -131,21 +130,49 @@ class Walk:
         guide: Guide | None = None,
     ):
         """``seen``: shapes met before, by root key (one with this key is tried first);
-        ``guide``: the last step's graph, tried before anything else (``foreignguide.guided``)."""
-        found = None if guide is None else guided(root, param_index, guide)
+        ``guide``: the last step's graph, tried before anything else (``foreignguide``)."""
+        found = None if guide is None else guide.number(root, param_index)
         self.guided = found is not None
+        self.info: dict[int, tuple] | None = None  # every node's key..., from the full walk
+        self._found = None
         if found is not None:
-            self.nodes, self.params = found
+            # Numbered by the guide: nodes, values, gradients in its generation order;
+            # found[0][order[i]] is node i.
+            self._nodes, self._found, self._order = None, found, guide.order
             shape = guide.shape
             self.ops, self.a, self.b, self.exponents = shape.ops, shape.a, shape.b, shape.exponents
-            self.key = guide.key
+            self.params, self.key = guide.params, guide.key
             return
-        self.key, count, info = _operands(root, param_index)
+        self.key, count, self.info = _operands(root, param_index)
         like = None if seen is None else seen.get(self.key)
-        if like is None or not self._fill(root, info, like, count):
-            self._number(root, info)
+        if like is None or not self._fill(root, self.info, like, count):
+            self._number(root, self.info)
         # C loops (map), not a comprehension: this runs over every node every step.
-        self.params = list(map(param_index.get, map(id, self.nodes), repeat(-1)))
+        params = map(param_index.get, map(id, self._nodes), repeat(-1))
+        # A watched parameter is a leaf's role; an op node's is not recorded.
+        self.params = [p if not op else -1 for p, op in zip(params, self.ops)]
+
+    @property
+    def nodes(self) -> list[Any]:
+        """Every node in canonical order, ending with the root."""
+        if self._nodes is None:
+            self._nodes = [self._found[0][j] for j in self._order.tolist()]
+        return self._nodes
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every node's value and gradient as float64 arrays, in canonical order (ints,
+        micrograd's relu 0 and its first grads, become the exact float)."""
+        if self._found is not None:  # read by the guide's walk, in its order
+            _, data, grad = self._found
+            order = self._order
+            return np.frombuffer(data)[order], np.frombuffer(grad)[order]
+        nodes = self._nodes
+        n = len(nodes)
+        # Comprehensions, not attrgetter maps: CPython specializes the reads of a
+        # class's instance attributes in them (about a third faster here).
+        data = np.fromiter([v.data for v in nodes], np.float64, n)
+        grad = np.fromiter([v.grad for v in nodes], np.float64, n)
+        return data, grad
 
     def _number(self, root: Any, info: dict[int, tuple]) -> None:
         # Depth-first post-order over the canonical operands, as Value.topo walks.
@@ -180,7 +207,7 @@ class Walk:
             for p in reversed(info[id(v)][3]):  # the first operand is walked first
                 if id(p) not in index:
                     push(p)
-        self.nodes, self.ops, self.a, self.b, self.exponents = nodes, ops, a, b, exponents
+        self._nodes, self.ops, self.a, self.b, self.exponents = nodes, ops, a, b, exponents
 
     def _fill(self, root: Any, info: dict[int, tuple], shape: Shape, count: int) -> bool:
         """Number the graph by ``shape``'s operand positions, root down; False if it is not
@@ -219,7 +246,7 @@ class Walk:
         rows = list(map(info.__getitem__, map(id, at)))
         self.ops = list(map(_code, rows))
         self.exponents = list(map(_arg, rows))
-        self.nodes, self.a, self.b = at, a, b
+        self._nodes, self.a, self.b = at, a, b
         return True
 
 
@@ -314,9 +341,9 @@ def capture_foreign(graphs: GraphCapture, root: Any, step: int) -> Snapshot:
     guide: Guide | None = graphs.__dict__.get("foreign_guide")
     try:
         walk = Walk(root, graphs.param_index, seen, guide)
-        # ints (micrograd's relu gives 0, grads start at 0) become the exact float
-        data = np.fromiter(map(_get_data, walk.nodes), np.float64, len(walk.nodes))
-        grad = np.fromiter(map(_get_grad, walk.nodes), np.float64, len(walk.nodes))
+        t1 = perf_counter()
+        data, grad = walk.arrays()
+        t2 = perf_counter()
     except (TypeError, ValueError, OverflowError) as e:
         # A parent met again before its own parents were done (a cycle, which the
         # walk marks None), an unhashable _op, a .data that is not a number...
@@ -325,14 +352,13 @@ def capture_foreign(graphs: GraphCapture, root: Any, step: int) -> Snapshot:
             f"{shown(str(e), 120)}); a micrograd-style graph holds numbers in .data and "
             ".grad, its parents in ._prev and a string in ._op, and has no cycles"
         ) from None
-    nodes = walk.nodes
-    shape = _find(graphs, walk)
+    shape = last_shape(graphs, guide.shape) if walk.guided else find_shape(graphs, walk)
     new = shape is None
     if shape is None:
         leaves = [i for i, op in enumerate(walk.ops) if not op]
         leaf_params = [walk.params[i] for i in leaves]
         shape = Shape(walk.ops, walk.a, walk.b, leaves, leaf_params, step)
-        shape.labels = [_label(v) for v in nodes]
+        shape.labels = [_label(v) for v in walk.nodes]
         shape.exponents = walk.exponents
         # Every foreign leaf that is not a watched parameter is an input: a
         # foreign engine says nothing of constants or targets.
@@ -343,36 +369,16 @@ def capture_foreign(graphs: GraphCapture, root: Any, step: int) -> Snapshot:
         if len(seen) >= MAX_SHAPES:
             seen.clear()
     seen[walk.key] = shape
-    if not walk.guided or guide.shape is not shape:
-        graphs.__dict__["foreign_guide"] = Guide(walk, shape, graphs.param_index, _OPS.get)
-    t1 = perf_counter()
+    if not walk.guided:
+        # A full walk: plan the next step by this one (None if it cannot be, module
+        # docstring of foreignguide: every step then takes the full walk).
+        guide = Guide.build(walk, graphs.param_index, _OPS.get)
+        if guide is not None:
+            guide.shape = shape
+        graphs.__dict__["foreign_guide"] = guide
     snap = Snapshot(shape, new, data, grad, first_nonfinite(data, grad))
-    graphs.timings.add(t1 - t0, perf_counter() - t1)
+    graphs.timings.add(t1 - t0 + perf_counter() - t2, t2 - t1)
     return snap
-
-
-def _find(graphs: GraphCapture, walk: Walk) -> Shape | None:
-    ops, a, b = walk.ops, walk.a, walk.b
-    for shape in reversed(graphs.shapes):
-        if shape.ops == ops and shape.a == a and shape.b == b:
-            leaf_params = [walk.params[i] for i in shape.leaves]
-            if leaf_params == shape.leaf_params and _same_args(shape.exponents, walk.exponents):
-                if shape is not graphs.shapes[-1]:
-                    graphs.shapes.remove(shape)
-                    graphs.shapes.append(shape)
-                return shape
-    return None
-
-
-def _same_args(x: list[float | None], y: list[float | None]) -> bool:
-    """Exponents equal bit for bit (a NaN exponent equals itself)."""
-    if x == y:
-        return True
-    px = [i for i, e in enumerate(x) if e is not None]
-    if px != [i for i, e in enumerate(y) if e is not None]:
-        return False
-    pick = [x[i] for i in px], [y[i] for i in px]
-    return np.array(pick[0]).tobytes() == np.array(pick[1]).tobytes()
 
 
 def _label(v: Any) -> str:
