@@ -369,10 +369,13 @@ def capture_foreign(graphs: GraphCapture, root: Any, step: int) -> Snapshot:
         if len(seen) >= MAX_SHAPES:
             seen.clear()
     seen[walk.key] = shape
+    last, graphs.__dict__["foreign_last"] = graphs.__dict__.get("foreign_last"), shape
     if not walk.guided:
-        # A full walk: plan the next step by this one (None if it cannot be, module
-        # docstring of foreignguide: every step then takes the full walk).
-        guide = Guide.build(walk, graphs.param_index, _OPS.get)
+        # A full walk. Plan the next step by this one once the graph repeats (the last
+        # step's shape again): a plan costs about a full walk, which a graph that changes
+        # every step should not pay twice. None: the next step takes the full walk too
+        # (also when no plan can be made, foreignguide's docstring says when).
+        guide = Guide.build(walk, graphs.param_index, _OPS.get) if shape is last else None
         if guide is not None:
             guide.shape = shape
         graphs.__dict__["foreign_guide"] = guide

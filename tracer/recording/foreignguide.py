@@ -42,6 +42,7 @@ the two walks. Anything that fails a check sends the step to them too.
 
 from __future__ import annotations
 
+import gc
 from array import array
 from collections.abc import Callable
 from itertools import chain, compress
@@ -91,6 +92,18 @@ class Guide:
     def build(cls, walk: Walk, param_index: dict[int, int], opget: Any) -> Guide | None:
         """The guide of ``walk``'s graph (a full walk: its keys are known), or None if
         the next step could not be numbered by it (a tie, a set of three parents...)."""
+        # Its lists of tuples would set off collections of the user's whole graph (half
+        # its time on micrograd's moons step); they make no cycles.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return cls._build(walk, param_index, opget)
+        finally:
+            if enabled:
+                gc.enable()
+
+    @classmethod
+    def _build(cls, walk: Walk, param_index: dict[int, int], opget: Any) -> Guide | None:
         info = walk.info
         if info is None:
             return None
