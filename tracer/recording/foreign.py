@@ -37,8 +37,10 @@ way, like ``x1 * x2`` of two inputs) are broken by label, then value, then
 gradient; the shape is the same whichever comes first, and parents equal in all
 of these are indistinguishable in the recording. A NaN compares with nothing,
 so parents tied on a NaN value keep the set's order. In the steady state (the
-same graph as the last step) a single walk guided by the last step gives the
-same numbering (``recording/foreignguide.py``); the two walks are the fallback.
+graph of the last two steps again) a plan made from the last step numbers the
+graph in C loops a generation at a time and checks the result whole
+(``recording/foreignguide.py``, which says why that is the same numbering); a
+graph with a tie, or any graph the checks refuse, takes the two walks.
 """
 
 from __future__ import annotations

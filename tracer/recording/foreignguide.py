@@ -126,6 +126,15 @@ class Guide:
 
         sign = _signer(param_index, opget)
         pget = param_index.get
+
+        def by_op_first(i: int) -> bool:
+            """Is node i a set of two whose parents differ in op string (see below)?
+            Those come first in their generation: their operands are ``pa[:m]``."""
+            prev = prevs[i]
+            if len(prev) != 2 or type(prev) in _TUPLEISH or keys[a[i]] == keys[b[i]]:
+                return False
+            return nodes[a[i]]._op != nodes[b[i]]._op
+
         where = [-1] * n  # position -> index in generation order
         where[n - 1] = 0
         order: list[int] = [n - 1]  # positions in generation order
@@ -164,6 +173,8 @@ class Guide:
                 if keys[j] == keys[m]:
                     return None  # a tie: its order is by label and value, not structure
                 if x._op != y._op:
+                    if k != len(by_op) or kb != k:  # not first (by_op_first): cannot be
+                        return None
                     by_op.append((k, kb))
                     op_a.append(x._op)
                 elif not x._prev and not y._prev:  # two leaves: different parameters
@@ -189,7 +200,7 @@ class Guide:
                 if where[j] < 0 and j not in first:
                     first[j] = e
             start = len(order)
-            nxt = sorted(first)
+            nxt = sorted(first, key=lambda j: (not by_op_first(j), j))
             for j in nxt:
                 where[j] = len(order)
                 order.append(j)
@@ -197,7 +208,7 @@ class Guide:
             old = [(e, g) for e, g in checked if g < start]  # placed in this or an earlier one
             new = [(e, g - start) for e, g in checked if g >= start]  # in the next one
             gens.append((
-                total, _getter(offs_a), _getter(offs_b), by_op, _getter([k for k, _ in by_op]),
+                total, _getter(offs_a), _getter(offs_b), len(by_op),
                 op_a, by_param, _getter([k for k, _ in by_param]), param_a, by_deep,
                 _getter([first[j] for j in nxt]), bool(checked), _getter([e for e, _ in old + new]),
                 _getter([g for _, g in old]), _getter([g for _, g in new]),
@@ -260,7 +271,7 @@ class Guide:
         lens: list[int] = []
         cur = [root]
         for (
-            total, get_a, get_b, by_op, op_at, op_a, by_param, param_at, param_a, by_deep,
+            total, get_a, get_b, by_op, op_a, by_param, param_at, param_a, by_deep,
             nxt, check, checked, old, new,
         ) in self._gens:  # fmt: skip
             prev = [v._prev for v in cur]
@@ -275,9 +286,9 @@ class Guide:
                 return None
             pa, pb = get_a(flat), get_b(flat)
             # A set's first parent in iteration order: is it the operand the guide puts first?
-            if by_op:
-                for k, kb in compress(by_op, map(ne, [v._op for v in op_at(pa)], op_a)):
-                    pa[k], pb[kb] = pb[kb], pa[k]
+            if by_op:  # the generation's first by_op nodes (a C swap of slices was slower)
+                for k in compress(range(by_op), map(ne, [v._op for v in pa[:by_op]], op_a)):
+                    pa[k], pb[k] = pb[k], pa[k]
             if by_param:
                 which = [pget(id(v), -1) for v in param_at(pa)]
                 for k, kb in compress(by_param, map(ne, which, param_a)):
