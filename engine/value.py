@@ -124,9 +124,13 @@ class Value:
 
     # ``__dict__`` last: the lecture's optimizers keep their state on the
     # parameters (``p.m = 0``). It is made only when such an attribute is set, so
-    # an ordinary node pays one pointer and the slots above stay as fast.
+    # the slots above stay as fast. CPython 3.11 puts a dict's two pointers in front
+    # of the node; ten slots keep the node at 128 bytes with them, the allocator's
+    # size class of the node without a dict (eleven made it 144: a moons step 4-10 %
+    # slower, benchmarks/value_ab.py). So ``_topo``, the order ``backward()`` caches
+    # on the root alone, once a step, lives in that dict.
     __slots__ = (
-        "data", "grad", "op", "label", "_a", "_b", "_arg", "_seen", "_index", "_topo", "_kind",
+        "data", "grad", "op", "label", "_a", "_b", "_arg", "_seen", "_index", "_kind",
         "__dict__",
     )  # fmt: skip
 
