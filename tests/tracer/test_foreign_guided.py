@@ -211,3 +211,52 @@ def test_a_graph_with_a_tie_is_never_guided():
         assert snap.data.tolist() == [v.data for v in Walk(root, {}).nodes]
         assert snap.data[:2].tolist() == sorted([x1.data, x2.data])  # the tie rule: by value
     assert graphs.__dict__["foreign_guide"] is None
+
+
+def _random_graph(seed: int, mutate: tuple[int, str] | None = None):
+    """A random DAG of ``V`` nodes built by a fixed recipe (``seed``): sets and tuples,
+    shared operands, ``a + a``, watched parameters, op strings known and unknown.
+    Values are new at every call. ``mutate``: (recipe step, what) changes that step's
+    op string, first operand or kind of container."""
+    recipe = random.Random(seed)
+    values = random.Random()
+    params = _random_graph.params
+    nodes = [*params, *(V(values.uniform(-1, 1)) for _ in range(3))]
+    for step in range(recipe.randint(4, 30)):
+        op = recipe.choice(["+", "*", "tanh", "ReLU", "**2", "f", "g"])
+        arity = 1 if op in ("tanh", "ReLU", "**2") else 2
+        picked = [recipe.choice(nodes[-8:] if recipe.random() < 0.7 else nodes)]
+        if arity == 2:
+            picked.append(picked[0] if recipe.random() < 0.1 else recipe.choice(nodes))
+        in_tuple = recipe.random() < 0.3
+        if mutate is not None and step == mutate[0]:
+            if mutate[1] == "op":
+                op = "-"
+            elif mutate[1] == "operand":
+                picked[0] = nodes[(nodes.index(picked[0]) + 1) % len(nodes)]
+            else:
+                in_tuple = not in_tuple
+        nodes.append(V(values.uniform(-1, 1), picked, op, tuple_prev=in_tuple))
+    root = nodes[-1]
+    for v in nodes[:-1]:  # every node reaches the root, so the graph is all of them
+        root = V(values.uniform(-1, 1), (root, v), "+")
+    return root
+
+
+_random_graph.params = [V(0.5), V(-0.5)]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_graphs_are_numbered_as_the_full_walk_numbers_them(seed):
+    """Whatever the guide does (follow, refuse), each step records the full walk's numbers."""
+    index = {id(p): i for i, p in enumerate(_random_graph.params)}
+    graphs = GraphCapture(index)
+    rng = random.Random(seed)
+    for step in range(6):
+        what = rng.choice(["op", "operand", "container"])
+        root = _random_graph(seed, (rng.randrange(30), what) if step in (3, 4) else None)
+        shuffled_sets(root, rng)
+        full = Walk(root, index)
+        snap = capture_foreign(graphs, root, step)
+        assert snap.data.tolist() == [float(v.data) for v in full.nodes]
+        assert (snap.shape.ops, snap.shape.a, snap.shape.b) == (full.ops, full.a, full.b)
