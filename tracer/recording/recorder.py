@@ -40,8 +40,8 @@ import numpy as np
 import sqlalchemy as sa
 from gradtrace.engine import GCPolicy, Replay, Value
 from gradtrace.engine import linear_gc as engine_linear_gc
-from gradtrace.tracer.analysis.forensics import Origin
 from gradtrace.tracer.analysis.origins import LiveCheck
+from gradtrace.tracer.analysis.origintypes import Origin
 from gradtrace.tracer.errors import ConfigError, RecorderError
 from gradtrace.tracer.recording import foreign, lifecycle
 from gradtrace.tracer.recording.capture import (
