@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import sqlite3
 import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +26,14 @@ import numpy as np
 import sqlalchemy as sa
 from gradtrace.tracer.errors import RecorderError
 from gradtrace.tracer.recording.capture import Shape, Snapshot
-from gradtrace.tracer.storage.codec import PLAIN, ZSTD, checksum, encode_array, encode_pair, row
+from gradtrace.tracer.recording.grouped import (
+    MAX_ROWS,
+    chunk_sizes,
+    flat,
+    group_rows,
+    multirow_sql,
+)
+from gradtrace.tracer.storage.codec import ZSTD
 from gradtrace.tracer.storage.models import (
     Graph,
     Metric,
@@ -47,7 +57,7 @@ class StepBatch:
     step: int
     wall_time: float
     metrics: list[tuple[Any, ...]] = field(default_factory=list)
-    updates: list[tuple[Any, ...]] = field(default_factory=list)
+    updates: Sequence[tuple[Any, ...]] = field(default_factory=list)  # may build on use
     snapshot: Snapshot | None = None
     params: np.ndarray | None = None  # (2, n): every watched parameter's value and grad
     steps_logged: int = 0
@@ -62,7 +72,7 @@ class Final:
 
     status: str
     error: str | None
-    updates: list[tuple[Any, ...]] = field(default_factory=list)
+    updates: Sequence[tuple[Any, ...]] = field(default_factory=list)
     nonfinite_step: int | None = None  # the last update's result is NaN/inf
 
 
@@ -78,6 +88,8 @@ class _Statements:
             for model in (Metric, Update, Step, Trace, ParamValues, ParamGrads)
         }
         self.totals = metric_upsert_sql(engine.dialect)
+        self.multirow: dict[tuple[str, int], str] = {}  # (table, rows) -> SQLite statement
+        self.variables: int | None = None  # SQLite's limit of ? in one statement
 
     def insert(self, conn: Connection, model: type, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
@@ -90,7 +102,26 @@ class _Statements:
                 for row in rows:
                     copy.write_row(row)
             return
-        conn.exec_driver_sql(self.sql[table.name], rows)
+        if self.postgres or len(rows) == 1:
+            conn.exec_driver_sql(self.sql[table.name], rows)
+            return
+        # SQLite: a few multi-row statements, one sqlite3_step (one GIL release) each,
+        # where executemany steps (and releases the GIL) once a row (see grouped.py).
+        most = max(1, min(MAX_ROWS, self._max_variables(conn) // len(table.columns)))
+        done = 0
+        for n in chunk_sizes(len(rows), most):
+            sql = self.multirow.get((table.name, n))
+            if sql is None:
+                sql = self.multirow[table.name, n] = multirow_sql(self.sql[table.name], n)
+            conn.exec_driver_sql(sql, tuple(flat(rows[done : done + n])))
+            done += n
+
+    def _max_variables(self, conn: Connection) -> int:
+        if self.variables is None:
+            driver = conn.connection.driver_connection
+            limit = getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", None)
+            self.variables = driver.getlimit(limit) if limit is not None else 999
+        return self.variables
 
 
 class Writer:
@@ -121,11 +152,15 @@ class Writer:
         ]
         try:
             with self.engine.begin() as conn:
+                steps: list[StepBatch] = []
                 for item in items:
                     if isinstance(item, Final):
+                        self._steps(conn, steps)
+                        steps = []
                         self._final(conn, item)
                     else:
-                        self._step(conn, item)
+                        steps.append(item)
+                self._steps(conn, steps)
         except BaseException:
             # The graphs inserted by this transaction were rolled back with it: a
             # later step of the same shape must insert its graph again, not point
@@ -134,64 +169,29 @@ class Writer:
                 shape.key = None
             raise
 
-    def _step(self, conn: Connection, batch: StepBatch) -> None:
-        graph_key = None
-        snap = batch.snapshot
-        if snap is not None:
-            if snap.shape.key is None:
+    def _steps(self, conn: Connection, batches: list[StepBatch]) -> None:
+        """Consecutive steps: their rows table by table (``grouped.py``), the totals once."""
+        if not batches:
+            return
+        for batch in batches:
+            snap = batch.snapshot
+            if snap is not None and snap.shape.key is None:
                 self._graph(conn, snap.shape)
-            graph_key = snap.shape.key
-        ins = self.stmts.insert
-        step = row(
-            Step,
-            run_key=self.run_key,
-            step=batch.step,
-            wall_time=batch.wall_time,
-            graph_key=graph_key,
-            first_nonfinite=snap.first_nonfinite if snap else None,
-        )
-        ins(conn, Step, [step])
-        if batch.params is not None:
-            self._params(conn, batch.step, batch.params)
-        ins(conn, Metric, batch.metrics)
-        ins(conn, Update, batch.updates)
-        if snap is not None:
-            codec, data, grad = encode_pair(snap.data, snap.grad, self.codec)
-            trace = row(
-                Trace,
-                run_key=self.run_key,
-                step=batch.step,
-                graph_key=graph_key,
-                data=data,
-                grad=grad,
-                codec=codec,
-                crc=checksum(data, grad) if codec == PLAIN else None,  # zstd: its own
-            )
-            ins(conn, Trace, [trace])
-        if batch.metrics:
-            conn.exec_driver_sql(self.stmts.totals, metric_totals(batch.metrics))
+        group = group_rows(self.run_key, batches, self.codec)
+        for model, rows in group.tables.items():
+            self.stmts.insert(conn, model, rows)
+        if group.metrics:
+            conn.exec_driver_sql(self.stmts.totals, metric_totals(group.metrics))
         totals: dict[str, Any] = {
             # Counted in SQL: a step the database refused is not counted.
-            "steps": Run.steps + 1,
+            "steps": Run.steps + group.steps,
             "heartbeat_at": datetime.now(UTC),
         }
-        if batch.nonfinite_step is not None:
+        if group.nonfinite_step is not None:
             totals["first_nonfinite_step"] = sa.func.coalesce(
-                Run.first_nonfinite_step, batch.nonfinite_step
+                Run.first_nonfinite_step, group.nonfinite_step
             )
         conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(**totals))
-
-    def _params(self, conn: Connection, step: int, params: np.ndarray) -> None:
-        """The step's parameter values and gradients, a row each in their own table
-        and each in the codec that pays for it (gradients are often mostly zeros)."""
-        for model, array, column in (
-            (ParamValues, params[0], "data"),
-            (ParamGrads, params[1], "grad"),
-        ):
-            codec, blob = encode_array(array, self.codec)
-            crc = checksum(blob) if codec == PLAIN else None  # a zstd frame has its own
-            fields = {"codec": codec, "crc": crc, column: blob}
-            self.stmts.insert(conn, model, [row(model, run_key=self.run_key, step=step, **fields)])
 
     def _graph(self, conn: Connection, shape: Shape) -> None:
         shape.key = conn.execute(
@@ -253,6 +253,7 @@ def _insert_ignore(conn: Connection, model: type) -> sa.Insert:
 
 
 _STOP = object()
+LINGER_S = 0.05  # the longest a step waits for company before its commit starts
 
 
 class BackgroundWriter(Writer):
@@ -270,7 +271,13 @@ class BackgroundWriter(Writer):
     """
 
     def __init__(
-        self, engine: Engine, run_key: int, queue_size: int = 16, group: int = 16, codec: int = ZSTD
+        self,
+        engine: Engine,
+        run_key: int,
+        queue_size: int = 16,
+        group: int = 16,
+        codec: int = ZSTD,
+        linger: float = LINGER_S,
     ):
         super().__init__(engine, run_key, codec)
         if queue_size < 1:
@@ -280,6 +287,10 @@ class BackgroundWriter(Writer):
         # back only once its transaction has ended.
         self.uncommitted = threading.BoundedSemaphore(queue_size)
         self.group = group
+        # Wait for up to half the permits: fewer, fuller transactions cost the
+        # training thread less GIL a step, and the other half lets it go on meanwhile.
+        self.fill = min(group, max(1, queue_size // 2))
+        self.linger = linger
         self.error: BaseException | None = None  # not yet reported to the caller
         self.lost: list[int] = []  # steps the database refused
         self.first_error: BaseException | None = None
@@ -308,12 +319,7 @@ class BackgroundWriter(Writer):
     def _run(self) -> None:
         stop = False
         while not stop:
-            items = [self.queue.get()]
-            while len(items) < self.group:
-                try:
-                    items.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
+            items = self._take()
             if _STOP in items:
                 stop = True
                 items = [i for i in items if i is not _STOP]
@@ -333,6 +339,21 @@ class BackgroundWriter(Writer):
                 for item in items:
                     if isinstance(item, StepBatch):
                         self.uncommitted.release()
+
+    def _take(self) -> list[Any]:
+        """The next group: what has queued up, and while steps keep coming (at most
+        ``linger`` seconds, waiting without the GIL) up to ``fill`` steps."""
+        items = [self.queue.get()]
+        deadline = time.monotonic() + self.linger
+        while len(items) < self.group:
+            wait = deadline - time.monotonic()
+            if len(items) >= self.fill or not isinstance(items[-1], StepBatch):
+                wait = 0.0  # full, or the run is ending: take what is there
+            try:
+                items.append(self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
 
     def _salvage(self, item: StepBatch | Final) -> None:
         """Store the previous step's update that a refused step carried (it was

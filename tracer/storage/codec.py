@@ -330,12 +330,17 @@ def rows(model: type, n: int, **columns: Any) -> list[tuple[Any, ...]]:
     """``n`` rows of ``model``'s table in column order, for the writer's positional
     INSERT/COPY. Each keyword is a column: a sequence of ``n`` values, or one
     value (a str, bytes or scalar) repeated on every row."""
-    names = model.__table__.columns.keys()
-    unknown = set(columns) - set(names)
+    names = _NAMES.get(model)
+    if names is None:  # read once a model: SQLAlchemy builds the key list on every call
+        names = _NAMES[model] = tuple(model.__table__.columns.keys())
+    unknown = columns.keys() - names
     if unknown:
         raise KeyError(f"{model.__tablename__} has no column {sorted(unknown)}")
     cols = [_column(columns.get(name), n) for name in names]
     return list(zip(*cols, strict=True))
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}  # model -> its column names, in order
 
 
 def _column(value: Any, n: int) -> Iterable[Any]:
