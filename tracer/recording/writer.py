@@ -263,7 +263,11 @@ class BackgroundWriter(Writer):
     committed, whether still queued or in the thread's open transaction: that is
     the most a kill -9 can lose of steps whose ``log()`` returned (back-pressure
     also keeps memory bounded). The thread commits whatever has queued up in one
-    transaction (group commit). When a group fails, its steps are committed one
+    transaction (group commit), and while steps keep coming it waits up to
+    ``linger`` seconds (default :data:`LINGER_S`) for half the permits' worth:
+    fast steps (a jit replay) are written a group at a time, one statement per
+    table (``grouped.py``), which costs the training thread's GIL far less than a
+    transaction a step. When a group fails, its steps are committed one
     by one, so one step the database refuses loses that step alone (the previous
     step's update, which travels with it, is still stored). The error is raised
     by the next ``submit`` (and, if no ``submit`` came after it, by ``close``),
@@ -277,7 +281,7 @@ class BackgroundWriter(Writer):
         queue_size: int = 16,
         group: int = 16,
         codec: int = ZSTD,
-        linger: float = LINGER_S,
+        linger: float | None = None,
     ):
         super().__init__(engine, run_key, codec)
         if queue_size < 1:
@@ -290,7 +294,7 @@ class BackgroundWriter(Writer):
         # Wait for up to half the permits: fewer, fuller transactions cost the
         # training thread less GIL a step, and the other half lets it go on meanwhile.
         self.fill = min(group, max(1, queue_size // 2))
-        self.linger = linger
+        self.linger = LINGER_S if linger is None else linger
         self.error: BaseException | None = None  # not yet reported to the caller
         self.lost: list[int] = []  # steps the database refused
         self.first_error: BaseException | None = None
