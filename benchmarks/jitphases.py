@@ -55,12 +55,22 @@ def timed(name: str | Callable[..., str], fn: Callable[..., Any]) -> Callable[..
 
 def instrument() -> None:
     """Wrap the recorder's and the writer's phases (module globals and methods)."""
-    for fn in ("snapshot", "read_params", "update_rows", "metric_row", "nonfinite_step"):
+    for fn in (
+        "snapshot",
+        "read_params",
+        "update_rows",
+        "metric_row",
+        "nonfinite_step",
+        "_as_float",
+        "check",
+        "deferred_signals",
+    ):
         setattr(rec_mod, fn, timed(f"log: {fn}", getattr(rec_mod, fn)))
     wr_mod.group_rows = timed("writer: group_rows", wr_mod.group_rows)
     for fn in ("encode_pair", "encode_array"):
         setattr(gr_mod, fn, timed(f"writer: {fn}", getattr(gr_mod, fn)))
     rec_mod.Recorder.log = timed("log: total", rec_mod.Recorder.log)
+    rec_mod.Recorder._take_updates = timed("log: _take_updates", rec_mod.Recorder._take_updates)
     rec_mod.LiveCheck.logged = timed("log: LiveCheck.logged", rec_mod.LiveCheck.logged)
     W = wr_mod.Writer
     write = timed("writer: _write (transaction)", W._write)
