@@ -16,7 +16,6 @@ import contextlib
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -295,6 +294,7 @@ class BackgroundWriter(Writer):
         # training thread less GIL a step, and the other half lets it go on meanwhile.
         self.fill = min(group, max(1, queue_size // 2))
         self.linger = LINGER_S if linger is None else linger
+        self.enough = threading.Event()  # fill steps queued, or the run ends
         self.error: BaseException | None = None  # not yet reported to the caller
         self.lost: list[int] = []  # steps the database refused
         self.first_error: BaseException | None = None
@@ -306,10 +306,15 @@ class BackgroundWriter(Writer):
             self._raise()
             self.uncommitted.acquire()
         self.queue.put(item)
+        # The writer waits for a group's worth on an Event, woken once a group, not
+        # once a step: each wake-up makes this thread hand it the GIL.
+        if not isinstance(item, StepBatch) or self.queue.qsize() >= self.fill - 1:
+            self.enough.set()
 
     def close(self) -> None:
         if self.thread.is_alive():
             self.queue.put(_STOP)
+            self.enough.set()
             self.thread.join()
         self._raise()
 
@@ -345,16 +350,15 @@ class BackgroundWriter(Writer):
                         self.uncommitted.release()
 
     def _take(self) -> list[Any]:
-        """The next group: what has queued up, and while steps keep coming (at most
-        ``linger`` seconds, waiting without the GIL) up to ``fill`` steps."""
+        """The next group: what has queued up, after waiting (at most ``linger``
+        seconds, without the GIL) until ``submit`` says ``fill`` steps are there."""
         items = [self.queue.get()]
-        deadline = time.monotonic() + self.linger
+        if isinstance(items[0], StepBatch) and self.fill > 1:
+            self.enough.wait(self.linger)
+        self.enough.clear()  # a set() racing this is for items drained just below
         while len(items) < self.group:
-            wait = deadline - time.monotonic()
-            if len(items) >= self.fill or not isinstance(items[-1], StepBatch):
-                wait = 0.0  # full, or the run is ending: take what is there
             try:
-                items.append(self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait())
+                items.append(self.queue.get_nowait())
             except queue.Empty:
                 break
         return items
