@@ -10,13 +10,10 @@ import math
 import threading
 import time
 
-import pytest
 import sqlalchemy as sa
 from gradtrace.engine import MLP, SGD, hinge, jit, l2, make_moons
 from gradtrace.tracer.recording import writer as writer_mod
-from gradtrace.tracer.recording.grouped import chunk_sizes, multirow_sql
-from gradtrace.tracer.recording.writer import BackgroundWriter, StepBatch, _Statements
-from gradtrace.tracer.storage.models import Metric, Step, Trace, Update
+from gradtrace.tracer.recording.writer import BackgroundWriter, StepBatch
 
 from gradtrace import tracer
 
@@ -76,8 +73,7 @@ def stored(db_url: str, run_id: str) -> dict[str, list[tuple]]:
     return out
 
 
-@pytest.mark.parametrize("variables", [None, 19], ids=["default", "two-rows-a-statement"])
-def test_grouped_steps_store_the_rows_step_by_step_writes_store(db_url, monkeypatch, variables):
+def test_grouped_steps_store_the_rows_step_by_step_writes_store(db_url, monkeypatch):
     one_by_one = record(db_url, "sync", background=False)  # a transaction a step
     groups: list[int] = []
     write = BackgroundWriter._write
@@ -88,10 +84,9 @@ def test_grouped_steps_store_the_rows_step_by_step_writes_store(db_url, monkeypa
 
     monkeypatch.setattr(BackgroundWriter, "_write", spy)
     monkeypatch.setattr(writer_mod, "LINGER_S", 30.0)  # a group waits for its 8 steps
-    if variables is not None:  # SQLite: 19 parameters a statement, 2 rows of 8 columns
-        monkeypatch.setattr(_Statements, "_max_variables", lambda self, conn: variables)
     grouped = record(db_url, "grouped", background=True)
-    assert groups[0] == 8, groups  # steps 0-7 in one transaction, two graphs among them
+    assert groups[0] >= 8, groups  # steps 0-7 (and any queued since) in one transaction
+    assert sum(groups) == len(SIZES) + 1  # and the run's end
     a, b = stored(db_url, one_by_one), stored(db_url, grouped)
     assert len(a["updates"]) == 337 * len(SIZES) and len(a["traces"]) == len(SIZES)
     assert [r[0] for r in a["runs"]] == [len(SIZES)]
@@ -131,34 +126,3 @@ def test_a_lone_step_is_committed_after_the_linger():
     writer.submit(StepBatch(step=0, wall_time=0.0))
     assert committed.wait(5)  # not held until a group fills
     writer.close()
-
-
-@pytest.mark.parametrize("most", [1, 2, 3, 7, 256])
-def test_chunk_sizes_cover_every_row_in_bounded_statements(most):
-    for n in range(0, 1100):
-        sizes = chunk_sizes(n, most)
-        assert sum(sizes) == n and all(1 <= s <= most for s in sizes), (n, sizes)
-        assert len(set(sizes) - {most}) <= most.bit_length()  # few distinct statements
-
-
-def test_multirow_sql_repeats_the_compiled_values_group():
-    stmts = _Statements(sa.create_engine("sqlite://"))
-    for model in (Update, Metric, Step, Trace):
-        single = stmts.sql[model.__tablename__]
-        ncols = len(model.__table__.columns)
-        three = multirow_sql(single, 3)
-        assert three.count("?") == 3 * ncols
-        assert three.startswith(single) and three.endswith(single[single.index("VALUES ") + 7 :])
-
-
-def test_a_multirow_insert_stores_each_row_as_given(sqlite_path):
-    engine = sa.create_engine(f"sqlite:///{sqlite_path}")
-    stmts = _Statements(engine)
-    rows = [(1, f"m{i % 3}", i, float(i) / 7, None) for i in range(300)]
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE metrics (run_key, name, step, value, raw)")
-        stmts.insert(conn, Metric, rows)
-        back = conn.exec_driver_sql("SELECT * FROM metrics ORDER BY step").all()
-    assert [tuple(r) for r in back] == rows
-    assert len(stmts.multirow) == len(set(chunk_sizes(300)))  # 256 + 32 + 8 + 4
-    engine.dispose()

@@ -1,26 +1,26 @@
 """Many steps in one transaction, one statement per table: the writer's bulk form.
 
-    >>> sql = multirow_sql("INSERT INTO t (a, b) VALUES (?, ?)", 3)
-    >>> sql
-    'INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)'
+    >>> rows = group_rows(run_key, batches, ZSTD)              # doctest: +SKIP
+    >>> rows.tables[Update]            # every step's update rows, in step order  # doctest: +SKIP
 
 Why: a recorded step that takes a few milliseconds (a jit replay) leaves the
-writer thread little time, and every statement of it holds the GIL the training
-thread needs: SQLAlchemy's dispatch, the per-row binding and, for each row of an
-``executemany``, one GIL release around ``sqlite3_step`` and one re-acquisition,
-which waits for the training thread to let go. So a group of steps is written
-as one row list per table (every step's rows, in step order), each sent to
-SQLite as a few multi-row ``INSERT ... VALUES (...), (...)`` statements (one
-``sqlite3_step`` a statement) and to PostgreSQL by ``COPY`` or ``executemany``;
-the run's totals are updated once a group. The rows are the very ones the
-per-step form wrote, so the stored bits do not change.
+writer thread little time, and most of what a transaction costs holds the GIL
+the training thread needs: SQLAlchemy's begin and commit, each statement's
+dispatch, the run's totals. So a group of steps is written as one row list per
+table (every step's rows, in step order), each sent in one ``executemany`` (or
+``COPY`` on PostgreSQL), and the run's totals are updated once a group. The rows
+are the very ones the per-step form wrote, so the stored bits do not change.
+
+Tried and not kept: multi-row ``INSERT ... VALUES (...), (...)`` on SQLite (one
+GIL release a statement instead of one a row). A statement that writes several
+rows needs a statement journal (foreign keys may abort it): in a temporary file
+it cost 2.5x executemany's CPU, in memory the same as executemany; the GIL
+hand-offs it saves did not show in the benchmark on a shared machine.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from gradtrace.tracer.storage.codec import PLAIN, checksum, encode_array, encode_pair, row
@@ -29,37 +29,7 @@ from gradtrace.tracer.storage.models import Metric, ParamGrads, ParamValues, Ste
 if TYPE_CHECKING:
     from gradtrace.tracer.recording.writer import StepBatch
 
-MAX_ROWS = 256  # rows per multi-row statement (each size is compiled once and cached)
 ORDER = (Step, ParamValues, ParamGrads, Metric, Update, Trace)  # the per-step form's order
-
-
-def multirow_sql(single: str, n: int) -> str:
-    """``single`` (an ``INSERT ... VALUES (?, ...)`` compiled from a model) for ``n`` rows."""
-    head, values = re.fullmatch(r"(.* VALUES )(\(.*\))", single, re.S).groups()
-    return head + ", ".join([values] * n)
-
-
-def chunk_sizes(n: int, most: int = MAX_ROWS) -> list[int]:
-    """``n`` rows as statements of ``most`` rows, then powers of two: few distinct
-    statements (SQLite's statement cache keeps them compiled), few per call.
-
-        >>> chunk_sizes(337)
-        [256, 64, 16, 1]
-    """
-    sizes = [most] * (n // most)
-    rest = n % most
-    bit = 1 << rest.bit_length()
-    while rest:
-        bit >>= 1
-        if rest & bit:
-            sizes.append(bit)
-            rest -= bit
-    return sizes
-
-
-def flat(rows: list[tuple[Any, ...]]) -> list[Any]:
-    """Every row's fields in one list, in order (the multi-row statement's parameters)."""
-    return list(chain.from_iterable(rows))
 
 
 @dataclass

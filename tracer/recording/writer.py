@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -25,13 +24,7 @@ import numpy as np
 import sqlalchemy as sa
 from gradtrace.tracer.errors import RecorderError
 from gradtrace.tracer.recording.capture import Shape, Snapshot
-from gradtrace.tracer.recording.grouped import (
-    MAX_ROWS,
-    chunk_sizes,
-    flat,
-    group_rows,
-    multirow_sql,
-)
+from gradtrace.tracer.recording.grouped import group_rows
 from gradtrace.tracer.storage.codec import ZSTD
 from gradtrace.tracer.storage.models import (
     Graph,
@@ -87,8 +80,6 @@ class _Statements:
             for model in (Metric, Update, Step, Trace, ParamValues, ParamGrads)
         }
         self.totals = metric_upsert_sql(engine.dialect)
-        self.multirow: dict[tuple[str, int], str] = {}  # (table, rows) -> SQLite statement
-        self.variables: int | None = None  # SQLite's limit of ? in one statement
 
     def insert(self, conn: Connection, model: type, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
@@ -101,26 +92,7 @@ class _Statements:
                 for row in rows:
                     copy.write_row(row)
             return
-        if self.postgres or len(rows) == 1:
-            conn.exec_driver_sql(self.sql[table.name], rows)
-            return
-        # SQLite: a few multi-row statements, one sqlite3_step (one GIL release) each,
-        # where executemany steps (and releases the GIL) once a row (see grouped.py).
-        most = max(1, min(MAX_ROWS, self._max_variables(conn) // len(table.columns)))
-        done = 0
-        for n in chunk_sizes(len(rows), most):
-            sql = self.multirow.get((table.name, n))
-            if sql is None:
-                sql = self.multirow[table.name, n] = multirow_sql(self.sql[table.name], n)
-            conn.exec_driver_sql(sql, tuple(flat(rows[done : done + n])))
-            done += n
-
-    def _max_variables(self, conn: Connection) -> int:
-        if self.variables is None:
-            driver = conn.connection.driver_connection
-            limit = getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", None)
-            self.variables = driver.getlimit(limit) if limit is not None else 999
-        return self.variables
+        conn.exec_driver_sql(self.sql[table.name], rows)
 
 
 class Writer:
@@ -265,7 +237,7 @@ class BackgroundWriter(Writer):
     transaction (group commit), and while steps keep coming it waits up to
     ``linger`` seconds (default :data:`LINGER_S`) for half the permits' worth:
     fast steps (a jit replay) are written a group at a time, one statement per
-    table (``grouped.py``), which costs the training thread's GIL far less than a
+    table (``grouped.py``), which costs the training thread's GIL less than a
     transaction a step. When a group fails, its steps are committed one
     by one, so one step the database refuses loses that step alone (the previous
     step's update, which travels with it, is still stored). The error is raised
