@@ -92,6 +92,7 @@ def instrument() -> None:
 
 def experiment(only: str) -> None:
     """Replace the writer's step writes by a part of them (what the rest costs)."""
+
     def steps(self: Any, conn: Any, batches: list[Any]) -> None:
         if only == "encode":
             for b in batches:
@@ -166,8 +167,10 @@ def table(label: str, r: dict[str, Any], steps: int) -> None:
     for key in sorted(r["cpu"]):
         print(f"| {key} | {r['cpu'][key] / steps * 1e3:.3f} | {r['wall'][key] / steps * 1e3:.3f} |")
     plain = sum(s["plain cpu"])
-    print(f"| process CPU over the paired steps, minus the untraced steps | "
-          f"{(r['process'] - plain) / steps * 1e3:.2f} | |")
+    print(
+        f"| process CPU over the paired steps, minus the untraced steps | "
+        f"{(r['process'] - plain) / steps * 1e3:.2f} | |"
+    )
     print(f"| close() (wall, once) | | {r['close'] * 1e3:.1f} |")
     print(f"\nwriter transactions: {len(GROUPS)}, steps each: {collections.Counter(GROUPS)}")
 
