@@ -67,6 +67,8 @@ import gradtrace
 def _as_float(name: str, value: Any) -> float:
     if type(value) is float:  # the common case, nothing to check
         return value
+    if type(value) is Replay:  # a jit step's loss: its root's float64, nothing to check
+        return value.data
     check("metric", value, f"metric {name!r}")
     return float(value.data) if value_like(value) else float(value)
 
