@@ -82,11 +82,22 @@ class Op:
     backward: Callable[..., tuple[Any, ...]] | None = None
     vforward: Callable[..., Any] | None = None
     vbackward: Callable[..., tuple[Any, ...]] | None = None
+    # A unary op given as its scalar function: forward is that function and
+    # vforward maps it over the array (see the module docstring).
+    scalar: Callable[[float], float] | None = None
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        f = cls.__dict__.get("scalar")
+        if f is not None:
+            cls.forward = lambda x, y=None: f(x)
+            cls.vforward = lambda x, y=None: each(f, x)
 
 
 # Methods below take no ``self``: an op class is a row of the table, read as
 # ``Tanh.backward(...)``. Where a scalar rule is made of IEEE operations only,
-# numpy computes the same bits, and ``vbackward = backward`` says so.
+# numpy computes the same bits, and ``vbackward = backward`` says so. A unary op
+# whose forward is one scalar function names it as ``scalar``.
 
 
 class Add(Op):
@@ -192,48 +203,33 @@ class Relu(Op):
 
 class Tanh(Op):
     code, lecture, spellings, method = TANH, "tanh", ("tanh",), "tanh"
-
-    def forward(x, y):
-        return math.tanh(x)
+    scalar = math.tanh
 
     # d/dx tanh(x) = 1 - tanh(x)**2
     def backward(x, y, out, g):
         return ((1.0 - out * out) * g,)
-
-    def vforward(x, y):
-        return each(math.tanh, x)
 
     vbackward = backward
 
 
 class Exp(Op):
     code, lecture, spellings, method = EXP, "exp", ("exp",), "exp"
-
-    def forward(x, y):
-        return ieee.exp(x)
+    scalar = ieee.exp
 
     # d/dx e**x = e**x
     def backward(x, y, out, g):
         return (out * g,)
-
-    def vforward(x, y):
-        return each(ieee.exp, x)
 
     vbackward = backward
 
 
 class Log(Op):
     code, lecture, spellings, method = LOG, "log", ("log",), "log"
-
-    def forward(x, y):
-        return ieee.log(x)
+    scalar = ieee.log
 
     # d/dx ln(x) = 1 / x
     def backward(x, y, out, g):
         return (ieee.div(g, x),)
-
-    def vforward(x, y):
-        return each(ieee.log, x)
 
     def vbackward(x, y, out, g):
         return (g / x,)
@@ -241,16 +237,11 @@ class Log(Op):
 
 class Sigmoid(Op):
     code, lecture, spellings, method = SIGMOID, "sigmoid", ("sigmoid",), "sigmoid"
-
-    def forward(x, y):
-        return ieee.sigmoid(x)
+    scalar = ieee.sigmoid
 
     # d/dx s(x) = s(x) * (1 - s(x)),  s(x) = 1 / (1 + e**-x)
     def backward(x, y, out, g):
         return (out * (1.0 - out) * g,)
-
-    def vforward(x, y):
-        return each(ieee.sigmoid, x)
 
     vbackward = backward
 

@@ -38,9 +38,9 @@ _LAZY = {
     "connect": "gradtrace.tracer.read.store",
     "Store": "gradtrace.tracer.read.store",
     "RunView": "gradtrace.tracer.read.runview",
-    "Origin": "gradtrace.tracer.analysis.forensics",
+    "Origin": "gradtrace.tracer.analysis.origintypes",
     "Onset": "gradtrace.tracer.analysis.onset",
-    "ParentValue": "gradtrace.tracer.analysis.forensics",
+    "ParentValue": "gradtrace.tracer.analysis.origintypes",
     "RunDiff": "gradtrace.tracer.analysis.difftypes",
     "VerifyResult": "gradtrace.tracer.analysis.verify",
 }

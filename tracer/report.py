@@ -18,8 +18,9 @@ from gradtrace.tracer.analysis import health
 from gradtrace.tracer.analysis.diff import diff_runs
 from gradtrace.tracer.analysis.diffread import metric_series, metric_sides, settings_of
 from gradtrace.tracer.analysis.difftypes import SETTINGS, NodeDiff, RunDiff
-from gradtrace.tracer.analysis.forensics import Origin, upstream_params
+from gradtrace.tracer.analysis.forensics import upstream_params
 from gradtrace.tracer.analysis.onset import Onset, Signal
+from gradtrace.tracer.analysis.origintypes import Origin
 from gradtrace.tracer.analysis.verify import VerifyResult
 from gradtrace.tracer.read.export import check_format, default_folder
 from gradtrace.tracer.read.runview import RunView

@@ -12,11 +12,11 @@ import doctest
 import importlib
 import itertools
 import math
-import random
 
 import numpy as np
 import pytest
 from gradtrace.engine import Value
+from helpers.lecture import LMLP, XS, YS
 
 # -- the lecture's graph walk and drawing -------------------------------------
 
@@ -300,52 +300,12 @@ def test_bad_children_or_op_raise_a_clear_error(make, error, message):
 
 def lecture_training(V, activation=lambda v: v.tanh(), steps=20, seed=0):
     """The lecture's Neuron/Layer/MLP and 4-sample loop on Value class ``V``; the losses."""
-    rng = random.Random(seed)
-
-    class Neuron:
-        def __init__(self, nin):
-            self.w = [V(rng.uniform(-1, 1)) for _ in range(nin)]
-            self.b = V(rng.uniform(-1, 1))
-
-        def __call__(self, x):
-            act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
-            return activation(act)
-
-        def parameters(self):
-            return [*self.w, self.b]
-
-    class Layer:
-        def __init__(self, nin, nout):
-            self.neurons = [Neuron(nin) for _ in range(nout)]
-
-        def __call__(self, x):
-            outs = [n(x) for n in self.neurons]
-            return outs[0] if len(outs) == 1 else outs
-
-        def parameters(self):
-            return [p for n in self.neurons for p in n.parameters()]
-
-    class MLP:
-        def __init__(self, nin, nouts):
-            sz = [nin, *nouts]
-            self.layers = [Layer(sz[i], sz[i + 1]) for i in range(len(nouts))]
-
-        def __call__(self, x):
-            for layer in self.layers:
-                x = layer(x)
-            return x
-
-        def parameters(self):
-            return [p for layer in self.layers for p in layer.parameters()]
-
-    xs = [[2.0, 3.0, -1.0], [3.0, -1.0, 0.5], [0.5, 1.0, 1.0], [1.0, 1.0, -1.0]]
-    ys = [1.0, -1.0, -1.0, 1.0]
-    m = MLP(3, [4, 4, 1])
+    m = LMLP(3, [4, 4, 1], seed=seed, V=V, activation=activation)
     assert len(m.parameters()) == 41
     losses = []
     for _ in range(steps):
-        ypred = [m(x) for x in xs]
-        loss = np.array([(yout - ygt) ** 2 for ygt, yout in zip(ys, ypred)]).sum()
+        ypred = [m(x) for x in XS]
+        loss = np.array([(yout - ygt) ** 2 for ygt, yout in zip(YS, ypred)]).sum()
         for p in m.parameters():
             p.grad = 0.0
         loss.backward()

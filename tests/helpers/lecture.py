@@ -102,21 +102,26 @@ class LValue:
             node._backward()
 
 
+def tanh(v):
+    return v.tanh()
+
+
 class LNeuron:
-    def __init__(self, nin, rng):
-        self.w = [LValue(rng.uniform(-1, 1)) for _ in range(nin)]
-        self.b = LValue(rng.uniform(-1, 1))
+    def __init__(self, nin, rng, V=LValue, activation=tanh):
+        self.w = [V(rng.uniform(-1, 1)) for _ in range(nin)]
+        self.b = V(rng.uniform(-1, 1))
+        self.activation = activation
 
     def __call__(self, x):
-        return sum((wi * xi for wi, xi in zip(self.w, x)), self.b).tanh()
+        return self.activation(sum((wi * xi for wi, xi in zip(self.w, x)), self.b))
 
     def parameters(self):
         return [*self.w, self.b]
 
 
 class LLayer:
-    def __init__(self, nin, nout, rng):
-        self.neurons = [LNeuron(nin, rng) for _ in range(nout)]
+    def __init__(self, nin, nout, rng, **kinds):
+        self.neurons = [LNeuron(nin, rng, **kinds) for _ in range(nout)]
 
     def __call__(self, x):
         outs = [n(x) for n in self.neurons]
@@ -127,10 +132,14 @@ class LLayer:
 
 
 class LMLP:
-    def __init__(self, nin, nouts, seed=0):
+    """The notes' MLP; ``V`` and ``activation`` swap in another engine's Value and
+    another non-linearity (the Values still pass through the notes' code)."""
+
+    def __init__(self, nin, nouts, seed=0, V=LValue, activation=tanh):
         rng = random.Random(seed)
         sz = [nin, *nouts]
-        self.layers = [LLayer(sz[i], sz[i + 1], rng) for i in range(len(nouts))]
+        kinds = {"V": V, "activation": activation}
+        self.layers = [LLayer(sz[i], sz[i + 1], rng, **kinds) for i in range(len(nouts))]
 
     def __call__(self, x):
         for layer in self.layers:

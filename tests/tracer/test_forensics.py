@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from gradtrace.engine import MLP, SGD, Value, mse
-from gradtrace.tracer.analysis.forensics import Origin, upstream_params
+from gradtrace.tracer.analysis.forensics import upstream_params
+from gradtrace.tracer.analysis.origintypes import Origin
 from helpers.trace import bits
 
 from gradtrace import tracer

@@ -200,15 +200,15 @@ def test_failed_transaction_does_not_break_the_next_steps(db_url, monkeypatch):
     step's update, which was in the failed transaction, is written by the next one."""
     from gradtrace.tracer.recording.writer import Writer
 
-    original, failures = Writer._step, []
+    original, failures = Writer._steps, []
 
-    def flaky(self, conn, batch):
-        original(self, conn, batch)
-        if batch.step == 2 and not failures:
-            failures.append(batch.step)
+    def flaky(self, conn, batches):  # the steps of one transaction (one here: sync)
+        original(self, conn, batches)
+        if [b.step for b in batches] == [2] and not failures:
+            failures.append(2)
             raise OSError("disk hiccup")
 
-    monkeypatch.setattr(Writer, "_step", flaky)
+    monkeypatch.setattr(Writer, "_steps", flaky)
     model, X, y = small_model()
     opt = SGD(model.parameters(), lr=0.1)
     logged = []

@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from gradtrace.tracer.analysis.forensics import NodeTrace, StepData, step_origin
+from gradtrace.tracer.analysis.forensics import step_origin
+from gradtrace.tracer.analysis.origintypes import NodeTrace, StepData
 from gradtrace.tracer.analysis.verify import cannot_check, recompute
 
 NAN = math.nan

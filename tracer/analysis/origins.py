@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import sqlalchemy as sa
-from gradtrace.tracer.analysis.forensics import KINDS, NodeTrace, Origin, StepData, step_origin
+from gradtrace.tracer.analysis.forensics import KINDS, step_origin
+from gradtrace.tracer.analysis.origintypes import NodeTrace, Origin, StepData
 from gradtrace.tracer.storage.models import Metric, ParamValues, Run, Step, Trace
 
 if TYPE_CHECKING:

@@ -67,6 +67,20 @@ class ParamReads:
             f"{where}` and restore it from a copy"
         )
 
+    def _matrix(self, rows: list, at: int, which: str, n: int) -> np.ndarray:
+        """The arrays in columns ``at`` (blob), ``at + 1`` (codec) and ``at + 2`` (CRC)
+        of ``rows``, whose column 0 is the step, as a steps x ``n`` matrix."""
+        try:
+            return decode_matrix(
+                [r[at] for r in rows],
+                [r[at + 1] for r in rows],
+                n,
+                f"the {WHAT[which]} of run {self.name!r}",
+                [r[at + 2] for r in rows],
+            )
+        except DamagedBlob as e:
+            raise self._damaged(e, WHAT[which], int(rows[e.row][0])) from None
+
     @cached_property
     def _parameters(self) -> pd.DataFrame:
         c = columns(
@@ -194,13 +208,7 @@ class ParamReads:
         if keep is not None:
             rows = [r for r in rows if r[0] in keep]
         index = pd.Index(i8([r[0] for r in rows]), name="step")
-        what = f"a parameter array of run {self.name!r}"
-        try:
-            matrix = decode_matrix(
-                [r[1] for r in rows], [r[2] for r in rows], len(names), what, [r[3] for r in rows]
-            )
-        except DamagedBlob as e:
-            raise self._damaged(e, WHAT[which], int(rows[e.row][0])) from None
+        matrix = self._matrix(rows, 1, which, len(names))
         return pd.DataFrame(matrix, index=index, columns=names)
 
     def gradients(self, params: Params = None, steps: Steps = None) -> pd.DataFrame:
@@ -230,7 +238,7 @@ class ParamReads:
             if upto is not None:
                 cond.append(v.step <= upto)
             rows = self.select_rows(
-                sa.select(v.step, v.data, v.codec, g.grad, g.codec, v.crc, g.crc)
+                sa.select(v.step, v.data, v.codec, v.crc, g.grad, g.codec, g.crc)
                 .join(g, sa.and_(g.run_key == v.run_key, g.step == v.step))
                 .where(*cond)
                 .order_by(v.step)
@@ -239,25 +247,5 @@ class ParamReads:
             if not rows:
                 return
             steps = i8([r[0] for r in rows])
-            try:
-                data = decode_matrix(
-                    [r[1] for r in rows],
-                    [r[2] for r in rows],
-                    n,
-                    "param_values",
-                    [r[5] for r in rows],
-                )
-            except DamagedBlob as e:
-                raise self._damaged(e, WHAT["data"], int(rows[e.row][0])) from None
-            try:
-                grad = decode_matrix(
-                    [r[3] for r in rows],
-                    [r[4] for r in rows],
-                    n,
-                    "param_grads",
-                    [r[6] for r in rows],
-                )
-            except DamagedBlob as e:
-                raise self._damaged(e, WHAT["grad"], int(rows[e.row][0])) from None
-            yield steps, data, grad
+            yield steps, self._matrix(rows, 1, "data", n), self._matrix(rows, 4, "grad", n)
             after = int(steps[-1])

@@ -65,7 +65,7 @@ from gradtrace.tracer.storage.models import Metric, Run, Step
 from gradtrace.tracer.validate import safe_text
 
 if TYPE_CHECKING:
-    from gradtrace.tracer.analysis.forensics import Origin
+    from gradtrace.tracer.analysis.origintypes import Origin
     from gradtrace.tracer.read.store import Store
 
 
@@ -295,7 +295,7 @@ class RunView(ParamReads, GraphReads):
     def first_nonfinite(self) -> Origin | None:
         """Where the run's first NaN/inf came from, or None if every number is finite.
 
-        An :class:`~gradtrace.tracer.analysis.forensics.Origin`: ``step``, ``kind`` (forward,
+        An :class:`~gradtrace.tracer.analysis.origintypes.Origin`: ``step``, ``kind`` (forward,
         backward, update or metric), ``node``, ``op``, ``name``, ``value``, ``grad``,
         ``parents``, ``exact`` and ``story``, the same answer in words. The
         definition is in ``tracer/analysis/forensics.py``.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from time import perf_counter
@@ -229,8 +230,62 @@ def update_rows(
     grad: np.ndarray,
     after: np.ndarray,
     lr: float | None,
+) -> UpdateRows:
+    """Rows for ``updates``: one per parameter, NaN as NULL plus exact bits in ``raw``.
+
+        >>> rows = update_rows(1, 0, np.array([1.0]), np.array([0.5]), np.array([0.75]), 0.5)
+        >>> list(rows)
+        [(1, 0, 0, 1.0, 0.5, 0.75, 0.5, None)]
+
+    The rows are built on first use: ``log()`` hands the arrays over and the
+    writer's thread builds the rows, off the training thread (the arrays are
+    fresh ones nobody writes again).
+    """
+    return UpdateRows((run_key, step, before, grad, after, lr))
+
+
+class UpdateRows(Sequence):
+    """The ``updates`` rows of one step's update, made from its arrays on first use."""
+
+    __slots__ = ("_args", "_rows")
+
+    def __init__(self, args: tuple[Any, ...]):
+        self._args: tuple[Any, ...] | None = args
+        self._rows: list[tuple[Any, ...]] | None = None
+
+    @property
+    def rows(self) -> list[tuple[Any, ...]]:
+        if self._rows is None:
+            self._rows, self._args = _update_rows(*self._args), None
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.rows[i]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.rows)
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"UpdateRows({self.rows!r})"
+
+
+def _update_rows(
+    run_key: int,
+    step: int,
+    before: np.ndarray,
+    grad: np.ndarray,
+    after: np.ndarray,
+    lr: float | None,
 ) -> list[tuple[Any, ...]]:
-    """Rows for ``updates``: one per parameter, NaN as NULL plus exact bits in ``raw``."""
+    """The rows of :func:`update_rows`, built now."""
     b, g, f = (np.asarray(x, dtype=np.float64) for x in (before, grad, after))
     n = len(b)
     columns = {"value_before": b.tolist(), "grad": g.tolist(), "value_after": f.tolist()}

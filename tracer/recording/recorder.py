@@ -40,8 +40,8 @@ import numpy as np
 import sqlalchemy as sa
 from gradtrace.engine import GCPolicy, Replay, Value
 from gradtrace.engine import linear_gc as engine_linear_gc
-from gradtrace.tracer.analysis.forensics import Origin
 from gradtrace.tracer.analysis.origins import LiveCheck
+from gradtrace.tracer.analysis.origintypes import Origin
 from gradtrace.tracer.errors import ConfigError, RecorderError
 from gradtrace.tracer.recording import foreign, lifecycle
 from gradtrace.tracer.recording.capture import (
@@ -67,6 +67,8 @@ import gradtrace
 def _as_float(name: str, value: Any) -> float:
     if type(value) is float:  # the common case, nothing to check
         return value
+    if type(value) is Replay:  # a jit step's loss: its root's float64, nothing to check
+        return value.data
     check("metric", value, f"metric {name!r}")
     return float(value.data) if value_like(value) else float(value)
 

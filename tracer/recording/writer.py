@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +24,8 @@ import numpy as np
 import sqlalchemy as sa
 from gradtrace.tracer.errors import RecorderError
 from gradtrace.tracer.recording.capture import Shape, Snapshot
-from gradtrace.tracer.storage.codec import PLAIN, ZSTD, checksum, encode_array, encode_pair, row
+from gradtrace.tracer.recording.grouped import group_rows
+from gradtrace.tracer.storage.codec import ZSTD
 from gradtrace.tracer.storage.models import (
     Graph,
     Metric,
@@ -47,7 +49,7 @@ class StepBatch:
     step: int
     wall_time: float
     metrics: list[tuple[Any, ...]] = field(default_factory=list)
-    updates: list[tuple[Any, ...]] = field(default_factory=list)
+    updates: Sequence[tuple[Any, ...]] = field(default_factory=list)  # may build on use
     snapshot: Snapshot | None = None
     params: np.ndarray | None = None  # (2, n): every watched parameter's value and grad
     steps_logged: int = 0
@@ -62,7 +64,7 @@ class Final:
 
     status: str
     error: str | None
-    updates: list[tuple[Any, ...]] = field(default_factory=list)
+    updates: Sequence[tuple[Any, ...]] = field(default_factory=list)
     nonfinite_step: int | None = None  # the last update's result is NaN/inf
 
 
@@ -121,11 +123,15 @@ class Writer:
         ]
         try:
             with self.engine.begin() as conn:
+                steps: list[StepBatch] = []
                 for item in items:
                     if isinstance(item, Final):
+                        self._steps(conn, steps)
+                        steps = []
                         self._final(conn, item)
                     else:
-                        self._step(conn, item)
+                        steps.append(item)
+                self._steps(conn, steps)
         except BaseException:
             # The graphs inserted by this transaction were rolled back with it: a
             # later step of the same shape must insert its graph again, not point
@@ -134,64 +140,29 @@ class Writer:
                 shape.key = None
             raise
 
-    def _step(self, conn: Connection, batch: StepBatch) -> None:
-        graph_key = None
-        snap = batch.snapshot
-        if snap is not None:
-            if snap.shape.key is None:
+    def _steps(self, conn: Connection, batches: list[StepBatch]) -> None:
+        """Consecutive steps: their rows table by table (``grouped.py``), the totals once."""
+        if not batches:
+            return
+        for batch in batches:
+            snap = batch.snapshot
+            if snap is not None and snap.shape.key is None:
                 self._graph(conn, snap.shape)
-            graph_key = snap.shape.key
-        ins = self.stmts.insert
-        step = row(
-            Step,
-            run_key=self.run_key,
-            step=batch.step,
-            wall_time=batch.wall_time,
-            graph_key=graph_key,
-            first_nonfinite=snap.first_nonfinite if snap else None,
-        )
-        ins(conn, Step, [step])
-        if batch.params is not None:
-            self._params(conn, batch.step, batch.params)
-        ins(conn, Metric, batch.metrics)
-        ins(conn, Update, batch.updates)
-        if snap is not None:
-            codec, data, grad = encode_pair(snap.data, snap.grad, self.codec)
-            trace = row(
-                Trace,
-                run_key=self.run_key,
-                step=batch.step,
-                graph_key=graph_key,
-                data=data,
-                grad=grad,
-                codec=codec,
-                crc=checksum(data, grad) if codec == PLAIN else None,  # zstd: its own
-            )
-            ins(conn, Trace, [trace])
-        if batch.metrics:
-            conn.exec_driver_sql(self.stmts.totals, metric_totals(batch.metrics))
+        group = group_rows(self.run_key, batches, self.codec)
+        for model, rows in group.tables.items():
+            self.stmts.insert(conn, model, rows)
+        if group.metrics:
+            conn.exec_driver_sql(self.stmts.totals, metric_totals(group.metrics))
         totals: dict[str, Any] = {
             # Counted in SQL: a step the database refused is not counted.
-            "steps": Run.steps + 1,
+            "steps": Run.steps + group.steps,
             "heartbeat_at": datetime.now(UTC),
         }
-        if batch.nonfinite_step is not None:
+        if group.nonfinite_step is not None:
             totals["first_nonfinite_step"] = sa.func.coalesce(
-                Run.first_nonfinite_step, batch.nonfinite_step
+                Run.first_nonfinite_step, group.nonfinite_step
             )
         conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(**totals))
-
-    def _params(self, conn: Connection, step: int, params: np.ndarray) -> None:
-        """The step's parameter values and gradients, a row each in their own table
-        and each in the codec that pays for it (gradients are often mostly zeros)."""
-        for model, array, column in (
-            (ParamValues, params[0], "data"),
-            (ParamGrads, params[1], "grad"),
-        ):
-            codec, blob = encode_array(array, self.codec)
-            crc = checksum(blob) if codec == PLAIN else None  # a zstd frame has its own
-            fields = {"codec": codec, "crc": crc, column: blob}
-            self.stmts.insert(conn, model, [row(model, run_key=self.run_key, step=step, **fields)])
 
     def _graph(self, conn: Connection, shape: Shape) -> None:
         shape.key = conn.execute(
@@ -253,6 +224,7 @@ def _insert_ignore(conn: Connection, model: type) -> sa.Insert:
 
 
 _STOP = object()
+LINGER_S = 0.05  # the longest a step waits for company before its commit starts
 
 
 class BackgroundWriter(Writer):
@@ -262,7 +234,11 @@ class BackgroundWriter(Writer):
     committed, whether still queued or in the thread's open transaction: that is
     the most a kill -9 can lose of steps whose ``log()`` returned (back-pressure
     also keeps memory bounded). The thread commits whatever has queued up in one
-    transaction (group commit). When a group fails, its steps are committed one
+    transaction (group commit), and while steps keep coming it waits up to
+    ``linger`` seconds (default :data:`LINGER_S`) for half the permits' worth:
+    fast steps (a jit replay) are written a group at a time, one statement per
+    table (``grouped.py``), which costs the training thread's GIL less than a
+    transaction a step. When a group fails, its steps are committed one
     by one, so one step the database refuses loses that step alone (the previous
     step's update, which travels with it, is still stored). The error is raised
     by the next ``submit`` (and, if no ``submit`` came after it, by ``close``),
@@ -270,7 +246,13 @@ class BackgroundWriter(Writer):
     """
 
     def __init__(
-        self, engine: Engine, run_key: int, queue_size: int = 16, group: int = 16, codec: int = ZSTD
+        self,
+        engine: Engine,
+        run_key: int,
+        queue_size: int = 16,
+        group: int = 16,
+        codec: int = ZSTD,
+        linger: float | None = None,
     ):
         super().__init__(engine, run_key, codec)
         if queue_size < 1:
@@ -280,6 +262,11 @@ class BackgroundWriter(Writer):
         # back only once its transaction has ended.
         self.uncommitted = threading.BoundedSemaphore(queue_size)
         self.group = group
+        # Wait for up to half the permits: fewer, fuller transactions cost the
+        # training thread less GIL a step, and the other half lets it go on meanwhile.
+        self.fill = min(group, max(1, queue_size // 2))
+        self.linger = LINGER_S if linger is None else linger
+        self.enough = threading.Event()  # fill steps queued, or the run ends
         self.error: BaseException | None = None  # not yet reported to the caller
         self.lost: list[int] = []  # steps the database refused
         self.first_error: BaseException | None = None
@@ -291,10 +278,15 @@ class BackgroundWriter(Writer):
             self._raise()
             self.uncommitted.acquire()
         self.queue.put(item)
+        # The writer waits for a group's worth on an Event, woken once a group, not
+        # once a step: each wake-up makes this thread hand it the GIL.
+        if not isinstance(item, StepBatch) or self.queue.qsize() >= self.fill - 1:
+            self.enough.set()
 
     def close(self) -> None:
         if self.thread.is_alive():
             self.queue.put(_STOP)
+            self.enough.set()
             self.thread.join()
         self._raise()
 
@@ -308,12 +300,7 @@ class BackgroundWriter(Writer):
     def _run(self) -> None:
         stop = False
         while not stop:
-            items = [self.queue.get()]
-            while len(items) < self.group:
-                try:
-                    items.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
+            items = self._take()
             if _STOP in items:
                 stop = True
                 items = [i for i in items if i is not _STOP]
@@ -333,6 +320,20 @@ class BackgroundWriter(Writer):
                 for item in items:
                     if isinstance(item, StepBatch):
                         self.uncommitted.release()
+
+    def _take(self) -> list[Any]:
+        """The next group: what has queued up, after waiting (at most ``linger``
+        seconds, without the GIL) until ``submit`` says ``fill`` steps are there."""
+        items = [self.queue.get()]
+        if isinstance(items[0], StepBatch) and self.fill > 1:
+            self.enough.wait(self.linger)
+        self.enough.clear()  # a set() racing this is for items drained just below
+        while len(items) < self.group:
+            try:
+                items.append(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
 
     def _salvage(self, item: StepBatch | Final) -> None:
         """Store the previous step's update that a refused step carried (it was

@@ -322,20 +322,38 @@ def apply_raw(values: dict[str, np.ndarray], raws: Sequence[bytes | None]) -> No
 # -- rows by column name ----------------------------------------------------------
 def row(model: type, **fields: Any) -> tuple[Any, ...]:
     """One row of ``model``'s table as a tuple in column order, from named fields;
-    a column not named is NULL, a name that is not a column is an error."""
-    return rows(model, 1, **fields)[0]
+    a column not named is NULL, a name that is not a column is an error.
+
+        >>> from gradtrace.tracer.storage.models import Metric
+        >>> row(Metric, run_key=1, name="loss", step=0, value=0.5)
+        (1, 'loss', 0, 0.5, None)
+    """
+    names = _names(model)
+    if fields.keys() - names:
+        raise KeyError(f"{model.__tablename__} has no column {sorted(fields.keys() - names)}")
+    return tuple(map(fields.get, names))
 
 
 def rows(model: type, n: int, **columns: Any) -> list[tuple[Any, ...]]:
     """``n`` rows of ``model``'s table in column order, for the writer's positional
     INSERT/COPY. Each keyword is a column: a sequence of ``n`` values, or one
     value (a str, bytes or scalar) repeated on every row."""
-    names = model.__table__.columns.keys()
-    unknown = set(columns) - set(names)
+    names = _names(model)
+    unknown = columns.keys() - names
     if unknown:
         raise KeyError(f"{model.__tablename__} has no column {sorted(unknown)}")
     cols = [_column(columns.get(name), n) for name in names]
     return list(zip(*cols, strict=True))
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}  # model -> its column names, in order
+
+
+def _names(model: type) -> tuple[str, ...]:
+    names = _NAMES.get(model)
+    if names is None:  # read once a model: SQLAlchemy builds the key list on every call
+        names = _NAMES[model] = tuple(model.__table__.columns.keys())
+    return names
 
 
 def _column(value: Any, n: int) -> Iterable[Any]:
