@@ -26,7 +26,7 @@ from time import perf_counter
 from typing import Any
 
 import numpy as np
-from gradtrace.engine import Module, Role, Value, structure
+from gradtrace.engine import Value, structure
 from gradtrace.engine.layout import SameLayout
 from gradtrace.tracer.storage.codec import (
     encode_kinds,
@@ -315,15 +315,6 @@ def metric_row(run_key: int, name: str, step: int, value: float) -> tuple[Any, .
     """The ``metrics`` row of one logged value (NaN and -0.0 keep their bits in ``raw``)."""
     raw = pack_raw(value) if needs_raw(value) else None
     return row(Metric, run_key=run_key, name=name, step=step, value=sql_float(value), raw=raw)
-
-
-def parameter_roles(model: Any, names: list[str]) -> list[Role]:
-    """The model's own roles when it is an engine Module, else one group named from the names."""
-    if isinstance(model, Module):
-        roles = model.parameter_roles()
-        if [r.name for r in roles] == names:
-            return roles
-    return [Role(n, n.rpartition(".")[0] or "parameters") for n in names]
 
 
 def read_params(params: list[Value]) -> np.ndarray:

@@ -42,24 +42,19 @@ from gradtrace.engine import GCPolicy, Replay, Value
 from gradtrace.engine import linear_gc as engine_linear_gc
 from gradtrace.tracer.analysis.origins import LiveCheck
 from gradtrace.tracer.analysis.origintypes import Origin
-from gradtrace.tracer.errors import ConfigError, RecorderError
+from gradtrace.tracer.errors import RecorderError
 from gradtrace.tracer.recording import foreign, lifecycle
-from gradtrace.tracer.recording.capture import (
-    GraphCapture,
-    metric_row,
-    parameter_roles,
-    read_params,
-    update_rows,
-)
+from gradtrace.tracer.recording.capture import GraphCapture, metric_row, read_params, update_rows
 from gradtrace.tracer.recording.jitcapture import snapshot
 from gradtrace.tracer.recording.lifecycle import deferred_signals, error_text
+from gradtrace.tracer.recording.watching import model_specs, parameter_rows, watched
 from gradtrace.tracer.recording.writer import BackgroundWriter, Final, StepBatch, Writer
 from gradtrace.tracer.storage.db import describe, open_database, writing
 from gradtrace.tracer.storage.integrity import mark_closed, mark_open
 from gradtrace.tracer.storage.models import Parameter, Run
 from gradtrace.tracer.storage.procinfo import pid_namespace, process_start_time
 from gradtrace.tracer.storage.totals import any_nonfinite, nonfinite_step
-from gradtrace.tracer.validate import RULES, check, shown, value_like
+from gradtrace.tracer.validate import RULES, check, value_like
 
 import gradtrace
 
@@ -187,42 +182,14 @@ class Recorder:
             raise RecorderError("watch() was already called for this run; call it once")
         if self.last_step is not None:
             raise RecorderError("call watch() before the first log()")
-        if hasattr(model, "named_parameters"):
-            named = list(model.named_parameters())
-            if not named or not all(isinstance(p, Value) for _, p in named):
-                raise ConfigError("watch() takes a model with Value parameters or a list of Values")
-            roles = parameter_roles(model, [n for n, _ in named])
-        else:  # a list, or a model of the user's own micrograd-style Values
-            named, roles = foreign.named_parameters(model)
-        for n, _ in named:
-            check("parameter name", n)
-        _no_twice(named)
+        named, roles = watched(model)
         self.params = [p for _, p in named]
         self.optimizer = optimizer
         self.graphs = GraphCapture({id(p): i for i, p in enumerate(self.params)})
         self._check = LiveCheck([n for n, _ in named])
-        specs = {
-            "model": model.spec() if hasattr(model, "spec") else foreign.model_spec(model),
-            "optimizer": optimizer.spec() if hasattr(optimizer, "spec") else None,
-        }
-        specs = {k: v for k, v in specs.items() if v is not None}
+        specs = model_specs(model, optimizer)
         with self.engine.begin() as conn:
-            conn.execute(
-                sa.insert(Parameter),
-                [
-                    {
-                        "run_key": self.run_key,
-                        "idx": i,
-                        "name": role.name,
-                        "param_group": role.group,
-                        "layer": role.layer,
-                        "neuron": role.neuron,
-                        "kind": role.kind,
-                        "input_index": role.input,
-                    }
-                    for i, role in enumerate(roles)
-                ],
-            )
+            conn.execute(sa.insert(Parameter), parameter_rows(self.run_key, roles))
             if specs:
                 conn.execute(sa.update(Run).where(Run.run_key == self.run_key).values(**specs))
         return model
@@ -402,22 +369,3 @@ def record(name: str = "run", db: str | os.PathLike | None = None, **options: An
     from re-walking the growing graph; every setting is restored at close).
     """
     return Recorder(name, db, **options)
-
-
-def _no_twice(named: list[tuple[str, Value]]) -> None:
-    """Each parameter once, under one name: its updates would be recorded twice,
-    or two parameters could not be told apart by name."""
-    names: dict[str, int] = {}
-    seen: dict[int, str] = {}
-    for name, p in named:
-        if id(p) in seen:
-            raise ConfigError(
-                f"watch() got the same Value twice (as {shown(seen[id(p)])} and {shown(name)}); "
-                "pass each parameter once"
-            )
-        if name in names:
-            raise ConfigError(
-                f"parameter name {shown(name)} is given to two parameters; "
-                "name each parameter once (named_parameters() must not repeat a name)"
-            )
-        seen[id(p)], names[name] = name, 1
