@@ -1,7 +1,7 @@
 """Where a non-finite number came from: the one definition every surface uses.
 
     >>> run = tracer.connect("runs.db").run("moons")      # doctest: +SKIP
-    >>> origin = run.first_nonfinite()                     # an Origin, or None
+    >>> origin = run.first_nonfinite()  # an Origin, or None  # doctest: +SKIP
     >>> origin.kind, origin.node, origin.op, origin.story  # doctest: +SKIP
     ('forward', 127, '**2', 'step 17: `**2` of 1.3e154 overflowed to inf (node 127) ...')
 

@@ -1,13 +1,13 @@
 """One recorded run, read as DataFrames. Made by ``Store.run(...)``.
 
-    >>> run = tracer.connect("runs.db").run("moons")     # doctest: +SKIP
-    >>> run.metrics()            # index step; loss, acc, lr, ..., wall_time
-    >>> run.updates(params=["layers.0.neurons.0.w.0"], steps=range(0, 100))
-    >>> run.gradients()          # index step; one column per parameter name
-    >>> run.nodes(10)            # every node of step 10: op, parents, value, grad
-    >>> run.first_nonfinite()    # where the first NaN/inf came from (an Origin), or None
-    >>> run.onset()              # when it started going wrong (an Onset), or None
-    >>> run.health()             # every neuron: dead, saturated or ok, and since when
+    run = tracer.connect("runs.db").run("moons")
+    run.metrics()            # index step; loss, acc, lr, ..., wall_time
+    run.updates(params=["layers.0.neurons.0.w.0"], steps=range(0, 100))
+    run.gradients()          # index step; one column per parameter name
+    run.nodes(10)            # every node of step 10: op, parents, value, grad
+    run.first_nonfinite()    # where the first NaN/inf came from (an Origin), or None
+    run.onset()              # when it started going wrong (an Onset), or None
+    run.health()             # every neuron: dead, saturated or ok, and since when
 
 The frames (``str`` is pandas' string dtype; ``Int64`` is nullable):
 

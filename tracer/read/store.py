@@ -2,7 +2,7 @@
 
     >>> store = connect("runs.db")                       # doctest: +SKIP
     >>> store.runs()[["name", "status", "steps", "metric.loss"]]   # doctest: +SKIP
-    >>> run = store.run("moons")          # an id, a unique id prefix, or a name
+    >>> run = store.run("moons")  # an id, a unique id prefix, or a name  # doctest: +SKIP
     >>> run.metrics().loss.plot()                        # doctest: +SKIP
 
 Every read is a bound, parameterized SQLAlchemy statement; names given by the
