@@ -249,20 +249,23 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-g-example", "value"),
         Output("run-g-drawn", "data"),
         Output("run-g-detail", "children"),
-        Input(ids.SLIDER, "value"),
+        Input("run-nodes-step", "data"),
         Input(ids.GRAPH_MODE, "value"),
         Input(PICKER.neuron, "value"),
         Input("run-g-example", "value"),
         Input(ids.GRAPH_NODE, "value"),
+        State(ids.SLIDER, "value"),
         State(PICKER.layer, "value"),
         State(ids.META, "data"),
         State("run-g-drawn", "data"),
         State(ids.RUN_ID, "data"),
     )
-    def draw(value, mode, neuron, example, node, layer, meta, drawn, run_id):
+    def draw(_traced, mode, neuron, example, node, value, layer, meta, drawn, run_id):
         """The chosen neighbourhood of the step's graph. Only every few steps are
-        traced: a slider move that stays on the same traced step changes nothing,
-        and sends nothing (a new element list would re-run the browser's layout)."""
+        traced: the graph hears the slider through the traced step the browser
+        picks for the node table (``refreshNodes``), so a slider move that stays on
+        the same traced step asks the server nothing (and a new element list would
+        re-run the browser's layout)."""
         if value is None or not meta or not run_id:
             raise PreventUpdate
         rc = ctx.run(run_id)

@@ -82,12 +82,12 @@ def test_boundary_of_another_step_is_a_patch_of_the_scores(moons):
     view = tracer.connect(db, readonly=True).run(run_id)
     meta = {"spec": view.model_spec, "traced": True}
     values = {"run-id.data": run_id, "run-meta.data": meta, "run-slider.value": STEPS - 1}
-    first = call(app, "run-boundary.figure", values, "run-slider.value")
+    first = call(app, "run-boundary-grid.data", values, "run-slider.value", side=True)
     figure, key = first["run-boundary"]["figure"], first["run-boundary-grid"]["data"]
     assert figure["data"][0]["type"] == "heatmap" and key
 
     values.update({"run-slider.value": 1, "run-boundary-grid.data": key})
-    moved = call(app, "run-boundary.figure", values, "run-slider.value")
+    moved = call(app, "run-boundary-grid.data", values, "run-slider.value", side=True)
     assert "run-boundary-grid" not in moved  # the same grid stays drawn
     patch = moved["run-boundary"]["figure"]
     assert patch["__dash_patch_update"] == "__dash_patch_update"
@@ -107,7 +107,7 @@ def test_boundary_of_another_step_is_a_patch_of_the_scores(moons):
 
     # a browser holding another grid (or none) gets the whole figure
     values["run-boundary-grid.data"] = "another grid"
-    whole = call(app, "run-boundary.figure", values, "run-slider.value")
+    whole = call(app, "run-boundary-grid.data", values, "run-slider.value", side=True)
     assert whole["run-boundary"]["figure"]["data"][2]["type"] == "scatter"
     assert whole["run-boundary-grid"]["data"] == key
 
