@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 from dash import (
-    ClientsideFunction,
     Dash,
     Input,
     Output,
@@ -28,6 +27,7 @@ from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.decision import bounds, decision_grid, grid_size
 from gradtrace.dashboard.groups import histogram, layer_groups
 from gradtrace.dashboard.run import ids
+from gradtrace.dashboard.run.wiring import each, js, of
 from gradtrace.dashboard.ui import card, chart, message
 
 RATES = (1, 2, 5, 10, 20)  # steps per second while playing
@@ -215,14 +215,10 @@ def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
     @app.callback(
-        Output(ids.SLIDER, "min"),
-        Output(ids.SLIDER, "max"),
-        Output(ids.SLIDER, "marks"),
-        Output(ids.SLIDER, "value"),
+        *of(Output, ids.SLIDER, "min", "max", "marks", "value"),
         Input(ids.LIVE_BELOW, "data"),
         State(ids.RUN_ID, "data"),
-        State(ids.SLIDER, "value"),
-        State(ids.SLIDER, "max"),
+        *of(State, ids.SLIDER, "value", "max"),
         prevent_initial_call=True,
     )
     def slider_range(shown: dict | None, run_id: str, value: int | None, top: int | None):
@@ -235,24 +231,22 @@ def register(app: Dash, ctx: AppContext) -> None:
         return first, last, marks(first, last), (last if follow else no_update)
 
     # Playing runs in the browser and keeps time (assets/run.js: play).
-    app.clientside_callback(
-        ClientsideFunction("run", "play"),
+    js(
+        app,
+        "play",
         Output(ids.SLIDER, "value", allow_duplicate=True),
         Output("run-timer", "disabled"),
         Output("run-play", "children"),
         Output("run-timer", "interval"),
         Output("run-play-clock", "data"),
+        # the play button, the timer, a click on the loss curve, the rate
         Input("run-play", "n_clicks"),
         Input("run-timer", "n_intervals"),
         Input(ids.LOSS, "clickData"),
         Input("run-speed", "value"),
-        State(ids.SLIDER, "value"),
-        State(ids.SLIDER, "min"),
-        State(ids.SLIDER, "max"),
+        *of(State, ids.SLIDER, "value", "min", "max"),
         State("run-timer", "disabled"),
-        State("run-play-clock", "data"),
-        State("run-hist-step", "data"),
-        prevent_initial_call=True,
+        *each(State, "data", "run-play-clock", "run-hist-step"),
     )
 
     # One request per slider move for the replay's figures: the histograms and the
@@ -261,14 +255,10 @@ def register(app: Dash, ctx: AppContext) -> None:
     # exists only for 2-input models (a callback output missing from the page fails
     # in the browser), so its figure is set as a side update when it is there.
     @app.callback(
-        Output(ids.WEIGHT_HIST, "figure"),
-        Output(ids.GRAD_HIST, "figure"),
-        Output("run-hist-step", "data"),
-        Output("run-boundary-grid", "data"),
+        *each(Output, "figure", ids.WEIGHT_HIST, ids.GRAD_HIST),
+        *each(Output, "data", "run-hist-step", "run-boundary-grid"),
         Input(ids.SLIDER, "value"),
-        State(ids.META, "data"),
-        State(ids.RUN_ID, "data"),
-        State("run-boundary-grid", "data"),
+        *each(State, "data", ids.META, ids.RUN_ID, "run-boundary-grid"),
     )
     def step_figures(value: int | None, meta: dict | None, run_id: str, drawn: str | None):
         """The step's histograms, and its decision boundary (2-input models): a patch
