@@ -15,7 +15,7 @@ import numpy as np
 import plotly
 import pytest
 from gradtrace.dashboard import app as dashboard_app
-from gradtrace.dashboard import create_app, figures
+from gradtrace.dashboard import create_app, figures, graphs
 from gradtrace.dashboard.context import context_for
 from gradtrace.dashboard.run import replay
 from gradtrace.tracer.recording.demo import train
@@ -151,3 +151,27 @@ def test_every_chart_type_the_dashboard_draws_is_in_its_plotly_bundle():
     trace = figures.scatter(len(y), x=list(range(len(y))), y=y, mode="lines")
     assert trace["type"] == "scatter" and len(trace["x"]) <= 2 * figures.BIG + 2
     assert max(trace["y"]) == 6.0 and min(trace["y"]) == 0.0
+
+
+def test_steps_of_one_graph_shape_share_what_the_structure_determines(moons, monkeypatch):
+    """A typed step to another traced step reads that step's values, not its structure
+    again: the children index and each neuron's chains are kept per graph shape."""
+    db, run_id = moons
+    rc = context_for(create_app(db)).run(run_id)
+    first, second = (int(s) for s in rc.traced()[:2])
+    assert rc.shape(first) == rc.shape(second)
+    assert rc.children(first) is rc.children(second)
+    found = []
+    real = graphs._chains
+    monkeypatch.setattr(graphs, "_chains", lambda *a: found.append(a[3:]) or real(*a))
+    params = rc.parameters()
+    at_first = replay.inputs_at(rc, first)
+    at_second = replay.inputs_at(rc, second)
+    last = int(params["layer"].max())
+    assert found == [(0, 0), (last, 0)]  # layer 0 (inputs) and the last (labels), once
+    # the same as reading the second step afresh, its own values included
+    nodes = rc.nodes(second)
+    fresh = graphs.children_index(nodes)
+    np.testing.assert_array_equal(at_second[0], graphs.training_inputs(nodes, fresh, params))
+    np.testing.assert_array_equal(at_second[1], graphs.hinge_labels(nodes, fresh, params))
+    np.testing.assert_array_equal(at_first[0], at_second[0])  # moons: the same 100 points
