@@ -19,8 +19,8 @@ own arrival times follow the table. Play rate is the steps the slider advanced
 per second of playing at the fastest rate offered. The load average is printed
 with the figures: the machine may be shared.
 The "server" column times the same work without the browser: the page request, the
-callbacks a slider move triggers (summed), the log-y patch (benchmarks/dashboard.py has
-every callback).
+callback a slider move triggers (the replay's figures), the log-y patch
+(benchmarks/dashboard.py has every callback).
 """
 
 from __future__ import annotations
@@ -349,15 +349,13 @@ def server_side(db: str, run_id: str, moves: int) -> dict[str, float]:
         "run-nodes.getRowsRequest": {"startRow": 0, "endRow": 100},
     }
     # the boundary's grid as the browser holds it after the page's first draw
-    _, first = c.call("run-boundary.figure", {**base, "run-slider.value": last}, "run-slider.value")
+    at_last = {**base, "run-slider.value": last}
+    _, first = c.call("run-boundary-grid.data", at_last, "run-slider.value")
     base["run-boundary-grid.data"] = first["response"].get("run-boundary-grid", {}).get("data")
-    # what a slider move asks the server for (the curves' marker moves in the browser)
-    outputs = (
-        "run-weight-hist.figure",
-        "run-boundary.figure",
-        "run-cyto.elements",
-        "run-nodes.getRowsResponse",
-    )
+    # what a slider move asks the server for: the replay's figures, in one request (the
+    # curves' markers move in the browser; the graph and the node table are asked for
+    # only when the move reaches another traced step)
+    outputs = ("run-weight-hist.figure",)
     slider, logy = [], []
     for k in range(moves):
         values = {**base, "run-slider.value": last - 1 - k}

@@ -168,16 +168,12 @@ def run_benchmark(db: str, samples: int = 8) -> list[tuple[str, float, float, fl
         "run-w-layer.value",
         lambda i: {**ctx, "run-w-layer.value": i % 3, "run-w-neuron.value": 0},
     )
-    for label, out in (
-        ("replay: histograms", "run-weight-hist.figure"),
-        ("replay: decision boundary", "run-boundary.figure"),
-    ):
-        measure(
-            label,
-            out,
-            "run-slider.value",
-            lambda i: {**ctx, "run-slider.value": rng.randrange(steps)},
-        )
+    measure(
+        "replay: histograms and decision boundary",
+        "run-weight-hist.figure",
+        "run-slider.value",
+        lambda i: {**ctx, "run-slider.value": rng.randrange(steps)},
+    )
     graph = {
         **ctx,
         "run-g-mode.value": "neuron",

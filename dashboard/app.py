@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from html import escape as html_escape
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -26,11 +27,17 @@ cyto.load_extra_layouts()  # dagre: the computation graph left to right, like gr
 # drawn, before the sections below it (the graph view is the only user): the
 # extra-layouts cytoscape bundle is the page's largest script after plotly.js.
 DEFERRED = ("dash_cytoscape",)
+# plotly.js for the page's charts: the cartesian bundle (npm plotly.js-cartesian-dist-min,
+# the version plotly.py ships, 1.5 MB against the full bundle's 4.8 MB: every chart here
+# is a scatter, bar, heatmap or contour), loaded by assets/plotly_early.js; the folder
+# is served but not put in the page as script tags
+PLOTLY_BUNDLE = "vendor/plotly-cartesian-4.1.1.min.js"
 
 
 class _Dash(Dash):
-    """Dash, with the ``DEFERRED`` component scripts out of the page: their URLs go
-    in a ``gt-deferred`` JSON block that ``assets/run.js`` loads from."""
+    """Dash, with the ``DEFERRED`` component scripts out of the page (their URLs go
+    in a ``gt-deferred`` JSON block that ``assets/run.js`` loads from) and the page's
+    plotly.js (``PLOTLY_BUNDLE``) loading from the head."""
 
     def interpolate_index(self, **kwargs: Any) -> str:
         later: list[str] = []
@@ -46,6 +53,13 @@ class _Dash(Dash):
         kwargs["scripts"] = (
             f'<script id="gt-deferred" type="application/json">{block}</script>\n{scripts}'
         )
+        if self.config.serve_locally:
+            # in the head, async: downloaded and compiled off the main thread while
+            # the page's other scripts load and run (assets/plotly_early.js waits on it)
+            src = html_escape(self.get_asset_url(PLOTLY_BUNDLE))
+            kwargs["metas"] = f'<script id="gt-plotly" async src="{src}"></script>\n' + kwargs.get(
+                "metas", ""
+            )
         return super().interpolate_index(**kwargs)
 
 
@@ -60,6 +74,7 @@ def create_app(db: str | None = None) -> Dash:
         title="gradtrace",
         suppress_callback_exceptions=True,  # the run page's components exist only on it
         update_title=None,
+        assets_path_ignore=["vendor"],  # PLOTLY_BUNDLE: loaded by plotly_early.js
     )
     attach(app, ctx)
     figures.frame()  # Plotly's validators load on first use (~0.2 s): not in a callback

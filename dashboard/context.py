@@ -9,6 +9,7 @@ run only ever grows at its end, which :meth:`RunCache.poll` reads incrementally.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import weakref
 from collections import OrderedDict
@@ -169,10 +170,28 @@ class RunCache:
         """Every node of a traced step (values and gradients), cached."""
         return self.big.get(("nodes", int(step)), lambda: self.view.nodes(int(step)))
 
+    def shape(self, step: int) -> str:
+        """A fingerprint of the structure of ``step``'s graph (ops, parent edges,
+        parameters, leaf kinds, constant arguments): the traced steps of one graph
+        shape share it, and with it everything that depends on the structure alone."""
+
+        def make() -> str:
+            nodes = self.nodes(step)
+            key = hashlib.blake2b(digest_size=16)
+            for column in ("a", "b", "param"):
+                key.update(nodes[column].to_numpy(dtype=np.int64, na_value=-1).tobytes())
+            key.update(nodes["arg"].to_numpy(dtype=np.float64).tobytes())
+            for column in ("op", "kind"):
+                key.update("\0".join(nodes[column].fillna("").tolist()).encode())
+            return key.hexdigest()
+
+        return self.cache.get(("shape", int(step)), make)
+
     def children(self, step: int) -> graphs.Children:
-        """The children index of ``step``'s graph."""
+        """The children index of ``step``'s graph, one per graph shape (it keeps what
+        is found in the structure: ``graphs.neuron_chains``)."""
         return self.big.get(
-            ("children", int(step)), lambda: graphs.children_index(self.nodes(step))
+            ("children", self.shape(step)), lambda: graphs.children_index(self.nodes(step))
         )
 
     def once(self, what: Hashable, make: Callable[[RunCache], T]) -> T:

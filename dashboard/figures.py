@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from gradtrace.dashboard.series import minmax_picks
 from plotly.subplots import make_subplots
 
 Figure = dict[str, Any]
@@ -53,7 +54,7 @@ TEMPLATE = {
 # Diverging scales with a white middle (Plotly.js's own "RdBu" is grey there).
 NEG_POS = [[0.0, "#b91c1c"], [0.5, "#f8fafc"], [1.0, "#1d4ed8"]]
 MARGIN = {"l": 56, "r": 16, "t": 36, "b": 40}
-BIG = 2000  # points above which a line is drawn with WebGL
+BIG = 2000  # points above which a line is thinned to the points that draw it
 
 
 MARKER_COLOR = "#f59e0b"  # the replay step's line
@@ -101,8 +102,19 @@ def finite_list(values: np.ndarray | Sequence[float]) -> list[float | None]:
 
 
 def scatter(n: int, **kw: Any) -> dict[str, Any]:
-    """A line trace as a plain dict; WebGL above ``BIG`` points."""
-    return {"type": "scattergl" if n > BIG else "scatter", **kw}
+    """A line trace as a plain dict, always SVG: the page's plotly.js is the cartesian
+    bundle (``assets/vendor``), which has no WebGL traces. A line of more than ``BIG``
+    points keeps only those that draw it at a plot's width (each bucket's first,
+    smallest, largest and first non-finite point: ``minmax_picks``), so a spike or a
+    gap survives: ``scatter(3, x=[0, 1, 2], y=[1.0, None, 3.0], mode="lines")``."""
+    y = kw.get("y")
+    if n > BIG and y is not None and len(y) == n:
+        values = np.array([np.nan if v is None else v for v in y], dtype=np.float64)
+        picks = minmax_picks(values, BIG // 2).tolist()
+        for key in ("x", "y", "customdata", "text"):
+            if isinstance(kw.get(key), list | tuple) and len(kw[key]) == n:
+                kw[key] = [kw[key][i] for i in picks]
+    return {"type": "scatter", **kw}
 
 
 @lru_cache(maxsize=64)

@@ -10,7 +10,7 @@ Node tables have one row per node in topological order with parent columns
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -21,12 +21,17 @@ MAX_NODES = 80
 
 @dataclass(frozen=True)
 class Children:
-    """A CSR index: the children of node ``i`` are ``targets[offsets[i]:offsets[i+1]]``."""
+    """A CSR index: the children of node ``i`` are ``targets[offsets[i]:offsets[i+1]]``.
+
+    ``found`` keeps what ``neuron_chains`` found in this graph's structure: an index
+    serves every step of one graph shape (``RunCache.children``), whose chains are
+    the same however the values differ."""
 
     offsets: np.ndarray
     targets: np.ndarray
     a: np.ndarray  # first parent of each node, -1 for none
     b: np.ndarray  # second parent, -1 for none
+    found: dict = field(default_factory=dict, compare=False, repr=False)
 
     def of(self, node: int) -> np.ndarray:
         """The children of ``node``, ascending."""
@@ -180,6 +185,17 @@ def neuron_chains(
     its chain ``((b + w0*x0) + w1*x1) + ...`` and the activation node after the
     chain (or None). Examples are numbered in the order the graph reaches them.
     """
+    bias_idx, weight_idx = _neuron_params(parameters, layer, neuron)
+    key = (layer, neuron, bias_idx, tuple(weight_idx))
+    if key not in children.found:
+        children.found[key] = _chains(nodes, children, parameters, layer, neuron)
+    bias, chains, acts = children.found[key]
+    return bias, [list(c) for c in chains], list(acts)
+
+
+def _chains(
+    nodes: pd.DataFrame, children: Children, parameters: pd.DataFrame, layer: int, neuron: int
+) -> tuple[int, list[list[tuple[int, int]]], list[int | None]]:
     bias_idx, weight_idx = _neuron_params(parameters, layer, neuron)
     where = param_nodes(nodes)
     if bias_idx not in where:

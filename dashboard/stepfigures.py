@@ -51,10 +51,18 @@ def histograms_figure(title: str, hists: dict[str, tuple[np.ndarray, np.ndarray,
                 "hovertemplate": "%{x:.3g}: %{y}<extra>" + titles[k] + "</extra>",
             }
         )
+        # fixed margins: every step moves the bins, so the tick labels change, and
+        # automargin (the template's) re-measures them and lays the figure out again,
+        # a third of a slider move's redraw; the labels here fit the set margins
         fig["layout"][f"xaxis{axis}"] = {
             **fig["layout"].get(f"xaxis{axis}", {}),
             "nticks": 4,
             "tickformat": ".2~g",
+            "automargin": False,
+        }
+        fig["layout"][f"yaxis{axis}"] = {
+            **fig["layout"].get(f"yaxis{axis}", {}),
+            "automargin": False,
         }
     return fig
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 import dash
-from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html
+from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import ui
 from gradtrace.dashboard.context import AppContext, RunCache, context_for
 from gradtrace.dashboard.run import health, ids, nodes, overview, replay, summary, weights
+from gradtrace.dashboard.run.wiring import each, js
 from gradtrace.dashboard.ui import message
 
 from gradtrace import tracer
@@ -147,41 +148,20 @@ def register(app: Dash, ctx: AppContext) -> None:
     # The address bar follows the view, so "step 16, node 1021 of run X" can be shared.
     # Two callbacks, as a run without node traces has no graph controls: a callback
     # with a missing input fails in the browser.
-    app.clientside_callback(
-        ClientsideFunction("run", "urlView"),
-        Output(ids.URL, "data"),
-        Input(ids.SLIDER, "value"),
-        Input(ids.WEIGHTS, "value"),
-        prevent_initial_call=True,
-    )
-    app.clientside_callback(
-        ClientsideFunction("run", "urlNode"),
-        Output(ids.URL, "data", allow_duplicate=True),
-        Input(ids.GRAPH_MODE, "value"),
-        Input(ids.GRAPH_NODE, "value"),
-        prevent_initial_call=True,
-    )
+    js(app, "urlView", Output(ids.URL, "data"), *each(Input, "value", ids.SLIDER, ids.WEIGHTS))
+    node = each(Input, "value", ids.GRAPH_MODE, ids.GRAPH_NODE)
+    js(app, "urlNode", Output(ids.URL, "data", allow_duplicate=True), *node)
     # the sections below hear the live poll through a store mounted with them
-    app.clientside_callback(
-        ClientsideFunction("run", "same"),
-        Output(ids.LIVE_BELOW, "data"),
-        Input(ids.LIVE, "data"),
-        prevent_initial_call=True,
-    )
+    js(app, "same", Output(ids.LIVE_BELOW, "data"), Input(ids.LIVE, "data"))
     # The lower sections are asked for once the loss curve is drawn.
-    app.clientside_callback(
-        ClientsideFunction("run", "whenPainted"),
-        Output(ids.PAINTED, "data"),
-        Input(ids.RUN_ID, "data"),
-        State(ids.LOSS, "id"),
-    )
+    painted = (Input(ids.RUN_ID, "data"), State(ids.LOSS, "id"))
+    js(app, "whenPainted", Output(ids.PAINTED, "data"), *painted, initial=True)
 
     @app.callback(
         Output(ids.BELOW, "children"),
         Output(ids.LIVE_TIMER, "disabled"),
         Input(ids.PAINTED, "data"),
-        State(ids.BELOW_ARGS, "data"),
-        State(ids.STEP, "data"),
+        *each(State, "data", ids.BELOW_ARGS, ids.STEP),
     )
     def lower(run_id: str | None, args: dict | None, step: int | None):
         """Mount the sections below the curves at the page's step (a click on the loss

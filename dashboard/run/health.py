@@ -13,7 +13,7 @@ from __future__ import annotations
 import dash_ag_grid as dag
 import numpy as np
 import pandas as pd
-from dash import ALL, ClientsideFunction, Dash, Input, Output, State, dcc, html
+from dash import ALL, Dash, Input, Output, State, dcc, html
 from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
@@ -21,6 +21,7 @@ from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.groups import layer_groups
 from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.run.summary import onset_of
+from gradtrace.dashboard.run.wiring import below, each, js
 from gradtrace.dashboard.series import downsample
 from gradtrace.dashboard.ui import card, chart, message
 from gradtrace.tracer.display import number
@@ -225,18 +226,11 @@ def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
     @app.callback(
-        Output(ids.H_UNITS, "figure"),
-        Output(ids.H_RATIO, "figure"),
-        Output(ids.H_GRADNORM, "figure"),
+        *each(Output, "figure", ids.H_UNITS, ids.H_RATIO, ids.H_GRADNORM),
         Output(ids.STALLED, "rowData"),
-        Output("run-h-stalled-title", "children"),
-        Output("run-h-flags", "children"),
-        Output(ids.SUM_HEALTH, "children"),
+        *each(Output, "children", "run-h-stalled-title", "run-h-flags", ids.SUM_HEALTH),
         Output("run-h-neurons", "children"),
-        Input(ids.META, "data"),
-        Input(ids.LIVE_BELOW, "data"),
-        State(ids.RUN_ID, "data"),
-        State(ids.STEP, "data"),
+        *below(Input(ids.META, "data")),
     )
     def draw(meta: dict | None, _live: dict | None, run_id: str | None, step: int | None):
         """Every health figure and the stalled table (kept once the run has ended)."""
@@ -304,12 +298,12 @@ def register(app: Dash, ctx: AppContext) -> None:
         units, ratio, norms = (figures.with_marker(f, step) for f in (units, ratio, norms))
         return units, ratio, norms, rows, title, " · ".join(flags), badge(text, cls), listed
 
-    app.clientside_callback(
-        ClientsideFunction("run", "toWeights"),
+    js(
+        app,
+        "toWeights",
         Output("run-h-scrolled", "data"),
         Input(ids.FOCUS, "data"),
         State(ids.W_HISTORY, "id"),
-        prevent_initial_call=True,
     )
 
     @app.callback(

@@ -11,7 +11,7 @@ import dash_ag_grid as dag
 import dash_cytoscape as cyto
 import numpy as np
 import pandas as pd
-from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html, no_update
+from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import graphs, graphview
 from gradtrace.dashboard.context import AppContext, RunCache
@@ -19,6 +19,7 @@ from gradtrace.dashboard.nodetable import COLUMNS, page
 from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.run.picker import NeuronPicker, layer_options, neuron_options
 from gradtrace.dashboard.run.replay import snap
+from gradtrace.dashboard.run.wiring import each, js, of
 from gradtrace.dashboard.ui import card, facts, message
 
 PICKER = NeuronPicker("run-g")
@@ -217,8 +218,7 @@ def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
     @app.callback(
-        Output(PICKER.layer, "options"),
-        Output(PICKER.layer, "value"),
+        *of(Output, PICKER.layer, "options", "value"),
         Input(ids.META, "data"),
         State(ids.RUN_ID, "data"),
     )
@@ -230,8 +230,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         return options, (options[0]["value"] if options else None)
 
     @app.callback(
-        Output(PICKER.neuron, "options"),
-        Output(PICKER.neuron, "value"),
+        *of(Output, PICKER.neuron, "options", "value"),
         Input(PICKER.layer, "value"),
         State(ids.RUN_ID, "data"),
     )
@@ -249,20 +248,17 @@ def register(app: Dash, ctx: AppContext) -> None:
         Output("run-g-example", "value"),
         Output("run-g-drawn", "data"),
         Output("run-g-detail", "children"),
-        Input(ids.SLIDER, "value"),
-        Input(ids.GRAPH_MODE, "value"),
-        Input(PICKER.neuron, "value"),
-        Input("run-g-example", "value"),
-        Input(ids.GRAPH_NODE, "value"),
-        State(PICKER.layer, "value"),
-        State(ids.META, "data"),
-        State("run-g-drawn", "data"),
-        State(ids.RUN_ID, "data"),
+        Input("run-nodes-step", "data"),
+        *each(Input, "value", ids.GRAPH_MODE, PICKER.neuron, "run-g-example", ids.GRAPH_NODE),
+        *each(State, "value", ids.SLIDER, PICKER.layer),
+        *each(State, "data", ids.META, "run-g-drawn", ids.RUN_ID),
     )
-    def draw(value, mode, neuron, example, node, layer, meta, drawn, run_id):
+    def draw(_traced, mode, neuron, example, node, value, layer, meta, drawn, run_id):
         """The chosen neighbourhood of the step's graph. Only every few steps are
-        traced: a slider move that stays on the same traced step changes nothing,
-        and sends nothing (a new element list would re-run the browser's layout)."""
+        traced: the graph hears the slider through the traced step the browser
+        picks for the node table (``refreshNodes``), so a slider move that stays on
+        the same traced step asks the server nothing (and a new element list would
+        re-run the browser's layout)."""
         if value is None or not meta or not run_id:
             raise PreventUpdate
         rc = ctx.run(run_id)
@@ -334,21 +330,25 @@ def register(app: Dash, ctx: AppContext) -> None:
         title = f"every node of step {step} ({count} shown)"
         return {"rowData": data, "rowCount": count}, title
 
-    app.clientside_callback(
-        ClientsideFunction("run", "narrowLayout"),
+    js(
+        app,
+        "narrowLayout",
         Output(ids.GRAPH, "layout"),
         Input(ids.META, "data"),
         State(ids.GRAPH, "layout"),
+        initial=True,
     )
 
     # A slider move to another traced step: the grid drops its loaded blocks and asks
     # for them again at once, beside the graph's request (a move within the same
     # traced step leaves it alone).
-    app.clientside_callback(
-        ClientsideFunction("run", "refreshNodes"),
+    js(
+        app,
+        "refreshNodes",
         Output("run-nodes-step", "data"),
         Input(ids.SLIDER, "value"),
         State("run-nodes-step", "data"),
         State(ids.META, "data"),
         State(GRID, "id"),
+        initial=True,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from dash import ClientsideFunction, Dash, Input, Output, Patch, State, dcc, html, no_update
+from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import curvefigures
@@ -14,6 +14,7 @@ from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.divergence import auto_log
 from gradtrace.dashboard.figures import skeleton
 from gradtrace.dashboard.run import ids, summary
+from gradtrace.dashboard.run.wiring import each, js, of
 from gradtrace.dashboard.series import ema, zoom_ranges
 from gradtrace.dashboard.ui import card, log_y_toggle
 from gradtrace.tracer.display import duration
@@ -113,16 +114,10 @@ def register(app: Dash, ctx: AppContext) -> None:
     @app.callback(
         Output(ids.LIVE, "data", allow_duplicate=True),
         Output(ids.LIVE_TIMER, "disabled", allow_duplicate=True),
-        Output(ids.STATUS, "children"),
-        Output(ids.STATUS, "className"),
-        Output(ids.STEPS, "children"),
-        Output(ids.LOSS_TEXT, "children"),
-        Output(ids.BEST, "children"),
-        Output(ids.ACC, "children"),
-        Output(ids.DURATION, "children"),
+        *of(Output, ids.STATUS, "children", "className"),
+        *each(Output, "children", ids.STEPS, ids.LOSS_TEXT, ids.BEST, ids.ACC, ids.DURATION),
         Input(ids.LIVE_TIMER, "n_intervals"),
-        State(ids.RUN_ID, "data"),
-        State(ids.LIVE, "data"),
+        *each(State, "data", ids.RUN_ID, ids.LIVE),
         prevent_initial_call=True,
     )
     def live(_n: int, run_id: str, shown: dict | None):
@@ -146,42 +141,24 @@ def register(app: Dash, ctx: AppContext) -> None:
         )
 
     # the slider's step is the page's step; every step-indexed chart marks it
-    app.clientside_callback(
-        ClientsideFunction("run", "step"),
-        Output(ids.STEP, "data"),
-        Input(ids.SLIDER, "value"),
-        State(ids.MARKED, "data"),
-        prevent_initial_call=True,
-    )
-    app.clientside_callback(  # the replay, once mounted, takes the click itself
-        ClientsideFunction("run", "clicked"),
-        Output(ids.STEP, "data", allow_duplicate=True),
-        Input(ids.LOSS, "clickData"),
-        State(ids.MARKED, "data"),
-        prevent_initial_call=True,
-    )
-    app.clientside_callback(
-        ClientsideFunction("run", "metricsAfterLoss"),
-        Output(ids.METRICS, "figure", allow_duplicate=True),
-        Input(ids.PAINTED, "data"),
-        State("run-metrics-first", "data"),
-        State(ids.METRICS, "figure"),
-        State(ids.LOGY, "value"),
-        prevent_initial_call=True,
-    )
+    marked = State(ids.MARKED, "data")
+    js(app, "step", Output(ids.STEP, "data"), Input(ids.SLIDER, "value"), marked)
+    # the replay, once mounted, takes the click itself
+    click = Input(ids.LOSS, "clickData")
+    js(app, "clicked", Output(ids.STEP, "data", allow_duplicate=True), click, marked)
+    # drawn with the log-y switch as it is now
+    shown = (State("run-metrics-first", "data"), State(ids.METRICS, "figure"))
+    metrics = Output(ids.METRICS, "figure", allow_duplicate=True)
+    painted = Input(ids.PAINTED, "data")
+    js(app, "metricsAfterLoss", metrics, painted, *shown, State(ids.LOGY, "value"))
 
     @app.callback(
-        Output(ids.LOSS, "figure"),
-        Output(ids.METRICS, "figure"),
+        *each(Output, "figure", ids.LOSS, ids.METRICS),
         Output("run-drawn", "data"),
-        Input("run-smooth", "value"),
-        Input(ids.LOGY, "value"),
+        *each(Input, "value", "run-smooth", ids.LOGY),
         Input(ids.LIVE, "data"),
-        Input(ids.LOSS, "relayoutData"),
-        Input(ids.METRICS, "relayoutData"),
-        State(ids.STEP, "data"),
-        State(ids.RUN_ID, "data"),
-        State("run-drawn", "data"),
+        *each(Input, "relayoutData", ids.LOSS, ids.METRICS),
+        *each(State, "data", ids.STEP, ids.RUN_ID, "run-drawn"),
         prevent_initial_call=True,  # the page drew them
     )
     def curves(

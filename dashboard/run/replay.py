@@ -10,16 +10,28 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from dash import ClientsideFunction, Dash, Input, Output, Patch, State, dcc, html, no_update
+from dash import (
+    Dash,
+    Input,
+    Output,
+    Patch,
+    State,
+    dcc,
+    html,
+    no_update,
+    set_props,
+)
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures, graphs, stepfigures
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.decision import bounds, decision_grid, grid_size
 from gradtrace.dashboard.groups import histogram, layer_groups
 from gradtrace.dashboard.run import ids
+from gradtrace.dashboard.run.wiring import each, js, of
 from gradtrace.dashboard.ui import card, chart, message
 
 RATES = (1, 2, 5, 10, 20)  # steps per second while playing
+BOUNDARY = "run-boundary"  # dcc.Graph: the decision boundary (2-input models only)
 
 
 def layout(rc: RunCache, step: int | None, meta: dict[str, Any]) -> html.Section:
@@ -60,6 +72,9 @@ def layout(rc: RunCache, step: int | None, meta: dict[str, Any]) -> html.Section
         dcc.Interval(id="run-timer", interval=1000 // 5, disabled=True),
         dcc.Store(id="run-play-clock"),  # while playing: when and at which step it started
         dcc.Store(id="run-hist-step"),  # the step the histograms show (play waits for it)
+        # which grid (and points) the drawn boundary has, so a step of the same grid
+        # is sent as a patch of its scores (on every page: the callback reads it)
+        dcc.Store(id="run-boundary-grid"),
         html.Div(
             [
                 boundary_panel(meta),
@@ -79,10 +94,8 @@ def layout(rc: RunCache, step: int | None, meta: dict[str, Any]) -> html.Section
 def boundary_panel(meta: dict[str, Any]) -> Any:
     """The decision-boundary graph, or why there is none."""
     spec = meta.get("spec") or {}
-    if spec.get("type") == "MLP" and spec.get("nin") == 2:
-        # the store: which grid (and points) the drawn figure has, so a step of the
-        # same grid is sent as a patch of its scores
-        return html.Div([chart("run-boundary", 400), dcc.Store(id="run-boundary-grid")])
+    if has_boundary(meta):
+        return html.Div(chart(BOUNDARY, 400))
     why = (
         f"No decision boundary: it is drawn for 2-input models; this one takes {spec['nin']}."
         if spec.get("nin") is not None
@@ -202,14 +215,10 @@ def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
     @app.callback(
-        Output(ids.SLIDER, "min"),
-        Output(ids.SLIDER, "max"),
-        Output(ids.SLIDER, "marks"),
-        Output(ids.SLIDER, "value"),
+        *of(Output, ids.SLIDER, "min", "max", "marks", "value"),
         Input(ids.LIVE_BELOW, "data"),
         State(ids.RUN_ID, "data"),
-        State(ids.SLIDER, "value"),
-        State(ids.SLIDER, "max"),
+        *of(State, ids.SLIDER, "value", "max"),
         prevent_initial_call=True,
     )
     def slider_range(shown: dict | None, run_id: str, value: int | None, top: int | None):
@@ -222,74 +231,75 @@ def register(app: Dash, ctx: AppContext) -> None:
         return first, last, marks(first, last), (last if follow else no_update)
 
     # Playing runs in the browser and keeps time (assets/run.js: play).
-    app.clientside_callback(
-        ClientsideFunction("run", "play"),
+    js(
+        app,
+        "play",
         Output(ids.SLIDER, "value", allow_duplicate=True),
         Output("run-timer", "disabled"),
         Output("run-play", "children"),
         Output("run-timer", "interval"),
         Output("run-play-clock", "data"),
+        # the play button, the timer, a click on the loss curve, the rate
         Input("run-play", "n_clicks"),
         Input("run-timer", "n_intervals"),
         Input(ids.LOSS, "clickData"),
         Input("run-speed", "value"),
-        State(ids.SLIDER, "value"),
-        State(ids.SLIDER, "min"),
-        State(ids.SLIDER, "max"),
+        *of(State, ids.SLIDER, "value", "min", "max"),
         State("run-timer", "disabled"),
-        State("run-play-clock", "data"),
-        State("run-hist-step", "data"),
-        prevent_initial_call=True,
+        *each(State, "data", "run-play-clock", "run-hist-step"),
     )
 
+    # One request per slider move for the replay's figures: the histograms and the
+    # boundary come in one response, so the browser redraws them in one pass instead
+    # of waiting on two requests and handling two responses. The boundary graph
+    # exists only for 2-input models (a callback output missing from the page fails
+    # in the browser), so its figure is set as a side update when it is there.
     @app.callback(
-        Output(ids.WEIGHT_HIST, "figure"),
-        Output(ids.GRAD_HIST, "figure"),
-        Output("run-hist-step", "data"),
+        *each(Output, "figure", ids.WEIGHT_HIST, ids.GRAD_HIST),
+        *each(Output, "data", "run-hist-step", "run-boundary-grid"),
         Input(ids.SLIDER, "value"),
-        State(ids.RUN_ID, "data"),
+        *each(State, "data", ids.META, ids.RUN_ID, "run-boundary-grid"),
     )
-    def hists(value: int | None, run_id: str):
-        """Per-layer histograms of the weights and of their gradients at the step."""
+    def step_figures(value: int | None, meta: dict | None, run_id: str, drawn: str | None):
+        """The step's histograms, and its decision boundary (2-input models): a patch
+        of the scores when the browser has the same grid drawn, else the figure."""
         if value is None or not run_id:
             raise PreventUpdate
         rc = ctx.run(run_id)
         step = snap(rc, value)
-        groups = layer_groups(rc.parameters())
-        out = []
-        for which, title in (("data", "weights"), ("grad", "gradients")):
-            row = rc.param_row(step, which) if step is not None else None
-            if row is None:
-                out.append(figures.empty(f"no {title} recorded at step {value}"))
-                continue
-
-            def draw(row: np.ndarray = row, title: str = title) -> Any:
-                per_layer = {name: histogram(row[idx]) for name, idx in groups.items()}
-                return stepfigures.histograms_figure(f"{title} at step {step}", per_layer)
-
-            out.append(safely(draw, f"the {title} histogram", step))
-        return (*out, value)
-
-    @app.callback(
-        Output("run-boundary", "figure"),
-        Output("run-boundary-grid", "data"),
-        Input(ids.SLIDER, "value"),
-        State(ids.META, "data"),
-        State(ids.RUN_ID, "data"),
-        State("run-boundary-grid", "data"),
-    )
-    def decision(value: int | None, meta: dict | None, run_id: str, drawn: str | None):
-        """The model's decision boundary at the step (2-input models): a patch of
-        the scores when the browser has the same grid drawn, else the figure."""
-        if value is None or not meta:
-            raise PreventUpdate
-        rc = ctx.run(run_id)
-        step = snap(rc, value)
-        if step is None:
-            raise PreventUpdate
+        weights, grads = histogram_figures(rc, step, value)
+        if not meta or not has_boundary(meta) or step is None:
+            return weights, grads, value, no_update
         key, figure = safely(
             lambda: boundary(rc, meta, step), "the decision boundary", step, pair=True
         )
         if key is not None and key == drawn:
-            return boundary_patch(figure, step), no_update
-        return figure, key
+            set_props(BOUNDARY, {"figure": boundary_patch(figure, step)})
+            return weights, grads, value, no_update
+        set_props(BOUNDARY, {"figure": figure})
+        return weights, grads, value, key
+
+
+def has_boundary(meta: dict[str, Any]) -> bool:
+    """Whether the replay draws a decision boundary (``boundary_panel``)."""
+    spec = meta.get("spec") or {}
+    return spec.get("type") == "MLP" and spec.get("nin") == 2
+
+
+def histogram_figures(rc: RunCache, step: int | None, value: int) -> list[Any]:
+    """Per-layer histograms of the weights and of their gradients at ``step`` (the
+    logged step at or before the slider's ``value``)."""
+    groups = layer_groups(rc.parameters())
+    out = []
+    for which, title in (("data", "weights"), ("grad", "gradients")):
+        row = rc.param_row(step, which) if step is not None else None
+        if row is None:
+            out.append(figures.empty(f"no {title} recorded at step {value}"))
+            continue
+
+        def draw(row: np.ndarray = row, title: str = title) -> Any:
+            per_layer = {name: histogram(row[idx]) for name, idx in groups.items()}
+            return stepfigures.histograms_figure(f"{title} at step {step}", per_layer)
+
+        out.append(safely(draw, f"the {title} histogram", step))
+    return out

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html
+from dash import Dash, Input, Output, State, dcc, html
 from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.run import ids
+from gradtrace.dashboard.run.wiring import js
 from gradtrace.dashboard.ui import badge, facts
 from gradtrace.tracer import Onset, Origin
 from gradtrace.tracer.display import duration, number
@@ -218,10 +219,10 @@ def register(app: Dash, ctx: AppContext) -> None:
     # for the graph below the fold to be mounted before it moves it. (Its output is
     # never written: a callback without one makes Dash 4 check every callback's
     # inputs, and those below the fold are not mounted yet.)
-    app.clientside_callback(
-        ClientsideFunction("run", "toNode"),
+    js(
+        app,
+        "toNode",
         Output("run-story-where", "data"),
         Input(ids.STORY_GO, "n_clicks"),
         State("run-story-where", "data"),
-        prevent_initial_call=True,
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html, no_update
+from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
 from gradtrace.dashboard import figures
@@ -16,6 +16,7 @@ from gradtrace.dashboard.context import AppContext, RunCache
 from gradtrace.dashboard.groups import neuron_groups, neuron_label, neuron_of
 from gradtrace.dashboard.run import ids
 from gradtrace.dashboard.run.picker import NeuronPicker, layer_options, neuron_options
+from gradtrace.dashboard.run.wiring import below, each, js, of
 from gradtrace.dashboard.series import downsample
 from gradtrace.dashboard.ui import card, chart
 
@@ -116,15 +117,11 @@ def register(app: Dash, ctx: AppContext) -> None:
     """Add this section's callbacks to ``app``."""
 
     @app.callback(
-        Output(PICKER.layer, "options"),
-        Output(PICKER.layer, "value"),
-        Output(PICKER.neuron, "options"),
-        Output(PICKER.neuron, "value"),
-        Output(ids.WEIGHTS, "options"),
-        Output(ids.WEIGHTS, "value"),
+        *of(Output, PICKER.layer, "options", "value"),
+        *of(Output, PICKER.neuron, "options", "value"),
+        *of(Output, ids.WEIGHTS, "options", "value"),
         Input(ids.META, "data"),
-        Input(PICKER.layer, "value"),
-        Input(PICKER.neuron, "value"),
+        *each(Input, "value", PICKER.layer, PICKER.neuron),
         Input(ids.W_HEATMAP, "clickData"),
         Input(ids.STALLED, "selectedRows"),
         Input(ids.FOCUS, "data"),
@@ -189,13 +186,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         options = param_options(rc, layer, neuron, known)
         return layer_options(params), layer, neurons, neuron, options, known
 
-    @app.callback(
-        Output(ids.W_HISTORY, "figure"),
-        Input(ids.WEIGHTS, "value"),
-        Input(ids.LIVE_BELOW, "data"),
-        State(ids.RUN_ID, "data"),
-        State(ids.STEP, "data"),
-    )
+    @app.callback(Output(ids.W_HISTORY, "figure"), *below(Input(ids.WEIGHTS, "value")))
     def history(names: list[str] | None, _shown: dict | None, run_id: str, step: int | None):
         """Value, gradient and update per step of the picked weights (one range read
         each), the replay step marked."""
@@ -206,13 +197,7 @@ def register(app: Dash, ctx: AppContext) -> None:
         rc = ctx.run(run_id)
         return figures.with_marker(figures.history_figure(rc.updates(list(names))), step)
 
-    @app.callback(
-        Output(ids.W_HEATMAP, "figure"),
-        Input(ids.META, "data"),
-        Input(ids.LIVE_BELOW, "data"),
-        State(ids.RUN_ID, "data"),
-        State(ids.STEP, "data"),
-    )
+    @app.callback(Output(ids.W_HEATMAP, "figure"), *below(Input(ids.META, "data")))
     def grad_heatmap(meta: dict | None, _shown: dict | None, run_id: str, step: int | None):
         """Parameters x sampled steps of gradients (kept once the run has ended)."""
         if not meta or not run_id:
@@ -220,9 +205,4 @@ def register(app: Dash, ctx: AppContext) -> None:
         return figures.with_marker(ctx.run(run_id).once("heatmap", heatmap), step)
 
     # a stalled weight picked in the health section: the weights come into view
-    app.clientside_callback(
-        ClientsideFunction("run", "scrollTo"),
-        Input(ids.STALLED, "selectedRows"),
-        State(ids.WEIGHTS_SECTION, "id"),
-        prevent_initial_call=True,
-    )
+    js(app, "scrollTo", Input(ids.STALLED, "selectedRows"), State(ids.WEIGHTS_SECTION, "id"))

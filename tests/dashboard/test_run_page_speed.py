@@ -1,19 +1,26 @@
 """What keeps the run page fast, without a browser: the page in Dash's own layout
-response on a run page's first load, and the decision boundary sent as a patch of
-its scores when the browser has the same grid drawn.
+response on a run page's first load, the decision boundary sent as a patch of
+its scores when the browser has the same grid drawn, and a plotly.js bundle that
+holds every chart type the dashboard draws.
 
     python -m pytest tests/test_run_page_speed.py -q
 """
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
+import plotly
 import pytest
-from gradtrace.dashboard import create_app
+from gradtrace.dashboard import app as dashboard_app
+from gradtrace.dashboard import create_app, figures, graphs
 from gradtrace.dashboard.context import context_for
 from gradtrace.dashboard.run import replay
 from gradtrace.tracer.recording.demo import train
 from helpers.dash import call, find, scalar_score
+from plotly.offline import get_plotlyjs_version
 
 from gradtrace import tracer
 
@@ -75,12 +82,12 @@ def test_boundary_of_another_step_is_a_patch_of_the_scores(moons):
     view = tracer.connect(db, readonly=True).run(run_id)
     meta = {"spec": view.model_spec, "traced": True}
     values = {"run-id.data": run_id, "run-meta.data": meta, "run-slider.value": STEPS - 1}
-    first = call(app, "run-boundary.figure", values, "run-slider.value")
+    first = call(app, "run-boundary-grid.data", values, "run-slider.value", side=True)
     figure, key = first["run-boundary"]["figure"], first["run-boundary-grid"]["data"]
     assert figure["data"][0]["type"] == "heatmap" and key
 
     values.update({"run-slider.value": 1, "run-boundary-grid.data": key})
-    moved = call(app, "run-boundary.figure", values, "run-slider.value")
+    moved = call(app, "run-boundary-grid.data", values, "run-slider.value", side=True)
     assert "run-boundary-grid" not in moved  # the same grid stays drawn
     patch = moved["run-boundary"]["figure"]
     assert patch["__dash_patch_update"] == "__dash_patch_update"
@@ -100,7 +107,7 @@ def test_boundary_of_another_step_is_a_patch_of_the_scores(moons):
 
     # a browser holding another grid (or none) gets the whole figure
     values["run-boundary-grid.data"] = "another grid"
-    whole = call(app, "run-boundary.figure", values, "run-slider.value")
+    whole = call(app, "run-boundary-grid.data", values, "run-slider.value", side=True)
     assert whole["run-boundary"]["figure"]["data"][2]["type"] == "scatter"
     assert whole["run-boundary-grid"]["data"] == key
 
@@ -112,3 +119,59 @@ def test_boundary_grid_key_names_grid_and_points(moons):
     keys = {replay.boundary(rc, meta, s)[0] for s in range(STEPS)}
     assert len(keys) == 1  # the moons inputs are the same at every step
     assert replay.boundary(rc, {"spec": None}, 0)[0] is None
+
+
+def _trace_types(text: str) -> set[str]:
+    """The trace types a plotly.js bundle registers."""
+    return set(re.findall(r'moduleType:"trace",name:"(\w+)"', text))
+
+
+def test_every_chart_type_the_dashboard_draws_is_in_its_plotly_bundle():
+    """The page loads plotly.js's cartesian bundle, not Dash's full one: a trace type
+    it lacks (scattergl, say) would draw nothing. Every ``"type": "..."`` the
+    dashboard's code writes that is a plotly.js trace type must be in the bundle,
+    and the bundle is the version plotly.py (hence Dash) ships."""
+    bundle = Path(dashboard_app.__file__).parent / "assets" / dashboard_app.PLOTLY_BUNDLE
+    text = bundle.read_text(encoding="utf-8")
+    full = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    every = _trace_types(full.read_text(encoding="utf-8"))
+    assert {"scatter", "bar", "heatmap", "contour"} <= _trace_types(text) < every
+    written = set()
+    for source in Path(dashboard_app.__file__).parent.rglob("*.py"):
+        written |= set(re.findall(r'"type":\s*"(\w+)"', source.read_text(encoding="utf-8")))
+    traces = written & every
+    assert traces >= {"scatter", "bar", "heatmap", "contour"}  # the scan finds them
+    assert traces <= _trace_types(text), traces - _trace_types(text)
+    shipped = get_plotlyjs_version().split(".")[:2]
+    assert re.search(r"plotly\.js \(cartesian - minified\) v(\d+)\.(\d+)\.", text).groups() == (
+        tuple(shipped)
+    )
+    # a long line is thinned, not drawn with WebGL
+    y = [float(k % 7) for k in range(10_000)]
+    trace = figures.scatter(len(y), x=list(range(len(y))), y=y, mode="lines")
+    assert trace["type"] == "scatter" and len(trace["x"]) <= 2 * figures.BIG + 2
+    assert max(trace["y"]) == 6.0 and min(trace["y"]) == 0.0
+
+
+def test_steps_of_one_graph_shape_share_what_the_structure_determines(moons, monkeypatch):
+    """A typed step to another traced step reads that step's values, not its structure
+    again: the children index and each neuron's chains are kept per graph shape."""
+    db, run_id = moons
+    rc = context_for(create_app(db)).run(run_id)
+    first, second = (int(s) for s in rc.traced()[:2])
+    assert rc.shape(first) == rc.shape(second)
+    assert rc.children(first) is rc.children(second)
+    found = []
+    real = graphs._chains
+    monkeypatch.setattr(graphs, "_chains", lambda *a: found.append(a[3:]) or real(*a))
+    params = rc.parameters()
+    at_first = replay.inputs_at(rc, first)
+    at_second = replay.inputs_at(rc, second)
+    last = int(params["layer"].max())
+    assert found == [(0, 0), (last, 0)]  # layer 0 (inputs) and the last (labels), once
+    # the same as reading the second step afresh, its own values included
+    nodes = rc.nodes(second)
+    fresh = graphs.children_index(nodes)
+    np.testing.assert_array_equal(at_second[0], graphs.training_inputs(nodes, fresh, params))
+    np.testing.assert_array_equal(at_second[1], graphs.hinge_labels(nodes, fresh, params))
+    np.testing.assert_array_equal(at_first[0], at_second[0])  # moons: the same 100 points

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradtrace.dashboard import create_app
+from gradtrace.dashboard.app import PLOTLY_BUNDLE
 from gradtrace.dashboard.groups import histogram, layer_groups
 from gradtrace.tracer.recording.demo import train
 from helpers.browser import figure_data, figure_layout, open_run, set_slider, wait_until
@@ -59,8 +60,10 @@ def test_first_load_draws_the_loss_before_any_callback(dash_duo, moons):
     callbacks = [start for path, start, _ in requests if path.endswith("_dash-update-component")]
     assert callbacks == [] or min(callbacks) > drawn  # the page came with the layout
     (layout_done,) = [end for path, _, end in requests if path.endswith("_dash-layout")]
-    (plotly_start,) = [start for path, start, _ in requests if path.endswith("plotly.min.js")]
+    (plotly_start,) = [s for path, s, _ in requests if path.endswith(PLOTLY_BUNDLE)]
     assert plotly_start < layout_done  # plotly.js loads alongside, not after the layout
+    # the cartesian bundle only: Dash's full plotly.min.js is never fetched
+    assert not [path for path, _, _ in requests if path.endswith("plotly.min.js")]
     assert dash_duo.driver.title == f"gradtrace · run {run_id[:8]}"
     # the other metrics follow the loss, drawn from the figure the page came with
     metrics_drawn = wait_until(

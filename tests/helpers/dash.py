@@ -10,8 +10,10 @@ from gradtrace.engine import MLP, SGD, Value, make_moons
 from gradtrace import tracer
 
 
-def call(app, output: str, values: dict, changed: str) -> dict | None:
-    """Call the callback writing ``output`` as the browser does; its response or None."""
+def call(app, output: str, values: dict, changed: str, side: bool = False) -> dict | None:
+    """Call the callback writing ``output`` as the browser does; its response or None.
+    With ``side``, the props it set on other components (``set_props``) as well, by
+    component id, beside the outputs."""
     client = app.server.test_client()
     client.get("/")  # registers the callbacks
     key = next(
@@ -37,7 +39,11 @@ def call(app, output: str, values: dict, changed: str) -> dict | None:
     }
     resp = client.post("/_dash-update-component", json=body)
     assert resp.status_code in (200, 204), resp.data[:300]
-    return resp.json["response"] if resp.status_code == 200 else None
+    if resp.status_code != 200:
+        return None
+    if side:
+        return {**resp.json.get("sideUpdate", {}), **resp.json["response"]}
+    return resp.json["response"]
 
 
 def find(tree, component_id: str) -> dict | None:
