@@ -256,7 +256,7 @@ class UpdateRows(Sequence):
     @property
     def rows(self) -> list[tuple[Any, ...]]:
         if self._rows is None:
-            self._rows, self._args = _update_rows(*self._args), None
+            self._rows, self._args = _update_rows(self._args), None
         return self._rows
 
     def __len__(self) -> int:
@@ -277,15 +277,9 @@ class UpdateRows(Sequence):
         return f"UpdateRows({self.rows!r})"
 
 
-def _update_rows(
-    run_key: int,
-    step: int,
-    before: np.ndarray,
-    grad: np.ndarray,
-    after: np.ndarray,
-    lr: float | None,
-) -> list[tuple[Any, ...]]:
-    """The rows of :func:`update_rows`, built now."""
+def _update_rows(args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The rows of :func:`update_rows` (its arguments as one tuple), built now."""
+    run_key, step, before, grad, after, lr = args
     b, g, f = (np.asarray(x, dtype=np.float64) for x in (before, grad, after))
     n = len(b)
     columns = {"value_before": b.tolist(), "grad": g.tolist(), "value_after": f.tolist()}
