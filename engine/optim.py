@@ -146,6 +146,7 @@ class Adam(Optimizer):
     """
 
     state_names = ("m", "v")
+    default_weight_decay = 0.0  # AdamW's is torch's, 0.01
 
     def __init__(
         self,
@@ -153,28 +154,34 @@ class Adam(Optimizer):
         lr: float | Schedule = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
-        weight_decay: float = 0.0,
+        weight_decay: float | None = None,
     ):
         super().__init__(params, lr)
         self.beta1, self.beta2 = betas
-        self.eps, self.weight_decay = eps, weight_decay
+        self.eps = eps
+        self.weight_decay = self.default_weight_decay if weight_decay is None else weight_decay
 
     def spec(self) -> dict[str, Any]:
         return {
-            "type": "Adam",
+            "type": type(self).__name__,
             "betas": [self.beta1, self.beta2],
             "eps": self.eps,
             "weight_decay": self.weight_decay,
         }
 
     def rule(self, p, g, lr, t, m, v, xp=math):
-        b1, b2, wd = self.beta1, self.beta2, self.weight_decay
-        if wd:
-            g = g + wd * p
+        if self.weight_decay:
+            g = g + self.weight_decay * p  # L2: the decay goes through the moments
+        step, m, v = self._step(g, lr, t, m, v, xp)
+        return p - step, m, v
+
+    def _step(self, g, lr, t, m, v, xp):
+        """The moments after gradient ``g``, and the step they take."""
+        b1, b2 = self.beta1, self.beta2
         m = b1 * m + (1.0 - b1) * g
         v = b2 * v + (1.0 - b2) * g * g
-        # bias-corrected moments: m / (1 - b1**t), v / (1 - b2**t)
-        return p - lr * (m / (1.0 - b1**t)) / (xp.sqrt(v / (1.0 - b2**t)) + self.eps), m, v
+        # lr * m_hat / (sqrt(v_hat) + eps), bias-corrected: m_hat = m / (1 - b1**t), v likewise
+        return lr * (m / (1.0 - b1**t)) / (xp.sqrt(v / (1.0 - b2**t)) + self.eps), m, v
 
 
 class AdamW(Adam):
@@ -190,24 +197,10 @@ class AdamW(Adam):
     torch's default ``weight_decay`` is 0.01, and so is this one.
     """
 
-    def __init__(
-        self,
-        params: Sequence[Value],
-        lr: float | Schedule = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.01,
-    ):
-        super().__init__(params, lr, betas, eps, weight_decay)
-
-    def spec(self) -> dict[str, Any]:
-        return {**super().spec(), "type": "AdamW"}
+    default_weight_decay = 0.01
 
     def rule(self, p, g, lr, t, m, v, xp=math):
-        b1, b2 = self.beta1, self.beta2
-        m = b1 * m + (1.0 - b1) * g
-        v = b2 * v + (1.0 - b2) * g * g
-        step = lr * (m / (1.0 - b1**t)) / (xp.sqrt(v / (1.0 - b2**t)) + self.eps)
+        step, m, v = self._step(g, lr, t, m, v, xp)
         return p * (1.0 - lr * self.weight_decay) - step, m, v
 
 
