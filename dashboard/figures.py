@@ -92,7 +92,7 @@ def _template() -> dict[str, Any]:
     figure sheds ~6 KB.
 
     >>> sorted(_template()["data"])
-    ['bar', 'contour', 'heatmap', 'scatter']
+    ['bar', 'contour', 'heatmap']
     """
     base = pio.templates["plotly"].to_plotly_json()
     data = {t: [_prune(d) for d in base["data"].get(t, [])] for t in TRACE_TYPES}
