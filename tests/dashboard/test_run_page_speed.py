@@ -8,11 +8,13 @@ holds every chart type the dashboard draws.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 import plotly
+import plotly.graph_objects as go
 import pytest
 from gradtrace.dashboard import app as dashboard_app
 from gradtrace.dashboard import create_app, figures, graphs
@@ -126,6 +128,74 @@ def _trace_types(text: str) -> set[str]:
     return set(re.findall(r'moduleType:"trace",name:"(\w+)"', text))
 
 
+def _written_trace_types(every: set[str]) -> set[str]:
+    """Every ``"type": "..."`` the dashboard's code writes that is a trace type in ``every``."""
+    written = set()
+    for source in Path(dashboard_app.__file__).parent.rglob("*.py"):
+        written |= set(re.findall(r'"type":\s*"(\w+)"', source.read_text(encoding="utf-8")))
+    return written & every
+
+
+def _figures(tree):
+    """Every figure (a dict with ``data`` and a ``layout`` dict) in a Dash layout tree."""
+    if isinstance(tree, dict):
+        if isinstance(tree.get("layout"), dict) and "data" in tree:
+            yield tree
+        for value in tree.values():
+            yield from _figures(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _figures(value)
+
+
+def test_figure_templates_hold_only_what_the_cartesian_charts_use(moons):
+    """plotly.py's default template (merged under ours) carries polar, ternary, 3-D and
+    map settings and defaults for ~24 trace types: ~7 KB per figure that plotly.js
+    re-applies at every redraw. Each figure's template keeps the cartesian layout
+    keys and the defaults of the trace types the dashboard writes, with the values
+    the merged template had (the look stays)."""
+    db, run_id = moons
+    tree = layout(create_app(db), f"http://localhost/run/{run_id}?step=2")
+    built = [f for f in _figures(tree) if "template" in f["layout"]]
+    assert len(built) >= 2  # the loss curve and the other metrics, at least
+    mags = np.array([[1.0, 0.0], [2.0, 3.0]])
+    built += [
+        figures.frame(),
+        figures.subplots(3, 1, ["a", "b", "c"], shared_x=True),
+        figures.empty("nothing"),
+        figures.heatmap_figure(mags, [0, 1], ["n0", "n1"]),
+    ]
+    full = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    written = _written_trace_types(_trace_types(full.read_text(encoding="utf-8")))
+    assert written == set(figures.TRACE_TYPES)
+    merged = go.Figure().update_layout(template=figures.TEMPLATE).to_plotly_json()
+    merged = merged["layout"]["template"]
+    cartesian = {
+        "autotypenumbers", "font", "colorway", "hovermode", "hoverlabel", "paper_bgcolor",
+        "plot_bgcolor", "xaxis", "yaxis", "shapedefaults", "annotationdefaults", "title",
+    }  # fmt: skip
+    for fig in built:
+        template = fig["layout"]["template"]
+        assert set(template) == {"layout", "data"}
+        assert set(template["layout"]) == cartesian
+        assert {k: merged["layout"][k] for k in cartesian} == template["layout"]
+        # bars keep their thin outline, colour bars none; nothing for other trace types
+        assert template["data"] == {
+            "bar": [{"type": "bar", "marker": {"line": {"color": "#E5ECF6", "width": 0.5}}}],
+            "heatmap": [{"type": "heatmap", "colorbar": {"outlinewidth": 0, "ticks": ""}}],
+            "contour": [{"type": "contour", "colorbar": {"outlinewidth": 0, "ticks": ""}}],
+        }
+        for kind, defaults in template["data"].items():  # the merged template's values
+            key = "marker" if kind == "bar" else "colorbar"
+            before = merged["data"][kind][0][key]
+            assert all(before[k] == v for k, v in defaults[0][key].items())
+        assert len(json.dumps(template)) * 5 < len(json.dumps(merged))
+        # a heatmap names its own colour scale: the template has none to lend it
+        for trace in fig["data"]:
+            if trace.get("type") == "heatmap":
+                assert trace["colorscale"]
+
+
 def test_every_chart_type_the_dashboard_draws_is_in_its_plotly_bundle():
     """The page loads plotly.js's cartesian bundle, not Dash's full one: a trace type
     it lacks (scattergl, say) would draw nothing. Every ``"type": "..."`` the
@@ -136,10 +206,7 @@ def test_every_chart_type_the_dashboard_draws_is_in_its_plotly_bundle():
     full = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     every = _trace_types(full.read_text(encoding="utf-8"))
     assert {"scatter", "bar", "heatmap", "contour"} <= _trace_types(text) < every
-    written = set()
-    for source in Path(dashboard_app.__file__).parent.rglob("*.py"):
-        written |= set(re.findall(r'"type":\s*"(\w+)"', source.read_text(encoding="utf-8")))
-    traces = written & every
+    traces = _written_trace_types(every)
     assert traces >= {"scatter", "bar", "heatmap", "contour"}  # the scan finds them
     assert traces <= _trace_types(text), traces - _trace_types(text)
     shipped = get_plotlyjs_version().split(".")[:2]
