@@ -35,16 +35,6 @@ SEED = 1337  # the demo's own
 SETTLE_S = 4.0  # every callback answered and Plotly drawn, on a busy 2-core machine
 
 
-def _loop(run, model, loss_fn, opt, steps: int) -> None:
-    run.watch(model, optimizer=opt)
-    for _ in range(steps):
-        loss, acc = loss_fn()
-        model.zero_grad()
-        loss.backward()
-        run.log(loss, acc=acc, lr=opt.lr)
-        opt.step()
-
-
 def record_runs(db: str, steps: int) -> None:
     """The moons demo; the same config with its rate starting at 1.2 instead of 1.0
     (a difference only the logged schedule shows); a run whose rate grows to NaN."""
@@ -52,13 +42,13 @@ def record_runs(db: str, steps: int) -> None:
     model, loss_fn, opt, config = demo.setup("moons", steps, SEED)
     opt.schedule = linear_decay(1.2, 0.1, steps)
     with tracer.record("moons-lr1.2", db, experiment="demo", config=config, seed=SEED) as run:
-        _loop(run, model, loss_fn, opt, steps)
+        demo.loop(run, model, loss_fn, opt, steps)
     model, loss_fn, opt, config = demo.setup("moons", steps, SEED)
     opt.schedule = lambda k: 0.5 * 8.0**k
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the recorder warns at the first NaN
         with tracer.record("diverging", db, config={**config, "lr": "0.5 * 8^k"}) as run:
-            _loop(run, model, loss_fn, opt, steps)
+            demo.loop(run, model, loss_fn, opt, steps)
 
 
 def pages(db: str) -> dict[str, str]:

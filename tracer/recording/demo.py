@@ -88,13 +88,30 @@ def train(
     with record(
         name or kind, db, experiment="demo", config=config, seed=seed, **record_options
     ) as run:
-        run.watch(model, optimizer=opt)
-        for k in range(steps):
-            loss, acc = loss_fn()
-            model.zero_grad()
-            loss.backward()
-            run.log(loss, acc=acc, lr=opt.lr)
-            opt.step()
-            if progress is not None:
-                progress(k, loss.data, acc)
+        loop(run, model, loss_fn, opt, steps, progress)
     return run.id
+
+
+def loop(
+    run: Any,
+    model: Any,
+    loss_fn: Callable[[], tuple[Value, float]],
+    opt: Any,
+    steps: int,
+    progress: Callable[[int, float, float], None] | None = None,
+) -> None:
+    """The demo's training loop, recorded into ``run``: the three added lines of the README.
+
+        model, loss_fn, opt, config = setup("moons", 100, 1337)
+        with record("moons", "runs.db", config=config) as run:
+            loop(run, model, loss_fn, opt, 100)
+    """
+    run.watch(model, optimizer=opt)
+    for k in range(steps):
+        loss, acc = loss_fn()
+        model.zero_grad()
+        loss.backward()
+        run.log(loss, acc=acc, lr=opt.lr)
+        opt.step()
+        if progress is not None:
+            progress(k, loss.data, acc)
