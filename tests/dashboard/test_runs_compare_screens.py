@@ -16,12 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from gradtrace.dashboard import create_app
-from gradtrace.engine import SGD
 from gradtrace.tracer.display import number
 from helpers.browser import tick_row, wait_until
 from helpers.compare import record_run
 from helpers.screens import BOTH, sideways, viewport
-from helpers.trace import batch_loss, small_model
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -47,17 +45,7 @@ return Object.keys(rows).sort((a, b) => a - b).map(k => rows[k]);
 
 def record(db: str, name: str, lr: float, config: dict) -> str:
     """``STEPS`` steps of SGD at a constant ``lr`` on the small moons model."""
-    model, X, y = small_model(0)
-    opt = SGD(model.parameters(), lr=lr)
-    with tracer.record(name, db=db, seed=0, config=config) as run:
-        run.watch(model, optimizer=opt)
-        for _ in range(STEPS):
-            loss, acc = batch_loss(model, X, y)
-            model.zero_grad()
-            loss.backward()
-            run.log(loss, acc=acc)
-            opt.step()
-    return run.id
+    return record_run(db, name, steps=STEPS, lr=lr, config=config)
 
 
 @pytest.fixture(scope="module")

@@ -28,18 +28,21 @@ def record_run(
     capture: str = "nodes",
     points: int = N_POINTS,
     lr_growth: float = 1.0,
+    config: dict | None = None,
 ) -> str:
     """Record ``steps`` SGD steps; returns the run id.
 
     ``lr_from=(k, lr2)`` switches the learning rate to ``lr2`` from step k on (step
     k's update is the first to use it); ``perturb=(k, i)`` moves parameter i up by
     one ulp just before step k's forward pass; ``points`` is the data set size;
-    ``lr_growth=g`` multiplies the rate by g every step (a run that explodes).
+    ``lr_growth=g`` multiplies the rate by g every step (a run that explodes);
+    ``config`` replaces the run's config (by default its learning rate(s)).
     """
     model, X, y = small_model(seed, points)
     params = model.parameters()
     opt = SGD(params, lr=lr if lr_growth == 1.0 else (lambda k: lr * lr_growth**k))
-    config = {"lr": lr} if lr_from is None else {"lr": lr, "lr_from": list(lr_from)}
+    if config is None:
+        config = {"lr": lr} if lr_from is None else {"lr": lr, "lr_from": list(lr_from)}
     with tracer.record(name, db=url, seed=seed, config=config, capture=capture) as run:
         run.watch(model, optimizer=opt)
         for k in range(steps):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -21,6 +22,8 @@ import numpy as np
 import sqlalchemy as sa
 from gradtrace.engine import MLP, SGD, Adam, AdamW, Value, make_moons
 from gradtrace.tracer.recording.demo import moons_loss
+
+from gradtrace import tracer
 
 TESTS = Path(__file__).resolve().parent.parent
 N_POINTS = 20
@@ -334,3 +337,15 @@ def assert_steps_match(view, expected: list[StepRecord], *, traced: bool = True)
         assert (bits(u["grad"]) == bits(rec.grad)).all(), k
         if k < n - 1:
             assert (bits(u["value_after"]) == bits(rec.after)).all(), k
+
+
+def refusing_step(path: Path | str, step: int) -> None:
+    """A gradtrace database at ``path`` whose ``steps`` table refuses step ``step``, and
+    only it (a trigger): the database error a writer meets mid-run."""
+    tracer.record("setup", db=path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            f"CREATE TRIGGER no{step} BEFORE INSERT ON steps WHEN NEW.step = {step} "
+            f"BEGIN SELECT RAISE(ABORT, 'step {step} refused'); END"
+        )
+    conn.close()

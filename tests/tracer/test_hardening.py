@@ -12,18 +12,13 @@ from contextlib import nullcontext
 
 import pytest
 from gradtrace.engine import Value
+from helpers.trace import refusing_step
 
 from gradtrace import tracer
 
 
 def test_one_refused_step_in_background_loses_that_step_alone(sqlite_path):
-    tracer.record("setup", db=sqlite_path).close()
-    with sqlite3.connect(sqlite_path) as conn:  # the database refuses step 5, and only it
-        conn.execute(
-            "CREATE TRIGGER no5 BEFORE INSERT ON steps WHEN NEW.step = 5 "
-            "BEGIN SELECT RAISE(ABORT, 'step 5 refused'); END"
-        )
-    conn.close()
+    refusing_step(sqlite_path, 5)
     x = Value(1.0)
     run = tracer.record("bg", db=sqlite_path, background=True, queue_size=64)
     run.watch([x])
@@ -48,13 +43,7 @@ def test_one_refused_step_in_background_loses_that_step_alone(sqlite_path):
 
 
 def test_a_run_that_lost_steps_keeps_its_last_update_nonfinite_step(sqlite_path):
-    tracer.record("setup", db=sqlite_path).close()
-    with sqlite3.connect(sqlite_path) as conn:  # the database refuses step 1, and only it
-        conn.execute(
-            "CREATE TRIGGER no1 BEFORE INSERT ON steps WHEN NEW.step = 1 "
-            "BEGIN SELECT RAISE(ABORT, 'step 1 refused'); END"
-        )
-    conn.close()
+    refusing_step(sqlite_path, 1)
     x = Value(1.0)
     run = tracer.record("lost-then-inf", db=sqlite_path, background=True)
     run.watch([x])

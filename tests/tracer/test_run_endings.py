@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from gradtrace.engine import Value
 from gradtrace.tracer.recording.writer import BackgroundWriter, StepBatch
-from helpers.trace import train
+from helpers.trace import refusing_step, train
 
 from gradtrace import tracer
 from gradtrace.cli.main import cli
@@ -78,13 +78,7 @@ def test_the_background_writer_holds_at_most_queue_size_uncommitted_steps():
 def test_a_refused_background_step_keeps_the_previous_steps_update(sqlite_path):
     """Issue 19, item 9: step 5 carries step 4's update (known at log 5); when the
     database refuses step 5, step 4's update is still stored."""
-    tracer.record("setup", db=sqlite_path).close()
-    with sqlite3.connect(sqlite_path) as conn:
-        conn.execute(
-            "CREATE TRIGGER no5 BEFORE INSERT ON steps WHEN NEW.step = 5 "
-            "BEGIN SELECT RAISE(ABORT, 'step 5 refused'); END"
-        )
-    conn.close()
+    refusing_step(sqlite_path, 5)
     w = Value(1.0)
     run = tracer.record("bg", db=sqlite_path, background=True)
     run.watch([w])
