@@ -4,6 +4,7 @@
     python benchmarks/recorder.py --steps 20 --mlflow-steps 3 --demo-steps 30
     python benchmarks/recorder.py --pg postgresql+psycopg://root@127.0.0.1:5432/test
     python benchmarks/recorder.py --jit        # the jit rows only, in this fresh process
+    python benchmarks/recorder.py --foreign-only --foreign-sizes 10,25,50,100,200
 
 Prints one table:
 - the overhead ratio of a fully traced step (every node's value and grad,
@@ -35,6 +36,7 @@ stores its own arrays), alternating in a fresh process, with the time
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sqlite3
 import statistics
@@ -116,21 +118,21 @@ def overhead(steps: int, db: str, background: bool) -> dict[str, float]:
     }
 
 
-def foreign(steps: int, folder: Path) -> dict[str, float]:
+def foreign(steps: int, folder: Path, points: int = 100) -> dict[str, float]:
     """run.log() per node of a micrograd graph against the same graph of our engine.
 
-    Both record micrograd's moons step (the same weights, the same 65,818-node
-    graph) with the synchronous writer into their own SQLite files, alternating
-    step by step in one process; the figure is the median time of ``run.log``
-    over the nodes it recorded. micrograd's own ``backward()`` per node is the
-    scale of what the user's step already costs.
+    Both record micrograd's moons step on ``points`` points (the same weights, the
+    same graph: 65,818 nodes at 100 points) with the synchronous writer into their
+    own SQLite files, alternating step by step in one process; the figure is the
+    median time of ``run.log`` over the nodes it recorded. micrograd's own
+    ``backward()`` per node is the scale of what the user's step already costs.
     """
     import gc
 
     from micrograd.engine import Value as MgValue
     from micrograd.nn import MLP as MgMLP
 
-    X, y = make_moons(100, noise=0.1, seed=1)
+    X, y = make_moons(points, noise=0.1, seed=1)
     ours = MLP(2, [16, 16, 1], seed=1337)
     theirs = MgMLP(2, [16, 16, 1])
     for p, q in zip(theirs.parameters(), ours.parameters(), strict=True):
@@ -193,6 +195,39 @@ def foreign_rows(f: dict[str, float]) -> list[tuple[str, str, str]]:
             f"recording it costs {f['theirs'] / f['backward']:.2f}x its backward",
         ),
     ]
+
+
+def foreign_sizes(steps: int, folder: Path, sizes: list[int]) -> list[tuple[str, str, str]]:
+    """The micrograd-graph rows at several batch sizes, and how each cost grows.
+
+    The exponent k is the least-squares slope of log(time per step) on log(nodes).
+    """
+    rows, nodes, ours, theirs = [], [], [], []
+    for points in sizes:
+        f = foreign(steps, folder, points)
+        nodes.append(f["nodes"])
+        ours.append(f["ours"] * f["nodes"])
+        theirs.append(f["theirs"] * f["nodes"])
+        rows.append(
+            (
+                f"{points} points, {f['nodes']:,} nodes: run.log() per node, ours / micrograd's",
+                f"{f['ours'] * 1e9:.0f} / {f['theirs'] * 1e9:.0f} ns",
+                f"{f['theirs'] / f['ours']:.2f}x ours; "
+                f"micrograd's backward() {f['backward'] * 1e9:.0f} ns",
+            )
+        )
+    if len(sizes) > 1:
+        logn = [math.log(n) for n in nodes]
+        k_ours = statistics.linear_regression(logn, [math.log(t) for t in ours]).slope
+        k_theirs = statistics.linear_regression(logn, [math.log(t) for t in theirs]).slope
+        rows.append(
+            (
+                "fitted growth exponent of run.log() per step in nodes",
+                f"ours {k_ours:.2f}, micrograd's {k_theirs:.2f}",
+                "time ~ nodes^k",
+            )
+        )
+    return rows
 
 
 def jit_loss(model: MLP, y: list[int]):
@@ -446,6 +481,11 @@ def main() -> None:
     ap.add_argument(
         "--foreign-only", action="store_true", help="only the micrograd-graph rows (a minute)"
     )
+    ap.add_argument(
+        "--foreign-sizes",
+        default="",
+        help="with --foreign-only: batch sizes in points, e.g. 10,25,50,100,200, and the exponent",
+    )
     ap.add_argument("--jit", action="store_true", help="only the jit rows (engine.jit replays)")
     args = ap.parse_args()
     if args.jit:
@@ -456,7 +496,11 @@ def main() -> None:
                 f"recorder benchmark: a micrograd graph, {args.foreign_steps} paired steps, "
                 f"python {sys.version.split()[0]}, {os.cpu_count()} cores"
             )
-            print_rows(foreign_rows(foreign(args.foreign_steps, Path(tmp))))
+            if args.foreign_sizes:
+                sizes = [int(x) for x in args.foreign_sizes.split(",")]
+                print_rows(foreign_sizes(args.foreign_steps, Path(tmp), sizes))
+            else:
+                print_rows(foreign_rows(foreign(args.foreign_steps, Path(tmp))))
         return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
