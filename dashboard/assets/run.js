@@ -85,17 +85,24 @@
     return box && box.querySelector(".js-plotly-plot");
   }
 
-  /* Wait (up to 10 s) for an element of the sections mounted below the curves,
-     then run `then` and scroll it to the middle of the view. */
+  /* Wait for an element of the sections mounted below the curves, then run `then`
+     and scroll it to the middle of the view. The sections come once the loss curve
+     is drawn, which on a busy machine or a big run can take many seconds: a click
+     made before then is kept for as long as it takes (a fixed deadline dropped it),
+     until the page is left; a newer request replaces an older one still waiting. */
+  let waiting = null;
   function waitAndScroll(selector, then) {
-    const t0 = performance.now();
+    const page = window.location.pathname;
+    clearTimeout(waiting);
     const look = function () {
+      waiting = null;
+      if (window.location.pathname !== page) { return; }
       const el = document.querySelector(selector);
       if (el) {
         if (then) { then(); }
         el.scrollIntoView({block: "center"});
-      } else if (performance.now() - t0 < 10000) {
-        setTimeout(look, 50);
+      } else {
+        waiting = setTimeout(look, 50);
       }
     };
     look();

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import math
-import time
+import threading
 from unittest.mock import ANY
 from urllib.parse import parse_qsl, urlsplit
 
@@ -229,45 +229,62 @@ def test_url_weights_restore_the_picker_and_follow_it(dash_duo, diverged):
     )
 
 
+# the weights histogram's box: its height, whether it has axes, its background
+HIST_LOOK = (
+    "const g = document.querySelector('#run-weight-hist');"
+    "return [g.getBoundingClientRect().height, !!g.querySelector('.xtick'),"
+    " getComputedStyle(g.querySelector('.main-svg')).backgroundColor];"
+)
+SKELETON = [260, False, "rgb(236, 239, 243)"]
+
+
 def test_sections_below_are_skeletons_of_their_size_until_drawn(dash_duo, diverged, monkeypatch):
+    """The server holds the sections below, then the replay's histograms, until the
+    test has read the skeleton in their place: what is read is the page a slow
+    server leaves, however long a busy browser takes to let the test read it (with
+    a delay instead, a read late by the delay saw the drawn histograms)."""
     from gradtrace.dashboard import stepfigures
     from gradtrace.dashboard.pages import run as run_page
 
     db, run_id = diverged
     mount, draw = run_page.below, stepfigures.histograms_figure
+    mounting, drawing = threading.Event(), threading.Event()
 
-    def slow_mount(*args):
-        time.sleep(2.0)
+    def held_mount(*args):
+        mounting.wait(60)
         return mount(*args)
 
-    def slow_draw(*args):
-        time.sleep(2.0)
+    def held_draw(*args):
+        drawing.wait(60)
         return draw(*args)
 
-    monkeypatch.setattr(run_page, "below", slow_mount)
-    monkeypatch.setattr(stepfigures, "histograms_figure", slow_draw)
-    dash_duo.start_server(create_app(db))
-    dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
-    dash_duo.wait_for_element("#run-name", timeout=20)
-    heights = dash_duo.driver.execute_script(
-        "return Array.from(document.querySelectorAll('#run-below > .card'))"
-        ".map(c => [c.getBoundingClientRect().height, !!c.querySelector('.skeleton')])"
-    )
-    assert heights == [[h, True] for _, h in run_page.BELOW_HEIGHTS]
-    dash_duo.wait_for_element("#run-weight-hist .main-svg", timeout=20)
-    skeleton = dash_duo.driver.execute_script(
-        "const g = document.querySelector('#run-weight-hist');"
-        "return [g.getBoundingClientRect().height, !!g.querySelector('.xtick'),"
-        " getComputedStyle(g.querySelector('.main-svg')).backgroundColor];"
-    )
-    assert skeleton == [260, False, "rgb(236, 239, 243)"]  # grey, its height, no axes
-    wait_until(
-        lambda: "step" in dash_duo.find_element("#run-weight-hist").text,
-        what="the histograms drawn",
-    )
-    assert dash_duo.driver.execute_script(
-        "return !!document.querySelector('#run-weight-hist .xtick')"
-    )
+    monkeypatch.setattr(run_page, "below", held_mount)
+    monkeypatch.setattr(stepfigures, "histograms_figure", held_draw)
+    try:
+        dash_duo.start_server(create_app(db))
+        dash_duo.driver.get(f"{dash_duo.server_url}/run/{run_id}")
+        dash_duo.wait_for_element("#run-name", timeout=20)
+        heights = dash_duo.driver.execute_script(
+            "return Array.from(document.querySelectorAll('#run-below > .card'))"
+            ".map(c => [c.getBoundingClientRect().height, !!c.querySelector('.skeleton')])"
+        )
+        assert heights == [[h, True] for _, h in run_page.BELOW_HEIGHTS]
+        mounting.set()
+        dash_duo.wait_for_element("#run-weight-hist .main-svg", timeout=20)
+        # the histograms are held: nothing can replace what is drawn there now
+        assert dash_duo.driver.execute_script(HIST_LOOK) == SKELETON  # grey, its height, no axes
+        drawing.set()
+        drawn = wait_until(
+            lambda: (
+                "step" in dash_duo.find_element("#run-weight-hist").text
+                and dash_duo.driver.execute_script(HIST_LOOK)
+            ),
+            what="the histograms drawn",
+        )
+        assert drawn[1] is True  # axes, once drawn
+    finally:
+        mounting.set()
+        drawing.set()
 
 
 def test_notebook_frame_url_renders_the_run_page(dash_duo, diverged, monkeypatch):
