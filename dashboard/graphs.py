@@ -188,15 +188,21 @@ def neuron_chains(
     bias_idx, weight_idx = _neuron_params(parameters, layer, neuron)
     key = (layer, neuron, bias_idx, tuple(weight_idx))
     if key not in children.found:
-        children.found[key] = _chains(nodes, children, parameters, layer, neuron)
+        children.found[key] = _chains(nodes, children, parameters, layer, neuron, *key[2:])
     bias, chains, acts = children.found[key]
     return bias, [list(c) for c in chains], list(acts)
 
 
 def _chains(
-    nodes: pd.DataFrame, children: Children, parameters: pd.DataFrame, layer: int, neuron: int
+    nodes: pd.DataFrame,
+    children: Children,
+    parameters: pd.DataFrame,
+    layer: int,
+    neuron: int,
+    bias_idx: int,
+    weight_idx: tuple[int, ...],
 ) -> tuple[int, list[list[tuple[int, int]]], list[int | None]]:
-    bias_idx, weight_idx = _neuron_params(parameters, layer, neuron)
+    """``neuron_chains`` computed, given the neuron's parameters (``_neuron_params``)."""
     where = param_nodes(nodes)
     if bias_idx not in where:
         raise ValueError(f"layer {layer} neuron {neuron} does not take part in this graph")
