@@ -328,31 +328,28 @@ def row(model: type, **fields: Any) -> tuple[Any, ...]:
         >>> row(Metric, run_key=1, name="loss", step=0, value=0.5)
         (1, 'loss', 0, 0.5, None)
     """
-    names = _names(model)
-    if fields.keys() - names:
-        raise KeyError(f"{model.__tablename__} has no column {sorted(fields.keys() - names)}")
-    return tuple(map(fields.get, names))
+    return tuple(map(fields.get, _names(model, fields)))
 
 
 def rows(model: type, n: int, **columns: Any) -> list[tuple[Any, ...]]:
     """``n`` rows of ``model``'s table in column order, for the writer's positional
     INSERT/COPY. Each keyword is a column: a sequence of ``n`` values, or one
     value (a str, bytes or scalar) repeated on every row."""
-    names = _names(model)
-    unknown = columns.keys() - names
-    if unknown:
-        raise KeyError(f"{model.__tablename__} has no column {sorted(unknown)}")
-    cols = [_column(columns.get(name), n) for name in names]
+    cols = [_column(columns.get(name), n) for name in _names(model, columns)]
     return list(zip(*cols, strict=True))
 
 
 _NAMES: dict[type, tuple[str, ...]] = {}  # model -> its column names, in order
 
 
-def _names(model: type) -> tuple[str, ...]:
+def _names(model: type, given: dict[str, Any]) -> tuple[str, ...]:
+    """``model``'s column names in order; a name in ``given`` that is not one is an error."""
     names = _NAMES.get(model)
     if names is None:  # read once a model: SQLAlchemy builds the key list on every call
         names = _NAMES[model] = tuple(model.__table__.columns.keys())
+    unknown = given.keys() - names
+    if unknown:
+        raise KeyError(f"{model.__tablename__} has no column {sorted(unknown)}")
     return names
 
 
