@@ -69,6 +69,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gradtrace.engine.jit import CHECK_EVERY
+from growth import exponent  # benchmarks/growth.py
 
 from gradtrace import engine
 
@@ -384,8 +385,6 @@ def format_jit_table(out: dict[str, dict[str, Any]]) -> str:
 def jit_sizes(seed: int, steps: int, sizes: tuple[int, ...] = (25, 50, 100, 200, 400)) -> str:
     """CPU seconds per step of jit and eager at several data sizes, and the exponent b
     of a least-squares fit ``time ~ nodes**b`` (1.0: linear in the graph)."""
-    import numpy as np
-
     rows = ["| points | nodes | eager CPU s/step | jit CPU s/step | jit speed-up |"]
     rows.append("|---:|---:|---:|---:|---:|")
     nodes, eager_s, jit_s = [], [], []
@@ -418,10 +417,7 @@ def jit_sizes(seed: int, steps: int, sizes: tuple[int, ...] = (25, 50, 100, 200,
             f"| {n} | {nodes[-1]:,} | {eager_s[-1]:.4f} | {jit_s[-1]:.4f} "
             f"| {eager_s[-1] / jit_s[-1]:.1f}x |"
         )
-    fit = {
-        k: np.polyfit(np.log(nodes), np.log(v), 1)[0]
-        for k, v in (("eager", eager_s), ("jit", jit_s))
-    }
+    fit = {k: exponent(nodes, v) for k, v in (("eager", eager_s), ("jit", jit_s))}
     rows.append("")
     rows.append(f"fitted growth exponent in nodes: eager {fit['eager']:.2f}, jit {fit['jit']:.2f}")
     return "\n".join(rows)

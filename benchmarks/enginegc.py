@@ -21,9 +21,9 @@ import os
 import time
 
 import dash  # noqa: F401  (the heap the recorder and dashboard processes hold)
-import numpy as np
 import pandas as pd  # noqa: F401
 from gradtrace.engine import MLP, Value, gcpolicy, hinge, l2, linear_gc, make_moons
+from growth import exponent  # benchmarks/growth.py
 
 POINTS = (100, 300, 1000, 3000)
 _t: dict[int, list[float]] = {}
@@ -103,8 +103,7 @@ def main() -> None:
         )
     gc.callbacks.remove(_timer)
     for name, ts in (("gc off", offs), ("linear_gc", pols)):
-        k = np.polyfit(np.log(sizes), np.log(ts), 1)[0]
-        k2 = np.polyfit(np.log(sizes[1:]), np.log(ts[1:]), 1)[0]
+        k, k2 = exponent(sizes, ts), exponent(sizes[1:], ts[1:])
         print(f"k, {name}: {k:.2f} from {sizes[0]:,} nodes, {k2:.2f} from {sizes[1]:,}")
 
 

@@ -36,7 +36,6 @@ stores its own arrays), alternating in a fresh process, with the time
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sqlite3
 import statistics
@@ -52,6 +51,7 @@ import sqlalchemy as sa
 from gradtrace.engine import MLP, Value, hinge, jit, l2, make_moons
 from gradtrace.tracer import record
 from gradtrace.tracer.recording.demo import moons_loss, train
+from growth import exponent  # benchmarks/growth.py
 
 TARGET_OVERHEAD = 1.05
 TARGET_TRACE_BYTES = 5.0  # node trace, bytes per node-step, 100-step moons demo
@@ -198,10 +198,8 @@ def foreign_rows(f: dict[str, float]) -> list[tuple[str, str, str]]:
 
 
 def foreign_sizes(steps: int, folder: Path, sizes: list[int]) -> list[tuple[str, str, str]]:
-    """The micrograd-graph rows at several batch sizes, and how each cost grows.
-
-    The exponent k is the least-squares slope of log(time per step) on log(nodes).
-    """
+    """The micrograd-graph rows at several batch sizes, and how each cost grows
+    (``growth.exponent`` of the time per step in nodes)."""
     rows, nodes, ours, theirs = [], [], [], []
     for points in sizes:
         f = foreign(steps, folder, points)
@@ -217,9 +215,7 @@ def foreign_sizes(steps: int, folder: Path, sizes: list[int]) -> list[tuple[str,
             )
         )
     if len(sizes) > 1:
-        logn = [math.log(n) for n in nodes]
-        k_ours = statistics.linear_regression(logn, [math.log(t) for t in ours]).slope
-        k_theirs = statistics.linear_regression(logn, [math.log(t) for t in theirs]).slope
+        k_ours, k_theirs = exponent(nodes, ours), exponent(nodes, theirs)
         rows.append(
             (
                 "fitted growth exponent of run.log() per step in nodes",

@@ -39,12 +39,9 @@ from gradtrace.tracer.storage.db import open_database
 from gradtrace import tracer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from growth import exponent  # benchmarks/growth.py
+
 from dashboard import Caller  # benchmarks/dashboard.py
-
-
-def exponent(sizes: list[float], times: list[float]) -> float:
-    """Least-squares slope of log(time) on log(size)."""
-    return float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
 
 
 def best(fn: Callable[[], object], repeat: int) -> float:
