@@ -354,6 +354,8 @@ def capture_foreign(graphs: GraphCapture, root: Any, step: int) -> Snapshot:
             f"{shown(str(e), 120)}); a micrograd-style graph holds numbers in .data and "
             ".grad, its parents in ._prev and a string in ._op, and has no cycles"
         ) from None
+    # The last step's shape: every capture leaves its own the most recently seen.
+    last = graphs.shapes[-1] if graphs.shapes else None
     shape = last_shape(graphs, guide.shape) if walk.guided else find_shape(graphs, walk)
     new = shape is None
     if shape is None:
@@ -371,7 +373,6 @@ def capture_foreign(graphs: GraphCapture, root: Any, step: int) -> Snapshot:
         if len(seen) >= MAX_SHAPES:
             seen.clear()
     seen[walk.key] = shape
-    last, graphs.__dict__["foreign_last"] = graphs.__dict__.get("foreign_last"), shape
     if not walk.guided:
         # A full walk. Plan the next step by this one once the graph repeats (the last
         # step's shape again): a plan costs about a full walk, which a graph that changes
