@@ -126,9 +126,13 @@ def foreign(steps: int, folder: Path, points: int = 100) -> dict[str, float]:
     own SQLite files, alternating step by step in one process; the figure is the
     median time of ``run.log`` over the nodes it recorded. micrograd's own
     ``backward()`` per node is the scale of what the user's step already costs.
+    ``python``: the same micrograd graph logged a second time into a third file with
+    the guided walk in Python (``foreignguide``'s stand-in when gradtrace was installed
+    without a C compiler), which of the two goes first alternating step by step.
     """
     import gc
 
+    from gradtrace.tracer.recording import foreignguide
     from micrograd.engine import Value as MgValue
     from micrograd.nn import MLP as MgMLP
 
@@ -143,13 +147,24 @@ def foreign(steps: int, folder: Path, points: int = 100) -> dict[str, float]:
         losses = [(1 + -yi * s).relu() for yi, s in zip(y, scores)]
         return sum(losses) * (1.0 / len(losses)) + 1e-4 * sum(p * p for p in theirs.parameters())
 
-    t_ours, t_theirs, t_backward = [], [], []
+    compiled = foreignguide._guidedwalk
+    t_ours, t_theirs, t_python, t_backward = [], [], [], []
+
+    def log_theirs(run, loss, walk, times) -> None:
+        foreignguide._guidedwalk = walk
+        t0 = time.perf_counter()
+        run.log(loss)
+        times.append(time.perf_counter() - t0)
+        foreignguide._guidedwalk = compiled
+
     with (
         record("ours", db=str(folder / "ours.db"), background=False) as run_ours,
         record("theirs", db=str(folder / "theirs.db"), background=False) as run_theirs,
+        record("python", db=str(folder / "python.db"), background=False) as run_python,
     ):
         run_ours.watch(ours)
         run_theirs.watch(theirs)
+        run_python.watch(theirs)
         for k in range(steps):
             loss, _ = moons_loss(ours, X, y)
             ours.zero_grad()
@@ -164,19 +179,21 @@ def foreign(steps: int, folder: Path, points: int = 100) -> dict[str, float]:
             theirs.zero_grad()
             t0 = time.perf_counter()
             loss.backward()
-            t1 = time.perf_counter()
-            run_theirs.log(loss)
-            t_theirs.append(time.perf_counter() - t1)
-            t_backward.append(t1 - t0)
+            t_backward.append(time.perf_counter() - t0)
+            pair = [(run_theirs, compiled, t_theirs), (run_python, None, t_python)]
+            for run, walk, times in pair if k % 2 else pair[::-1]:
+                log_theirs(run, loss, walk, times)
             for p in theirs.parameters():
                 p.data -= (1.0 - 0.9 * k / steps) * p.grad
             del loss
             gc.collect()  # micrograd's closures make cycles: freed here, outside the timers
     per = {
         name: statistics.median(t) / nodes
-        for name, t in (("ours", t_ours), ("theirs", t_theirs), ("backward", t_backward))
-    }
-    return {**per, "nodes": nodes, "steps": steps}
+        for name, t in (
+            ("ours", t_ours), ("theirs", t_theirs), ("python", t_python), ("backward", t_backward)
+        )
+    }  # fmt: skip
+    return {**per, "nodes": nodes, "steps": steps, "compiled": compiled is not None}
 
 
 def foreign_rows(f: dict[str, float]) -> list[tuple[str, str, str]]:
@@ -188,6 +205,13 @@ def foreign_rows(f: dict[str, float]) -> list[tuple[str, str, str]]:
             f"{f['theirs'] * 1e9:.0f} ns",
             f"{ratio:.2f}x ours; target <= {TARGET_FOREIGN}x: "
             f"{'PASS' if ratio <= TARGET_FOREIGN else 'MISS'}",
+        ),
+        (
+            "run.log() per node, micrograd's graph, the Python walk (sync)",
+            f"{f['python'] * 1e9:.0f} ns",
+            f"{f['python'] / f['ours']:.2f}x ours: installed without a C compiler"
+            if f["compiled"]
+            else "not compiled: both rows are the Python walk",
         ),
         (
             "micrograd's own backward() per node",

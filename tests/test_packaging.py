@@ -26,7 +26,11 @@ def test_the_wheel_holds_one_import_root(tmp_path):
     (wheel,) = tmp_path.glob("gradtrace-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names}
-    assert tops == {"gradtrace", f"{wheel.name.split('-py')[0]}.dist-info"}
+    name_version = "-".join(wheel.name.split("-")[:2])  # gradtrace-0.1.0
+    assert tops == {"gradtrace", f"{name_version}.dist-info"}
+    # The guided walk, compiled (optional: a machine without a compiler installs without it).
+    walks = [n for n in names if n.startswith("gradtrace/tracer/recording/_guidedwalk.")]
+    assert [n.endswith((".so", ".pyd")) for n in walks] == [True], walks
     for needed in (
         "gradtrace/__init__.py",
         "gradtrace/cli/__init__.py",

@@ -1,15 +1,18 @@
 """The steady-state walk of a foreign graph (``foreignguide.Guide``): numbered by the last
 step's graph, it must number every node exactly as the full key walk does, whatever order
 the parent sets iterate in, and refuse (so the full walk runs) any graph that is not the
-last step's, however small the difference."""
+last step's, however small the difference. Every test runs twice: with the compiled walk
+(``_guidedwalk.c``) and with the generation walk in Python that stands in without it."""
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
 import pytest
 from gradtrace.engine import make_moons
+from gradtrace.tracer.recording import foreignguide
 from gradtrace.tracer.recording.capture import GraphCapture
 from gradtrace.tracer.recording.foreign import _OPS, Walk, capture_foreign
 from gradtrace.tracer.recording.foreignguide import Guide
@@ -20,6 +23,19 @@ from gradtrace import tracer
 micrograd = pytest.importorskip("micrograd")
 from micrograd import nn as mg_nn  # noqa: E402
 from test_foreign import moons_loss, shuffled_sets  # noqa: E402
+
+
+@pytest.fixture(params=["compiled", "python"], autouse=True)
+def walker(request, monkeypatch) -> str:
+    """Which guided walk runs: the compiled one, or the Python one in its place."""
+    if request.param == "python":
+        monkeypatch.setattr(foreignguide, "_guidedwalk", None)
+    elif foreignguide._guidedwalk is None:
+        message = "the guided walk is not compiled: pip install -e . with a C compiler"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return request.param
 
 
 class V:
@@ -59,7 +75,10 @@ def _guide(root, index) -> Guide | None:
 def _numbered(guide: Guide, root, index) -> list | None:
     """The guide's numbering of ``root``'s graph in canonical order, None if refused."""
     found = guide.number(root, index)
-    return None if found is None else [found[0][j] for j in guide.order.tolist()]
+    if found is None:
+        return None
+    nodes, _, _, order = found
+    return nodes if order is None else [nodes[j] for j in order.tolist()]
 
 
 @pytest.mark.parametrize("kind", ["micrograd", "lecture"])

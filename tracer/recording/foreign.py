@@ -138,9 +138,9 @@ class Walk:
         self.info: dict[int, tuple] | None = None  # every node's key..., from the full walk
         self._found = None
         if found is not None:
-            # Numbered by the guide: nodes, values, gradients in its generation order;
-            # found[0][order[i]] is node i.
-            self._nodes, self._found, self._order = None, found, guide.order
+            # Numbered by the guide: nodes, values, gradients, in canonical order or in
+            # its generation order (found[0][order[i]] is node i).
+            self._nodes, self._found, self._order = None, found[:3], found[3]
             shape = guide.shape
             self.ops, self.a, self.b, self.exponents = shape.ops, shape.a, shape.b, shape.exponents
             self.params, self.key = guide.params, guide.key
@@ -158,7 +158,8 @@ class Walk:
     def nodes(self) -> list[Any]:
         """Every node in canonical order, ending with the root."""
         if self._nodes is None:
-            self._nodes = [self._found[0][j] for j in self._order.tolist()]
+            found, order = self._found[0], self._order
+            self._nodes = found if order is None else [found[j] for j in order.tolist()]
         return self._nodes
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
@@ -166,8 +167,8 @@ class Walk:
         micrograd's relu 0 and its first grads, become the exact float)."""
         if self._found is not None:  # read by the guide's walk, in its order
             _, data, grad = self._found
-            order = self._order
-            return np.frombuffer(data)[order], np.frombuffer(grad)[order]
+            data, grad, order = np.frombuffer(data), np.frombuffer(grad), self._order
+            return (data, grad) if order is None else (data[order], grad[order])
         nodes = self._nodes
         n = len(nodes)
         # Comprehensions, not attrgetter maps: CPython specializes the reads of a
@@ -353,6 +354,12 @@ def capture_foreign(graphs: GraphCapture, root: Any, step: int) -> Snapshot:
             f"log(loss): the graph of {shown(root)} cannot be read ({type(e).__name__}: "
             f"{shown(str(e), 120)}); a micrograd-style graph holds numbers in .data and "
             ".grad, its parents in ._prev and a string in ._op, and has no cycles"
+        ) from None
+    except KeyError:  # a parent met again was not the object met the first time
+        raise InvalidArgument(
+            f"log(loss): the graph of {shown(root)} cannot be read: a node's ._prev gave "
+            "other parents when read again; ._prev must hold the parent nodes themselves "
+            "(a tuple, list or set of them)"
         ) from None
     # The last step's shape: every capture leaves its own the most recently seen.
     last = graphs.shapes[-1] if graphs.shapes else None
