@@ -5,11 +5,12 @@
 #   bash tests/run.sh -k query   # extra arguments go to pytest
 #   bash tests/run.sh -m "not browser and not slow"   # the quick subset
 #
-# Installs gradtrace with its test extra, Debian's chromium + chromium-driver
+# Installs gradtrace with its test extra (compiling its guided walk, a C module, with
+# the machine's compiler), Debian's chromium + chromium-driver
 # for the browser tests (when root or password-less sudo), starts the local
 # PostgreSQL 15 if it is installed and stopped, and points the PostgreSQL
-# variants of the tests at it. With CI=true a missing browser or database
-# fails the tests instead of skipping them.
+# variants of the tests at it. With CI=true a missing browser, database or compiled
+# walk fails the tests instead of skipping them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

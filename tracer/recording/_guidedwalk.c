@@ -22,6 +22,9 @@ over memory; here every node is read once, root down in reverse canonical order
 about the order they lie in memory. A node's operands always have lower positions
 (post-order), so by the time the walk reaches position i some node above has placed
 node i there; every other edge to it is checked to land on the same object.
+
+Built by ``pip install`` (pyproject.toml, ext-modules); an editable install does not
+rebuild it when this file changes: ``pip install -e .`` again.
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
