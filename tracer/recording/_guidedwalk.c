@@ -32,9 +32,6 @@ rebuild it when this file changes: ``pip install -e .`` again.
 
 static PyObject *s_prev, *s_op, *s_data, *s_grad;
 
-/* How far ahead (in positions) a placed node is prefetched: a hint, never a read. */
-#define AHEAD 6
-
 /* The first two parents of a set in its iteration order, as new references;
    1 if it has fewer, -1 on an error. */
 static int set_pair(PyObject *set, PyObject **x, PyObject **y) {
@@ -214,7 +211,6 @@ static PyObject *walk(PyObject *module, PyObject *args) {
     Py_INCREF(root);
     slot[n - 1] = root;
     for (Py_ssize_t i = n - 1; i >= 0; i--) {
-        if (i >= AHEAD && slot[i - AHEAD]) __builtin_prefetch(slot[i - AHEAD], 0, 3);
         int r = visit(i, slot, a.buf, b.buf, params.buf, lens.buf, tupleish.buf, ops,
                       param_index, deep, D, G);
         if (r < 0) goto done;
