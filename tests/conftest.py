@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from helpers.ci import IN_CI
 
 PG_URL = os.environ.get("GRADTRACE_TEST_PG_URL", "")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def _pg_schema_url() -> Iterator[str]:

@@ -13,6 +13,7 @@ import os
 import shutil
 
 import pytest
+from helpers.ci import IN_CI
 from selenium.webdriver.chrome.options import Options
 
 CHROMIUM = os.environ.get("DASH_TEST_CHROMEPATH", "/usr/bin/chromium")
@@ -24,7 +25,6 @@ FLAGS = (
     "--disable-component-update",
     "--window-size=1400,1000",
 )
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _headless_option = {"given": False}
 
 

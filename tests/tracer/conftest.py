@@ -6,6 +6,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from gradtrace.tracer.recording import foreignguide
+from helpers.ci import IN_CI
 from helpers.trace import train
 
 from gradtrace import tracer
@@ -24,3 +26,15 @@ def recorded_db(tmp_path_factory) -> Path:
     conn.close()
     assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
     return path
+
+
+@pytest.fixture
+def compiled_walk():
+    """The compiled guided walk (``_guidedwalk``); skipped where it was not built, a
+    failure in CI, whose install builds it."""
+    if foreignguide._guidedwalk is None:
+        message = "the guided walk is not compiled: pip install -e . with a C compiler"
+        if IN_CI:
+            pytest.fail(f"CI=true but {message}")
+        pytest.skip(message)
+    return foreignguide._guidedwalk

@@ -6,7 +6,6 @@ it did not give back, and refuse a plan that does not hold together."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest
@@ -16,12 +15,7 @@ from gradtrace.tracer.recording.capture import GraphCapture
 from gradtrace.tracer.recording.foreign import _OPS, Walk, capture_foreign
 from gradtrace.tracer.recording.foreignguide import Guide
 
-compiled = foreignguide._guidedwalk
-if compiled is None:
-    message = "the guided walk is not compiled: pip install -e . with a C compiler"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message, allow_module_level=True)
+pytestmark = pytest.mark.usefixtures("compiled_walk")  # tests/tracer/conftest.py
 
 
 class V:
@@ -44,11 +38,6 @@ class Fresh:
 
     def __iter__(self):
         return iter([V(c.data) for c in self.children])
-
-
-class Raises:
-    def __get__(self, obj, owner):
-        raise RuntimeError("no data today")
 
 
 class Loud(V):
@@ -74,10 +63,11 @@ def graph(container=set, leaf=V, data=1.0):
     return root, {id(w): 0, id(b): 1}
 
 
-def three_steps(make, use_compiled: bool, monkeypatch) -> list:
-    """What capture_foreign makes of ``make(step)`` at steps 0-2: the walk made at step 1
-    (the shape seen twice) guides step 2, where the odd graphs are odd."""
-    monkeypatch.setattr(foreignguide, "_guidedwalk", compiled if use_compiled else None)
+def three_steps(make, walk, monkeypatch) -> list:
+    """What capture_foreign makes of ``make(step)`` at steps 0-2 with the guided ``walk``
+    (the compiled module, or None: the Python walk): the guide made at step 1 (the shape
+    seen twice) guides step 2, where the odd graphs are odd."""
+    monkeypatch.setattr(foreignguide, "_guidedwalk", walk)
     graphs = GraphCapture({})
     seen = []
     for step in range(3):
@@ -121,13 +111,18 @@ def fresh_always(step: int):
     ],
     ids=lambda make: make.__name__,
 )
-def test_odd_graphs_are_recorded_as_the_python_walk_records_them(make, monkeypatch):
-    assert three_steps(make, True, monkeypatch) == three_steps(make, False, monkeypatch)
+def test_odd_graphs_are_recorded_as_the_python_walk_records_them(make, monkeypatch, compiled_walk):
+    assert three_steps(make, compiled_walk, monkeypatch) == three_steps(make, None, monkeypatch)
 
 
-def test_the_compiled_walk_follows_a_plain_graph(monkeypatch):
+def test_a_prev_that_gives_new_parents_each_time_is_named(monkeypatch, compiled_walk):
+    error = three_steps(fresh_always, compiled_walk, monkeypatch)[0]
+    assert "cannot be read (ValueError: 'a ._prev gave other parents when read again')" in error
+
+
+def test_the_compiled_walk_follows_a_plain_graph(monkeypatch, compiled_walk):
     # The cases above must not all pass because neither walk ever ran: here it does.
-    assert three_steps(lambda step: graph(), True, monkeypatch)[-1] is True
+    assert three_steps(lambda step: graph(), compiled_walk, monkeypatch)[-1] is True
     root, index = graph()
     guide = Guide.build(Walk(root, index), index, _OPS.get)
     again, index2 = graph()
@@ -160,32 +155,31 @@ def test_an_attribute_that_raises_mid_walk_sends_the_step_to_the_full_walk():
         Loud.loud = False
 
 
-def test_no_reference_is_kept_whatever_the_walk_ends_in():
+def test_no_reference_is_kept_whatever_the_walk_ends_in(compiled_walk):
     root, index = graph()
     guide = Guide.build(Walk(root, index), index, _OPS.get)
     again, index2 = graph()
     nodes = Walk(again, index2).nodes
-    odd = V(0.0, (again, again), "-")  # another op string at the root: refused
+    refused = V(0.0, (again, again), "-")  # another op string at the root
     before = [sys.getrefcount(v) for v in nodes]
-
     broken = {k: object() for k in index2}  # a parameter's index that is not an int
 
     for _ in range(50):
         assert guide.number(again, index2) is not None  # numbered
-        assert guide.number(odd, index2) is None  # not the plan's graph
+        assert guide.number(refused, index2) is None  # not the plan's graph
         with pytest.raises(TypeError):  # an error half-way down, at the first parameter
-            compiled.walk(again, guide.compiled, broken, None)
+            compiled_walk.walk(again, guide.compiled, broken, None)
     assert [sys.getrefcount(v) for v in nodes] == before
 
 
-def test_a_plan_that_does_not_hold_together_is_refused():
+def test_a_plan_that_does_not_hold_together_is_refused(compiled_walk):
     root, index = graph()
     guide = Guide.build(Walk(root, index), index, _OPS.get)
     a, b, params, lens, tupleish, ops = guide.compiled
     with pytest.raises(ValueError, match="differ in length"):
-        compiled.walk(root, (a, b, params, lens[:-1], tupleish, ops), index, None)
+        compiled_walk.walk(root, (a, b, params, lens[:-1], tupleish, ops), index, None)
     # The root its own first operand: the walk would go up, not down.
     backwards = bytearray(a)
     backwards[-4:] = (len(lens) - 1).to_bytes(4, sys.byteorder)
     with pytest.raises(ValueError, match="comes after its node"):
-        compiled.walk(root, (bytes(backwards), b, params, lens, tupleish, ops), index, None)
+        compiled_walk.walk(root, (bytes(backwards), b, params, lens, tupleish, ops), index, None)

@@ -267,47 +267,52 @@ def _operands(root: Any, param_index: dict[int, int]) -> tuple[int, int, dict[in
     leaf_key = {i: hash((0, p)) for i, p in param_index.items()}.get
     input_key = _INPUT_KEY
     opget = _OPS.get
-    while stack:
-        v = pop()
-        if v is _DONE:
+    # A parent's key is looked up when its child is finished: a parent missing then was
+    # not the object met when the child was entered.
+    try:
+        while stack:
             v = pop()
-            prev = v._prev
-            op = v._op
-            code, arg, arity, opkey = opget(op) or op_code(op)
-            if len(prev) == 2 and type(prev) is not tuple and type(prev) is not list:
-                p, q = prev
-                kp, kq = info[id(p)][0], info[id(q)][0]
-                if kq < kp or (kq == kp and _before(q, p)):
-                    p, q, kp, kq = q, p, kq, kp
-                parents = (p, q)
-                if arity != 2:  # not the op we know: as written
+            if v is _DONE:
+                v = pop()
+                prev = v._prev
+                op = v._op
+                code, arg, arity, opkey = opget(op) or op_code(op)
+                if len(prev) == 2 and type(prev) is not tuple and type(prev) is not list:
+                    p, q = prev
+                    kp, kq = info[id(p)][0], info[id(q)][0]
+                    if kq < kp or (kq == kp and _before(q, p)):
+                        p, q, kp, kq = q, p, kq, kp
+                    parents = (p, q)
+                    if arity != 2:  # not the op we know: as written
+                        code, arg, arity, opkey = _unknown(op)
+                    info[id(v)] = (hash((opkey, kp, kq)), code, arg, parents)
+                    continue
+                if type(prev) is tuple or type(prev) is list:
+                    parents = tuple(prev)
+                else:
+                    parents = tuple(_sorted(prev, info))
+                if arity == 2 and len(parents) == 1:
+                    parents = (parents[0], parents[0])  # micrograd's a + a: set((a, a)) == {a}
+                elif arity is not None and len(parents) != arity:
                     code, arg, arity, opkey = _unknown(op)
-                info[id(v)] = (hash((opkey, kp, kq)), code, arg, parents)
+                key = hash((opkey, *[info[id(p)][0] for p in parents]))
+                info[id(v)] = (key, code, arg, parents)
                 continue
-            if type(prev) is tuple or type(prev) is list:
-                parents = tuple(prev)
-            else:
-                parents = tuple(_sorted(prev, info))
-            if arity == 2 and len(parents) == 1:
-                parents = (parents[0], parents[0])  # micrograd's a + a: set((a, a)) == {a}
-            elif arity is not None and len(parents) != arity:
-                code, arg, arity, opkey = _unknown(op)
-            key = hash((opkey, *[info[id(p)][0] for p in parents]))
-            info[id(v)] = (key, code, arg, parents)
-            continue
-        i = id(v)
-        if i in info:
-            continue
-        prev = v._prev
-        if not prev:
-            info[i] = (leaf_key(i, input_key), "", None, ())
-            continue
-        info[i] = None
-        push(v)
-        push(_DONE)
-        for p in prev:
-            if id(p) not in info:
-                push(p)
+            i = id(v)
+            if i in info:
+                continue
+            prev = v._prev
+            if not prev:
+                info[i] = (leaf_key(i, input_key), "", None, ())
+                continue
+            info[i] = None
+            push(v)
+            push(_DONE)
+            for p in prev:
+                if id(p) not in info:
+                    push(p)
+    except KeyError:
+        raise ValueError("a ._prev gave other parents when read again") from None
     return info[id(root)][0], len(info), info
 
 
@@ -354,12 +359,6 @@ def capture_foreign(graphs: GraphCapture, root: Any, step: int) -> Snapshot:
             f"log(loss): the graph of {shown(root)} cannot be read ({type(e).__name__}: "
             f"{shown(str(e), 120)}); a micrograd-style graph holds numbers in .data and "
             ".grad, its parents in ._prev and a string in ._op, and has no cycles"
-        ) from None
-    except KeyError:  # a parent met again was not the object met the first time
-        raise InvalidArgument(
-            f"log(loss): the graph of {shown(root)} cannot be read: a node's ._prev gave "
-            "other parents when read again; ._prev must hold the parent nodes themselves "
-            "(a tuple, list or set of them)"
         ) from None
     # The last step's shape: every capture leaves its own the most recently seen.
     last = graphs.shapes[-1] if graphs.shapes else None
